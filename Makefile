@@ -1,0 +1,30 @@
+# The two commands the README documents:
+#   make run   - set up a virtualenv, install, and start the engine with demo data
+#   make test  - set up a virtualenv, install with test extras, and run the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint install clean
+
+$(BIN)/playbook: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/playbook
+
+install: $(BIN)/playbook
+
+run: install
+	$(BIN)/playbook up --demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .playbook .pytest_cache .hypothesis

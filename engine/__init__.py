@@ -1,0 +1,1 @@
+"""The playbook engine: language, compiler, store, triggers, API and CLI."""
