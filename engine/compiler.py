@@ -1,0 +1,596 @@
+"""Compile a validated playbook into a `CompiledPlan`, checking everything that needs context.
+
+The schema checks each field on its own; here we check the playbook as a whole: step ids
+and references, loops that could spin with no time passing, expressions and templates
+(syntax and every name they use), milestones, recipients and assignees. Every problem is a
+located diagnostic; a playbook with errors produces no plan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2.exceptions import TemplateSyntaxError
+
+from engine.diagnostics import Diagnostic, did_you_mean
+from engine.durations import parse_duration
+from engine.expressions import BASE_NAMES, check_expression, check_names, uses_variable
+from engine.loader import LoadedFile
+from engine.plan import (
+    END,
+    BranchCasePlan,
+    BranchPlan,
+    CompiledPlan,
+    EmailPlan,
+    EndPlan,
+    EnrollPlan,
+    ExitPlan,
+    GoalPlan,
+    MilestonePlan,
+    SenderPlan,
+    StepPlan,
+    TaskPlan,
+    TriggerPlan,
+    UpdatePlan,
+    WaitForPlan,
+    WaitPlan,
+    WindowPlan,
+)
+from engine.sandbox import make_sandbox
+from engine.schema import (
+    WEEKDAYS,
+    BranchStep,
+    EmailAction,
+    EmailStep,
+    EndStep,
+    EnrollStep,
+    MilestoneDefinition,
+    Playbook,
+    Sender,
+    SendWindow,
+    TaskStep,
+    UpdateStep,
+    WaitForStep,
+    WaitStep,
+    step_action,
+)
+from engine.templates import EMAIL_NAMES, TemplateLibrary, check_text
+from engine.yaml_source import SourceDocument
+
+EMAIL_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DEFAULT_WINDOW = SendWindow()
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class ProjectContext:
+    """What a playbook may refer to outside itself."""
+
+    milestones: dict[str, MilestoneDefinition]
+    templates: TemplateLibrary
+    playbook_ids: set[str] | None = None
+
+
+@dataclass
+class _Edge:
+    source: int
+    target: str
+    loc: Loc
+
+
+@dataclass
+class _Compiler:
+    playbook: Playbook
+    doc: SourceDocument
+    project: ProjectContext
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    templates: dict[str, str] = field(default_factory=dict)
+
+    # -- reporting -------------------------------------------------------------------
+    def error(self, loc: Loc, message: str, *, key: bool = False) -> None:
+        self.diagnostics.append(self.doc.diagnostic(loc, message, key=key))
+
+    def warning(self, loc: Loc, message: str) -> None:
+        self.diagnostics.append(self.doc.diagnostic(loc, message, severity="warning"))
+
+    def expression(self, loc: Loc, source: str | None, names: Iterable[str]) -> None:
+        if source is None:
+            return
+        for problem in check_expression(source, names):
+            self.error(loc, problem)
+
+    def text(self, loc: Loc, source: str | None, names: Iterable[str]) -> None:
+        if source is None:
+            return
+        for problem in check_text(source, tuple(names)):
+            self.error(loc, problem)
+
+    # -- names -----------------------------------------------------------------------
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        event = ("event",) if self.playbook.trigger and self.playbook.trigger.on_event else ()
+        return (*BASE_NAMES, *event)
+
+    # -- whole playbook --------------------------------------------------------------
+    def compile(self) -> CompiledPlan | None:
+        pb = self.playbook
+        steps = pb.steps
+        ids = self._step_ids()
+        plans = [self._step(i, step, ids) for i, step in enumerate(steps)]
+        self._check_loops_and_reachability(plans)
+        plan_kwargs: dict[str, Any] = {
+            "playbook": pb.playbook,
+            "name": pb.name,
+            "description": pb.description,
+            "trigger": self._trigger(),
+            "exit": self._exit(),
+            "goal": self._goal(),
+            "window": self._window(pb.defaults.send_window),
+            "sender": self._sender(pb.defaults.from_),
+            "reply_to": pb.defaults.reply_to,
+            "start": steps[0].id,
+            "milestones": self._milestones_used(),
+            "templates": dict(sorted(self.templates.items())),
+        }
+        if pb.reenroll in ("never", "always"):
+            plan_kwargs["reenroll"] = pb.reenroll
+        else:
+            plan_kwargs["reenroll"] = "after"
+            plan_kwargs["reenroll_after_seconds"] = parse_duration(pb.reenroll)
+        if any(d.severity == "error" for d in self.diagnostics) or None in plans:
+            return None
+        return CompiledPlan(steps=plans, **plan_kwargs).with_version()
+
+    def _step_ids(self) -> set[str]:
+        seen: dict[str, int] = {}
+        for index, step in enumerate(self.playbook.steps):
+            if step.id == END:
+                self.error(("steps", index, "id"), "'end' is reserved; name the step otherwise")
+            if step.id in seen:
+                first = self.doc.where(("steps", seen[step.id], "id")).line
+                self.error(
+                    ("steps", index, "id"),
+                    f"duplicate step id '{step.id}' (first used at line {first})",
+                )
+            else:
+                seen[step.id] = index
+        return set(seen)
+
+    def _ref(self, loc: Loc, target: str | None, ids: set[str]) -> None:
+        if target is None or target == END or target in ids:
+            return
+        self.error(
+            loc,
+            f"no step '{target}' in this playbook"
+            f"{did_you_mean(target, [*ids, END])}; "
+            "refer to a step id or 'end'",
+        )
+
+    # -- header sections -------------------------------------------------------------
+    def _trigger(self) -> TriggerPlan | None:
+        trig = self.playbook.trigger
+        if trig is None:
+            return None
+        loc: Loc = ("trigger",)
+        names = (*BASE_NAMES, "event") if trig.on_event else BASE_NAMES
+        self.expression((*loc, "if"), trig.if_, names)
+        self.expression((*loc, "on_date"), trig.on_date, BASE_NAMES)
+        if trig.on_event:
+            return TriggerPlan(kind="event", event=trig.on_event, condition=trig.if_)
+        if trig.on_date:
+            return TriggerPlan(kind="date", date=trig.on_date, condition=trig.if_)
+        if trig.schedule:
+            sched = trig.schedule
+            return TriggerPlan(
+                kind="schedule",
+                every=sched.every,
+                before_end_seconds=parse_duration(sched.before_end) if sched.before_end else None,
+                after_start_seconds=(
+                    parse_duration(sched.after_start) if sched.after_start else None
+                ),
+                condition=trig.if_,
+            )
+        return TriggerPlan(kind="manual", condition=trig.if_)
+
+    def _exit(self) -> ExitPlan | None:
+        ex = self.playbook.exit
+        if ex is None:
+            return None
+        self.expression(("exit", "if"), ex.if_, BASE_NAMES)
+        return ExitPlan(on_events=ex.on_events, condition=ex.if_)
+
+    def _goal(self) -> GoalPlan | None:
+        goal = self.playbook.goal
+        if goal is None:
+            return None
+        self._milestone(("goal", "milestone"), goal.milestone)
+        self.expression(("goal", "if"), goal.if_, (*BASE_NAMES, "event"))
+        return GoalPlan(milestone=goal.milestone, event=goal.event, condition=goal.if_)
+
+    def _milestone(self, loc: Loc, name: str | None) -> None:
+        if name is not None and name not in self.project.milestones:
+            known = sorted(self.project.milestones)
+            self.error(
+                loc,
+                f"unknown milestone '{name}'{did_you_mean(name, known)}; define it "
+                f"in milestones.yaml (known: {', '.join(known) or 'none'})",
+            )
+
+    def _milestones_used(self) -> dict[str, MilestonePlan]:
+        names = set()
+        if self.playbook.goal and self.playbook.goal.milestone:
+            names.add(self.playbook.goal.milestone)
+        for step in self.playbook.steps:
+            if isinstance(step, WaitForStep) and step.wait_for.milestone:
+                names.add(step.wait_for.milestone)
+        out = {}
+        for name in sorted(names & set(self.project.milestones)):
+            m = self.project.milestones[name]
+            out[name] = MilestonePlan(
+                name=name,
+                event=m.event,
+                count=m.count,
+                where=m.where,
+                metric=m.metric,
+                at_least=m.at_least,
+            )
+        return out
+
+    @staticmethod
+    def _window(window: SendWindow | str | None) -> WindowPlan | None:
+        if window is None or window == "anytime" or not isinstance(window, SendWindow):
+            return None
+
+        def minutes(hhmm: str) -> int:
+            hours, mins = hhmm.split(":")
+            return int(hours) * 60 + int(mins)
+
+        return WindowPlan(
+            days=sorted(WEEKDAYS.index(d) for d in set(window.days)),
+            start_minute=minutes(window.between[0]),
+            end_minute=minutes(window.between[1]),
+        )
+
+    @staticmethod
+    def _sender(sender: Sender | None) -> SenderPlan | None:
+        return SenderPlan(email=sender.email, name=sender.name) if sender else None
+
+    # -- steps -----------------------------------------------------------------------
+    def _step(self, index: int, step: Any, ids: set[str]) -> StepPlan | None:
+        loc: Loc = ("steps", index)
+        steps = self.playbook.steps
+        following = steps[index + 1].id if index + 1 < len(steps) else END
+        self._ref((*loc, "next"), step.next, ids)
+        self.expression((*loc, "if"), step.if_, self.step_names)
+        kind = step_action(step)
+        common: dict[str, Any] = {
+            "id": step.id,
+            "kind": kind,
+            "line": self.doc.where(loc).line,
+            "condition": step.if_,
+            "next": step.next or following,
+        }
+        action_loc: Loc = (*loc, kind or "")
+        if isinstance(step, EmailStep):
+            email = self._email(action_loc, step)
+            return StepPlan(email=email, **common) if email else None
+        if isinstance(step, TaskStep):
+            return StepPlan(task=self._task(action_loc, step, ids), **common)
+        if isinstance(step, WaitStep):
+            wait = step.wait
+            self.expression((*action_loc, "until"), wait.until, BASE_NAMES)
+            at = None
+            if wait.at:
+                hours, mins = wait.at.split(":")
+                at = int(hours) * 60 + int(mins)
+            seconds = parse_duration(wait.for_) if wait.for_ else None
+            return StepPlan(
+                wait=WaitPlan(seconds=seconds, until=wait.until, at_minute=at), **common
+            )
+        if isinstance(step, WaitForStep):
+            return StepPlan(
+                wait_for=self._wait_for(action_loc, step, ids, common["next"]), **common
+            )
+        if isinstance(step, BranchStep):
+            cases = []
+            for n, case in enumerate(step.branch.cases):
+                case_loc = (*action_loc, "cases", n)
+                self.expression((*case_loc, "if"), case.if_, self.step_names)
+                self._ref((*case_loc, "goto"), case.goto, ids)
+                cases.append(BranchCasePlan(condition=case.if_, goto=case.goto))
+            self._ref((*action_loc, "otherwise"), step.branch.otherwise, ids)
+            branch = BranchPlan(cases=cases, otherwise=step.branch.otherwise or common["next"])
+            return StepPlan(branch=branch, **common)
+        if isinstance(step, UpdateStep):
+            for key, value in step.update.set.items():
+                if isinstance(value, str):
+                    self.text((*action_loc, "set", key), value, self.step_names)
+            up = step.update
+            return StepPlan(
+                update=UpdatePlan(set=up.set, add_tags=up.add_tags, remove_tags=up.remove_tags),
+                **common,
+            )
+        if isinstance(step, EnrollStep):
+            target = step.enroll.playbook
+            known = self.project.playbook_ids
+            if target == self.playbook.playbook:
+                self.error(
+                    (*action_loc, "playbook"),
+                    "a playbook cannot enroll a customer in itself; use 'next' to loop",
+                )
+            elif known is not None and target not in known:
+                self.error(
+                    (*action_loc, "playbook"),
+                    f"no playbook '{target}'{did_you_mean(target, known)}; "
+                    f"known: {', '.join(sorted(known))}",
+                )
+            return StepPlan(enroll=EnrollPlan(playbook=target), **common)
+        if isinstance(step, EndStep):
+            return StepPlan(end=EndPlan(outcome=step.end.outcome), **common)
+        return None
+
+    def _recipient(self, loc: Loc, to: str | None) -> tuple[str, str | None] | None:
+        if to is None:
+            return "contacts", None
+        value = to.strip()
+        if value in ("owner", "manager"):
+            return value, None
+        if value.startswith("role:"):
+            return "role", value.removeprefix("role:").strip()
+        if EMAIL_ADDRESS.match(value):
+            return "address", value
+        problems = check_expression(value, (*self.step_names, "contact"))
+        if problems:
+            for problem in problems:
+                self.error(loc, problem)
+            return None
+        if not uses_variable(value, "contact"):
+            self.error(
+                loc,
+                f"'to: {value}' never looks at 'contact', so it picks every contact "
+                'or none; filter contacts (e.g. contact.role == "admin") or use '
+                "'owner', 'manager', 'role:<name>' or an email address",
+            )
+            return None
+        return "contacts", value
+
+    def _email(self, loc: Loc, step: EmailStep) -> EmailPlan | None:
+        email: EmailAction = step.email
+        recipient = self._recipient((*loc, "to"), email.to)
+        window_src = (
+            email.send_window
+            if email.send_window is not None
+            else (self.playbook.defaults.send_window or DEFAULT_WINDOW)
+        )
+        common = {
+            "to": email.to if recipient and recipient[0] == "contacts" else None,
+            "recipient": recipient[0] if recipient else "contacts",
+            "recipient_value": recipient[1] if recipient else None,
+            "window": self._window(window_src),
+            "sender": self._sender(email.from_),
+            "reply_to": email.reply_to,
+        }
+        if email.template:
+            template, diags = self.project.templates.load(email.template)
+            if template is None:
+                available = self.project.templates.available()
+                self.error(
+                    (*loc, "template"),
+                    f"template '{email.template}' not found: expected "
+                    f"{self.project.templates.display(email.template + '.html')}"
+                    f"{did_you_mean(email.template, available)}",
+                )
+                return None
+            self.diagnostics.extend(diags)
+            self.templates.update(template.sources)
+            return EmailPlan(
+                template=email.template,
+                subject=template.subject,
+                preheader=template.preheader,
+                html_template=template.html_file,
+                text_template=template.text_file,
+                **common,
+            )
+        assert email.subject is not None and email.body is not None
+        self.text((*loc, "subject"), email.subject, EMAIL_NAMES)
+        html_key = f"inline/{step.id}.html"
+        self._inline((*loc, "body"), email.body, html_key, autoescape=True)
+        text_key = None
+        if email.text:
+            text_key = f"inline/{step.id}.txt"
+            self._inline((*loc, "text"), email.text, text_key, autoescape=False)
+        return EmailPlan(
+            subject=email.subject, html_template=html_key, text_template=text_key, **common
+        )
+
+    def _inline(self, loc: Loc, source: str, key: str, *, autoescape: bool) -> None:
+        env = make_sandbox(autoescape=autoescape)
+        try:
+            tree = env.parse(source)
+        except TemplateSyntaxError as exc:
+            pos = self.doc.where(loc)
+            self.diagnostics.append(
+                Diagnostic(
+                    self.doc.path,
+                    pos.line + (exc.lineno or 1) - 1,
+                    pos.column,
+                    f"body does not parse: {exc.message}",
+                )
+            )
+            return
+        for problem in check_names(tree, EMAIL_NAMES):
+            self.error(loc, problem)
+        self.templates[key] = source
+
+    def _assignee(self, loc: Loc, value: str, allowed: tuple[str, ...]) -> None:
+        if value in allowed or value.startswith("role:") or EMAIL_ADDRESS.match(value):
+            return
+        options = ", ".join(allowed)
+        self.error(
+            loc, f"'{value}' is not an assignee: use {options}, 'role:<name>' or an email address"
+        )
+
+    def _task(self, loc: Loc, step: TaskStep, ids: set[str]) -> TaskPlan:
+        task = step.task
+        names = self.step_names
+        self.text((*loc, "title"), task.title, names)
+        self.text((*loc, "description"), task.description, names)
+        self._assignee((*loc, "assignee"), task.assignee, ("owner", "manager"))
+        self._assignee((*loc, "escalate_to"), task.escalate_to, ("owner", "manager"))
+        if len(set(task.outcomes)) != len(task.outcomes):
+            self.error((*loc, "outcomes"), "outcomes must be unique")
+        for outcome, target in task.on_outcome.items():
+            if outcome not in task.outcomes:
+                self.error(
+                    (*loc, "on_outcome", outcome),
+                    f"'{outcome}' is not one of this task's outcomes"
+                    f"{did_you_mean(outcome, task.outcomes)}; outcomes: "
+                    f"{', '.join(task.outcomes)}",
+                    key=True,
+                )
+            self._ref((*loc, "on_outcome", outcome), target, ids)
+        if task.on_outcome and not task.wait:
+            self.error(
+                (*loc, "on_outcome"),
+                "'on_outcome' needs 'wait: true' (the playbook must wait for the outcome)",
+                key=True,
+            )
+        if task.escalate_after and not task.wait:
+            self.warning(
+                (*loc, "escalate_after"),
+                "'escalate_after' without 'wait: true' escalates only while the "
+                "playbook waits; it has no effect here",
+            )
+        return TaskPlan(
+            title=task.title,
+            description=task.description,
+            assignee=task.assignee,
+            due_seconds=parse_duration(task.due) if task.due else None,
+            priority=task.priority,
+            outcomes=task.outcomes,
+            wait=task.wait,
+            escalate_after_seconds=(
+                parse_duration(task.escalate_after) if task.escalate_after else None
+            ),
+            escalate_to=task.escalate_to,
+            on_outcome=task.on_outcome,
+        )
+
+    def _wait_for(self, loc: Loc, step: WaitForStep, ids: set[str], following: str) -> WaitForPlan:
+        wf = step.wait_for
+        self._milestone((*loc, "milestone"), wf.milestone)
+        self.expression((*loc, "if"), wf.if_, (*BASE_NAMES, "event"))
+        self._ref((*loc, "on_timeout"), wf.on_timeout, ids)
+        if wf.timeout is None:
+            self.warning(
+                loc,
+                f"step '{step.id}' waits for "
+                f"{'milestone' if wf.milestone else 'event'} "
+                f"'{wf.milestone or wf.event}' with no timeout; it may wait forever",
+            )
+        return WaitForPlan(
+            milestone=wf.milestone,
+            event=wf.event,
+            condition=wf.if_,
+            timeout_seconds=parse_duration(wf.timeout) if wf.timeout else None,
+            on_timeout=wf.on_timeout or following,
+        )
+
+    # -- graph checks ----------------------------------------------------------------
+    def _edges(self, plans: list[StepPlan | None]) -> list[_Edge]:
+        edges: list[_Edge] = []
+        for i, (step, plan) in enumerate(zip(self.playbook.steps, plans, strict=True)):
+            if plan is None:
+                continue
+            loc: Loc = ("steps", i)
+            next_loc = (*loc, "next") if step.next else loc
+            # End and branch steps only fall through to `next` when their `if:` is false.
+            if plan.kind not in ("end", "branch") or plan.condition:
+                edges.append(_Edge(i, plan.next, next_loc))
+            if plan.branch:
+                for n, case in enumerate(plan.branch.cases):
+                    edges.append(_Edge(i, case.goto, (*loc, "branch", "cases", n, "goto")))
+                edges.append(_Edge(i, plan.branch.otherwise, (*loc, "branch", "otherwise")))
+            if plan.wait_for and plan.wait_for.on_timeout:
+                edges.append(_Edge(i, plan.wait_for.on_timeout, (*loc, "wait_for", "on_timeout")))
+            if plan.task:
+                for outcome, target in plan.task.on_outcome.items():
+                    edges.append(_Edge(i, target, (*loc, "task", "on_outcome", outcome)))
+        return edges
+
+    def _check_loops_and_reachability(self, plans: list[StepPlan | None]) -> None:
+        index = {s.id: i for i, s in enumerate(self.playbook.steps)}
+        edges = [e for e in self._edges(plans) if e.target in index]
+        passes_time = [p is not None and _passes_time(p) for p in plans]
+        graph: dict[int, list[_Edge]] = {}
+        for e in edges:
+            if not passes_time[e.source]:
+                graph.setdefault(e.source, []).append(e)
+        reported: set[int] = set()
+        for start in range(len(plans)):
+            if passes_time[start] or start in reported:
+                continue
+            cycle = _find_cycle(start, graph, index, passes_time)
+            if cycle and not reported.intersection(e.source for e in cycle):
+                reported.update(e.source for e in cycle)
+                closing = max(cycle, key=lambda e: (e.source >= index[e.target], e.source))
+                names = " -> ".join(
+                    [self.playbook.steps[e.source].id for e in cycle] + [cycle[-1].target]
+                )
+                self.error(
+                    closing.loc,
+                    f"loop with no wait: {names} can repeat without time "
+                    "passing; add a wait, a wait_for or a task with "
+                    "'wait: true' inside the loop",
+                )
+        reachable = {0}
+        frontier = [0]
+        while frontier:
+            current = frontier.pop()
+            for e in edges:
+                if e.source == current and index[e.target] not in reachable:
+                    reachable.add(index[e.target])
+                    frontier.append(index[e.target])
+        for i, step in enumerate(self.playbook.steps):
+            if i not in reachable:
+                self.warning(
+                    ("steps", i, "id"), f"step '{step.id}' is unreachable: no step leads to it"
+                )
+
+
+def _passes_time(plan: StepPlan) -> bool:
+    if plan.kind in ("wait", "wait_for"):
+        return True
+    return plan.kind == "task" and plan.task is not None and plan.task.wait
+
+
+def _find_cycle(
+    start: int, graph: dict[int, list[_Edge]], index: dict[str, int], passes_time: list[bool]
+) -> list[_Edge] | None:
+    """A cycle through ``start`` made only of steps where no time passes, or None."""
+    stack: list[tuple[int, list[_Edge]]] = [(start, [])]
+    visited: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        for edge in graph.get(node, []):
+            target = index[edge.target]
+            if target == start:
+                return [*path, edge]
+            if target not in visited and not passes_time[target]:
+                visited.add(target)
+                stack.append((target, [*path, edge]))
+    return None
+
+
+def compile_loaded(
+    loaded: LoadedFile, project: ProjectContext
+) -> tuple[CompiledPlan | None, list[Diagnostic]]:
+    """Compile a loaded playbook file; returns (plan or None, all diagnostics)."""
+    if loaded.model is None or loaded.document is None:
+        return None, list(loaded.diagnostics)
+    compiler = _Compiler(loaded.model, loaded.document, project)
+    plan = compiler.compile()
+    return plan, [*loaded.diagnostics, *compiler.diagnostics]

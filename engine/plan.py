@@ -1,0 +1,193 @@
+"""The compiled plan: what the interpreter workflow runs.
+
+A plan is plain, JSON-serialisable data with every reference resolved, every duration in
+seconds and every expression and template already checked. It travels inside the
+workflow's input, so a running enrollment keeps the exact plan it started with.
+
+This module is imported by workflow code: it must stay free of jinja2, yaml and I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+END = "end"
+StepKind = Literal["email", "task", "wait", "wait_for", "branch", "update", "enroll", "end"]
+
+
+class PlanModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WindowPlan(PlanModel):
+    """Send window: weekday numbers (Monday=0) and local opening minutes [start, end)."""
+
+    days: list[int]
+    start_minute: int
+    end_minute: int
+
+
+class SenderPlan(PlanModel):
+    email: str
+    name: str | None = None
+
+
+class EmailPlan(PlanModel):
+    """An email: subject source plus keys into `CompiledPlan.templates` for the bodies."""
+
+    template: str | None = None
+    subject: str
+    preheader: str | None = None
+    html_template: str
+    text_template: str | None = None
+    to: str | None = None
+    recipient: Literal["contacts", "owner", "manager", "role", "address"] = "contacts"
+    recipient_value: str | None = None
+    window: WindowPlan | None = None
+    sender: SenderPlan | None = None
+    reply_to: str | None = None
+
+
+class TaskPlan(PlanModel):
+    title: str
+    description: str | None = None
+    assignee: str = "owner"
+    due_seconds: int | None = None
+    priority: str = "normal"
+    outcomes: list[str]
+    wait: bool = False
+    escalate_after_seconds: int | None = None
+    escalate_to: str = "manager"
+    on_outcome: dict[str, str] = Field(default_factory=dict)
+
+
+class WaitPlan(PlanModel):
+    seconds: int | None = None
+    until: str | None = None
+    at_minute: int | None = None
+
+
+class WaitForPlan(PlanModel):
+    milestone: str | None = None
+    event: str | None = None
+    condition: str | None = None
+    timeout_seconds: int | None = None
+    on_timeout: str | None = None
+
+
+class BranchCasePlan(PlanModel):
+    condition: str
+    goto: str
+
+
+class BranchPlan(PlanModel):
+    cases: list[BranchCasePlan]
+    otherwise: str
+
+
+class UpdatePlan(PlanModel):
+    set: dict[str, Any] = Field(default_factory=dict)
+    add_tags: list[str] = Field(default_factory=list)
+    remove_tags: list[str] = Field(default_factory=list)
+
+
+class EnrollPlan(PlanModel):
+    playbook: str
+
+
+class EndPlan(PlanModel):
+    outcome: str = "completed"
+
+
+class StepPlan(PlanModel):
+    """One step with its successor resolved (`next` is a step id or 'end')."""
+
+    id: str
+    kind: StepKind
+    line: int
+    condition: str | None = None
+    next: str
+    email: EmailPlan | None = None
+    task: TaskPlan | None = None
+    wait: WaitPlan | None = None
+    wait_for: WaitForPlan | None = None
+    branch: BranchPlan | None = None
+    update: UpdatePlan | None = None
+    enroll: EnrollPlan | None = None
+    end: EndPlan | None = None
+
+
+class MilestonePlan(PlanModel):
+    name: str
+    event: str | None = None
+    count: int = 1
+    where: dict[str, Any] = Field(default_factory=dict)
+    metric: str | None = None
+    at_least: float | None = None
+
+
+class TriggerPlan(PlanModel):
+    kind: Literal["event", "date", "schedule", "manual"]
+    event: str | None = None
+    date: str | None = None
+    every: str | None = None
+    before_end_seconds: int | None = None
+    after_start_seconds: int | None = None
+    condition: str | None = None
+
+
+class ExitPlan(PlanModel):
+    on_events: list[str] = Field(default_factory=list)
+    condition: str | None = None
+
+
+class GoalPlan(PlanModel):
+    milestone: str | None = None
+    event: str | None = None
+    condition: str | None = None
+
+
+class CompiledPlan(PlanModel):
+    """A whole playbook, ready to run; `version` is the SHA-256 of everything else."""
+
+    playbook: str
+    name: str
+    description: str | None = None
+    version: str = ""
+    trigger: TriggerPlan | None = None
+    exit: ExitPlan | None = None
+    goal: GoalPlan | None = None
+    reenroll: Literal["never", "always", "after"] = "never"
+    reenroll_after_seconds: int | None = None
+    window: WindowPlan | None = None
+    sender: SenderPlan | None = None
+    reply_to: str | None = None
+    start: str
+    steps: list[StepPlan]
+    milestones: dict[str, MilestonePlan] = Field(default_factory=dict)
+    templates: dict[str, str] = Field(
+        default_factory=dict, description="Source of every template file the plan renders."
+    )
+
+    def step(self, step_id: str) -> StepPlan:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def canonical_json(self) -> str:
+        """The plan without its version, as sorted compact JSON: the input to the hash."""
+        data = self.model_dump(mode="json", exclude={"version"})
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def with_version(self) -> CompiledPlan:
+        digest = hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+        return self.model_copy(update={"version": digest})
+
+    @property
+    def short_version(self) -> str:
+        return self.version[:12]

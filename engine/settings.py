@@ -1,0 +1,143 @@
+"""Runtime configuration, read from environment variables and a `.env` file.
+
+Every setting is an upper-case environment variable named like the field (`DATABASE_URL`
+for `database_url`); a `.env` file in the working directory is read too, and real
+environment variables win over it. Secrets are `SecretStr` so they never show up in a
+`repr`, a log line or a traceback: call `.get_secret_value()` where the value is needed.
+
+`get_settings()` is what application code calls; it is cached for the process. Tests build
+their own with `load_settings(**overrides)` or swap what `get_settings()` returns for a
+block with `settings_override(**overrides)`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_FILE_NAME = "secret"
+
+
+class Settings(BaseSettings):
+    """All knobs of the engine, worker, API and mailer, with production-safe defaults."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+    )
+
+    playbook_home: Path = Field(
+        default=Path(".playbook"),
+        description="Data directory: the SQLite database and the generated signing secret.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the store; empty means SQLite in PLAYBOOK_HOME.",
+        repr=False,  # may carry a password
+    )
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "playbooks"
+    temporal_tls_cert: Path | None = Field(default=None, description="Client cert (PEM) path.")
+    temporal_tls_key: Path | None = Field(default=None, description="Client key (PEM) path.")
+    temporal_api_key: SecretStr | None = None
+
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_host: str = Field(
+        default="https://api.sendgrid.com",
+        description="SendGrid API base URL; tests point it at the local stand-in.",
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None,
+        description="Base64 ECDSA public key that signs SendGrid event webhooks.",
+    )
+
+    signing_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Key for signed links (unsubscribe); generated and kept in "
+        "PLAYBOOK_HOME/secret when not set, so links stay valid across restarts.",
+    )
+    public_base_url: str = "http://localhost:8000"
+    mail_from_email: str = "success@example.com"
+    mail_from_name: str = "Customer Success"
+
+    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+
+    @model_validator(mode="after")
+    def _fill_derived_defaults(self) -> Settings:
+        """Anchor the data dir, derive the database URL and load or create the secret."""
+        self.playbook_home = self.playbook_home.expanduser().absolute()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.playbook_home / 'playbook.db'}"
+        if not self.signing_secret.get_secret_value():
+            self.signing_secret = SecretStr(_load_or_create_secret(self.playbook_home))
+        self.public_base_url = self.public_base_url.rstrip("/")
+        self.sendgrid_host = self.sendgrid_host.rstrip("/")
+        return self
+
+
+def _load_or_create_secret(home: Path) -> str:
+    """Return the secret persisted in `home`, creating it (mode 0600) on first use.
+
+    Creation uses O_EXCL so two processes starting together agree on one secret: the
+    loser of the race reads the winner's file.
+    """
+    path = home / SECRET_FILE_NAME
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+        raise RuntimeError(f"{path} is empty; delete it or set SIGNING_SECRET") from None
+    value = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build fresh, uncached settings: environment and `.env`, then `overrides` on top.
+
+    Overrides use field names (`playbook_home=tmp_path`), not environment variable names.
+    """
+    return Settings(**overrides)
+
+
+_override: Settings | None = None
+
+
+@lru_cache(maxsize=1)
+def _cached_settings() -> Settings:
+    return Settings()
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read once (or the active `settings_override`)."""
+    if _override is not None:
+        return _override
+    return _cached_settings()
+
+
+@contextmanager
+def settings_override(**overrides: Any) -> Iterator[Settings]:
+    """Make `get_settings()` return `load_settings(**overrides)` inside the block (tests)."""
+    global _override
+    previous = _override
+    _override = load_settings(**overrides)
+    try:
+        yield _override
+    finally:
+        _override = previous

@@ -1,0 +1,144 @@
+"""Engines, sessions and schema migrations for the store.
+
+- `create_engine_for(url)` makes a new engine, tuned per backend (SQLite pragmas, pool
+  pre-ping on PostgreSQL). `engine_for(url)` returns a cached one per URL.
+- `session_factory(url)` returns the cached `sessionmaker` for a URL; use it as
+  `with session_factory(url).begin() as session: ...` so a block commits or rolls back as
+  a whole. Repository functions never commit on their own.
+- `migrate(url)` upgrades the schema to the newest Alembic revision; the schema is only
+  ever created by migrations (never `metadata.create_all`), so every deployment has
+  exactly the schema the migrations describe.
+
+`url=None` everywhere means `get_settings().database_url`.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.settings import get_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+_factories: dict[str, sessionmaker[Session]] = {}
+
+
+def resolve_url(url: str | URL | None = None) -> URL:
+    """Parse `url` (default: the configured one) and pin PostgreSQL to the psycopg 3 driver.
+
+    Plain `postgresql://` and Heroku-style `postgres://` would otherwise pick psycopg2,
+    which is not installed.
+    """
+    parsed = make_url(url if url is not None else get_settings().database_url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The database file of a SQLite URL, or None for in-memory databases."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Per-connection SQLite settings.
+
+    WAL lets readers proceed while one writer writes; foreign keys are off by default in
+    SQLite; busy_timeout makes a writer wait for the lock instead of failing at once.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL mode, faster
+    finally:
+        cursor.close()
+
+
+def create_engine_for(url: str | URL | None = None, **kwargs: Any) -> Engine:
+    """A new engine for `url`; extra keyword arguments go to `sqlalchemy.create_engine`.
+
+    For SQLite the parent directory of the database file is created and the pragmas of
+    `_set_sqlite_pragmas` are applied to every connection.
+    """
+    parsed = resolve_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed)
+        if path is not None:
+            path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, **kwargs)
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+def engine_for(url: str | URL | None = None) -> Engine:
+    """The process-wide engine for `url`, created on first use."""
+    key = resolve_url(url).render_as_string(hide_password=False)
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = create_engine_for(key)
+        return engine
+
+
+def session_factory(url: str | URL | None = None) -> sessionmaker[Session]:
+    """The process-wide session factory for `url`.
+
+    `expire_on_commit=False` so objects returned from a committed block stay readable
+    (activities return them after the transaction ends).
+    """
+    key = resolve_url(url).render_as_string(hide_password=False)
+    engine = engine_for(key)
+    with _lock:
+        factory = _factories.get(key)
+        if factory is None:
+            factory = _factories[key] = sessionmaker(engine, expire_on_commit=False)
+        return factory
+
+
+def dispose_engines() -> None:
+    """Close every cached engine's connections and forget them (tests, shutdown)."""
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+        _factories.clear()
+    for engine in engines:
+        engine.dispose()
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An Alembic config for the packaged migrations, targeting `url`; no alembic.ini.
+
+    The URL travels in `config.attributes`, not the ini options, so that a `%` in a
+    password is not taken for configparser interpolation.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = resolve_url(url)
+    return config
+
+
+def migrate(url: str | URL | None = None, revision: str = "head") -> None:
+    """Upgrade the database at `url` to `revision` (default: the newest). Idempotent."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str | URL | None = None, revision: str = "base") -> None:
+    """Downgrade the database at `url` to `revision` (default: drop everything)."""
+    command.downgrade(alembic_config(url), revision)

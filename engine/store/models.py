@@ -1,0 +1,441 @@
+"""SQLAlchemy models of the store, the source of truth for business data.
+
+Customers, contacts, events, tasks and the email outbox live here; Temporal only knows where
+each enrollment stands (`enrollments` is a projection of that, for listing and the UI).
+
+Conventions that hold for every table:
+- timestamps are `UTCDateTime`: timezone-aware on the way in (naive values are refused, a
+  naive datetime is a bug waiting for a customer in another time zone) and aware UTC on the
+  way out, on SQLite as on PostgreSQL;
+- JSON columns use SQLAlchemy's `JSON` type (JSONB on PostgreSQL, so values compare and
+  index); assign a new dict/list to change one, in-place mutation is not tracked;
+- emails are stored lower-cased and stripped, so suppression and lookups match however the
+  sender capitalised them;
+- statuses are plain strings (the `*Status` enums list the known values) so that a new
+  status is a code change, not a migration;
+- history tables (events, tasks, outbox, enrollments) carry `customer_id` without a foreign
+  key: they record what happened, including for customers that are unknown or deleted.
+
+The initial migration (`migrations/versions/0001_initial.py`) must stay identical to these
+models; `tests/store/test_migrations.py` checks that with Alembic's autogenerate comparison.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+# Deterministic constraint and index names: Alembic needs them to drop or alter constraints
+# later, and they make the PostgreSQL and SQLite schemas line up name for name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Column length limits. 320 is the longest valid email address.
+ID_LEN = 255
+EMAIL_LEN = 320
+NAME_LEN = 255
+STATUS_LEN = 32
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+"""JSON document column: JSONB on PostgreSQL, JSON text elsewhere."""
+
+NullableJSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+"""Like `JSONType`, but Python None is stored as SQL NULL rather than JSON `null`."""
+
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+"""64-bit autoincrement key; SQLite only autoincrements a column declared INTEGER."""
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime (the default for every timestamp)."""
+    return datetime.now(UTC)
+
+
+def normalize_email(email: str) -> str:
+    """Canonical form of an email address for storage and comparison."""
+    return email.strip().lower()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the database.
+
+    SQLite has no time zone support: SQLAlchemy stores the wall-clock digits and returns
+    naive datetimes. Converting to UTC before binding and tagging UTC on the way out keeps
+    values comparable and sortable as text on SQLite and exact on PostgreSQL.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the store only takes aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base: shared metadata (with naming convention) and Python→SQL types."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        list[str]: JSONType,
+        str: String(ID_LEN),
+    }
+
+
+class EventStatus(enum.StrEnum):
+    """Known values of `Event.status`."""
+
+    RECEIVED = "received"
+    ROUTED = "routed"
+    UNKNOWN_CUSTOMER = "unknown_customer"
+    FAILED = "failed"
+
+
+class TaskStatus(enum.StrEnum):
+    """Values of `Task.status`."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class TaskPriority(enum.StrEnum):
+    """Known values of `Task.priority`."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class OutboxStatus(enum.StrEnum):
+    """Known values of `OutboxMessage.status`: our own steps, then SendGrid's events."""
+
+    CAPTURED = "captured"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    DEFERRED = "deferred"
+    DELIVERED = "delivered"
+    DROPPED = "dropped"
+    BOUNCED = "bounced"
+    OPENED = "opened"
+    CLICKED = "clicked"
+    SPAM_REPORTED = "spam_reported"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class EnrollmentStatus(enum.StrEnum):
+    """Known values of `Enrollment.status`."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    EXITED = "exited"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TERMINATED = "terminated"
+
+
+class Customer(Base):
+    """An account: the unit playbooks enroll. `id` is the CRM's id, not ours."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint(
+            "health_score IS NULL OR (health_score >= 0 AND health_score <= 100)",
+            name="health_score_range",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    segment: Mapped[str | None] = mapped_column(String(64))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    owner_email: Mapped[str | None] = mapped_column(String(EMAIL_LEN), index=True)
+    renewal_date: Mapped[date | None] = mapped_column(index=True)
+    health_score: Mapped[int | None]
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="customer",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Contact.id",
+    )
+
+    @validates("timezone")
+    def _check_timezone(self, _key: str, value: str) -> str:
+        """Refuse a zone name ZoneInfo cannot load: waits and send windows depend on it."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @validates("owner_email")
+    def _normalize_owner(self, _key: str, value: str | None) -> str | None:
+        return None if value is None else normalize_email(value)
+
+
+class Contact(Base):
+    """A person at a customer who can receive emails; unique by email within a customer."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("customer_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(EMAIL_LEN), index=True)
+    first_name: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    last_name: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    role: Mapped[str | None] = mapped_column(String(64))
+    unsubscribed: Mapped[bool] = mapped_column(default=False)
+    unsubscribed_at: Mapped[datetime | None]
+
+    customer: Mapped[Customer] = relationship(back_populates="contacts")
+
+    @validates("email")
+    def _normalize_email(self, _key: str, value: str) -> str:
+        return normalize_email(value)
+
+
+class TeamMember(Base):
+    """A CS team member (CSM, manager, CS ops) who owns accounts and works tasks.
+
+    `manager_email` is deliberately not a foreign key, like `Customer.owner_email`: team
+    rosters are synced from other systems in no particular order.
+    """
+
+    __tablename__ = "team_members"
+
+    email: Mapped[str] = mapped_column(String(EMAIL_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    manager_email: Mapped[str | None] = mapped_column(String(EMAIL_LEN))
+    roles: Mapped[list[str]] = mapped_column(default=list)
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    password_hash: Mapped[str | None]
+
+    @validates("email", "manager_email")
+    def _normalize_emails(self, _key: str, value: str | None) -> str | None:
+        return None if value is None else normalize_email(value)
+
+
+class ApiToken(Base):
+    """A credential for the HTTP API. Only the SHA-256 of the token is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        """The hex SHA-256 stored in `token_hash` for a plaintext token."""
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Event(Base):
+    """A customer event as received; `id` is the sender's event id, which makes it idempotent.
+
+    Events for unknown customers are kept (status `unknown_customer`), never dropped.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_customer_id_at", "customer_id", "at"),)
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    customer_id: Mapped[str]
+    name: Mapped[str]
+    at: Mapped[datetime]
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(STATUS_LEN), default=EventStatus.RECEIVED.value)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class MilestoneState(Base):
+    """Whether and when a customer reached a milestone, how often, and the latest value."""
+
+    __tablename__ = "milestone_states"
+
+    customer_id: Mapped[str] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    milestone: Mapped[str] = mapped_column(primary_key=True)
+    reached_at: Mapped[datetime]
+    count: Mapped[int] = mapped_column(default=1)
+    value: Mapped[Any | None] = mapped_column(NullableJSONType)
+
+
+class Task(Base):
+    """A unit of work for a CSM (a CTA), created by a playbook step, closed with an outcome."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_assignee_email_status", "assignee_email", "status"),
+        Index("ix_tasks_customer_id_status", "customer_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(512), unique=True)
+    enrollment_id: Mapped[str | None] = mapped_column(String(512), index=True)
+    playbook_id: Mapped[str | None]
+    step_id: Mapped[str | None]
+    customer_id: Mapped[str | None]
+    assignee_email: Mapped[str | None] = mapped_column(String(EMAIL_LEN))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime | None]
+    priority: Mapped[str] = mapped_column(String(16), default=TaskPriority.NORMAL.value)
+    outcomes: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(STATUS_LEN), default=TaskStatus.OPEN.value)
+    outcome: Mapped[str | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    completed_by: Mapped[str | None] = mapped_column(String(EMAIL_LEN))
+    completed_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    escalation_of: Mapped[str | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @validates("assignee_email", "completed_by")
+    def _normalize_emails(self, _key: str, value: str | None) -> str | None:
+        return None if value is None else normalize_email(value)
+
+
+class OutboxMessage(Base):
+    """One email a playbook decided to send, and what became of it.
+
+    A row exists before the provider is called (status `captured`), so a send is never lost
+    and, keyed by `idempotency_key`, never repeated when an activity is retried.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(512), unique=True)
+    enrollment_id: Mapped[str | None] = mapped_column(String(512), index=True)
+    playbook_id: Mapped[str | None]
+    step_id: Mapped[str | None]
+    customer_id: Mapped[str | None] = mapped_column(index=True)
+    contact_email: Mapped[str] = mapped_column(String(EMAIL_LEN))
+    to_name: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    subject: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(STATUS_LEN), default=OutboxStatus.CAPTURED.value)
+    provider_message_id: Mapped[str | None] = mapped_column(index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @validates("contact_email")
+    def _normalize_email(self, _key: str, value: str) -> str:
+        return normalize_email(value)
+
+
+class Suppression(Base):
+    """An address that must never be emailed again (unsubscribe, bounce, spam report)."""
+
+    __tablename__ = "suppressions"
+
+    email: Mapped[str] = mapped_column(String(EMAIL_LEN), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str | None] = mapped_column(String(64))
+
+    @validates("email")
+    def _normalize_email(self, _key: str, value: str) -> str:
+        return normalize_email(value)
+
+
+class PlaybookVersion(Base):
+    """A compiled playbook as shipped; `version` is the content hash of the plan."""
+
+    __tablename__ = "playbook_versions"
+
+    playbook_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    source: Mapped[str] = mapped_column(Text)
+    plan: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Enrollment(Base):
+    """Projection of one playbook run (a Temporal workflow) for listing and the UI.
+
+    Temporal stays the source of truth for where a run stands; this row is kept up to date
+    by activities so that lists and filters do not need to query Temporal.
+    """
+
+    __tablename__ = "enrollments"
+    __table_args__ = (Index("ix_enrollments_playbook_id_status", "playbook_id", "status"),)
+
+    workflow_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    playbook_id: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[str] = mapped_column(index=True)
+    cycle_key: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(STATUS_LEN), default=EnrollmentStatus.RUNNING.value)
+    current_step: Mapped[str | None]
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookEvent(Base):
+    """A provider webhook event already processed (SendGrid `sg_event_id`), for dedup."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

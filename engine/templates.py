@@ -1,0 +1,285 @@
+"""Email templates: files under ``playbooks/templates/``, checked at compile time.
+
+A template ``onboarding/welcome`` is the file ``onboarding/welcome.html``, which starts
+with a front matter block giving the subject (and optionally a preheader)::
+
+    ---
+    subject: Welcome to Acme, {{ contact.first_name }}
+    preheader: Three steps to your first dashboard
+    ---
+    {% extends "_layout.html" %}
+    ...
+
+An optional ``onboarding/welcome.txt`` next to it is the plain-text part; without one, the
+text part is derived from the rendered HTML. Layouts and partials (``{% extends %}``,
+``{% include %}``) are followed, and every file used is copied into the compiled plan, so
+rendering never reads the disk and an edited template means a new plan version.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from jinja2 import DictLoader, TemplateNotFound, meta
+from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import SecurityError
+
+from engine.diagnostics import Diagnostic
+from engine.expressions import check_names
+from engine.sandbox import make_sandbox, render_capped
+
+FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>.*?)\n---[ \t]*\n", re.DOTALL)
+FRONT_KEYS = ("subject", "preheader")
+EMAIL_NAMES = (
+    "customer",
+    "contact",
+    "owner",
+    "milestones",
+    "now",
+    "today",
+    "playbook",
+    "step",
+    "unsubscribe_url",
+    "preheader",
+    "event",
+    "days",
+    "hours",
+    "weeks",
+    "days_until",
+    "days_since",
+    "date",
+)
+
+
+class TemplateRenderError(ValueError):
+    """A template failed to render (bad data, sandbox violation, output cap)."""
+
+
+@dataclass
+class EmailTemplate:
+    """A loaded email template: its front matter and the files it needs."""
+
+    name: str
+    subject: str
+    preheader: str | None
+    html_file: str
+    text_file: str | None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def split_front_matter(source: str) -> tuple[dict[str, tuple[str, int]], str, int]:
+    """(keys with their line numbers, body, line number where the body starts)."""
+    match = FRONT_MATTER.match(source)
+    if not match:
+        return {}, source, 1
+    keys: dict[str, tuple[str, int]] = {}
+    for offset, line in enumerate(match["body"].splitlines(), start=2):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition(":")
+        keys[key.strip() if sep else line.strip()] = (value.strip() if sep else "", offset)
+    body = source[match.end() :]
+    return keys, body, match["body"].count("\n") + 3
+
+
+def strip_front_matter(source: str) -> str:
+    """The template body with its front matter replaced by blank lines (keeps line numbers)."""
+    match = FRONT_MATTER.match(source)
+    if not match:
+        return source
+    return "\n" * match.group(0).count("\n") + source[match.end() :]
+
+
+class TemplateLibrary:
+    """Reads and checks templates under one directory, caching what it has read."""
+
+    def __init__(self, root: Path, display_root: str | None = None) -> None:
+        self.root = root
+        self.display_root = display_root or str(root)
+        self._cache: dict[str, tuple[EmailTemplate | None, list[Diagnostic]]] = {}
+
+    def display(self, file: str) -> str:
+        return f"{self.display_root.rstrip('/')}/{file}"
+
+    def available(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.root).with_suffix(""))
+            for p in self.root.rglob("*.html")
+            if not p.name.startswith("_")
+        )
+
+    def load(self, name: str) -> tuple[EmailTemplate | None, list[Diagnostic]]:
+        if name not in self._cache:
+            self._cache[name] = self._load(name)
+        return self._cache[name]
+
+    def _read(self, file: str) -> str | None:
+        path = self.root / file
+        try:
+            resolved = path.resolve()
+            if self.root.resolve() not in resolved.parents:
+                return None
+            return resolved.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _load(self, name: str) -> tuple[EmailTemplate | None, list[Diagnostic]]:
+        html_file = f"{name}.html"
+        source = self._read(html_file)
+        if source is None:
+            return None, []
+        diags: list[Diagnostic] = []
+        front, _, _ = split_front_matter(source)
+        for key, (_, line) in front.items():
+            if key not in FRONT_KEYS:
+                diags.append(
+                    Diagnostic(
+                        self.display(html_file),
+                        line,
+                        1,
+                        f"unknown front matter key '{key}'; expected {', '.join(FRONT_KEYS)}",
+                    )
+                )
+        subject = front.get("subject", ("", 1))
+        if not subject[0]:
+            diags.append(
+                Diagnostic(
+                    self.display(html_file),
+                    1,
+                    1,
+                    "template has no subject: start it with '---', 'subject: ...', '---'",
+                )
+            )
+        preheader = front.get("preheader")
+        text_file = f"{name}.txt" if self._read(f"{name}.txt") is not None else None
+        template = EmailTemplate(
+            name, subject[0], preheader[0] if preheader else None, html_file, text_file
+        )
+        for file in filter(None, (html_file, text_file)):
+            diags += self._collect(file, template.sources)
+        for text, line in (subject, preheader or ("", 1)):
+            diags += [
+                Diagnostic(self.display(html_file), line, 1, msg)
+                for msg in check_text(text, EMAIL_NAMES)
+            ]
+        return template, diags
+
+    def _collect(self, file: str, sources: dict[str, str]) -> list[Diagnostic]:
+        """Load ``file`` and everything it extends or includes into ``sources``."""
+        if file in sources:
+            return []
+        source = self._read(file)
+        if source is None:
+            return [Diagnostic(self.display(file), 1, 1, f"template file '{file}' not found")]
+        body = strip_front_matter(source)
+        sources[file] = body
+        env = make_sandbox(autoescape=file.endswith(".html"))
+        try:
+            tree = env.parse(body)
+        except TemplateSyntaxError as exc:
+            return [
+                Diagnostic(
+                    self.display(file),
+                    exc.lineno or 1,
+                    1,
+                    f"template does not parse: {exc.message}",
+                )
+            ]
+        diags = [
+            Diagnostic(self.display(file), 1, 1, msg) for msg in check_names(tree, EMAIL_NAMES)
+        ]
+        for ref in meta.find_referenced_templates(tree):
+            if ref is None:
+                diags.append(
+                    Diagnostic(
+                        self.display(file), 1, 1, "extends/include must name a fixed template file"
+                    )
+                )
+                continue
+            diags += self._collect(ref, sources)
+        return diags
+
+
+def check_text(source: str, allowed: tuple[str, ...]) -> list[str]:
+    """Problems with a one-line text template such as a subject or a task title."""
+    env = make_sandbox()
+    try:
+        tree = env.parse(source)
+        env.from_string(source)
+    except TemplateSyntaxError as exc:
+        return [f"text does not parse: {exc.message}"]
+    return check_names(tree, allowed)
+
+
+def render(sources: dict[str, str], file: str, context: dict[str, Any]) -> str:
+    """Render ``file`` from ``sources`` (a compiled plan's templates) in the sandbox."""
+    env = make_sandbox(autoescape=file.endswith(".html"), loader=DictLoader(sources))
+    try:
+        return render_capped(env.get_template(file), context)
+    except (UndefinedError, SecurityError, TemplateNotFound) as exc:
+        raise TemplateRenderError(f"{file}: {exc}") from None
+    except (TemplateError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+        raise TemplateRenderError(f"{file}: {exc}") from None
+
+
+def render_text(source: str, context: dict[str, Any]) -> str:
+    """Render a one-line text template (subject, title) in the sandbox, without escaping."""
+    try:
+        return render_capped(make_sandbox().from_string(source), context).strip()
+    except (
+        TemplateError,
+        SecurityError,
+        TypeError,
+        ValueError,
+        ArithmeticError,
+        AttributeError,
+    ) as exc:
+        raise TemplateRenderError(f"{source!r}: {exc}") from None
+
+
+class _TextExtractor(HTMLParser):
+    BLOCKS = {"p", "div", "br", "tr", "h1", "h2", "h3", "h4", "li", "table", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+        self.href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self.skip += 1
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+        if tag == "li":
+            self.parts.append("- ")
+        if tag == "a":
+            self.href = dict(attrs).get("href")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self.skip = max(0, self.skip - 1)
+        if tag == "a" and self.href and not self.href.startswith("mailto:"):
+            self.parts.append(f" ({self.href})")
+            self.href = None
+        if tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """A readable plain-text part from an HTML body, for templates without a .txt file."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -1,0 +1,204 @@
+"""Safe YAML loading that remembers where every key and value came from.
+
+PyYAML's composer gives us nodes with marks; we build plain Python data from them
+ourselves instead of using a constructor, which lets us:
+
+- keep the line and column of every key and value (for ``path:line:col`` errors),
+- reject duplicate keys and any tag that is not plain data (no ``!!python/...``),
+- resolve scalars by YAML 1.2 core rules (``no`` stays a string, ``9:30`` is not base 60),
+- bound alias expansion: a "billion laughs" document is refused after a fixed number
+  of nodes instead of being expanded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from engine.diagnostics import Diagnostic
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 50_000
+MAX_DEPTH = 64
+
+Path = tuple[str | int, ...]
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:timestamp",
+}
+
+
+@dataclass(frozen=True)
+class Position:
+    """A 1-based line and column."""
+
+    line: int
+    column: int
+
+
+@dataclass
+class SourceDocument:
+    """Plain data loaded from YAML, with the position of every key and value by path."""
+
+    path: str
+    data: Any
+    text: str
+    keys: dict[Path, Position] = field(default_factory=dict)
+    values: dict[Path, Position] = field(default_factory=dict)
+
+    def where(self, loc: Path, *, key: bool = False) -> Position:
+        """The position of ``loc``, or of its closest ancestor that has one."""
+        table = self.keys if key else self.values
+        probe = tuple(loc)
+        while probe:
+            if probe in table:
+                return table[probe]
+            if not key and probe in self.keys:
+                return self.keys[probe]
+            probe = probe[:-1]
+        return Position(1, 1)
+
+    def diagnostic(
+        self, loc: Path, message: str, *, key: bool = False, severity: str = "error"
+    ) -> Diagnostic:
+        pos = self.where(loc, key=key)
+        return Diagnostic(self.path, pos.line, pos.column, message, severity)  # type: ignore[arg-type]
+
+
+class YamlSourceError(Exception):
+    """The text is not YAML this engine accepts; carries the diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(map(str, diagnostics)))
+
+
+class _Builder:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.count = 0
+        self.keys: dict[Path, Position] = {}
+        self.values: dict[Path, Position] = {}
+        self.errors: list[Diagnostic] = []
+
+    def error(self, node: yaml.Node, message: str) -> None:
+        mark = node.start_mark
+        self.errors.append(Diagnostic(self.path, mark.line + 1, mark.column + 1, message))
+
+    def build(self, node: yaml.Node, loc: Path, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _TooLarge(
+                node,
+                f"document expands to more than {MAX_NODES} nodes "
+                "(aliases or size); refusing to load it",
+            )
+        if depth > MAX_DEPTH:
+            raise _TooLarge(node, f"nesting is deeper than {MAX_DEPTH} levels")
+        self.values[loc] = Position(node.start_mark.line + 1, node.start_mark.column + 1)
+        if node.tag not in _PLAIN_TAGS:
+            self.error(node, f"tag '{node.tag}' is not allowed; playbooks hold plain data only")
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i), depth + 1) for i, item in enumerate(node.value)]
+        return self.mapping(node, loc, depth)
+
+    def mapping(self, node: yaml.MappingNode, loc: Path, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.error(key_node, "merge keys ('<<') are not supported; repeat the keys")
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.error(key_node, "keys must be plain strings")
+                continue
+            key = key_node.value
+            child = (*loc, key)
+            if key in out:
+                first = self.keys[child]
+                self.error(key_node, f"duplicate key '{key}' (first defined at line {first.line})")
+                continue
+            self.keys[child] = Position(
+                key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            )
+            out[key] = self.build(value_node, child, depth + 1)
+        return out
+
+    @staticmethod
+    def scalar(node: yaml.ScalarNode) -> Any:
+        text = node.value
+        if node.style or node.tag == "tag:yaml.org,2002:str":
+            return text
+        if _NULL.match(text):
+            return None
+        if _BOOL.match(text):
+            return text.lower() == "true"
+        if _INT.match(text):
+            return int(text)
+        if _FLOAT.match(text) and any(ch.isdigit() for ch in text):
+            return float(text)
+        return text
+
+
+class _TooLarge(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        self.node = node
+        self.message = message
+
+
+def load_yaml(text: str, path: str) -> SourceDocument:
+    """Parse ``text`` as one YAML document; raise `YamlSourceError` on any problem."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
+        raise YamlSourceError(
+            [
+                Diagnostic(
+                    path,
+                    1,
+                    1,
+                    f"file is larger than {MAX_FILE_BYTES} bytes; split it into several playbooks",
+                )
+            ]
+        )
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise YamlSourceError([Diagnostic(path, line, col, f"invalid YAML: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise YamlSourceError([Diagnostic(path, 1, 1, f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise YamlSourceError(
+            [Diagnostic(path, 1, 1, f"nesting is deeper than {MAX_DEPTH} levels")]
+        ) from None
+    builder = _Builder(path)
+    if root is None:
+        return SourceDocument(path, None, text)
+    try:
+        data = builder.build(root, (), 0)
+    except _TooLarge as exc:
+        builder.error(exc.node, exc.message)
+        data = None
+    except RecursionError:
+        builder.error(root, f"nesting is deeper than {MAX_DEPTH} levels")
+        data = None
+    if builder.errors:
+        raise YamlSourceError(builder.errors)
+    return SourceDocument(path, data, text, builder.keys, builder.values)
