@@ -1,0 +1,1 @@
+"""Shared helpers for the test suite: local stand-ins for external services."""
