@@ -82,6 +82,15 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+def check_timezone(name: str) -> str:
+    """Return `name` if it is an IANA time zone ZoneInfo can load, else raise ValueError."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    return name
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always timezone-aware UTC in Python, whatever the database.
 
@@ -208,11 +217,7 @@ class Customer(Base):
     @validates("timezone")
     def _check_timezone(self, _key: str, value: str) -> str:
         """Refuse a zone name ZoneInfo cannot load: waits and send windows depend on it."""
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
-        return value
+        return check_timezone(value)
 
     @validates("owner_email")
     def _normalize_owner(self, _key: str, value: str | None) -> str | None:

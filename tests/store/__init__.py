@@ -1,0 +1,1 @@
+"""Tests of the store: models, migrations and repository, on SQLite and PostgreSQL."""
