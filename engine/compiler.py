@@ -392,6 +392,7 @@ class _Compiler:
                 preheader=template.preheader,
                 html_template=template.html_file,
                 text_template=template.text_file,
+                files=sorted(template.sources),
                 **common,
             )
         assert email.subject is not None and email.body is not None
@@ -403,7 +404,11 @@ class _Compiler:
             text_key = f"inline/{step.id}.txt"
             self._inline((*loc, "text"), email.text, text_key, autoescape=False)
         return EmailPlan(
-            subject=email.subject, html_template=html_key, text_template=text_key, **common
+            subject=email.subject,
+            html_template=html_key,
+            text_template=text_key,
+            files=[k for k in (html_key, text_key) if k],
+            **common,
         )
 
     def _inline(self, loc: Loc, source: str, key: str, *, autoescape: bool) -> None:

@@ -52,20 +52,25 @@ class ExpressionError(ValueError):
     """An expression that does not parse, names something unknown, or fails to evaluate."""
 
 
-def _dotted_uses(tree: nodes.Node) -> Iterable[tuple[str, str]]:
-    """(variable, field) pairs for ``var.field`` and ``var["field"]`` in the tree."""
+def _dotted_uses(tree: nodes.Node) -> Iterable[tuple[str, str, int]]:
+    """(variable, field, line) for ``var.field`` and ``var["field"]`` in the tree."""
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         target = node.node
         if not isinstance(target, nodes.Name):
             continue
         if isinstance(node, nodes.Getattr):
-            yield target.name, node.attr
+            yield target.name, node.attr, node.lineno
         elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            yield target.name, node.arg.value
+            yield target.name, node.arg.value, node.lineno
 
 
 def check_names(tree: nodes.Template, allowed: Iterable[str]) -> list[str]:
     """Messages for every unknown variable or field the parsed tree uses."""
+    return [message for _, message in check_names_located(tree, allowed)]
+
+
+def check_names_located(tree: nodes.Template, allowed: Iterable[str]) -> list[tuple[int, str]]:
+    """Like `check_names`, with the (1-based) source line of each problem's first use."""
     from jinja2 import meta
 
     allowed = tuple(allowed)
@@ -73,18 +78,22 @@ def check_names(tree: nodes.Template, allowed: Iterable[str]) -> list[str]:
     for name in sorted(meta.find_undeclared_variables(tree)):
         if name not in allowed:
             hint = did_you_mean(name, allowed)
+            line = min((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), default=1)
             problems.append(
-                f"undefined variable '{name}'{hint}; available here: {', '.join(allowed)}"
+                (line, f"undefined variable '{name}'{hint}; available here: {', '.join(allowed)}")
             )
     seen = set()
-    for var, field in _dotted_uses(tree):
+    for var, field, line in _dotted_uses(tree):
         fields = FIELDS.get(var)
         if fields is None or var not in allowed or field in fields or (var, field) in seen:
             continue
         seen.add((var, field))
         problems.append(
-            f"'{var}' has no field '{field}'{did_you_mean(field, fields)}; "
-            f"its fields are: {', '.join(fields)}"
+            (
+                line,
+                f"'{var}' has no field '{field}'{did_you_mean(field, fields)}; "
+                f"its fields are: {', '.join(fields)}",
+            )
         )
     return problems
 

@@ -12,7 +12,20 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 def playbook_schema() -> dict[str, Any]:
     """The JSON Schema of a playbook file, as the loader accepts it."""
     schema = Playbook.model_json_schema(by_alias=True, mode="validation")
+    _end_step_as_loaded(schema["$defs"]["EndStep"])
     return {"$schema": SCHEMA_DIALECT, "$id": "playbook.schema.json", **schema}
+
+
+def _end_step_as_loaded(end_step: dict[str, Any]) -> None:
+    """The model defaults ``end``, but the loader only picks EndStep when the key is there,
+    and accepts a bare ``end:`` (null). Without this, ``{id: x}`` (a step with no action)
+    would pass the schema and ``end:`` alone would fail it."""
+    end = end_step["properties"]["end"]
+    end_step["properties"]["end"] = {
+        "anyOf": [end, {"type": "null"}],
+        "description": "End the enrollment here; 'end:' alone ends it as 'completed'.",
+    }
+    end_step["required"] = [*end_step.get("required", []), "end"]
 
 
 def milestones_schema() -> dict[str, Any]:

@@ -190,7 +190,10 @@ def validation_diagnostics(
 ) -> list[Diagnostic]:
     """Turn pydantic's errors into located, readable diagnostics (one per problem)."""
     diags: dict[tuple[int, int, str], Diagnostic] = {}
-    for error in exc.errors():
+    errors = exc.errors()
+    for error in errors:
+        if _other_union_member_explains(error, errors):
+            continue
         path, leftover = data_path(doc.data, tuple(error["loc"]))
         if error["type"] == "step_action":
             diag = _step_problem(doc, path, _get(doc.data, path))
@@ -208,6 +211,23 @@ def validation_diagnostics(
             diag = doc.diagnostic(path, _message(error, model, name))
         diags.setdefault((diag.line, diag.column, diag.message), diag)
     return list(diags.values())
+
+
+def _other_union_member_explains(error: Any, errors: list[Any]) -> bool:
+    """A mapping or list given where a union allows ``X | Literal[...]``: the literal's
+    "must be 'anytime'" is noise next to the real error from the model member."""
+    loc = tuple(error["loc"])
+    if error["type"] != "literal_error" or not isinstance(error.get("input"), dict | list):
+        return False
+    if not loc or not str(loc[-1]).startswith("literal["):
+        return False
+    prefix = loc[:-1]
+    return any(
+        other is not error
+        and len(other["loc"]) > len(prefix)
+        and other["loc"][: len(prefix)] == prefix
+        for other in errors
+    )
 
 
 def _get(data: Any, path: tuple[Any, ...]) -> Any:

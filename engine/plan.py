@@ -44,6 +44,9 @@ class EmailPlan(PlanModel):
     preheader: str | None = None
     html_template: str
     text_template: str | None = None
+    files: list[str] = Field(
+        default_factory=list, description="Every template file this email renders from."
+    )
     to: str | None = None
     recipient: Literal["contacts", "owner", "manager", "role", "address"] = "contacts"
     recipient_value: str | None = None

@@ -18,6 +18,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    field_validator,
     model_validator,
 )
 
@@ -28,6 +29,7 @@ STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ACTIONS = ("email", "task", "wait", "wait_for", "branch", "update", "enroll", "end")
 END = "end"
+TIME_OF_DAY = r"([01]\d|2[0-3]):[0-5]\d"
 
 
 def _duration(value: str) -> str:
@@ -36,7 +38,7 @@ def _duration(value: str) -> str:
 
 
 def _time_of_day(value: str) -> str:
-    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+    if not re.fullmatch(TIME_OF_DAY, value):
         raise ValueError(f"'{value}' is not a time of day; write 'HH:MM' (24-hour), e.g. '09:00'")
     return value
 
@@ -47,7 +49,13 @@ Duration = Annotated[
     Field(description=f"How long: {DURATION_HELP}.", examples=["3d", "12h", "P14D"]),
 ]
 TimeOfDay = Annotated[
-    str, AfterValidator(_time_of_day), Field(description="24-hour local time 'HH:MM'.")
+    str,
+    AfterValidator(_time_of_day),
+    # The pattern is for editors only (json_schema_extra): the validator gives the message.
+    Field(
+        description="24-hour local time 'HH:MM'.",
+        json_schema_extra={"pattern": f"^{TIME_OF_DAY}$"},
+    ),
 ]
 Expression = Annotated[
     str,
@@ -371,14 +379,16 @@ class Playbook(Model):
     defaults: Defaults = Field(default_factory=Defaults)
     steps: list[Step] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _reenroll(self) -> Playbook:
-        if self.reenroll not in ("never", "always"):
+    @field_validator("reenroll")
+    @classmethod
+    def _reenroll(cls, value: str) -> str:
+        # A field validator (not a model one) so the error points at the 'reenroll' line.
+        if value not in ("never", "always"):
             try:
-                parse_duration(self.reenroll)
+                parse_duration(value)
             except ValueError:
-                raise ValueError(f"reenroll must be 'never', 'always' or {DURATION_HELP}") from None
-        return self
+                raise ValueError(f"must be 'never', 'always' or {DURATION_HELP}") from None
+        return value
 
 
 class MetricThreshold(Model):

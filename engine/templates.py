@@ -29,7 +29,7 @@ from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SecurityError
 
 from engine.diagnostics import Diagnostic
-from engine.expressions import check_names
+from engine.expressions import check_names, check_names_located
 from engine.sandbox import make_sandbox, render_capped
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>.*?)\n---[ \t]*\n", re.DOTALL)
@@ -192,7 +192,8 @@ class TemplateLibrary:
                 )
             ]
         diags = [
-            Diagnostic(self.display(file), 1, 1, msg) for msg in check_names(tree, EMAIL_NAMES)
+            Diagnostic(self.display(file), line, 1, msg)
+            for line, msg in check_names_located(tree, EMAIL_NAMES)
         ]
         for ref in meta.find_referenced_templates(tree):
             if ref is None:

@@ -162,6 +162,27 @@ class _TooLarge(Exception):
         self.message = message
 
 
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        self.mark = mark
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """Stops composing at MAX_DEPTH, instead of recursing until Python's recursion limit
+    (slow for ``[[[[...`` and dependent on the interpreter's stack)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def load_yaml(text: str, path: str) -> SourceDocument:
     """Parse ``text`` as one YAML document; raise `YamlSourceError` on any problem."""
     if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
@@ -176,7 +197,18 @@ def load_yaml(text: str, path: str) -> SourceDocument:
             ]
         )
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_DepthLimitedLoader)
+    except _TooDeep as exc:
+        raise YamlSourceError(
+            [
+                Diagnostic(
+                    path,
+                    exc.mark.line + 1,
+                    exc.mark.column + 1,
+                    f"nesting is deeper than {MAX_DEPTH} levels",
+                )
+            ]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -1,0 +1,1 @@
+"""Temporal activities: every side effect of a playbook (email, tasks, customer data)."""

@@ -1,0 +1,84 @@
+"""The data expressions and templates see: a snapshot of one customer, and helpers.
+
+Built from the store by activities (never in workflow code). Customer-supplied strings
+only ever appear here as values, never as template source.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.expressions import helpers
+from engine.store import repository
+from engine.store.models import Customer, TeamMember
+
+
+def contact_dict(contact: Any) -> dict[str, Any]:
+    first, last = contact.first_name or "", contact.last_name or ""
+    return {
+        "email": contact.email,
+        "first_name": first or contact.email.split("@")[0],
+        "last_name": last,
+        "name": f"{first} {last}".strip() or contact.email,
+        "role": contact.role or "",
+        "unsubscribed": bool(contact.unsubscribed),
+    }
+
+
+def member_dict(member: TeamMember | None, email: str | None) -> dict[str, Any]:
+    if member is None:
+        name = email or ""
+        return {"email": email or "", "name": name, "first_name": name.split("@")[0],
+                "manager": None}
+    return {
+        "email": member.email,
+        "name": member.name,
+        "first_name": member.name.split(" ")[0],
+        "manager": member.manager_email,
+    }
+
+
+def customer_snapshot(session: Session, customer: Customer) -> dict[str, Any]:
+    """Everything about a customer that expressions may read, as plain values."""
+    owner = session.get(TeamMember, customer.owner_email) if customer.owner_email else None
+    return {
+        "customer": {
+            "id": customer.id,
+            "name": customer.name,
+            "segment": customer.segment or "",
+            "timezone": customer.timezone or "UTC",
+            "owner": customer.owner_email or "",
+            "renewal_date": customer.renewal_date,
+            "health_score": customer.health_score,
+            "attributes": dict(customer.attributes or {}),
+            "tags": list(customer.tags or []),
+            "contacts": [contact_dict(c) for c in customer.contacts],
+            "created_at": customer.created_at,
+        },
+        "owner": member_dict(owner, customer.owner_email),
+        "milestones": sorted(repository.get_milestones(session, customer.id)),
+    }
+
+
+def evaluation_context(snapshot: dict[str, Any], now: datetime, playbook: str,
+                       event: Any = None, **extra: Any) -> dict[str, Any]:
+    """Snapshot + helpers bound to ``now`` + optional event and extras (contact, step...)."""
+    context = {**snapshot, **helpers(now), "playbook": playbook}
+    if event is not None:
+        context["event"] = event.model_dump(mode="python") if hasattr(event, "model_dump") \
+            else event
+    context.update(extra)
+    return context
+
+
+def team_member(session: Session, email: str | None) -> TeamMember | None:
+    return session.get(TeamMember, email) if email else None
+
+
+def member_with_role(session: Session, role: str) -> TeamMember | None:
+    members = session.scalars(select(TeamMember).order_by(TeamMember.email)).all()
+    return next((m for m in members if role in (m.roles or [])), None)

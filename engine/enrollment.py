@@ -1,0 +1,92 @@
+"""Starting enrollments: one workflow per (playbook, customer[, cycle]).
+
+The enrollment ID is the workflow ID, so Temporal itself refuses a second concurrent
+enrollment of the same customer in the same playbook; `reenroll` picks the ID reuse policy
+for enrollments that already ended.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from engine.plan import CompiledPlan
+from workflows.models import (
+    SA_CUSTOMER,
+    SA_PLAYBOOK,
+    SA_STEP,
+    SA_VERSION,
+    WORKFLOW_NAME,
+    EnrollmentInput,
+    EventSignal,
+)
+
+
+class AlreadyEnrolled(Exception):
+    """The customer is (or, with ``reenroll: never``, was) enrolled in this playbook."""
+
+
+def enrollment_id(playbook: str, customer_id: str, cycle_key: str | None = None) -> str:
+    """``<playbook>/<customer>`` plus ``/<cycle>`` for date- or schedule-triggered runs."""
+    base = f"{playbook}/{customer_id}"
+    return f"{base}/{cycle_key}" if cycle_key else base
+
+
+def search_attributes(plan: CompiledPlan, customer_id: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes([
+        SearchAttributePair(SearchAttributeKey.for_keyword(SA_PLAYBOOK), plan.playbook),
+        SearchAttributePair(SearchAttributeKey.for_keyword(SA_VERSION), plan.short_version),
+        SearchAttributePair(SearchAttributeKey.for_keyword(SA_CUSTOMER), customer_id),
+        SearchAttributePair(SearchAttributeKey.for_keyword(SA_STEP), plan.start),
+    ])
+
+
+async def enroll(
+    client: Client,
+    plan: CompiledPlan,
+    customer_id: str,
+    *,
+    task_queue: str,
+    cycle_key: str | None = None,
+    trigger_event: EventSignal | None = None,
+    use_search_attributes: bool = True,
+    started_at: datetime | None = None,
+) -> str:
+    """Start the enrollment; return its ID. Raise `AlreadyEnrolled` if it may not start."""
+    workflow_id = enrollment_id(plan.playbook, customer_id, cycle_key)
+    reuse = (WorkflowIDReusePolicy.REJECT_DUPLICATE if plan.reenroll == "never"
+             else WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+    payload = EnrollmentInput(
+        plan=plan, customer_id=customer_id, enrollment_id=workflow_id, cycle_key=cycle_key,
+        trigger_event=trigger_event, use_search_attributes=use_search_attributes,
+        started_at=started_at or datetime.now(UTC),
+    )
+    try:
+        await client.start_workflow(
+            WORKFLOW_NAME,
+            payload,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_reuse_policy=reuse,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=search_attributes(plan, customer_id)
+            if use_search_attributes else None,
+        )
+    except WorkflowAlreadyStartedError:
+        raise AlreadyEnrolled(
+            f"{customer_id} is already enrolled in {plan.playbook}"
+            + (f" for {cycle_key}" if cycle_key else "")
+        ) from None
+    return workflow_id
+
+
+__all__ = ["SA_STEP", "AlreadyEnrolled", "enroll", "enrollment_id"]

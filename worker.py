@@ -1,0 +1,96 @@
+"""Run a Temporal worker for playbook enrollments: ``python worker.py`` or ``playbook worker``.
+
+Connects to `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE` (default: the local dev server),
+registers the interpreter workflow and every activity, and shuts down gracefully on
+SIGINT/SIGTERM: activities in flight get time to finish before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.mailer import mailer_from_settings
+from activities.playbook import PlaybookActivities
+from engine.settings import Settings, get_settings
+from engine.store.db import migrate, session_factory
+from workflows.playbook import PlaybookWorkflow
+
+
+def build_activities(settings: Settings, client: Client | None = None) -> PlaybookActivities:
+    """The activities wired to the configured store and mail provider."""
+    from engine.enrollment import AlreadyEnrolled, enroll
+    from engine.store import repository
+
+    sessions = session_factory(settings.database_url)
+    api_key = settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else None
+
+    async def enroller(playbook: str, customer_id: str, parent: str) -> str:
+        if client is None:
+            return f"not enrolled in {playbook}: no Temporal client"
+        from engine.plan import CompiledPlan
+
+        with sessions() as session:
+            plan_data = repository.latest_plan(session, playbook)
+        if plan_data is None:
+            return f"not enrolled in {playbook}: no registered version"
+        plan = CompiledPlan.model_validate(plan_data)
+        try:
+            return await enroll(client, plan, customer_id,
+                                task_queue=settings.temporal_task_queue)
+        except AlreadyEnrolled as exc:
+            return str(exc)
+
+    return PlaybookActivities(
+        sessions,
+        mailer_from_settings(api_key, settings.sendgrid_host),
+        signing_secret=settings.signing_secret.get_secret_value(),
+        public_base_url=settings.public_base_url,
+        default_from_email=settings.mail_from_email,
+        default_from_name=settings.mail_from_name,
+        enroller=enroller,
+    )
+
+
+def build_worker(client: Client, settings: Settings, activities: PlaybookActivities,
+                 executor: ThreadPoolExecutor) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=[PlaybookWorkflow],
+        activities=activities.all(),
+        activity_executor=executor,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=30),
+    )
+
+
+async def run_worker(settings: Settings | None = None) -> None:
+    """Run until SIGINT/SIGTERM, then drain and stop."""
+    from engine.temporal import connect
+
+    settings = settings or get_settings()
+    migrate(settings.database_url)
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities) as pool:
+        worker = build_worker(client, settings, build_activities(settings, client), pool)
+        async with worker:
+            logging.getLogger(__name__).info(
+                "worker polling %s on %s/%s", settings.temporal_task_queue,
+                settings.temporal_address, settings.temporal_namespace)
+            await stop.wait()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(run_worker())

@@ -1,0 +1,1 @@
+"""Temporal workflows: one interpreter workflow runs every compiled playbook plan."""
