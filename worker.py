@@ -42,8 +42,7 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
             return f"not enrolled in {playbook}: no registered version"
         plan = CompiledPlan.model_validate(plan_data)
         try:
-            return await enroll(client, plan, customer_id,
-                                task_queue=settings.temporal_task_queue)
+            return await enroll(client, plan, customer_id, task_queue=settings.temporal_task_queue)
         except AlreadyEnrolled as exc:
             return str(exc)
 
@@ -58,8 +57,9 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
     )
 
 
-def build_worker(client: Client, settings: Settings, activities: PlaybookActivities,
-                 executor: ThreadPoolExecutor) -> Worker:
+def build_worker(
+    client: Client, settings: Settings, activities: PlaybookActivities, executor: ThreadPoolExecutor
+) -> Worker:
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
@@ -86,8 +86,11 @@ async def run_worker(settings: Settings | None = None) -> None:
         worker = build_worker(client, settings, build_activities(settings, client), pool)
         async with worker:
             logging.getLogger(__name__).info(
-                "worker polling %s on %s/%s", settings.temporal_task_queue,
-                settings.temporal_address, settings.temporal_namespace)
+                "worker polling %s on %s/%s",
+                settings.temporal_task_queue,
+                settings.temporal_address,
+                settings.temporal_namespace,
+            )
             await stop.wait()
 
 

@@ -100,8 +100,9 @@ class SendGridMailer:
 
     name = "sendgrid"
 
-    def __init__(self, api_key: str, host: str = "https://api.sendgrid.com",
-                 timeout_seconds: float = 20.0) -> None:
+    def __init__(
+        self, api_key: str, host: str = "https://api.sendgrid.com", timeout_seconds: float = 20.0
+    ) -> None:
         self.client = sendgrid.SendGridAPIClient(api_key=api_key, host=host)
         self.client.client.timeout = timeout_seconds
 

@@ -55,8 +55,21 @@ from engine.templates import TemplateRenderError, html_to_text, render, render_t
 
 # Outbox states this module moves through, besides the store's final ones.
 PENDING, SENDING, UNCONFIRMED = "pending", "sending", "unconfirmed"
-DONE = {"captured", "sent", "suppressed", "failed", UNCONFIRMED, "delivered", "opened",
-        "clicked", "bounced", "dropped", "deferred", "spam_reported", "unsubscribed"}
+DONE = {
+    "captured",
+    "sent",
+    "suppressed",
+    "failed",
+    UNCONFIRMED,
+    "delivered",
+    "opened",
+    "clicked",
+    "bounced",
+    "dropped",
+    "deferred",
+    "spam_reported",
+    "unsubscribed",
+}
 
 Enroller = Callable[[str, str, str], Awaitable[str]]
 
@@ -85,9 +98,16 @@ class PlaybookActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for `Worker(activities=...)`."""
-        return [self.decide, self.check_milestone, self.record_enrollment, self.send_email,
-                self.create_task, self.escalate_task, self.update_customer,
-                self.enroll_customer]
+        return [
+            self.decide,
+            self.check_milestone,
+            self.record_enrollment,
+            self.send_email,
+            self.create_task,
+            self.escalate_task,
+            self.update_customer,
+            self.enroll_customer,
+        ]
 
     # -- reads ---------------------------------------------------------------------------
     def _customer(self, session: Session, customer_id: str) -> Customer | None:
@@ -100,8 +120,9 @@ class PlaybookActivities:
             customer = self._customer(session, input.customer_id)
             if customer is None:
                 return DecideResult(found=False)
-            context = evaluation_context(customer_snapshot(session, customer), input.now,
-                                         input.playbook, input.event)
+            context = evaluation_context(
+                customer_snapshot(session, customer), input.now, input.playbook, input.event
+            )
             timezone = customer.timezone or "UTC"
         values: list[Any] = []
         errors: list[str | None] = []
@@ -120,12 +141,16 @@ class PlaybookActivities:
         milestone = MilestonePlan.model_validate({**input.definition, "name": input.milestone})
         names = [n for n in (milestone.event, milestone.metric) if n]
         with self.sessions() as session:
-            query = select(Event).where(Event.customer_id == input.customer_id,
-                                        Event.name.in_(names))
+            query = select(Event).where(
+                Event.customer_id == input.customer_id, Event.name.in_(names)
+            )
             if input.since is not None:
                 query = query.where(Event.at >= input.since)
-            count = sum(1 for e in session.scalars(query)
-                        if matches(milestone, e.name, dict(e.properties or {})))
+            count = sum(
+                1
+                for e in session.scalars(query)
+                if matches(milestone, e.name, dict(e.properties or {}))
+            )
         needed = milestone.count if milestone.event else 1
         return count >= needed
 
@@ -135,18 +160,27 @@ class PlaybookActivities:
         ended = input.status != "running"
         with self.sessions.begin() as session:
             repository.upsert_enrollment(
-                session, workflow_id=input.enrollment_id, playbook_id=input.playbook,
-                version=input.version, customer_id=input.customer_id, status=input.status,
-                cycle_key=input.cycle_key, current_step=input.current_step,
+                session,
+                workflow_id=input.enrollment_id,
+                playbook_id=input.playbook,
+                version=input.version,
+                customer_id=input.customer_id,
+                status=input.status,
+                cycle_key=input.cycle_key,
+                current_step=input.current_step,
                 outcome=input.outcome,
                 ended_at=input.at if ended else None,
             )
             if input.close_open_tasks:
-                open_tasks = session.scalars(select(Task).where(
-                    Task.enrollment_id == input.enrollment_id, Task.status == "open"))
+                open_tasks = session.scalars(
+                    select(Task).where(
+                        Task.enrollment_id == input.enrollment_id, Task.status == "open"
+                    )
+                )
                 for task in open_tasks:
-                    repository.cancel_task(session, task.id,
-                                           note=f"enrollment ended: {input.outcome}")
+                    repository.cancel_task(
+                        session, task.id, note=f"enrollment ended: {input.outcome}"
+                    )
 
     # -- email ---------------------------------------------------------------------------
     @activity.defn(name="send_email")
@@ -160,8 +194,11 @@ class PlaybookActivities:
         with self.sessions() as session:
             customer = self._customer(session, input.customer_id)
             if customer is None:
-                raise ApplicationError(f"customer {input.customer_id} not found",
-                                       type="CustomerNotFound", non_retryable=True)
+                raise ApplicationError(
+                    f"customer {input.customer_id} not found",
+                    type="CustomerNotFound",
+                    non_retryable=True,
+                )
             snapshot = customer_snapshot(session, customer)
             recipients = self._recipients(session, customer, snapshot, input)
         result = SendEmailResult()
@@ -169,11 +206,13 @@ class PlaybookActivities:
             result.deliveries.append(self._deliver(input, contact, context))
         return result
 
-    def _recipients(self, session: Session, customer: Customer, snapshot: dict[str, Any],
-                    input: SendEmailInput) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def _recipients(
+        self, session: Session, customer: Customer, snapshot: dict[str, Any], input: SendEmailInput
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         email = input.email
-        base = evaluation_context(snapshot, input.now, input.playbook, input.event,
-                                  step=input.step_id)
+        base = evaluation_context(
+            snapshot, input.now, input.playbook, input.event, step=input.step_id
+        )
         people: list[dict[str, Any]] = []
         if email.recipient == "contacts":
             for contact in customer.contacts:
@@ -191,14 +230,20 @@ class PlaybookActivities:
             if address:
                 member = team_member(session, address)
                 name = member.name if member else address
-                people.append({"email": address, "first_name": name.split(" ")[0],
-                               "last_name": "", "name": name, "role": "team",
-                               "unsubscribed": False})
+                people.append(
+                    {
+                        "email": address,
+                        "first_name": name.split(" ")[0],
+                        "last_name": "",
+                        "name": name,
+                        "role": "team",
+                        "unsubscribed": False,
+                    }
+                )
         return [(p, {**base, "contact": p}) for p in people]
 
     @staticmethod
-    def _internal_address(session: Session, customer: Customer, email: EmailPlan
-                          ) -> str | None:
+    def _internal_address(session: Session, customer: Customer, email: EmailPlan) -> str | None:
         if email.recipient == "owner":
             return customer.owner_email
         if email.recipient == "manager":
@@ -209,21 +254,29 @@ class PlaybookActivities:
             return member.email if member else None
         return email.recipient_value
 
-    def _deliver(self, input: SendEmailInput, contact: dict[str, Any],
-                 context: dict[str, Any]) -> EmailDelivery:
+    def _deliver(
+        self, input: SendEmailInput, contact: dict[str, Any], context: dict[str, Any]
+    ) -> EmailDelivery:
         address = contact["email"]
         key = f"{input.enrollment_id}:{input.step_id}:{input.iteration}:{address.lower()}"
-        common = {"enrollment_id": input.enrollment_id, "playbook_id": input.playbook,
-                  "step_id": input.step_id, "customer_id": input.customer_id,
-                  "to_name": contact.get("name")}
+        common = {
+            "enrollment_id": input.enrollment_id,
+            "playbook_id": input.playbook,
+            "step_id": input.step_id,
+            "customer_id": input.customer_id,
+            "to_name": contact.get("name"),
+        }
         with self.sessions.begin() as session:
             row = repository.get_outbox(session, key)
             if row is not None and row.status in DONE:
-                return _delivery(address, row.status, row.subject, row.reason,
-                                 row.provider_message_id)
+                return _delivery(
+                    address, row.status, row.subject, row.reason, row.provider_message_id
+                )
             if row is not None and row.status == SENDING:
-                reason = ("the previous attempt stopped after handing the email to the "
-                          "provider; not sent again to avoid a duplicate")
+                reason = (
+                    "the previous attempt stopped after handing the email to the "
+                    "provider; not sent again to avoid a duplicate"
+                )
                 repository.update_outbox_status(session, key, UNCONFIRMED, reason=reason)
                 return _delivery(address, UNCONFIRMED, row.subject, reason)
             suppressed = self._suppression_reason(session, contact)
@@ -232,22 +285,39 @@ class PlaybookActivities:
         context = {**context, "unsubscribe_url": unsubscribe_url}
         if suppressed:
             with self.sessions.begin() as session:
-                repository.insert_outbox(session, key, address, _safe_subject(input.email,
-                                         context), status="suppressed", reason=suppressed,
-                                         **common)
+                repository.insert_outbox(
+                    session,
+                    key,
+                    address,
+                    _safe_subject(input.email, context),
+                    status="suppressed",
+                    reason=suppressed,
+                    **common,
+                )
             return _delivery(address, "suppressed", None, suppressed)
         try:
             subject = render_text(input.email.subject, context)
-            context["preheader"] = (render_text(input.email.preheader, context)
-                                    if input.email.preheader else "")
+            context["preheader"] = (
+                render_text(input.email.preheader, context) if input.email.preheader else ""
+            )
             html = render(input.templates, input.email.html_template, context)
-            text = (render(input.templates, input.email.text_template, context)
-                    if input.email.text_template else html_to_text(html))
+            text = (
+                render(input.templates, input.email.text_template, context)
+                if input.email.text_template
+                else html_to_text(html)
+            )
         except TemplateRenderError as exc:
             reason = f"template failed to render: {exc}"
             with self.sessions.begin() as session:
-                repository.insert_outbox(session, key, address, input.email.subject,
-                                         status="failed", reason=reason, **common)
+                repository.insert_outbox(
+                    session,
+                    key,
+                    address,
+                    input.email.subject,
+                    status="failed",
+                    reason=reason,
+                    **common,
+                )
             return _delivery(address, "failed", None, reason)
         sender_email = input.sender.email if input.sender else self.default_from_email
         sender_name = input.sender.name if input.sender else self.default_from_name
@@ -256,21 +326,41 @@ class PlaybookActivities:
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
         with self.sessions.begin() as session:
-            repository.insert_outbox(session, key, address, subject, html=html, text=text,
-                                     headers=headers, status=PENDING, **common)
+            repository.insert_outbox(
+                session,
+                key,
+                address,
+                subject,
+                html=html,
+                text=text,
+                headers=headers,
+                status=PENDING,
+                **common,
+            )
         if isinstance(self.mailer, CaptureMailer):
             with self.sessions.begin() as session:
-                repository.update_outbox_status(session, key, "captured",
-                                                reason="no mail provider configured")
+                repository.update_outbox_status(
+                    session, key, "captured", reason="no mail provider configured"
+                )
             return _delivery(address, "captured", subject)
         with self.sessions.begin() as session:
             repository.update_outbox_status(session, key, SENDING, count_attempt=True)
         outgoing = OutgoingEmail(
-            to_email=address, to_name=contact.get("name"), from_email=sender_email,
-            from_name=sender_name, subject=subject, html=html, text=text,
-            reply_to=input.reply_to, headers=headers,
-            custom_args={"enrollment_id": input.enrollment_id, "step_id": input.step_id,
-                         "outbox_key": key, "playbook": input.playbook},
+            to_email=address,
+            to_name=contact.get("name"),
+            from_email=sender_email,
+            from_name=sender_name,
+            subject=subject,
+            html=html,
+            text=text,
+            reply_to=input.reply_to,
+            headers=headers,
+            custom_args={
+                "enrollment_id": input.enrollment_id,
+                "step_id": input.step_id,
+                "outbox_key": key,
+                "playbook": input.playbook,
+            },
             categories=[input.playbook],
         )
         try:
@@ -279,15 +369,21 @@ class PlaybookActivities:
             with self.sessions.begin() as session:
                 repository.update_outbox_status(session, key, PENDING, reason=str(exc))
             delay = timedelta(seconds=exc.delay_seconds) if exc.delay_seconds else None
-            raise ApplicationError(str(exc), type="ProviderRetryable",
-                                   next_retry_delay=delay) from None
+            raise ApplicationError(
+                str(exc), type="ProviderRetryable", next_retry_delay=delay
+            ) from None
         except ProviderRejected as exc:
             with self.sessions.begin() as session:
                 repository.update_outbox_status(session, key, "failed", reason=str(exc))
             return _delivery(address, "failed", subject, str(exc))
         with self.sessions.begin() as session:
-            repository.update_outbox_status(session, key, "sent", provider_message_id=message_id,
-                                            sent_at=datetime.now().astimezone())
+            repository.update_outbox_status(
+                session,
+                key,
+                "sent",
+                provider_message_id=message_id,
+                sent_at=datetime.now().astimezone(),
+            )
         return _delivery(address, "sent", subject, None, message_id)
 
     @staticmethod
@@ -306,24 +402,40 @@ class PlaybookActivities:
         with self.sessions.begin() as session:
             customer = self._customer(session, input.customer_id)
             if customer is None:
-                raise ApplicationError(f"customer {input.customer_id} not found",
-                                       type="CustomerNotFound", non_retryable=True)
-            context = evaluation_context(customer_snapshot(session, customer), input.now,
-                                         input.playbook, input.event)
+                raise ApplicationError(
+                    f"customer {input.customer_id} not found",
+                    type="CustomerNotFound",
+                    non_retryable=True,
+                )
+            context = evaluation_context(
+                customer_snapshot(session, customer), input.now, input.playbook, input.event
+            )
             task = input.task
             title = _render_or_source(task.title, context)
-            description = (_render_or_source(task.description, context)
-                           if task.description else None)
+            description = _render_or_source(task.description, context) if task.description else None
             assignee = self._assignee(session, customer, task.assignee)
             due = input.now + timedelta(seconds=task.due_seconds) if task.due_seconds else None
             row, _ = repository.create_task(
-                session, key, title, enrollment_id=input.enrollment_id,
-                playbook_id=input.playbook, step_id=input.step_id, customer_id=customer.id,
-                assignee_email=assignee, description=description, due_at=due,
-                priority=task.priority, outcomes=task.outcomes,
+                session,
+                key,
+                title,
+                enrollment_id=input.enrollment_id,
+                playbook_id=input.playbook,
+                step_id=input.step_id,
+                customer_id=customer.id,
+                assignee_email=assignee,
+                description=description,
+                due_at=due,
+                priority=task.priority,
+                outcomes=task.outcomes,
             )
-            return TaskRef(task_id=row.id, assignee=row.assignee_email, title=row.title,
-                           due_at=row.due_at, priority=row.priority)
+            return TaskRef(
+                task_id=row.id,
+                assignee=row.assignee_email,
+                title=row.title,
+                due_at=row.due_at,
+                priority=row.priority,
+            )
 
     @staticmethod
     def _assignee(session: Session, customer: Customer, assignee: str) -> str | None:
@@ -331,8 +443,7 @@ class PlaybookActivities:
             return customer.owner_email
         if assignee == "manager":
             owner = team_member(session, customer.owner_email)
-            return (owner.manager_email if owner and owner.manager_email
-                    else customer.owner_email)
+            return owner.manager_email if owner and owner.manager_email else customer.owner_email
         if assignee.startswith("role:"):
             member = member_with_role(session, assignee.removeprefix("role:"))
             return member.email if member else customer.owner_email
@@ -345,42 +456,68 @@ class PlaybookActivities:
             original = repository.get_task(session, input.task_id)
             customer = self._customer(session, input.customer_id)
             if original is None or customer is None:
-                raise ApplicationError("task or customer not found", type="InvalidInput",
-                                       non_retryable=True)
+                raise ApplicationError(
+                    "task or customer not found", type="InvalidInput", non_retryable=True
+                )
             assignee = self._assignee(session, customer, input.escalate_to)
             row, created = repository.create_task(
-                session, f"{input.task_id}:escalation", f"Escalation: {original.title}",
-                enrollment_id=input.enrollment_id, playbook_id=input.playbook,
-                step_id=input.step_id, customer_id=customer.id, assignee_email=assignee,
-                description=(f"The task '{original.title}' assigned to "
-                             f"{original.assignee_email or 'nobody'} is still open."),
-                due_at=input.now + timedelta(days=1), priority="urgent", outcomes=["done"],
+                session,
+                f"{input.task_id}:escalation",
+                f"Escalation: {original.title}",
+                enrollment_id=input.enrollment_id,
+                playbook_id=input.playbook,
+                step_id=input.step_id,
+                customer_id=customer.id,
+                assignee_email=assignee,
+                description=(
+                    f"The task '{original.title}' assigned to "
+                    f"{original.assignee_email or 'nobody'} is still open."
+                ),
+                due_at=input.now + timedelta(days=1),
+                priority="urgent",
+                outcomes=["done"],
                 escalation_of=original.id,
             )
             if created:
                 original.escalated_at = input.now
-            return TaskRef(task_id=row.id, assignee=row.assignee_email, title=row.title,
-                           due_at=row.due_at, priority=row.priority)
+            return TaskRef(
+                task_id=row.id,
+                assignee=row.assignee_email,
+                title=row.title,
+                due_at=row.due_at,
+                priority=row.priority,
+            )
 
     # -- customer data and other playbooks -------------------------------------------------
     @activity.defn(name="update_customer")
     def update_customer(self, input: UpdateCustomerInput) -> None:
         """Set attributes and tags once per (enrollment, step, visit)."""
         info = activity.info()
-        marker = f"update:{input.enrollment_id}:{input.step_id}:{info.workflow_run_id}:" \
-                 f"{info.activity_id}"
+        marker = (
+            f"update:{input.enrollment_id}:{input.step_id}:{info.workflow_run_id}:"
+            f"{info.activity_id}"
+        )
         with self.sessions.begin() as session:
             customer = self._customer(session, input.customer_id)
             if customer is None:
-                raise ApplicationError(f"customer {input.customer_id} not found",
-                                       type="CustomerNotFound", non_retryable=True)
-            if not repository.record_event(session, marker, customer.id, "customer.updated",
-                                           input.now, {"by": input.playbook,
-                                                       "step": input.step_id},
-                                           status="applied"):
+                raise ApplicationError(
+                    f"customer {input.customer_id} not found",
+                    type="CustomerNotFound",
+                    non_retryable=True,
+                )
+            if not repository.record_event(
+                session,
+                marker,
+                customer.id,
+                "customer.updated",
+                input.now,
+                {"by": input.playbook, "step": input.step_id},
+                status="applied",
+            ):
                 return
-            context = evaluation_context(customer_snapshot(session, customer), input.now,
-                                         input.playbook)
+            context = evaluation_context(
+                customer_snapshot(session, customer), input.now, input.playbook
+            )
             attributes = dict(customer.attributes or {})
             for name, value in input.set.items():
                 attributes[name] = _rendered_value(value, context)
@@ -397,10 +534,20 @@ class PlaybookActivities:
         return await self.enroller(input.playbook, input.customer_id, input.enrollment_id)
 
 
-def _delivery(contact: str, status: str, subject: str | None, reason: str | None = None,
-              message_id: str | None = None) -> EmailDelivery:
-    return EmailDelivery(contact=contact, status=status, subject=subject,  # type: ignore[arg-type]
-                         reason=reason, message_id=message_id)
+def _delivery(
+    contact: str,
+    status: str,
+    subject: str | None,
+    reason: str | None = None,
+    message_id: str | None = None,
+) -> EmailDelivery:
+    return EmailDelivery(
+        contact=contact,
+        status=status,
+        subject=subject,  # type: ignore[arg-type]
+        reason=reason,
+        message_id=message_id,
+    )
 
 
 def _safe_subject(email: EmailPlan, context: dict[str, Any]) -> str:

@@ -513,7 +513,10 @@ class _Compiler:
             loc: Loc = ("steps", i)
             next_loc = (*loc, "next") if step.next else loc
             # End and branch steps only fall through to `next` when their `if:` is false.
-            if plan.kind not in ("end", "branch") or plan.condition:
+            all_routed = plan.task is not None and set(plan.task.outcomes) <= set(
+                plan.task.on_outcome
+            )
+            if (plan.kind not in ("end", "branch") and not all_routed) or plan.condition:
                 edges.append(_Edge(i, plan.next, next_loc))
             if plan.branch:
                 for n, case in enumerate(plan.branch.cases):

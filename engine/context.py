@@ -32,8 +32,12 @@ def contact_dict(contact: Any) -> dict[str, Any]:
 def member_dict(member: TeamMember | None, email: str | None) -> dict[str, Any]:
     if member is None:
         name = email or ""
-        return {"email": email or "", "name": name, "first_name": name.split("@")[0],
-                "manager": None}
+        return {
+            "email": email or "",
+            "name": name,
+            "first_name": name.split("@")[0],
+            "manager": None,
+        }
     return {
         "email": member.email,
         "name": member.name,
@@ -64,13 +68,15 @@ def customer_snapshot(session: Session, customer: Customer) -> dict[str, Any]:
     }
 
 
-def evaluation_context(snapshot: dict[str, Any], now: datetime, playbook: str,
-                       event: Any = None, **extra: Any) -> dict[str, Any]:
+def evaluation_context(
+    snapshot: dict[str, Any], now: datetime, playbook: str, event: Any = None, **extra: Any
+) -> dict[str, Any]:
     """Snapshot + helpers bound to ``now`` + optional event and extras (contact, step...)."""
     context = {**snapshot, **helpers(now), "playbook": playbook}
     if event is not None:
-        context["event"] = event.model_dump(mode="python") if hasattr(event, "model_dump") \
-            else event
+        context["event"] = (
+            event.model_dump(mode="python") if hasattr(event, "model_dump") else event
+        )
     context.update(extra)
     return context
 

@@ -42,12 +42,14 @@ def enrollment_id(playbook: str, customer_id: str, cycle_key: str | None = None)
 
 
 def search_attributes(plan: CompiledPlan, customer_id: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        SearchAttributePair(SearchAttributeKey.for_keyword(SA_PLAYBOOK), plan.playbook),
-        SearchAttributePair(SearchAttributeKey.for_keyword(SA_VERSION), plan.short_version),
-        SearchAttributePair(SearchAttributeKey.for_keyword(SA_CUSTOMER), customer_id),
-        SearchAttributePair(SearchAttributeKey.for_keyword(SA_STEP), plan.start),
-    ])
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SearchAttributeKey.for_keyword(SA_PLAYBOOK), plan.playbook),
+            SearchAttributePair(SearchAttributeKey.for_keyword(SA_VERSION), plan.short_version),
+            SearchAttributePair(SearchAttributeKey.for_keyword(SA_CUSTOMER), customer_id),
+            SearchAttributePair(SearchAttributeKey.for_keyword(SA_STEP), plan.start),
+        ]
+    )
 
 
 async def enroll(
@@ -63,11 +65,18 @@ async def enroll(
 ) -> str:
     """Start the enrollment; return its ID. Raise `AlreadyEnrolled` if it may not start."""
     workflow_id = enrollment_id(plan.playbook, customer_id, cycle_key)
-    reuse = (WorkflowIDReusePolicy.REJECT_DUPLICATE if plan.reenroll == "never"
-             else WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+    reuse = (
+        WorkflowIDReusePolicy.REJECT_DUPLICATE
+        if plan.reenroll == "never"
+        else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+    )
     payload = EnrollmentInput(
-        plan=plan, customer_id=customer_id, enrollment_id=workflow_id, cycle_key=cycle_key,
-        trigger_event=trigger_event, use_search_attributes=use_search_attributes,
+        plan=plan,
+        customer_id=customer_id,
+        enrollment_id=workflow_id,
+        cycle_key=cycle_key,
+        trigger_event=trigger_event,
+        use_search_attributes=use_search_attributes,
         started_at=started_at or datetime.now(UTC),
     )
     try:
@@ -79,7 +88,8 @@ async def enroll(
             id_reuse_policy=reuse,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=search_attributes(plan, customer_id)
-            if use_search_attributes else None,
+            if use_search_attributes
+            else None,
         )
     except WorkflowAlreadyStartedError:
         raise AlreadyEnrolled(

@@ -73,7 +73,17 @@ def check_names_located(tree: nodes.Template, allowed: Iterable[str]) -> list[tu
     """Like `check_names`, with the (1-based) source line of each problem's first use."""
     from jinja2 import meta
 
-    allowed = tuple(allowed)
+    # Names bound anywhere in the template (imports, set, macros) count as defined:
+    # Jinja's analysis treats each block as its own scope and would miss them.
+    bound = {n.target for n in tree.find_all(nodes.Import)}
+    bound |= {n.name for n in tree.find_all(nodes.Macro)}
+    for node in tree.find_all(nodes.FromImport):
+        bound |= {name[1] if isinstance(name, tuple) else name for name in node.names}
+    for node in tree.find_all((nodes.Assign, nodes.AssignBlock)):
+        bound |= {n.name for n in node.target.find_all(nodes.Name)}
+        if isinstance(node.target, nodes.Name):
+            bound.add(node.target.name)
+    allowed = (*allowed, *bound)
     problems = []
     for name in sorted(meta.find_undeclared_variables(tree)):
         if name not in allowed:

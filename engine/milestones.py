@@ -27,8 +27,10 @@ def matches(milestone: MilestonePlan, name: str, properties: dict[str, Any]) -> 
         return all(properties.get(k) == v for k, v in milestone.where.items())
     if milestone.metric is not None and name == milestone.metric:
         value = properties.get("value")
-        return isinstance(value, int | float) and not isinstance(value, bool) and (
-            milestone.at_least is None or value >= milestone.at_least
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (milestone.at_least is None or value >= milestone.at_least)
         )
     return False
 
@@ -39,8 +41,9 @@ class MilestoneTracker(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     reached: list[str] = Field(default_factory=list)
 
-    def observe(self, milestones: dict[str, MilestonePlan], name: str,
-                properties: dict[str, Any]) -> list[str]:
+    def observe(
+        self, milestones: dict[str, MilestonePlan], name: str, properties: dict[str, Any]
+    ) -> list[str]:
         """Record one event; return the milestones it made reached just now."""
         newly = []
         for key, milestone in milestones.items():

@@ -43,14 +43,12 @@ def next_opening(now: datetime, timezone: str | None, window: WindowPlan | None)
     return now  # unreachable for a non-empty window; never block forever
 
 
-def local_datetime(day: datetime | str, minute_of_day: int | None, timezone: str | None
-                   ) -> datetime:
+def local_datetime(
+    day: datetime | str, minute_of_day: int | None, timezone: str | None
+) -> datetime:
     """A calendar date at a local time in the customer's zone, as an aware datetime."""
     tz = zone(timezone)
-    if isinstance(day, str):
-        parsed = datetime.fromisoformat(day)
-    else:
-        parsed = day
+    parsed = datetime.fromisoformat(day) if isinstance(day, str) else day
     if parsed.tzinfo is not None and minute_of_day is None:
         return parsed
     return datetime.combine(parsed.date(), _at(minute_of_day or 0), tzinfo=tz)

@@ -37,8 +37,9 @@ def verify(token: str, secret: str, purpose: str) -> dict[str, Any]:
     body, _, signature = token.partition(".")
     if not body or not signature:
         raise BadToken("malformed token")
-    expected = hmac.new(secret.encode("utf-8"), f"{purpose}:{body}".encode("ascii"),
-                        hashlib.sha256).digest()
+    expected = hmac.new(
+        secret.encode("utf-8"), f"{purpose}:{body}".encode("ascii"), hashlib.sha256
+    ).digest()
     try:
         given = _unb64(signature)
         payload = json.loads(_unb64(body))

@@ -81,7 +81,10 @@ def split_front_matter(source: str) -> tuple[dict[str, tuple[str, int]], str, in
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         key, sep, value = line.partition(":")
-        keys[key.strip() if sep else line.strip()] = (value.strip() if sep else "", offset)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        keys[key.strip() if sep else line.strip()] = (value if sep else "", offset)
     body = source[match.end() :]
     return keys, body, match["body"].count("\n") + 3
 
@@ -222,7 +225,8 @@ def render(sources: dict[str, str], file: str, context: dict[str, Any]) -> str:
     """Render ``file`` from ``sources`` (a compiled plan's templates) in the sandbox."""
     env = make_sandbox(autoescape=file.endswith(".html"), loader=DictLoader(sources))
     try:
-        return render_capped(env.get_template(file), context)
+        # Front matter is kept as blank lines (for error line numbers); drop them here.
+        return render_capped(env.get_template(file), context).lstrip()
     except (UndefinedError, SecurityError, TemplateNotFound) as exc:
         raise TemplateRenderError(f"{file}: {exc}") from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:

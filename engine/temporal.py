@@ -64,8 +64,11 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
     existing = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace)
     )
-    missing = {name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-               for name in SEARCH_ATTRIBUTES if name not in existing.custom_attributes}
+    missing = {
+        name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        for name in SEARCH_ATTRIBUTES
+        if name not in existing.custom_attributes
+    }
     if missing:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)

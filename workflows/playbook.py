@@ -9,7 +9,7 @@ counts, and moves from step to step. It imports no jinja2, yaml or database code
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,8 +58,9 @@ EFFECT_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=10),
     non_retryable_error_types=["CustomerNotFound", "InvalidInput"],
 )
-LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(
-    seconds=30))
+LOCAL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
 
 
 class _Finish(Exception):
@@ -132,8 +133,9 @@ class PlaybookWorkflow:
     def skip_to_step(self, request: SkipRequest) -> EnrollmentStatus:
         """Leave the current step (or wait) and continue at another step."""
         self.skip_to = request.step
-        self._record(self.state.current, "skip", f"skipped to {request.step}",
-                     {"reason": request.reason})
+        self._record(
+            self.state.current, "skip", f"skipped to {request.step}", {"reason": request.reason}
+        )
         return self.status()
 
     @skip_to_step.validator
@@ -201,15 +203,18 @@ class PlaybookWorkflow:
             return await self._end(done)
 
     async def _start(self) -> None:
-        self._record(self.plan.start, "start",
-                     f"enrolled in {self.plan.playbook} (version {self.plan.short_version})")
-        decision = await self._decide([], None)
-        if self.plan.goal and self.plan.goal.milestone:
-            if await self._milestone_reached(self.plan.goal.milestone):
-                raise _Finish("goal_reached", "goal_reached",
-                              f"milestone {self.plan.goal.milestone} already reached")
+        self._record(
+            self.plan.start,
+            "start",
+            f"enrolled in {self.plan.playbook} (version {self.plan.short_version})",
+        )
+        await self._decide([], None)
+        goal = self.plan.goal
+        if goal and goal.milestone and await self._milestone_reached(goal.milestone):
+            raise _Finish(
+                "goal_reached", "goal_reached", f"milestone {goal.milestone} already reached"
+            )
         await self._project("running", self.plan.start)
-        del decision
 
     async def _run_step(self, step: StepPlan) -> str:
         iteration = self.state.visits.get(step.id, 0) + 1
@@ -242,8 +247,9 @@ class PlaybookWorkflow:
         now = workflow.now()
         opens = next_opening(now, self.state.timezone, step.email.window)
         if opens > now:
-            self._record(step.id, "wait", "waiting for the send window",
-                         {"until": opens.isoformat()})
+            self._record(
+                step.id, "wait", "waiting for the send window", {"until": opens.isoformat()}
+            )
             if await self._wait(step.id, "send window", opens, lambda: False) == "interrupted":
                 return self._interrupted_next(step)
         email = step.email
@@ -252,12 +258,18 @@ class PlaybookWorkflow:
             result: SendEmailResult = await workflow.execute_activity(
                 "send_email",
                 SendEmailInput(
-                    enrollment_id=self.input.enrollment_id, playbook=self.plan.playbook,
-                    version=self.plan.version, step_id=step.id, iteration=iteration,
-                    customer_id=self.input.customer_id, email=email, templates=templates,
+                    enrollment_id=self.input.enrollment_id,
+                    playbook=self.plan.playbook,
+                    version=self.plan.version,
+                    step_id=step.id,
+                    iteration=iteration,
+                    customer_id=self.input.customer_id,
+                    email=email,
+                    templates=templates,
                     sender=email.sender or self.plan.sender,
                     reply_to=email.reply_to or self.plan.reply_to,
-                    event=self.input.trigger_event, now=workflow.now(),
+                    event=self.input.trigger_event,
+                    now=workflow.now(),
                 ),
                 result_type=SendEmailResult,
                 start_to_close_timeout=timedelta(minutes=2),
@@ -267,8 +279,12 @@ class PlaybookWorkflow:
         except ActivityError as err:
             self._record(step.id, "email_failed", f"email not sent: {_cause(err)}")
             return step.next
-        self._record(step.id, "email", result.summary,
-                     {"deliveries": [d.model_dump(mode="json") for d in result.deliveries]})
+        self._record(
+            step.id,
+            "email",
+            result.summary,
+            {"deliveries": [d.model_dump(mode="json") for d in result.deliveries]},
+        )
         return step.next
 
     async def _step_task(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
@@ -277,9 +293,14 @@ class PlaybookWorkflow:
         ref: TaskRef = await workflow.execute_activity(
             "create_task",
             CreateTaskInput(
-                enrollment_id=self.input.enrollment_id, playbook=self.plan.playbook,
-                step_id=step.id, iteration=iteration, customer_id=self.input.customer_id,
-                task=task, event=self.input.trigger_event, now=workflow.now(),
+                enrollment_id=self.input.enrollment_id,
+                playbook=self.plan.playbook,
+                step_id=step.id,
+                iteration=iteration,
+                customer_id=self.input.customer_id,
+                task=task,
+                event=self.input.trigger_event,
+                now=workflow.now(),
             ),
             result_type=TaskRef,
             start_to_close_timeout=timedelta(minutes=1),
@@ -297,22 +318,34 @@ class PlaybookWorkflow:
         if outcome == "timeout":
             await workflow.execute_activity(
                 "escalate_task",
-                EscalateTaskInput(task_id=ref.task_id, enrollment_id=self.input.enrollment_id,
-                                  playbook=self.plan.playbook, step_id=step.id,
-                                  customer_id=self.input.customer_id,
-                                  escalate_to=task.escalate_to, now=workflow.now()),
+                EscalateTaskInput(
+                    task_id=ref.task_id,
+                    enrollment_id=self.input.enrollment_id,
+                    playbook=self.plan.playbook,
+                    step_id=step.id,
+                    customer_id=self.input.customer_id,
+                    escalate_to=task.escalate_to,
+                    now=workflow.now(),
+                ),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=EFFECT_RETRY,
             )
-            self._record(step.id, "task_escalated", f"escalated to {task.escalate_to}",
-                         {"task_id": ref.task_id})
+            self._record(
+                step.id,
+                "task_escalated",
+                f"escalated to {task.escalate_to}",
+                {"task_id": ref.task_id},
+            )
             outcome = await self._wait(step.id, label, None, done)
         if outcome == "interrupted":
             return self._interrupted_next(step)
         completion = self.completions[ref.task_id]
-        self._record(step.id, "task_completed", completion.outcome,
-                     {"task_id": ref.task_id, "outcome": completion.outcome,
-                      "by": completion.completed_by})
+        self._record(
+            step.id,
+            "task_completed",
+            completion.outcome,
+            {"task_id": ref.task_id, "outcome": completion.outcome, "by": completion.completed_by},
+        )
         return task.on_outcome.get(completion.outcome, step.next)
 
     async def _step_wait(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
@@ -337,27 +370,40 @@ class PlaybookWorkflow:
     async def _step_wait_for(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         wf = step.wait_for
         assert wf is not None
-        deadline = (workflow.now() + timedelta(seconds=wf.timeout_seconds)
-                    if wf.timeout_seconds is not None else None)
+        deadline = (
+            workflow.now() + timedelta(seconds=wf.timeout_seconds)
+            if wf.timeout_seconds is not None
+            else None
+        )
         if wf.milestone:
             name = wf.milestone
             if self.state.tracker.is_reached(name) or await self._milestone_reached(name):
                 self._record(step.id, "milestone", f"{name} already reached", {"name": name})
                 return step.next
-            self._record(step.id, "wait", f"waiting for milestone {name}",
-                         {"until": deadline.isoformat() if deadline else None, "for": name})
-            result = await self._wait(step.id, f"milestone {name}", deadline,
-                                      lambda: self.state.tracker.is_reached(name))
+            self._record(
+                step.id,
+                "wait",
+                f"waiting for milestone {name}",
+                {"until": deadline.isoformat() if deadline else None, "for": name},
+            )
+            result = await self._wait(
+                step.id, f"milestone {name}", deadline, lambda: self.state.tracker.is_reached(name)
+            )
             if result == "satisfied":
                 self._record(step.id, "milestone", f"{name} reached", {"name": name})
         else:
             assert wf.event is not None
             self.wait_event, self.wait_event_condition = wf.event, wf.condition
             self.wait_event_hit = None
-            self._record(step.id, "wait", f"waiting for event {wf.event}",
-                         {"until": deadline.isoformat() if deadline else None, "for": wf.event})
-            result = await self._wait(step.id, f"event {wf.event}", deadline,
-                                      lambda: self.wait_event_hit is not None)
+            self._record(
+                step.id,
+                "wait",
+                f"waiting for event {wf.event}",
+                {"until": deadline.isoformat() if deadline else None, "for": wf.event},
+            )
+            result = await self._wait(
+                step.id, f"event {wf.event}", deadline, lambda: self.wait_event_hit is not None
+            )
             self.wait_event = self.wait_event_condition = None
         if result == "interrupted":
             return self._interrupted_next(step)
@@ -370,35 +416,53 @@ class PlaybookWorkflow:
         assert step.branch is not None
         for case, value in zip(step.branch.cases, values, strict=False):
             if value is True:
-                self._record(step.id, "branch", f"{case.condition} -> {case.goto}",
-                             {"goto": case.goto, "because": case.condition})
+                self._record(
+                    step.id,
+                    "branch",
+                    f"{case.condition} -> {case.goto}",
+                    {"goto": case.goto, "because": case.condition},
+                )
                 return case.goto
-        self._record(step.id, "branch", f"otherwise -> {step.branch.otherwise}",
-                     {"goto": step.branch.otherwise, "because": "otherwise"})
+        self._record(
+            step.id,
+            "branch",
+            f"otherwise -> {step.branch.otherwise}",
+            {"goto": step.branch.otherwise, "because": "otherwise"},
+        )
         return step.branch.otherwise
 
     async def _step_update(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.update is not None
         await workflow.execute_activity(
             "update_customer",
-            UpdateCustomerInput(enrollment_id=self.input.enrollment_id, step_id=step.id,
-                                customer_id=self.input.customer_id, playbook=self.plan.playbook,
-                                set=step.update.set, add_tags=step.update.add_tags,
-                                remove_tags=step.update.remove_tags, now=workflow.now()),
+            UpdateCustomerInput(
+                enrollment_id=self.input.enrollment_id,
+                step_id=step.id,
+                customer_id=self.input.customer_id,
+                playbook=self.plan.playbook,
+                set=step.update.set,
+                add_tags=step.update.add_tags,
+                remove_tags=step.update.remove_tags,
+                now=workflow.now(),
+            ),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=EFFECT_RETRY,
         )
-        self._record(step.id, "update", ", ".join(step.update.set) or "tags",
-                     {"set": step.update.set})
+        self._record(
+            step.id, "update", ", ".join(step.update.set) or "tags", {"set": step.update.set}
+        )
         return step.next
 
     async def _step_enroll(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.enroll is not None
         started: str = await workflow.execute_activity(
             "enroll_customer",
-            EnrollCustomerInput(enrollment_id=self.input.enrollment_id, step_id=step.id,
-                                customer_id=self.input.customer_id,
-                                playbook=step.enroll.playbook),
+            EnrollCustomerInput(
+                enrollment_id=self.input.enrollment_id,
+                step_id=step.id,
+                customer_id=self.input.customer_id,
+                playbook=step.enroll.playbook,
+            ),
             result_type=str,
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=EFFECT_RETRY,
@@ -411,8 +475,9 @@ class PlaybookWorkflow:
         raise _Finish(step.end.outcome, "completed", f"reached end step {step.id}")
 
     # -- waiting and events ------------------------------------------------------------
-    async def _wait(self, step_id: str, what: str, deadline: datetime | None,
-                    satisfied: Callable[[], bool]) -> str:
+    async def _wait(
+        self, step_id: str, what: str, deadline: datetime | None, satisfied: Callable[[], bool]
+    ) -> str:
         """Wait for ``satisfied``, the deadline, or an interrupt (exit, goal, skip, cancel).
 
         Returns 'satisfied', 'timeout' or 'interrupted'.
@@ -431,14 +496,16 @@ class PlaybookWorkflow:
                     timeout = deadline - workflow.now()
                     if timeout <= timedelta(0):
                         return "timeout"
-                try:
+                with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
-                        lambda: bool(self.inbox) or self.finish is not None
-                        or self.skip_to is not None or satisfied(),
+                        lambda: (
+                            bool(self.inbox)
+                            or self.finish is not None
+                            or self.skip_to is not None
+                            or satisfied()
+                        ),
                         timeout=timeout,
                     )
-                except TimeoutError:
-                    pass
         finally:
             self.waiting_for = self.waiting_until = None
 
@@ -446,24 +513,35 @@ class PlaybookWorkflow:
         """Apply queued events: exit, milestones, goal, and the event a step waits for."""
         while self.inbox:
             event = self.inbox.pop(0)
-            self._record(self.state.current, "event", event.name,
-                         {"name": event.name, "id": event.id, "properties": event.properties})
+            self._record(
+                self.state.current,
+                "event",
+                event.name,
+                {"name": event.name, "id": event.id, "properties": event.properties},
+            )
             plan = self.plan
             if plan.exit and event.name in plan.exit.on_events:
                 self.finish = self.finish or _Finish("exited", "exited", f"event {event.name}")
-            for name in self.state.tracker.observe(plan.milestones, event.name,
-                                                   event.properties):
+            for name in self.state.tracker.observe(plan.milestones, event.name, event.properties):
                 self._record(self.state.current, "milestone", f"{name} reached", {"name": name})
                 if plan.goal and plan.goal.milestone == name:
-                    self.finish = self.finish or _Finish("goal_reached", "goal_reached",
-                                                         f"milestone {name}")
-            if plan.goal and plan.goal.event == event.name:
-                if await self._holds(plan.goal.condition, event):
-                    self.finish = self.finish or _Finish("goal_reached", "goal_reached",
-                                                         f"event {event.name}")
-            if self.wait_event == event.name and self.wait_event_hit is None:
-                if await self._holds(self.wait_event_condition, event):
-                    self.wait_event_hit = event
+                    self.finish = self.finish or _Finish(
+                        "goal_reached", "goal_reached", f"milestone {name}"
+                    )
+            if (
+                plan.goal
+                and plan.goal.event == event.name
+                and await self._holds(plan.goal.condition, event)
+            ):
+                self.finish = self.finish or _Finish(
+                    "goal_reached", "goal_reached", f"event {event.name}"
+                )
+            if (
+                self.wait_event == event.name
+                and self.wait_event_hit is None
+                and await self._holds(self.wait_event_condition, event)
+            ):
+                self.wait_event_hit = event
 
     async def _holds(self, condition: str | None, event: EventSignal) -> bool:
         if condition is None:
@@ -479,8 +557,13 @@ class PlaybookWorkflow:
     async def _decide(self, expressions: list[str], event: EventSignal | None) -> DecideResult:
         decision: DecideResult = await workflow.execute_local_activity(
             "decide",
-            DecideInput(customer_id=self.input.customer_id, playbook=self.plan.playbook,
-                        expressions=expressions, event=event, now=workflow.now()),
+            DecideInput(
+                customer_id=self.input.customer_id,
+                playbook=self.plan.playbook,
+                expressions=expressions,
+                event=event,
+                now=workflow.now(),
+            ),
             result_type=DecideResult,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LOCAL_RETRY,
@@ -499,9 +582,12 @@ class PlaybookWorkflow:
             return False
         reached: bool = await workflow.execute_local_activity(
             "check_milestone",
-            CheckMilestoneInput(customer_id=self.input.customer_id, milestone=name,
-                                definition=definition.model_dump(mode="json"),
-                                since=self.input.started_at),
+            CheckMilestoneInput(
+                customer_id=self.input.customer_id,
+                milestone=name,
+                definition=definition.model_dump(mode="json"),
+                since=self.input.started_at,
+            ),
             result_type=bool,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LOCAL_RETRY,
@@ -510,15 +596,26 @@ class PlaybookWorkflow:
             self.state.tracker.mark(name)
         return reached
 
-    async def _project(self, status: str, step: str | None, outcome: str | None = None,
-                       close_open_tasks: bool = False) -> None:
+    async def _project(
+        self,
+        status: str,
+        step: str | None,
+        outcome: str | None = None,
+        close_open_tasks: bool = False,
+    ) -> None:
         await workflow.execute_local_activity(
             "record_enrollment",
             RecordEnrollmentInput(
-                enrollment_id=self.input.enrollment_id, playbook=self.plan.playbook,
-                version=self.plan.version, customer_id=self.input.customer_id,
-                cycle_key=self.input.cycle_key, status=status, current_step=step,
-                outcome=outcome, at=workflow.now(), close_open_tasks=close_open_tasks,
+                enrollment_id=self.input.enrollment_id,
+                playbook=self.plan.playbook,
+                version=self.plan.version,
+                customer_id=self.input.customer_id,
+                cycle_key=self.input.cycle_key,
+                status=status,
+                current_step=step,
+                outcome=outcome,
+                at=workflow.now(),
+                close_open_tasks=close_open_tasks,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LOCAL_RETRY,
@@ -531,10 +628,12 @@ class PlaybookWorkflow:
         await self._project("running", step_id)
 
     # -- bookkeeping ---------------------------------------------------------------------
-    def _record(self, step: str, kind: str, detail: str = "",
-                data: dict[str, Any] | None = None) -> None:
-        self.state.records.append(StepRecord(at=workflow.now(), step=step, kind=kind,
-                                             detail=detail, data=data or {}))
+    def _record(
+        self, step: str, kind: str, detail: str = "", data: dict[str, Any] | None = None
+    ) -> None:
+        self.state.records.append(
+            StepRecord(at=workflow.now(), step=step, kind=kind, detail=detail, data=data or {})
+        )
         del self.state.records[:-MAX_RECORDS]
 
     def _raise_if_finished(self) -> None:
@@ -543,8 +642,10 @@ class PlaybookWorkflow:
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
-        return (info.is_continue_as_new_suggested()
-                or info.get_current_history_length() >= self.input.continue_as_new_after_events)
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self.input.continue_as_new_after_events
+        )
 
     def _continue_as_new(self) -> None:
         self.state.runs += 1
@@ -553,14 +654,19 @@ class PlaybookWorkflow:
 
     async def _end(self, done: _Finish) -> EnrollmentResult:
         self.outcome = done.outcome
-        self._record(self.state.current, done.status, done.reason or done.outcome,
-                     {"outcome": done.outcome})
+        self._record(
+            self.state.current, done.status, done.reason or done.outcome, {"outcome": done.outcome}
+        )
         if self.input.use_search_attributes:
             workflow.upsert_search_attributes([STEP_KEY.value_set(END)])
         await self._project(done.status, None, done.outcome, close_open_tasks=True)
-        return EnrollmentResult(outcome=done.outcome, reason=done.reason,
-                                ended_at_step=self.state.current, status=done.status,  # type: ignore[arg-type]
-                                records=list(self.state.records))
+        return EnrollmentResult(
+            outcome=done.outcome,
+            reason=done.reason,
+            ended_at_step=self.state.current,
+            status=done.status,  # type: ignore[arg-type]
+            records=list(self.state.records),
+        )
 
 
 def _cause(err: BaseException) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,31 +27,55 @@ from workflows.models import EnrollmentResult, EnrollmentStatus, EventSignal, Ta
 from workflows.playbook import PlaybookWorkflow
 
 
-def seed_customer(sessions: sessionmaker[Session], customer_id: str = "acme", *,
-                  segment: str = "enterprise", timezone: str = "Europe/Berlin",
-                  health: int | None = 80, renewal: date | None = None,
-                  contacts: list[dict[str, Any]] | None = None,
-                  attributes: dict[str, Any] | None = None) -> None:
+def seed_customer(
+    sessions: sessionmaker[Session],
+    customer_id: str = "acme",
+    *,
+    segment: str = "enterprise",
+    timezone: str = "Europe/Berlin",
+    health: int | None = 80,
+    renewal: date | None = None,
+    contacts: list[dict[str, Any]] | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> None:
     """A customer with an owner (who has a manager) and two contacts."""
-    contacts = contacts if contacts is not None else [
-        {"email": "ada@acme.example", "first_name": "Ada", "last_name": "Admin",
-         "role": "admin"},
-        {"email": "carl@acme.example", "first_name": "Carl", "role": "champion"},
-    ]
+    contacts = (
+        contacts
+        if contacts is not None
+        else [
+            {
+                "email": "ada@acme.example",
+                "first_name": "Ada",
+                "last_name": "Admin",
+                "role": "admin",
+            },
+            {"email": "carl@acme.example", "first_name": "Carl", "role": "champion"},
+        ]
+    )
     with sessions.begin() as session:
-        for email, name, manager in (("csm@vendor.example", "Casey Success",
-                                      "boss@vendor.example"),
-                                     ("boss@vendor.example", "Morgan Manager", None)):
+        for email, name, manager in (
+            ("csm@vendor.example", "Casey Success", "boss@vendor.example"),
+            ("boss@vendor.example", "Morgan Manager", None),
+        ):
             if session.get(TeamMember, email) is None:
-                session.add(TeamMember(email=email, name=name, manager_email=manager,
-                                       roles=["csm"]))
+                session.add(
+                    TeamMember(email=email, name=name, manager_email=manager, roles=["csm"])
+                )
         session.flush()
-        repository.upsert_customer(session, repository.CustomerData(
-            id=customer_id, name="Acme Corp", segment=segment, timezone=timezone,
-            owner_email="csm@vendor.example", renewal_date=renewal, health_score=health,
-            attributes=attributes or {},
-            contacts=[repository.ContactData(**c) for c in contacts],
-        ))
+        repository.upsert_customer(
+            session,
+            repository.CustomerData(
+                id=customer_id,
+                name="Acme Corp",
+                segment=segment,
+                timezone=timezone,
+                owner_email="csm@vendor.example",
+                renewal_date=renewal,
+                health_score=health,
+                attributes=attributes or {},
+                contacts=[repository.ContactData(**c) for c in contacts],
+            ),
+        )
 
 
 @dataclass
@@ -61,16 +84,27 @@ class Harness:
     sessions: sessionmaker[Session]
     task_queue: str
 
-    async def start(self, plan: CompiledPlan, customer_id: str = "acme",
-                    cycle_key: str | None = None) -> WorkflowHandle[Any, Any]:
-        workflow_id = await enroll(self.env.client, plan, customer_id,
-                                   task_queue=self.task_queue, cycle_key=cycle_key,
-                                   use_search_attributes=False,
-                                   started_at=await self.now())
+    async def start(
+        self, plan: CompiledPlan, customer_id: str = "acme", cycle_key: str | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        workflow_id = await enroll(
+            self.env.client,
+            plan,
+            customer_id,
+            task_queue=self.task_queue,
+            cycle_key=cycle_key,
+            use_search_attributes=False,
+            started_at=await self.now(),
+        )
         return self.env.client.get_workflow_handle(workflow_id, result_type=EnrollmentResult)
 
-    async def until(self, check: Callable[[], Any], *, step: timedelta = timedelta(hours=1),
-                    limit: timedelta = timedelta(days=400)) -> Any:
+    async def until(
+        self,
+        check: Callable[[], Any],
+        *,
+        step: timedelta = timedelta(hours=1),
+        limit: timedelta = timedelta(days=400),
+    ) -> Any:
         """Skip time in steps until ``check()`` returns something truthy; return it."""
         waited = timedelta(0)
         while True:
@@ -89,23 +123,30 @@ class Harness:
     async def now(self) -> datetime:
         return (await self.env.get_current_time()).astimezone(UTC)
 
-    async def event(self, handle: WorkflowHandle[Any, Any], name: str,
-                    properties: dict[str, Any] | None = None, customer_id: str = "acme"
-                    ) -> None:
+    async def event(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        name: str,
+        properties: dict[str, Any] | None = None,
+        customer_id: str = "acme",
+    ) -> None:
         """Store the event (as the API does) and signal it to the enrollment."""
-        event = EventSignal(id=uuid.uuid4().hex, name=name, at=await self.now(),
-                            properties=properties or {})
+        event = EventSignal(
+            id=uuid.uuid4().hex, name=name, at=await self.now(), properties=properties or {}
+        )
         with self.sessions.begin() as session:
-            repository.record_event(session, event.id, customer_id, name, event.at,
-                                    event.properties)
+            repository.record_event(
+                session, event.id, customer_id, name, event.at, event.properties
+            )
         await handle.signal("event", event)
 
-    async def complete(self, handle: WorkflowHandle[Any, Any], task_id: str, outcome: str
-                       ) -> None:
+    async def complete(self, handle: WorkflowHandle[Any, Any], task_id: str, outcome: str) -> None:
         with self.sessions.begin() as session:
             repository.complete_task(session, task_id, outcome, "csm@vendor.example")
-        await handle.signal("task_completed", TaskCompletion(task_id=task_id, outcome=outcome,
-                                                             completed_by="csm@vendor.example"))
+        await handle.signal(
+            "task_completed",
+            TaskCompletion(task_id=task_id, outcome=outcome, completed_by="csm@vendor.example"),
+        )
 
     async def result(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentResult:
         return await handle.result()
@@ -120,10 +161,19 @@ class Harness:
 
 
 @asynccontextmanager
-async def running(env: WorkflowEnvironment, sessions: sessionmaker[Session], task_queue: str,
-                  mailer: Mailer | None = None) -> AsyncIterator[Harness]:
+async def running(
+    env: WorkflowEnvironment,
+    sessions: sessionmaker[Session],
+    task_queue: str,
+    mailer: Mailer | None = None,
+) -> AsyncIterator[Harness]:
     activities = PlaybookActivities(sessions, mailer)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        async with Worker(env.client, task_queue=task_queue, workflows=[PlaybookWorkflow],
-                          activities=activities.all(), activity_executor=pool):
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[PlaybookWorkflow],
+            activities=activities.all(),
+            activity_executor=pool,
+        ):
             yield Harness(env, sessions, task_queue)
