@@ -92,6 +92,11 @@ class EnrollmentInput(BaseModel):
     started_at: datetime | None = None
     use_search_attributes: bool = True
     continue_as_new_after_events: int = 8_000
+    clock_offset_seconds: float = Field(
+        default=0.0,
+        description="Simulation only: shift the interpreter's clock, so a simulation can "
+        "start at any date on the time-skipping server. Zero in production.",
+    )
     state: InterpreterState | None = None
 
 

@@ -244,7 +244,7 @@ class PlaybookWorkflow:
     # -- step kinds ----------------------------------------------------------------------
     async def _step_email(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.email is not None
-        now = workflow.now()
+        now = self._now()
         opens = next_opening(now, self.state.timezone, step.email.window)
         if opens > now:
             self._record(
@@ -269,7 +269,7 @@ class PlaybookWorkflow:
                     sender=email.sender or self.plan.sender,
                     reply_to=email.reply_to or self.plan.reply_to,
                     event=self.input.trigger_event,
-                    now=workflow.now(),
+                    now=self._now(),
                 ),
                 result_type=SendEmailResult,
                 start_to_close_timeout=timedelta(minutes=2),
@@ -300,7 +300,7 @@ class PlaybookWorkflow:
                 customer_id=self.input.customer_id,
                 task=task,
                 event=self.input.trigger_event,
-                now=workflow.now(),
+                now=self._now(),
             ),
             result_type=TaskRef,
             start_to_close_timeout=timedelta(minutes=1),
@@ -312,7 +312,7 @@ class PlaybookWorkflow:
         done: Callable[[], bool] = lambda: ref.task_id in self.completions  # noqa: E731
         deadline = None
         if task.escalate_after_seconds is not None:
-            deadline = workflow.now() + timedelta(seconds=task.escalate_after_seconds)
+            deadline = self._now() + timedelta(seconds=task.escalate_after_seconds)
         label = f"task '{ref.title}'"
         outcome = await self._wait(step.id, label, deadline, done)
         if outcome == "timeout":
@@ -325,7 +325,7 @@ class PlaybookWorkflow:
                     step_id=step.id,
                     customer_id=self.input.customer_id,
                     escalate_to=task.escalate_to,
-                    now=workflow.now(),
+                    now=self._now(),
                 ),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=EFFECT_RETRY,
@@ -352,14 +352,14 @@ class PlaybookWorkflow:
         wait = step.wait
         assert wait is not None
         if wait.seconds is not None:
-            until = workflow.now() + timedelta(seconds=wait.seconds)
+            until = self._now() + timedelta(seconds=wait.seconds)
         else:
             value = values[0] if values else None
             if value is None:
                 self._record(step.id, "skipped", f"until: {wait.until} has no value")
                 return step.next
             until = local_datetime(str(value), wait.at_minute, self.state.timezone)
-        if until <= workflow.now():
+        if until <= self._now():
             self._record(step.id, "skipped", f"{until.isoformat()} has already passed")
             return step.next
         self._record(step.id, "wait", f"until {until.isoformat()}", {"until": until.isoformat()})
@@ -371,7 +371,7 @@ class PlaybookWorkflow:
         wf = step.wait_for
         assert wf is not None
         deadline = (
-            workflow.now() + timedelta(seconds=wf.timeout_seconds)
+            self._now() + timedelta(seconds=wf.timeout_seconds)
             if wf.timeout_seconds is not None
             else None
         )
@@ -443,7 +443,7 @@ class PlaybookWorkflow:
                 set=step.update.set,
                 add_tags=step.update.add_tags,
                 remove_tags=step.update.remove_tags,
-                now=workflow.now(),
+                now=self._now(),
             ),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=EFFECT_RETRY,
@@ -493,7 +493,7 @@ class PlaybookWorkflow:
                     return "satisfied"
                 timeout = None
                 if deadline is not None:
-                    timeout = deadline - workflow.now()
+                    timeout = deadline - self._now()
                     if timeout <= timedelta(0):
                         return "timeout"
                 with contextlib.suppress(TimeoutError):
@@ -562,7 +562,7 @@ class PlaybookWorkflow:
                 playbook=self.plan.playbook,
                 expressions=expressions,
                 event=event,
-                now=workflow.now(),
+                now=self._now(),
             ),
             result_type=DecideResult,
             start_to_close_timeout=timedelta(seconds=30),
@@ -614,7 +614,7 @@ class PlaybookWorkflow:
                 status=status,
                 current_step=step,
                 outcome=outcome,
-                at=workflow.now(),
+                at=self._now(),
                 close_open_tasks=close_open_tasks,
             ),
             start_to_close_timeout=timedelta(seconds=30),
@@ -628,11 +628,16 @@ class PlaybookWorkflow:
         await self._project("running", step_id)
 
     # -- bookkeeping ---------------------------------------------------------------------
+    def _now(self) -> datetime:
+        """Workflow time, shifted by the simulation clock offset (zero in production)."""
+        offset = self.input.clock_offset_seconds
+        return workflow.now() + timedelta(seconds=offset) if offset else workflow.now()
+
     def _record(
         self, step: str, kind: str, detail: str = "", data: dict[str, Any] | None = None
     ) -> None:
         self.state.records.append(
-            StepRecord(at=workflow.now(), step=step, kind=kind, detail=detail, data=data or {})
+            StepRecord(at=self._now(), step=step, kind=kind, detail=detail, data=data or {})
         )
         del self.state.records[:-MAX_RECORDS]
 
