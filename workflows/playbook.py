@@ -389,8 +389,6 @@ class PlaybookWorkflow:
             result = await self._wait(
                 step.id, f"milestone {name}", deadline, lambda: self.state.tracker.is_reached(name)
             )
-            if result == "satisfied":
-                self._record(step.id, "milestone", f"{name} reached", {"name": name})
         else:
             assert wf.event is not None
             self.wait_event, self.wait_event_condition = wf.event, wf.condition
