@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -41,6 +41,7 @@ from activities.models import (
 from engine.context import (
     contact_dict,
     customer_snapshot,
+    decide,
     evaluation_context,
     member_with_role,
     team_member,
@@ -117,23 +118,9 @@ class PlaybookActivities:
     def decide(self, input: DecideInput) -> DecideResult:
         """Evaluate expressions over the customer's current data, at workflow time."""
         with self.sessions() as session:
-            customer = self._customer(session, input.customer_id)
-            if customer is None:
-                return DecideResult(found=False)
-            context = evaluation_context(
-                customer_snapshot(session, customer), input.now, input.playbook, input.event
-            )
-            timezone = customer.timezone or "UTC"
-        values: list[Any] = []
-        errors: list[str | None] = []
-        for source in input.expressions:
-            try:
-                values.append(_plain(evaluate(source, context)))
-                errors.append(None)
-            except ExpressionError as exc:
-                values.append(None)
-                errors.append(str(exc))
-        return DecideResult(found=True, timezone=timezone, values=values, errors=errors)
+            found, timezone, values, errors = decide(session, input.customer_id, input.playbook,
+                                                     input.expressions, input.now, input.event)
+        return DecideResult(found=found, timezone=timezone, values=values, errors=errors)
 
     @activity.defn(name="check_milestone")
     def check_milestone(self, input: CheckMilestoneInput) -> bool:
@@ -573,10 +560,3 @@ def _rendered_value(value: Any, context: dict[str, Any]) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _plain(value: Any) -> Any:
-    """Expression results as the workflow wants them: dates as ISO text, else truthiness."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return bool(value)

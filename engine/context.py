@@ -88,3 +88,33 @@ def team_member(session: Session, email: str | None) -> TeamMember | None:
 def member_with_role(session: Session, role: str) -> TeamMember | None:
     members = session.scalars(select(TeamMember).order_by(TeamMember.email)).all()
     return next((m for m in members if role in (m.roles or [])), None)
+
+
+def decide(session: Session, customer_id: str, playbook: str, expressions: list[str],
+           now: datetime, event: Any = None) -> tuple[bool, str, list[Any], list[str | None]]:
+    """Evaluate expressions over the customer's current data.
+
+    Returns (customer found, its time zone, values, errors): dates come back as ISO text,
+    everything else as its truthiness, so results serialise and compare simply. A failing
+    expression gives None and its error, never an exception.
+    """
+    from datetime import date
+
+    from engine.expressions import ExpressionError, evaluate
+
+    customer = repository.get_customer(session, customer_id)
+    if customer is None:
+        return False, "UTC", [], []
+    context = evaluation_context(customer_snapshot(session, customer), now, playbook, event)
+    values: list[Any] = []
+    errors: list[str | None] = []
+    for source in expressions:
+        try:
+            value = evaluate(source, context)
+            values.append(value.isoformat() if isinstance(value, datetime | date)
+                          else bool(value))
+            errors.append(None)
+        except ExpressionError as exc:
+            values.append(None)
+            errors.append(str(exc))
+    return True, customer.timezone or "UTC", values, errors

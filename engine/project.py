@@ -21,7 +21,7 @@ from pathlib import Path
 from engine.compiler import ProjectContext, compile_loaded
 from engine.diagnostics import Diagnostic, PlaybookError
 from engine.loader import LoadedFile, load_milestones, load_playbook
-from engine.plan import CompiledPlan
+from engine.plan import CompiledPlan, MilestonePlan
 from engine.schema import MilestoneDefinition
 from engine.templates import TemplateLibrary
 
@@ -39,6 +39,7 @@ class Project:
     sources: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    milestones: dict[str, MilestonePlan] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -102,6 +103,10 @@ def load_project(root: Path, only: list[Path] | None = None) -> Project:
     """Load and compile the playbooks under ``root`` (or just the files in ``only``)."""
     milestones, templates, diags = load_context(root)
     project = Project(root=root, diagnostics=list(diags))
+    project.milestones = {
+        name: MilestonePlan(name=name, **m.model_dump(exclude={"description"}))
+        for name, m in milestones.items()
+    }
     all_files = playbook_files(root)
     loaded: list[LoadedFile] = [load_playbook(p, display_path(p)) for p in all_files]
     ids = {f.model.playbook for f in loaded if f.model is not None}
