@@ -62,8 +62,14 @@ async def enroll(
     trigger_event: EventSignal | None = None,
     use_search_attributes: bool = True,
     started_at: datetime | None = None,
+    continue_as_new_after_events: int | None = None,
 ) -> str:
-    """Start the enrollment; return its ID. Raise `AlreadyEnrolled` if it may not start."""
+    """Start the enrollment; return its ID. Raise `AlreadyEnrolled` if it may not start.
+
+    ``continue_as_new_after_events`` overrides the history length at which the enrollment
+    continues as new (the default suits production; tests use a small value to exercise
+    continue-as-new in a short run).
+    """
     workflow_id = enrollment_id(plan.playbook, customer_id, cycle_key)
     reuse = (
         WorkflowIDReusePolicy.REJECT_DUPLICATE
@@ -79,6 +85,8 @@ async def enroll(
         use_search_attributes=use_search_attributes,
         started_at=started_at or datetime.now(UTC),
     )
+    if continue_as_new_after_events is not None:
+        payload.continue_as_new_after_events = continue_as_new_after_events
     try:
         await client.start_workflow(
             WORKFLOW_NAME,

@@ -1,19 +1,29 @@
-"""A small harness to run enrollments on the time-skipping server against a real store."""
+"""A small harness to run enrollments on the time-skipping server against a real store.
+
+`running(...)` starts a worker with the real workflow and the real activities (bound to the
+test's SQLite store and a mailer) and yields a `Harness` that starts enrollments, moves
+virtual time (`until`, `until_waiting`), sends events and task completions the way the API
+does (store first, then signal), and reads back the outbox, the tasks and the projection.
+Every enrollment the harness started and that is still running when the block ends is
+terminated, so a test never leaves timers firing into the next one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -22,9 +32,23 @@ from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
 from engine.plan import CompiledPlan
 from engine.store import repository
-from engine.store.models import OutboxMessage, Task, TeamMember
-from workflows.models import EnrollmentResult, EnrollmentStatus, EventSignal, TaskCompletion
+from engine.store.models import Customer, Enrollment, OutboxMessage, Task, TeamMember
+from workflows.models import (
+    EnrollmentResult,
+    EnrollmentStatus,
+    EventSignal,
+    StepRecord,
+    TaskCompletion,
+)
 from workflows.playbook import PlaybookWorkflow
+
+OWNER = "csm@vendor.example"
+MANAGER = "boss@vendor.example"
+
+DEFAULT_CONTACTS: list[dict[str, Any]] = [
+    {"email": "ada@acme.example", "first_name": "Ada", "last_name": "Admin", "role": "admin"},
+    {"email": "carl@acme.example", "first_name": "Carl", "role": "champion"},
+]
 
 
 def seed_customer(
@@ -38,24 +62,12 @@ def seed_customer(
     contacts: list[dict[str, Any]] | None = None,
     attributes: dict[str, Any] | None = None,
 ) -> None:
-    """A customer with an owner (who has a manager) and two contacts."""
-    contacts = (
-        contacts
-        if contacts is not None
-        else [
-            {
-                "email": "ada@acme.example",
-                "first_name": "Ada",
-                "last_name": "Admin",
-                "role": "admin",
-            },
-            {"email": "carl@acme.example", "first_name": "Carl", "role": "champion"},
-        ]
-    )
+    """A customer with an owner (who has a manager) and, by default, two contacts."""
+    contacts = contacts if contacts is not None else DEFAULT_CONTACTS
     with sessions.begin() as session:
         for email, name, manager in (
-            ("csm@vendor.example", "Casey Success", "boss@vendor.example"),
-            ("boss@vendor.example", "Morgan Manager", None),
+            (OWNER, "Casey Success", MANAGER),
+            (MANAGER, "Morgan Manager", None),
         ):
             if session.get(TeamMember, email) is None:
                 session.add(
@@ -69,7 +81,7 @@ def seed_customer(
                 name="Acme Corp",
                 segment=segment,
                 timezone=timezone,
-                owner_email="csm@vendor.example",
+                owner_email=OWNER,
                 renewal_date=renewal,
                 health_score=health,
                 attributes=attributes or {},
@@ -78,24 +90,53 @@ def seed_customer(
         )
 
 
+def local(moment: datetime, timezone: str) -> datetime:
+    """``moment`` on the wall clock of ``timezone``."""
+    return moment.astimezone(ZoneInfo(timezone))
+
+
+def in_window(
+    moment: datetime, timezone: str, days: range | tuple[int, ...], hours: tuple[int, int]
+) -> bool:
+    """Whether ``moment`` falls on one of ``days`` (Monday=0) within [start, end) local hours."""
+    at = local(moment, timezone)
+    return at.weekday() in days and hours[0] <= at.hour < hours[1]
+
+
+def records(
+    source: EnrollmentStatus | EnrollmentResult, kind: str, step: str | None = None
+) -> list[StepRecord]:
+    """The timeline records of one kind (and step), oldest first."""
+    return [r for r in source.records if r.kind == kind and (step is None or r.step == step)]
+
+
 @dataclass
 class Harness:
     env: WorkflowEnvironment
     sessions: sessionmaker[Session]
     task_queue: str
+    customer_id: str = "acme"
+    started: list[str] = field(default_factory=list)
 
     async def start(
-        self, plan: CompiledPlan, customer_id: str = "acme", cycle_key: str | None = None
-    ) -> WorkflowHandle[Any, Any]:
+        self,
+        plan: CompiledPlan,
+        customer_id: str | None = None,
+        cycle_key: str | None = None,
+        *,
+        continue_as_new_after_events: int | None = None,
+    ) -> WorkflowHandle[Any, EnrollmentResult]:
         workflow_id = await enroll(
             self.env.client,
             plan,
-            customer_id,
+            customer_id or self.customer_id,
             task_queue=self.task_queue,
             cycle_key=cycle_key,
             use_search_attributes=False,
             started_at=await self.now(),
+            continue_as_new_after_events=continue_as_new_after_events,
         )
+        self.started.append(workflow_id)
         return self.env.client.get_workflow_handle(workflow_id, result_type=EnrollmentResult)
 
     async def until(
@@ -105,17 +146,45 @@ class Harness:
         step: timedelta = timedelta(hours=1),
         limit: timedelta = timedelta(days=400),
     ) -> Any:
-        """Skip time in steps until ``check()`` returns something truthy; return it."""
+        """Skip virtual time in steps until ``check()`` (sync or async) is truthy; return it.
+
+        Each round first gives the worker a moment of real time, so activities started at
+        the current virtual time finish before the clock moves on.
+        """
         waited = timedelta(0)
         while True:
             await asyncio.sleep(0.05)
             value = check()
+            if inspect.isawaitable(value):
+                value = await value
             if value:
                 return value
             if waited >= limit:
                 raise AssertionError(f"condition not met after {limit}")
             await self.env.sleep(step)
             waited += step
+
+    async def until_waiting(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        what: str,
+        *,
+        step: timedelta = timedelta(hours=1),
+        limit: timedelta = timedelta(days=30),
+    ) -> EnrollmentStatus:
+        """Move time until the enrollment waits for something whose label contains ``what``."""
+
+        async def waiting() -> EnrollmentStatus | None:
+            status = await self.status(handle)
+            return status if status.waiting_for and what in status.waiting_for else None
+
+        result: EnrollmentStatus = await self.until(waiting, step=step, limit=limit)
+        return result
+
+    async def settle(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentStatus:
+        """Let the workflow handle what it was just sent, without moving virtual time."""
+        await asyncio.sleep(0.3)
+        return await self.status(handle)
 
     async def status(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentStatus:
         return await handle.query("status", result_type=EnrollmentStatus)
@@ -128,36 +197,86 @@ class Harness:
         handle: WorkflowHandle[Any, Any],
         name: str,
         properties: dict[str, Any] | None = None,
-        customer_id: str = "acme",
-    ) -> None:
-        """Store the event (as the API does) and signal it to the enrollment."""
+        *,
+        event_id: str | None = None,
+        customer_id: str | None = None,
+        signal: bool = True,
+    ) -> EventSignal:
+        """Store the event (as the API does) and, unless ``signal=False``, signal it."""
         event = EventSignal(
-            id=uuid.uuid4().hex, name=name, at=await self.now(), properties=properties or {}
+            id=event_id or uuid.uuid4().hex,
+            name=name,
+            at=await self.now(),
+            properties=properties or {},
         )
         with self.sessions.begin() as session:
             repository.record_event(
-                session, event.id, customer_id, name, event.at, event.properties
+                session,
+                event.id,
+                customer_id or self.customer_id,
+                name,
+                event.at,
+                event.properties,
             )
-        await handle.signal("event", event)
+        if signal:
+            await handle.signal("event", event)
+        return event
 
     async def complete(self, handle: WorkflowHandle[Any, Any], task_id: str, outcome: str) -> None:
+        """Complete a task in the store and tell the enrollment, as the task inbox does."""
         with self.sessions.begin() as session:
-            repository.complete_task(session, task_id, outcome, "csm@vendor.example")
+            repository.complete_task(session, task_id, outcome, OWNER)
         await handle.signal(
             "task_completed",
-            TaskCompletion(task_id=task_id, outcome=outcome, completed_by="csm@vendor.example"),
+            TaskCompletion(task_id=task_id, outcome=outcome, completed_by=OWNER),
         )
 
-    async def result(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentResult:
-        return await handle.result()
+    async def result(self, handle: WorkflowHandle[Any, EnrollmentResult]) -> EnrollmentResult:
+        """Wait for the end, letting the time-skipping server skip every timer meanwhile.
 
-    def outbox(self) -> list[OutboxMessage]:
-        with self.sessions() as session:
-            return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        (`enroll` starts the workflow itself, so the handle is a plain one and does not
+        unlock time skipping on its own the way the test environment's handles do.)
+        """
+        async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
+            return await handle.result()
 
-    def tasks(self) -> list[Task]:
+    def outbox(self, step: str | None = None) -> list[OutboxMessage]:
         with self.sessions() as session:
-            return list(session.scalars(select(Task).order_by(Task.created_at)))
+            query = select(OutboxMessage).order_by(OutboxMessage.id)
+            if step is not None:
+                query = query.where(OutboxMessage.step_id == step)
+            return list(session.scalars(query))
+
+    def tasks(self, step: str | None = None) -> list[Task]:
+        with self.sessions() as session:
+            query = select(Task).order_by(Task.created_at)
+            if step is not None:
+                query = query.where(Task.step_id == step)
+            return list(session.scalars(query))
+
+    def task(self, task_id: str) -> Task:
+        with self.sessions() as session:
+            task = repository.get_task(session, task_id)
+            assert task is not None
+            return task
+
+    def enrollment(self, workflow_id: str) -> Enrollment | None:
+        with self.sessions() as session:
+            return session.get(Enrollment, workflow_id)
+
+    def customer(self, customer_id: str | None = None) -> Customer:
+        with self.sessions() as session:
+            customer = session.get(Customer, customer_id or self.customer_id)
+            assert customer is not None
+            return customer
+
+    async def stop_leftovers(self) -> None:
+        """Terminate the enrollments this harness started that are still running."""
+        for workflow_id in self.started:
+            handle = self.env.client.get_workflow_handle(workflow_id)
+            description = await handle.describe()
+            if description.status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="test finished")
 
 
 @asynccontextmanager
@@ -166,6 +285,7 @@ async def running(
     sessions: sessionmaker[Session],
     task_queue: str,
     mailer: Mailer | None = None,
+    customer_id: str = "acme",
 ) -> AsyncIterator[Harness]:
     activities = PlaybookActivities(sessions, mailer)
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -176,4 +296,8 @@ async def running(
             activities=activities.all(),
             activity_executor=pool,
         ):
-            yield Harness(env, sessions, task_queue)
+            harness = Harness(env, sessions, task_queue, customer_id)
+            try:
+                yield harness
+            finally:
+                await harness.stop_leftovers()
