@@ -181,6 +181,23 @@ class Harness:
         result: EnrollmentStatus = await self.until(waiting, step=step, limit=limit)
         return result
 
+    async def until_step(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        step_id: str,
+        *,
+        step: timedelta = timedelta(hours=6),
+        limit: timedelta = timedelta(days=200),
+    ) -> EnrollmentStatus:
+        """Move time until the enrollment stands at ``step_id``."""
+
+        async def there() -> EnrollmentStatus | None:
+            status = await self.status(handle)
+            return status if status.current_step == step_id else None
+
+        result: EnrollmentStatus = await self.until(there, step=step, limit=limit)
+        return result
+
     async def settle(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentStatus:
         """Let the workflow handle what it was just sent, without moving virtual time."""
         await asyncio.sleep(0.3)
@@ -231,14 +248,18 @@ class Harness:
             TaskCompletion(task_id=task_id, outcome=outcome, completed_by=OWNER),
         )
 
-    async def result(self, handle: WorkflowHandle[Any, EnrollmentResult]) -> EnrollmentResult:
+    async def result(
+        self, handle: WorkflowHandle[Any, EnrollmentResult], *, timeout: float = 30.0
+    ) -> EnrollmentResult:
         """Wait for the end, letting the time-skipping server skip every timer meanwhile.
 
         (`enroll` starts the workflow itself, so the handle is a plain one and does not
         unlock time skipping on its own the way the test environment's handles do.)
+        ``timeout`` is real seconds: a playbook that loops forever fails the test instead of
+        spinning through virtual years.
         """
         async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
-            return await handle.result()
+            return await asyncio.wait_for(handle.result(), timeout)
 
     def outbox(self, step: str | None = None) -> list[OutboxMessage]:
         with self.sessions() as session:
