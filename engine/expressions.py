@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from jinja2 import nodes
+from jinja2 import Undefined, nodes
 from jinja2.exceptions import TemplateError, UndefinedError
 from jinja2.sandbox import SecurityError
 
@@ -164,7 +164,11 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     """Evaluate an expression in the sandbox; raise `ExpressionError` with the reason."""
     try:
         compiled = _env.compile_expression(source, undefined_to_none=False)
-        return compiled(**context)
+        result = compiled(**context)
+        if isinstance(result, Undefined):
+            # a bare undefined name or blocked attribute: fail here, not later in bool()
+            result._fail_with_undefined_error()
+        return result
     except UndefinedError as exc:
         raise ExpressionError(f"{source!r}: {exc.message}") from None
     except SecurityError as exc:

@@ -8,6 +8,7 @@ strings are only ever context values, never template source.
 
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Any
 
@@ -23,10 +24,39 @@ class OutputTooLarge(SecurityError):
     """A template or expression tried to produce more than the cap allows."""
 
 
+# Calls whose integer arguments are output sizes ("x".center(10**9) allocates a gigabyte
+# before any output cap could see it).
+SIZED_STR_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+SIZED_FILTERS = ("center", "indent")
+
+
+def _check_sizes(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and value > MAX_OUTPUT_CHARS:
+            raise OutputTooLarge(
+                f"{name}({value}) would be longer than {MAX_OUTPUT_CHARS} characters"
+            )
+
+
+def _sized_filter(name: str, func: Any) -> Any:
+    def bounded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_sizes(name, args, kwargs)
+        return func(value, *args, **kwargs)
+
+    return functools.update_wrapper(bounded, func)
+
+
 class PlaybookSandbox(ImmutableSandboxedEnvironment):
     """Immutable sandbox with bounded arithmetic on strings, lists and powers."""
 
     intercepted_binops = frozenset({"*", "**", "+"})
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(getattr(__obj, "__self__", None), str) and (
+            getattr(__obj, "__name__", None) in SIZED_STR_METHODS
+        ):
+            _check_sizes(__obj.__name__, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
         if operator_name == "**":
@@ -60,6 +90,10 @@ def make_sandbox(*, autoescape: bool = False, loader: Any = None) -> PlaybookSan
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    # lipsum(n=10**7) spins for minutes; emails have no use for placeholder text.
+    env.globals.pop("lipsum", None)
+    for name in SIZED_FILTERS:
+        env.filters[name] = _sized_filter(name, env.filters[name])
     return env
 
 
