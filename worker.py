@@ -18,9 +18,11 @@ from temporalio.worker import Worker
 
 from activities.mailer import mailer_from_settings
 from activities.playbook import PlaybookActivities
+from activities.sweep import SweepActivities
 from engine.settings import Settings, get_settings
 from engine.store.db import migrate, session_factory
 from workflows.playbook import PlaybookWorkflow
+from workflows.sweep import TriggerSweepWorkflow
 
 
 def build_activities(settings: Settings, client: Client | None = None) -> PlaybookActivities:
@@ -60,11 +62,13 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
 def build_worker(
     client: Client, settings: Settings, activities: PlaybookActivities, executor: ThreadPoolExecutor
 ) -> Worker:
+    """The worker: the interpreter and sweep workflows and every activity."""
+    sweeper = SweepActivities(activities.sessions, client, settings.temporal_task_queue)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[PlaybookWorkflow],
-        activities=activities.all(),
+        workflows=[PlaybookWorkflow, TriggerSweepWorkflow],
+        activities=[*activities.all(), sweeper.sweep_triggers],
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=30),

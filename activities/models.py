@@ -132,3 +132,13 @@ class RecordEnrollmentInput(BaseModel):
     outcome: str | None = None
     at: datetime
     close_open_tasks: bool = False
+
+
+class SweepInput(BaseModel):
+    """Sweep one date- or schedule-triggered playbook (its latest registered version)."""
+
+    playbook: str
+
+
+class SweepResult(BaseModel):
+    enrolled: list[str] = Field(default_factory=list)

@@ -334,6 +334,95 @@ async def _simulate_all(root: Path, team: Path | None) -> bool:
     return failed
 
 
+@main.command()
+@click.option("--demo", is_flag=True, help="Seed demo customers, a team and a usage stream.")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("playbooks"),
+    show_default=True,
+    help="Project folder.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
+@click.option("--port", default=8000, show_default=True, type=int, help="HTTP port.")
+@click.option(
+    "--temporal/--no-temporal",
+    "dev_server",
+    default=True,
+    show_default=True,
+    help="Start the local Temporal dev server (--no-temporal: connect to "
+    "TEMPORAL_ADDRESS, e.g. a cluster or Temporal Cloud).",
+)
+@click.option("--temporal-port", default=7233, show_default=True, type=int)
+@click.option("--temporal-ui-port", default=8233, show_default=True, type=int)
+def up(
+    demo: bool,
+    root: Path,
+    host: str,
+    port: int,
+    dev_server: bool,
+    temporal_port: int,
+    temporal_ui_port: int,
+) -> None:
+    """Start everything: Temporal (dev server), database, worker, API and web UI.
+
+    Data lives in PLAYBOOK_HOME (default ./.playbook): the app database and Temporal's
+    own SQLite file, so enrollments survive a restart. Stop with Ctrl-C.
+    """
+    import asyncio
+
+    from engine.settings import get_settings
+    from engine.stack import UpOptions
+    from engine.stack import up as run_up
+
+    options = UpOptions(
+        root=root,
+        host=host,
+        port=port,
+        demo=demo,
+        dev_server=dev_server,
+        temporal_port=temporal_port,
+        temporal_ui_port=temporal_ui_port,
+    )
+    try:
+        asyncio.run(run_up(get_settings(), options, err_console))
+    except PlaybookError as exc:
+        for diag in exc.diagnostics:
+            click.echo(str(diag), err=True)
+        sys.exit(1)
+
+
+@main.command()
+def worker() -> None:
+    """Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE until Ctrl-C."""
+    import asyncio
+    import logging
+
+    from worker import run_worker
+
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(run_worker())
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens (stored hashed; shown once)."""
+
+
+@token.command("create")
+@click.argument("name")
+def token_create(name: str) -> None:
+    """Create an API token called NAME and print it (the only time it is shown)."""
+    from engine.api.auth import create_api_token
+    from engine.settings import get_settings
+    from engine.store.db import migrate, session_factory
+
+    settings = get_settings()
+    migrate(settings.database_url)
+    with session_factory(settings.database_url).begin() as session:
+        click.echo(create_api_token(session, name))
+
+
 def _plan_or_exit(ref: str, root: Path):
     from engine.project import load_plan
 

@@ -87,9 +87,15 @@ class RoutedEvent:
 class EventRouter:
     """Stores events and routes them to enrollments and triggers."""
 
-    def __init__(self, sessions: sessionmaker[Session], client: Client,
-                 plans: dict[str, CompiledPlan], milestones: dict[str, MilestonePlan],
-                 task_queue: str, use_search_attributes: bool = True) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        client: Client,
+        plans: dict[str, CompiledPlan],
+        milestones: dict[str, MilestonePlan],
+        task_queue: str,
+        use_search_attributes: bool = True,
+    ) -> None:
         self.sessions = sessions
         self.client = client
         self.plans = plans
@@ -97,16 +103,31 @@ class EventRouter:
         self.task_queue = task_queue
         self.use_search_attributes = use_search_attributes
 
-    async def handle(self, event_id: str, customer_id: str, name: str, at: datetime | None,
-                     properties: dict[str, Any]) -> RoutedEvent:
+    async def handle(
+        self,
+        event_id: str,
+        customer_id: str,
+        name: str,
+        at: datetime | None,
+        properties: dict[str, Any],
+    ) -> RoutedEvent:
         at = at or datetime.now(UTC)
         with self.sessions.begin() as session:
-            ingested = ingest_event(session, event_id=event_id, customer_id=customer_id,
-                                    name=name, at=at, properties=properties,
-                                    milestones=self.milestones)
+            ingested = ingest_event(
+                session,
+                event_id=event_id,
+                customer_id=customer_id,
+                name=name,
+                at=at,
+                properties=properties,
+                milestones=self.milestones,
+            )
         if not ingested.known_customer:
-            return RoutedEvent(event_id, "unknown_customer",
-                               notes=[f"no customer '{customer_id}'; the event is stored"])
+            return RoutedEvent(
+                event_id,
+                "unknown_customer",
+                notes=[f"no customer '{customer_id}'; the event is stored"],
+            )
         if not ingested.new:
             return RoutedEvent(event_id, "duplicate", notes=["already received; ignored"])
         routed = RoutedEvent(event_id, "accepted")
@@ -124,14 +145,20 @@ class EventRouter:
             await self._trigger(plan, customer_id, signal, routed)
         return routed
 
-    async def _trigger(self, plan: CompiledPlan, customer_id: str, signal: EventSignal,
-                       routed: RoutedEvent) -> None:
+    async def _trigger(
+        self, plan: CompiledPlan, customer_id: str, signal: EventSignal, routed: RoutedEvent
+    ) -> None:
         assert plan.trigger is not None
         with self.sessions() as session:
             if plan.trigger.condition:
-                _, _, values, errors = decide(session, customer_id, plan.playbook,
-                                              [plan.trigger.condition], datetime.now(UTC),
-                                              signal)
+                _, _, values, errors = decide(
+                    session,
+                    customer_id,
+                    plan.playbook,
+                    [plan.trigger.condition],
+                    datetime.now(UTC),
+                    signal,
+                )
                 if values[0] is not True:
                     why = errors[0] or f"{plan.trigger.condition} is false"
                     routed.notes.append(f"{plan.playbook}: not enrolled ({why})")
@@ -140,9 +167,14 @@ class EventRouter:
                 routed.notes.append(f"{plan.playbook}: not enrolled (reenroll gap)")
                 return
         try:
-            workflow_id = await enroll(self.client, plan, customer_id,
-                                       task_queue=self.task_queue, trigger_event=signal,
-                                       use_search_attributes=self.use_search_attributes)
+            workflow_id = await enroll(
+                self.client,
+                plan,
+                customer_id,
+                task_queue=self.task_queue,
+                trigger_event=signal,
+                use_search_attributes=self.use_search_attributes,
+            )
             routed.enrolled.append(workflow_id)
         except AlreadyEnrolled as exc:
             routed.notes.append(f"{plan.playbook}: {exc}")
@@ -152,9 +184,11 @@ def reenroll_allowed(session: Session, plan: CompiledPlan, customer_id: str) -> 
     """For ``reenroll: <gap>``: the last enrollment ended at least that long ago."""
     if plan.reenroll != "after" or not plan.reenroll_after_seconds:
         return True
-    last = session.scalars(select(Enrollment).where(
-        Enrollment.playbook_id == plan.playbook, Enrollment.customer_id == customer_id
-    ).order_by(Enrollment.started_at.desc())).first()
+    last = session.scalars(
+        select(Enrollment)
+        .where(Enrollment.playbook_id == plan.playbook, Enrollment.customer_id == customer_id)
+        .order_by(Enrollment.started_at.desc())
+    ).first()
     if last is None:
         return True
     if last.ended_at is None:
@@ -162,9 +196,14 @@ def reenroll_allowed(session: Session, plan: CompiledPlan, customer_id: str) -> 
     return datetime.now(UTC) - last.ended_at >= timedelta(seconds=plan.reenroll_after_seconds)
 
 
-async def sweep(sessions: sessionmaker[Session], client: Client, plan: CompiledPlan,
-                task_queue: str, now: datetime, use_search_attributes: bool = True
-                ) -> list[str]:
+async def sweep(
+    sessions: sessionmaker[Session],
+    client: Client,
+    plan: CompiledPlan,
+    task_queue: str,
+    now: datetime,
+    use_search_attributes: bool = True,
+) -> list[str]:
     """Enroll every customer whose date or schedule cycle is due; returns the new IDs."""
     trig = plan.trigger
     if trig is None or trig.kind not in ("date", "schedule"):
@@ -172,7 +211,8 @@ async def sweep(sessions: sessionmaker[Session], client: Client, plan: CompiledP
     started: list[str] = []
     with sessions() as session:
         customers = session.execute(
-            select(Customer.id, Customer.timezone).order_by(Customer.id)).all()
+            select(Customer.id, Customer.timezone).order_by(Customer.id)
+        ).all()
     for customer_id, timezone in customers:
         today = now.astimezone(zone(timezone)).date()
         exprs = [e for e in (trig.date, trig.condition) if e]
@@ -188,9 +228,16 @@ async def sweep(sessions: sessionmaker[Session], client: Client, plan: CompiledP
         if cycle is None:
             continue
         try:
-            started.append(await enroll(client, plan, customer_id, task_queue=task_queue,
-                                        cycle_key=cycle,
-                                        use_search_attributes=use_search_attributes))
+            started.append(
+                await enroll(
+                    client,
+                    plan,
+                    customer_id,
+                    task_queue=task_queue,
+                    cycle_key=cycle,
+                    use_search_attributes=use_search_attributes,
+                )
+            )
         except AlreadyEnrolled:
             continue
     return started

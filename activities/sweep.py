@@ -1,0 +1,46 @@
+"""The `sweep_triggers` activity: enroll the customers whose date/schedule cycle is due."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+from temporalio.client import Client
+
+from activities.models import SweepInput, SweepResult
+from engine.plan import CompiledPlan
+from engine.store import repository
+from engine.triggers import sweep
+
+
+class SweepActivities:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        client: Client,
+        task_queue: str,
+        use_search_attributes: bool = True,
+    ) -> None:
+        self.sessions = sessions
+        self.client = client
+        self.task_queue = task_queue
+        self.use_search_attributes = use_search_attributes
+
+    @activity.defn(name="sweep_triggers")
+    async def sweep_triggers(self, input: SweepInput) -> SweepResult:
+        with self.sessions() as session:
+            data = repository.latest_plan(session, input.playbook)
+        if data is None:
+            return SweepResult()
+        plan = CompiledPlan.model_validate(data)
+        started = await sweep(
+            self.sessions,
+            self.client,
+            plan,
+            self.task_queue,
+            datetime.now(UTC),
+            self.use_search_attributes,
+        )
+        activity.logger.info("sweep of %s enrolled %d customers", plan.playbook, len(started))
+        return SweepResult(enrolled=started)

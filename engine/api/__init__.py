@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): events, customers, tasks, enrollments, webhooks, unsubscribe."""

@@ -1,0 +1,43 @@
+"""The ASGI application: API, web UI, webhooks and unsubscribe pages."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from engine.api import routes
+from engine.api.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def create_app(services: Services) -> FastAPI:
+    """The app for ``services``; routers are added by the modules that own them."""
+    app = FastAPI(
+        title="Playbook engine",
+        version="0.1.0",
+        description="Customer-success playbooks as code, run durably on Temporal. "
+        "Every /api route needs `Authorization: Bearer <token>` "
+        "(create one with `playbook token create NAME`).",
+    )
+    app.state.services = services
+    app.include_router(routes.router)
+    for module in ("engine.api.webhooks", "engine.api.unsubscribe", "engine.web.pages"):
+        try:
+            router = __import__(module, fromlist=["router"]).router
+        except ModuleNotFoundError:
+            continue
+        app.include_router(router)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; it was logged"}, status_code=500)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,109 @@
+"""Credentials: API tokens (stored hashed) for /api, password logins for the web UI.
+
+- API tokens are random, shown once at creation, and stored as SHA-256 hashes; requests
+  send them as ``Authorization: Bearer <token>``.
+- UI logins check a scrypt hash and set a signed, expiring session cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.signing import BadToken, sign, verify
+from engine.store.models import ApiToken, TeamMember, utcnow
+
+SESSION_COOKIE = "playbook_session"
+SESSION_SECONDS = 12 * 3600
+_bearer = HTTPBearer(auto_error=False, description="An API token: `playbook token create`.")
+
+
+def create_api_token(session: Session, name: str) -> str:
+    """A new token; only its hash is stored, so this is the one time it can be seen."""
+    token = "pbk_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(name=name, token_hash=ApiToken.hash_token(token)))
+    return token
+
+
+def check_api_token(session: Session, token: str) -> ApiToken | None:
+    row = session.scalars(
+        select(ApiToken).where(ApiToken.token_hash == ApiToken.hash_token(token))
+    ).first()
+    if row is not None:
+        row.last_used_at = utcnow()
+    return row
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str | None) -> bool:
+    if not stored or not stored.startswith("scrypt$"):
+        return False
+    _, salt, digest = stored.split("$")
+    given = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1)
+    return hmac.compare_digest(given.hex(), digest)
+
+
+@dataclass
+class Caller:
+    """Who is calling: an API token or a logged-in team member."""
+
+    name: str
+    email: str | None = None
+    is_admin: bool = True
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """Dependency for /api routes: a valid bearer token, else 401."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "an API token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    services = request.app.state.services
+    with services.sessions.begin() as session:
+        row = check_api_token(session, credentials.credentials)
+        if row is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "invalid API token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return Caller(name=row.name)
+
+
+def session_cookie(secret: str, email: str) -> str:
+    return sign({"u": email, "exp": int(time.time()) + SESSION_SECONDS}, secret, "session")
+
+
+def member_from_cookie(request: Request) -> TeamMember | None:
+    """The logged-in team member, or None (bad, expired or missing cookie)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    services = request.app.state.services
+    try:
+        payload = verify(cookie, services.settings.signing_secret.get_secret_value(), "session")
+    except BadToken:
+        return None
+    if not isinstance(payload.get("exp"), int) or payload["exp"] < time.time():
+        return None
+    with services.sessions() as session:
+        return session.get(TeamMember, payload.get("u"))

@@ -1,0 +1,147 @@
+"""Request and response bodies of the HTTP API; the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(Strict):
+    """A lifecycle or usage event from the product or a CRM."""
+
+    id: str = Field(min_length=1, max_length=255, description="Sender's unique id (dedupe).")
+    customer_id: str = Field(min_length=1, max_length=255)
+    name: str = Field(
+        min_length=1, max_length=255, pattern=r"^[\w.:-]+$", examples=["integration.connected"]
+    )
+    at: datetime | None = Field(default=None, description="When it happened (default: now).")
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventBatch(Strict):
+    events: list[EventIn] = Field(min_length=1, max_length=1000)
+
+
+class EventResult(BaseModel):
+    id: str
+    status: str = Field(description="accepted | duplicate | unknown_customer")
+    signalled: list[str] = Field(default_factory=list)
+    enrolled: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class EventsResponse(BaseModel):
+    results: list[EventResult]
+
+
+class ContactIn(Strict):
+    email: str = Field(pattern=EMAIL, max_length=320)
+    first_name: str | None = Field(default=None, max_length=255)
+    last_name: str | None = Field(default=None, max_length=255)
+    role: str | None = Field(default=None, max_length=64)
+
+
+class CustomerIn(Strict):
+    """A customer as a CRM sends it; contacts are upserted by email, never deleted."""
+
+    name: str = Field(min_length=1, max_length=255)
+    segment: str | None = Field(default=None, max_length=64)
+    timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Berlin"])
+    owner: str | None = Field(default=None, pattern=EMAIL, description="The CSM's email.")
+    renewal_date: date | None = None
+    health_score: int | None = Field(default=None, ge=0, le=100)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    contacts: list[ContactIn] | None = None
+
+
+class ContactOut(BaseModel):
+    email: str
+    first_name: str | None
+    last_name: str | None
+    role: str | None
+    unsubscribed: bool
+
+
+class CustomerOut(BaseModel):
+    id: str
+    name: str
+    segment: str | None
+    timezone: str
+    owner: str | None
+    renewal_date: date | None
+    health_score: int | None
+    attributes: dict[str, Any]
+    tags: list[str]
+    contacts: list[ContactOut]
+
+
+class TeamMemberIn(Strict):
+    name: str = Field(min_length=1, max_length=255)
+    manager: str | None = Field(default=None, pattern=EMAIL)
+    roles: list[str] = Field(default_factory=list)
+    is_admin: bool = False
+    password: str | None = Field(
+        default=None, min_length=8, max_length=200, description="Sets the UI login password."
+    )
+
+
+class TaskOut(BaseModel):
+    id: str
+    enrollment_id: str | None
+    playbook_id: str | None
+    step_id: str | None
+    customer_id: str | None
+    assignee: str | None
+    title: str
+    description: str | None
+    due_at: datetime | None
+    priority: str
+    outcomes: list[str]
+    status: str
+    outcome: str | None
+    escalation_of: str | None
+
+
+class TaskComplete(Strict):
+    outcome: str = Field(min_length=1, max_length=64)
+    note: str | None = Field(default=None, max_length=5000)
+    completed_by: str | None = Field(default=None, pattern=EMAIL)
+
+
+class TaskReassign(Strict):
+    assignee: str = Field(pattern=EMAIL)
+
+
+class EnrollIn(Strict):
+    playbook: str = Field(min_length=1, max_length=128)
+    customer_id: str = Field(min_length=1, max_length=255)
+
+
+class EnrollmentOut(BaseModel):
+    id: str
+    playbook: str
+    version: str
+    customer_id: str
+    status: str
+    current_step: str | None
+    outcome: str | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+class SkipIn(Strict):
+    step: str = Field(min_length=1, max_length=128)
+    reason: str | None = None
+
+
+class CancelIn(Strict):
+    reason: str = "cancelled by an operator"

