@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +32,7 @@ from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
 from engine.plan import CompiledPlan
+from engine.project import Project, load_project
 from engine.store import repository
 from engine.store.models import Customer, Enrollment, OutboxMessage, Task, TeamMember
 from workflows.models import (
@@ -42,6 +44,7 @@ from workflows.models import (
 )
 from workflows.playbook import PlaybookWorkflow
 
+SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
 OWNER = "csm@vendor.example"
 MANAGER = "boss@vendor.example"
 
@@ -88,6 +91,18 @@ def seed_customer(
                 contacts=[repository.ContactData(**c) for c in contacts],
             ),
         )
+
+
+def write_project(root: Path, playbooks: dict[str, str]) -> Project:
+    """A playbook project in ``root`` with the shipped milestones and these playbooks
+    (file stem -> YAML source), compiled; fails on any error."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "milestones.yaml").write_text((SHIPPED / "milestones.yaml").read_text())
+    for name, source in playbooks.items():
+        (root / f"{name}.yaml").write_text(source)
+    project = load_project(root)
+    assert not project.errors, [str(d) for d in project.errors]
+    return project
 
 
 def local(moment: datetime, timezone: str) -> datetime:

@@ -1,0 +1,191 @@
+"""Email delivery through the real `sendgrid` client and the SendGrid stand-in.
+
+Never twice (a crash after the provider accepted), retried on 429 after the reset, failed
+for good on 400 with SendGrid's own message, never to an unsubscribed contact; and in every
+case the enrollment goes on to its next step.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from harness import records, running, seed_customer, write_project
+
+from activities.mailer import OutgoingEmail, SendGridMailer
+from engine.plan import CompiledPlan
+from engine.store import repository
+
+ADA, CARL = "ada@acme.example", "carl@acme.example"
+
+ONE_EMAIL = """\
+playbook: one_email
+name: One email, then a task
+trigger: {manual: true}
+steps:
+  - id: hello
+    email:
+      to: contact.role in ["admin", "champion"]
+      subject: "Hello {{ contact.first_name }}"
+      body: >
+        <p>Hi {{ contact.first_name }}, welcome to {{ customer.name }}.</p>
+        <p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>
+      send_window: anytime
+  - id: after_email
+    task:
+      title: "Call {{ customer.name }}"
+  - id: done
+    end: {outcome: emailed}
+"""
+
+
+class CrashAfterAccept:
+    """The real SendGrid mailer, except that the first `send` raises *after* SendGrid
+    accepted the message: a worker dying between the provider's 202 and the outbox update.
+    """
+
+    name = "sendgrid"
+
+    def __init__(self, inner: SendGridMailer) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def send(self, email: OutgoingEmail) -> str | None:
+        self.calls += 1
+        message_id = self.inner.send(email)
+        if self.calls == 1:
+            raise RuntimeError("worker lost after SendGrid accepted the message")
+        return message_id
+
+
+@pytest.fixture
+def plan(tmp_path) -> CompiledPlan:
+    return write_project(tmp_path / "project", {"one_email": ONE_EMAIL}).plan("one_email")
+
+
+def accepted(sendgrid, enrollment_id: str, step: str, contact: str) -> list:
+    """Requests SendGrid accepted for one (enrollment, step, contact)."""
+    return [
+        m
+        for m in sendgrid.messages_for("enrollment_id", enrollment_id)
+        if m.has_custom_arg("step_id", step) and m.recipients == [contact]
+    ]
+
+
+def real_mailer(sendgrid) -> SendGridMailer:
+    return SendGridMailer(api_key=sendgrid.api_key, host=sendgrid.url)
+
+
+async def test_a_retry_after_the_provider_accepted_does_not_send_again(
+    temporal_env, sessions, task_queue, plan, customer_id, sendgrid
+):
+    mailer = CrashAfterAccept(real_mailer(sendgrid))
+    seed_customer(sessions, customer_id)
+    async with running(temporal_env, sessions, task_queue, mailer, customer_id) as h:
+        handle = await h.start(plan)
+        result = await h.result(handle)
+
+    for contact in (ADA, CARL):
+        assert len(accepted(sendgrid, handle.id, "hello", contact)) == 1, contact
+    assert len(sendgrid.requests) == 2
+    rows = {m.contact_email: m for m in h.outbox("hello")}
+    first = sendgrid.requests[0].recipients[0]
+    other = CARL if first == ADA else ADA
+    # The crashed attempt cannot know whether SendGrid took the message: recorded, not resent.
+    assert rows[first].status == "unconfirmed"
+    assert "not sent again" in (rows[first].reason or "")
+    assert rows[other].status == "sent"
+    assert (
+        rows[other].provider_message_id
+        == accepted(sendgrid, handle.id, "hello", other)[0].message_id
+    )
+    # ... and the enrollment went on.
+    assert result.outcome == "emailed"
+    assert h.tasks("after_email")
+    [email] = records(result, "email", "hello")
+    assert {d["contact"]: d["status"] for d in email.data["deliveries"]} == {
+        first: "unconfirmed",
+        other: "sent",
+    }
+
+
+async def test_every_email_carries_unsubscribe_headers_and_its_enrollment(
+    temporal_env, sessions, task_queue, plan, customer_id, sendgrid
+):
+    seed_customer(sessions, customer_id)
+    async with running(temporal_env, sessions, task_queue, real_mailer(sendgrid), customer_id) as h:
+        handle = await h.start(plan)
+        await h.result(handle)
+
+    [mail] = accepted(sendgrid, handle.id, "hello", ADA)
+    headers = mail.body["headers"]
+    assert headers["List-Unsubscribe"].startswith("<http")
+    assert "/unsubscribe/" in headers["List-Unsubscribe"]
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail.has_custom_arg("step_id", "hello")
+    assert mail.subject == "Hello Ada"
+
+
+async def test_rate_limited_send_waits_for_the_reset_and_is_sent_once(
+    temporal_env, sessions, task_queue, plan, customer_id, sendgrid
+):
+    sendgrid.fail_next(status=429, reset_after_seconds=30)
+    seed_customer(sessions, customer_id)
+    async with running(temporal_env, sessions, task_queue, real_mailer(sendgrid), customer_id) as h:
+        handle = await h.start(plan)
+        result = await h.result(handle)
+
+    [limited] = sendgrid.injected
+    assert limited.status == 429
+    throttled = limited.body["personalizations"][0]["to"][0]["email"]
+    for contact in (ADA, CARL):
+        assert len(accepted(sendgrid, handle.id, "hello", contact)) == 1, contact
+    rows = {m.contact_email: m for m in h.outbox("hello")}
+    assert {m.status for m in rows.values()} == {"sent"}
+    assert rows[throttled].attempts == 2
+    # The retry waited for X-RateLimit-Reset (30 s of workflow time), not the 2 s backoff.
+    [started] = records(result, "start")
+    [email] = records(result, "email", "hello")
+    assert email.at - started.at >= timedelta(seconds=25)
+    assert result.outcome == "emailed"
+
+
+async def test_rejected_send_is_failed_with_sendgrids_message_and_the_playbook_goes_on(
+    temporal_env, sessions, task_queue, plan, customer_id, sendgrid
+):
+    sendgrid.fail_next(status=400, message="The from address does not match a verified Sender")
+    seed_customer(sessions, customer_id)
+    async with running(temporal_env, sessions, task_queue, real_mailer(sendgrid), customer_id) as h:
+        handle = await h.start(plan)
+        result = await h.result(handle)
+
+    [rejected] = sendgrid.injected
+    refused = rejected.body["personalizations"][0]["to"][0]["email"]
+    rows = {m.contact_email: m for m in h.outbox("hello")}
+    assert rows[refused].status == "failed"
+    assert "400" in (rows[refused].reason or "")
+    assert "does not match a verified Sender" in (rows[refused].reason or "")
+    # Not retried: one injected answer, nothing accepted for that contact.
+    assert not accepted(sendgrid, handle.id, "hello", refused)
+    [other] = [c for c in (ADA, CARL) if c != refused]
+    assert rows[other].status == "sent"
+    assert result.outcome == "emailed"
+    assert h.tasks("after_email")
+
+
+async def test_unsubscribed_contact_is_suppressed_and_never_sent_to(
+    temporal_env, sessions, task_queue, plan, customer_id, sendgrid
+):
+    seed_customer(sessions, customer_id)
+    with sessions.begin() as session:
+        repository.suppress(session, CARL, "unsubscribed via link", source="unsubscribe")
+    async with running(temporal_env, sessions, task_queue, real_mailer(sendgrid), customer_id) as h:
+        handle = await h.start(plan)
+        result = await h.result(handle)
+
+    rows = {m.contact_email: m for m in h.outbox("hello")}
+    assert rows[CARL].status == "suppressed"
+    assert rows[CARL].reason
+    assert [r for m in sendgrid.requests for r in m.recipients] == [ADA]
+    assert rows[ADA].status == "sent"
+    assert result.outcome == "emailed"
