@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
@@ -42,8 +42,8 @@ from engine.loader import LoadedFile, parse_text
 from engine.plan import CompiledPlan
 from engine.sendwindow import zone
 from engine.store import repository
-from engine.store.models import Base, OutboxMessage, Task, TeamMember
-from engine.temporal import find_binary
+from engine.store.models import Base, OutboxMessage, Task, TeamMember, check_timezone
+from engine.temporal import find_binary, quiet_runtime
 from workflows.models import (
     WORKFLOW_NAME,
     EnrollmentInput,
@@ -104,6 +104,11 @@ class SimCustomer(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     contacts: list[SimContact] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_timezone(value)
 
 
 class SimTeamMember(BaseModel):
@@ -309,6 +314,7 @@ class Simulator:
             self._env = await WorkflowEnvironment.start_time_skipping(
                 test_server_existing_path=str(find_binary("temporal-test-server")),
                 data_converter=pydantic_data_converter,
+                runtime=quiet_runtime(),
             )
         self._worker = Worker(
             self._env.client,
@@ -615,6 +621,10 @@ def _timeline(
     tz = zone(run.customer.timezone)
     with run.sessions() as session:
         outbox = list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        escalations = {
+            t.escalation_of: t
+            for t in session.scalars(select(Task).where(Task.escalation_of.is_not(None)))
+        }
     emails = [
         SimEmail(
             step=o.step_id or "",
@@ -629,7 +639,7 @@ def _timeline(
     ]
     entries: list[TimelineEntry] = []
     for record in records:
-        entry = _entry(record, run.start, tz)
+        entry = _entry(record, run.start, tz, escalations)
         if entry is not None:
             entries.append(entry)
     if result is None:
@@ -657,7 +667,9 @@ def _timeline(
     )
 
 
-def _entry(record: StepRecord, start: datetime, tz: Any) -> TimelineEntry | None:
+def _entry(
+    record: StepRecord, start: datetime, tz: Any, escalations: dict[str | None, Task]
+) -> TimelineEntry | None:
     at = record.at.astimezone(tz)
     day = int((record.at - start).total_seconds() // 86400)
     base: dict[str, Any] = {"at": at, "day": day, "step": record.step, "detail": record.detail}
@@ -686,7 +698,22 @@ def _entry(record: StepRecord, start: datetime, tz: Any) -> TimelineEntry | None
             priority=data.get("priority"),
             **base,
         )
-    if kind in ("task_completed", "task_escalated"):
+    if kind == "task_escalated":
+        # The record names only the overdue task; the escalation task (whom it went to)
+        # is in the store.
+        escalation = escalations.get(data.get("task_id"))
+        if escalation is None:
+            return TimelineEntry(kind=kind, **base)
+        base["detail"] = f"{record.detail} ({escalation.assignee_email or 'unassigned'})"
+        return TimelineEntry(
+            kind=kind,
+            title=escalation.title,
+            assignee=escalation.assignee_email,
+            due=escalation.due_at.astimezone(tz) if escalation.due_at else None,
+            priority=escalation.priority,
+            **base,
+        )
+    if kind == "task_completed":
         return TimelineEntry(kind=kind, outcome=data.get("outcome"), **base)
     if kind in ("event", "milestone"):
         return TimelineEntry(kind=kind, name=data.get("name"), **base)

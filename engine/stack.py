@@ -30,7 +30,7 @@ from engine.project import load_project
 from engine.registration import ensure_schedules, register_versions
 from engine.settings import Settings
 from engine.store.db import migrate, session_factory
-from engine.temporal import connect, find_binary, register_search_attributes
+from engine.temporal import connect, find_binary, quiet_runtime, register_search_attributes
 from workflows.models import SEARCH_ATTRIBUTES
 
 
@@ -65,6 +65,7 @@ async def _temporal(
         dev_server_existing_path=str(find_binary("temporal")),
         dev_server_database_filename=str(home / "temporal.db"),
         dev_server_log_level="error",
+        runtime=quiet_runtime(),
     )
     stack.push_async_callback(env.shutdown)
     return env.client

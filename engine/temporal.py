@@ -13,6 +13,7 @@ from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from engine.settings import Settings
 from workflows.models import SEARCH_ATTRIBUTES
@@ -73,3 +74,20 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
+
+
+def quiet_runtime() -> Runtime:
+    """A Temporal runtime that logs only errors (CLI output stays readable)."""
+    global _QUIET
+    if _QUIET is None:
+        _QUIET = Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(
+                    filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")
+                )
+            )
+        )
+    return _QUIET
+
+
+_QUIET: Runtime | None = None
