@@ -86,7 +86,7 @@ def split_front_matter(source: str) -> tuple[dict[str, tuple[str, int]], str, in
             value = value[1:-1]
         keys[key.strip() if sep else line.strip()] = (value if sep else "", offset)
     body = source[match.end() :]
-    return keys, body, match["body"].count("\n") + 3
+    return keys, body, match["body"].count("\n") + 4
 
 
 def strip_front_matter(source: str) -> str:
