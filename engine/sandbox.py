@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 from typing import Any
 
 from jinja2 import StrictUndefined
@@ -46,10 +47,40 @@ def _sized_filter(name: str, func: Any) -> Any:
     return functools.update_wrapper(bounded, func)
 
 
+MAX_FORMAT_WIDTH = 1_000
+_PERCENT_SPEC = re.compile(r"%[#0 +\-]*(\*|\d+)?(?:\.(\*|\d+))?")
+_BRACE_SPEC = re.compile(r"\{[^{}]*:((?:[^{}]|\{[^{}]*\})*)\}")
+
+
+def check_format(fmt: Any) -> None:
+    """Refuse %-style and str.format widths/precisions that would allocate huge strings."""
+    if not isinstance(fmt, str):
+        return
+    for match in _PERCENT_SPEC.finditer(fmt):
+        for part in match.groups():
+            if part == "*" or (part and int(part) > MAX_FORMAT_WIDTH):
+                raise OutputTooLarge(f"format width {part} is larger than {MAX_FORMAT_WIDTH}")
+    for match in _BRACE_SPEC.finditer(fmt):
+        spec = match.group(1)
+        if "{" in spec:
+            raise OutputTooLarge("computed format widths are not allowed")
+        for number in re.findall(r"\d+", spec):
+            if int(number) > MAX_FORMAT_WIDTH:
+                raise OutputTooLarge(f"format width {number} is larger than {MAX_FORMAT_WIDTH}")
+
+
 class PlaybookSandbox(ImmutableSandboxedEnvironment):
     """Immutable sandbox with bounded arithmetic on strings, lists and powers."""
 
-    intercepted_binops = frozenset({"*", "**", "+"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def wrap_str_format(self, value: Any) -> Any:
+        """``str.format`` / ``format_map`` with their widths bounded (Jinja wraps them here)."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        check_format(getattr(value, "__self__", None))
+        return wrapped
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(getattr(__obj, "__self__", None), str) and (
@@ -59,6 +90,9 @@ class PlaybookSandbox(ImmutableSandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "%":
+            check_format(left)
+            return operator.mod(left, right)
         if operator_name == "**":
             if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
                 raise OutputTooLarge(f"exponent {right} is larger than {MAX_EXPONENT}")
@@ -92,6 +126,13 @@ def make_sandbox(*, autoescape: bool = False, loader: Any = None) -> PlaybookSan
     )
     # lipsum(n=10**7) spins for minutes; emails have no use for placeholder text.
     env.globals.pop("lipsum", None)
+    plain_format = env.filters["format"]
+
+    def bounded_format(value: Any, *args: Any, **kwargs: Any) -> Any:
+        check_format(value)
+        return plain_format(value, *args, **kwargs)
+
+    env.filters["format"] = bounded_format
     for name in SIZED_FILTERS:
         env.filters[name] = _sized_filter(name, env.filters[name])
     return env
