@@ -1,0 +1,129 @@
+"""Helpers of the API tests: probe playbooks, seeding, SendGrid-style webhook signing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
+
+from engine.api.services import Services
+from engine.store import repository
+from engine.store.models import OutboxMessage
+
+# Small playbooks that email at once (no send window) and then wait, so webhook effects on
+# a running enrollment can be observed on the real dev server in real time.
+PROBES = {
+    "probe_open": """\
+playbook: probe_open
+name: Email, then wait for it to be opened
+trigger: {manual: true}
+steps:
+  - id: hello
+    email:
+      to: contact.role == "admin"
+      subject: "Hello {{ contact.first_name }}"
+      body: '<p>Hi</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+      send_window: anytime
+  - id: await_open
+    wait_for: {event: email.opened, timeout: 30d}
+  - id: done
+    end: {outcome: opened}
+""",
+    "probe_twice": """\
+playbook: probe_twice
+name: Email, wait for a go-ahead, email again
+trigger: {manual: true}
+steps:
+  - id: first
+    email:
+      to: contact.role == "admin"
+      subject: "First for {{ contact.first_name }}"
+      body: '<p>One</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+      send_window: anytime
+  - id: await_go
+    wait_for: {event: probe.go, timeout: 30d}
+  - id: second
+    email:
+      to: contact.role == "admin"
+      subject: "Second for {{ contact.first_name }}"
+      body: '<p>Two</p><p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+      send_window: anytime
+  - id: done
+    end: {outcome: emailed}
+""",
+}
+
+
+def public_key_b64(key: ec.EllipticCurvePrivateKey) -> str:
+    """The public key as SendGrid shows it: base64 of the DER SubjectPublicKeyInfo."""
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(der).decode("ascii")
+
+
+def sign_webhook(key: ec.EllipticCurvePrivateKey, timestamp: str, payload: bytes) -> str:
+    """What SendGrid sends in X-Twilio-Email-Event-Webhook-Signature: base64 DER ECDSA
+    (SHA-256) over the timestamp followed by the exact body bytes."""
+    return base64.b64encode(
+        key.sign(timestamp.encode("ascii") + payload, ec.ECDSA(hashes.SHA256()))
+    ).decode("ascii")
+
+
+def admin_of(customer_id: str) -> str:
+    """The admin contact's address; unique per customer, as suppression is per address."""
+    return f"ada.{customer_id}@acme.example"
+
+
+def champion_of(customer_id: str) -> str:
+    return f"carl.{customer_id}@acme.example"
+
+
+def seed(services: Services, customer_id: str, **fields: Any) -> str:
+    """A customer with an admin and a champion contact; returns its id."""
+    contacts = [
+        repository.ContactData(email=admin_of(customer_id), first_name="Ada", role="admin"),
+        repository.ContactData(email=champion_of(customer_id), first_name="Carl", role="champion"),
+    ]
+    data: dict[str, Any] = {
+        "id": customer_id,
+        "name": f"Customer {customer_id}",
+        "segment": "smb",
+        "timezone": "Europe/Berlin",
+        "contacts": contacts,
+    }
+    data.update(fields)
+    with services.sessions.begin() as session:
+        repository.upsert_customer(session, repository.CustomerData(**data))
+    return customer_id
+
+
+async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Poll ``check()`` (sync or async) until it returns something truthy; return that."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+def outbox_rows(services: Services, enrollment_id: str) -> list[OutboxMessage]:
+    with services.sessions() as session:
+        return list(
+            session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.enrollment_id == enrollment_id)
+                .order_by(OutboxMessage.id)
+            )
+        )
