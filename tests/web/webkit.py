@@ -1,0 +1,117 @@
+"""Shared parts of the browser tests: the running stack, the browser, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.api.services import Services
+from engine.settings import Settings
+from workflows.models import EnrollmentStatus
+
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PASSWORD = "correct horse battery staple"
+ADMIN = "admin@vendor.example"
+CSM_A = "ada.csm@vendor.example"
+CSM_B = "ben.csm@vendor.example"
+MANAGER = "mia.manager@vendor.example"
+STARTUP_SECONDS = 60
+T = TypeVar("T")
+
+
+@dataclass
+class Stack:
+    """The running app and what tests need to reach around it."""
+
+    url: str
+    settings: Settings
+    sessions: sessionmaker[Session]
+    services: Services | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    api_token: str = ""
+    ready: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run a coroutine on the stack's event loop (where the Temporal client lives)."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def status(self, enrollment_id: str) -> EnrollmentStatus:
+        assert self.services is not None
+        handle = self.services.client.get_workflow_handle(enrollment_id)
+        return self.run(handle.query("status", result_type=EnrollmentStatus))
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.api_token}"},
+            timeout=30,
+        )
+
+
+def wait_until(check: Callable[[], T], timeout: float = 30, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+class Browser:
+    """The session's Chromium, logged out at the start of each test."""
+
+    def __init__(self, driver: WebDriver, base: str) -> None:
+        self.driver, self.base = driver, base
+
+    def get(self, path: str) -> None:
+        self.driver.get(self.base + path)
+
+    def login(self, email: str, password: str = PASSWORD) -> None:
+        self.get("/login")
+        self.driver.find_element(By.NAME, "email").send_keys(email)
+        self.driver.find_element(By.NAME, "password").send_keys(password)
+        self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        WebDriverWait(self.driver, 10).until(EC.url_changes(self.base + "/login"))
+
+    def find(self, css: str) -> Any:
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def find_all(self, css: str) -> list[Any]:
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def text(self, css: str = "body") -> str:
+        return self.find(css).text
+
+    def wait_for(self, css: str, timeout: float = 10) -> Any:
+        return WebDriverWait(self.driver, timeout).until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, css))
+        )
+
+    def screenshot(self, name: str) -> None:
+        folder = os.environ.get("UI_SCREENSHOTS")
+        if not folder:
+            return
+        height = self.driver.execute_script("return document.body.scrollHeight")
+        self.driver.set_window_size(1400, min(max(height + 40, 800), 2400))
+        self.driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+        self.driver.set_window_size(1400, 1000)
