@@ -6,15 +6,21 @@ Every route needs an API token. Bad input is a 4xx naming the field (422 from th
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from sqlalchemy import select
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.api.auth import Caller, hash_password, require_token
 from engine.api.schemas import (
+    EMAIL,
+    ID,
     CancelIn,
     CustomerIn,
     CustomerOut,
@@ -36,7 +42,47 @@ from engine.store import repository
 from engine.store.models import Customer, Enrollment, Task, TeamMember
 from workflows.models import CancelRequest, EnrollmentStatus, SkipRequest, TaskCompletion
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+
+def _renderable(error: dict[str, Any]) -> dict[str, Any]:
+    """A validation error that can be rendered as JSON, so that a 422 never turns into a
+    500 while being written: an echoed input that is not JSON (NaN, a lone surrogate) is
+    left out, and such characters in a field name are shown escaped."""
+
+    def renders(value: Any) -> bool:
+        try:
+            json.dumps(value, allow_nan=False, ensure_ascii=False, default=str).encode()
+        except ValueError:
+            return False
+        return True
+
+    if renders(error):
+        return error
+    fixed = dict(error)
+    if not renders(fixed.get("input")):
+        fixed["input"] = "(not shown: not valid JSON)"
+    fixed["loc"] = tuple(
+        p.encode("utf-8", "backslashreplace").decode() if isinstance(p, str) else p
+        for p in error.get("loc", ())
+    )
+    return fixed
+
+
+class _Route(APIRoute):
+    """An API route whose 422 answers can always be rendered."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                raise RequestValidationError([_renderable(e) for e in exc.errors()]) from None
+
+        return handle
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], route_class=_Route)
 Authed = Annotated[Caller, Depends(require_token)]
 
 
@@ -45,6 +91,9 @@ def services(request: Request) -> Services:
 
 
 Svc = Annotated[Services, Depends(services)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many rows.")]
+StatusFilter = Annotated[str | None, Query(alias="status", max_length=32)]
+CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=ID)]
 
 
 # -- events ------------------------------------------------------------------------------
@@ -118,7 +167,7 @@ def customer_out(customer: Customer) -> CustomerOut:
 
 
 @router.put("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
-def put_customer(customer_id: str, body: CustomerIn, svc: Svc) -> CustomerOut:
+def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> CustomerOut:
     """Create or update a customer (and upsert its contacts) from a CRM."""
     data: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"owner", "contacts"})
     if "owner" in body.model_fields_set:
@@ -147,7 +196,9 @@ def get_customer(customer_id: str, svc: Svc) -> CustomerOut:
 
 
 @router.put("/team/{email}", status_code=status.HTTP_204_NO_CONTENT, tags=["customers"])
-def put_team_member(email: str, body: TeamMemberIn, svc: Svc) -> None:
+def put_team_member(
+    email: Annotated[str, Path(pattern=EMAIL, max_length=320)], body: TeamMemberIn, svc: Svc
+) -> None:
     """Create or update a CSM, manager or admin (and optionally their UI password)."""
     with svc.sessions.begin() as session:
         member = session.get(TeamMember, email.lower()) or TeamMember(email=email.lower())
@@ -182,9 +233,9 @@ def task_out(task: Task) -> TaskOut:
 
 @router.get("/tasks", response_model=list[TaskOut], tags=["tasks"])
 def list_tasks(
-    svc: Svc, assignee: str | None = None, status_: str | None = None, limit: int = 200
+    svc: Svc, assignee: str | None = None, status_: StatusFilter = None, limit: Limit = 200
 ) -> list[TaskOut]:
-    query = select(Task).order_by(Task.due_at.is_(None), Task.due_at).limit(min(limit, 1000))
+    query = select(Task).order_by(Task.due_at.is_(None), Task.due_at).limit(limit)
     if assignee:
         query = query.where(Task.assignee_email == assignee.lower())
     if status_:
@@ -263,10 +314,10 @@ def list_enrollments(
     svc: Svc,
     playbook: str | None = None,
     customer: str | None = None,
-    status_: str | None = None,
-    limit: int = 200,
+    status_: StatusFilter = None,
+    limit: Limit = 200,
 ) -> list[EnrollmentOut]:
-    query = select(Enrollment).order_by(Enrollment.started_at.desc()).limit(min(limit, 1000))
+    query = select(Enrollment).order_by(Enrollment.started_at.desc()).limit(limit)
     if playbook:
         query = query.where(Enrollment.playbook_id == playbook)
     if customer:
@@ -323,6 +374,10 @@ async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
         return await svc.client.get_workflow_handle(enrollment_id).query(
             "status", result_type=EnrollmentStatus
         )
+    except WorkflowQueryFailedError as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"'{enrollment_id}' did not answer: {exc.message}"
+        ) from None
     except RPCError as exc:
         code = (
             status.HTTP_404_NOT_FOUND

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+ID = r"^[^\x00-\x1f\x7f]+$"
+"""Ids are any text without control characters (PostgreSQL refuses NUL in text)."""
+
+
+def _strict_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse what parses but cannot be stored as JSON: NaN, Infinity, lone surrogates."""
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except ValueError as exc:  # UnicodeEncodeError is a ValueError
+        raise ValueError(f"not storable as JSON: {exc}") from None
+    return value
+
+
+JSONObject = Annotated[dict[str, Any], AfterValidator(_strict_json)]
 
 
 class Strict(BaseModel):
@@ -17,13 +32,19 @@ class Strict(BaseModel):
 class EventIn(Strict):
     """A lifecycle or usage event from the product or a CRM."""
 
-    id: str = Field(min_length=1, max_length=255, description="Sender's unique id (dedupe).")
-    customer_id: str = Field(min_length=1, max_length=255)
+    id: str = Field(
+        min_length=1, max_length=255, pattern=ID, description="Sender's unique id (dedupe)."
+    )
+    customer_id: str = Field(min_length=1, max_length=255, pattern=ID)
     name: str = Field(
         min_length=1, max_length=255, pattern=r"^[\w.:-]+$", examples=["integration.connected"]
     )
-    at: datetime | None = Field(default=None, description="When it happened (default: now).")
-    properties: dict[str, Any] = Field(default_factory=dict)
+    at: AwareDatetime | None = Field(
+        default=None,
+        description="When it happened, with a UTC offset (default: now).",
+        examples=["2026-01-05T10:00:00+01:00"],
+    )
+    properties: JSONObject = Field(default_factory=dict)
 
 
 class EventBatch(Strict):
@@ -58,7 +79,7 @@ class CustomerIn(Strict):
     owner: str | None = Field(default=None, pattern=EMAIL, description="The CSM's email.")
     renewal_date: date | None = None
     health_score: int | None = Field(default=None, ge=0, le=100)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JSONObject = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     contacts: list[ContactIn] | None = None
 
@@ -123,7 +144,7 @@ class TaskReassign(Strict):
 
 class EnrollIn(Strict):
     playbook: str = Field(min_length=1, max_length=128)
-    customer_id: str = Field(min_length=1, max_length=255)
+    customer_id: str = Field(min_length=1, max_length=255, pattern=ID)
 
 
 class EnrollmentOut(BaseModel):

@@ -5,15 +5,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import inspect
+import re
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy import select
 
 from engine.api.services import Services
 from engine.store import repository
 from engine.store.models import OutboxMessage
+
+try:  # FastAPI >= 0.160 keeps included routers as one route each; this flattens them
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # pragma: no cover - older FastAPI has flat app.routes
+    iter_route_contexts = None
 
 # Small playbooks that email at once (no send window) and then wait, so webhook effects on
 # a running enrollment can be observed on the real dev server in real time.
@@ -127,3 +135,17 @@ def outbox_rows(services: Services, enrollment_id: str) -> list[OutboxMessage]:
                 .order_by(OutboxMessage.id)
             )
         )
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, concrete path) of every /api route, path parameters filled in."""
+    routes = list(iter_route_contexts(app.routes)) if iter_route_contexts else app.routes
+    found = []
+    for route in routes:
+        original = getattr(route, "original_route", route)
+        path = getattr(route, "path", None) or ""
+        if not isinstance(original, APIRoute) or not path.startswith("/api"):
+            continue
+        concrete = re.sub(r"\{[^}]+\}", "some-id", path)
+        found += [(method, concrete) for method in sorted(route.methods or ())]
+    return found

@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import httpx
+from apikit import api_routes
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
-
-try:  # FastAPI >= 0.160 keeps included routers as one route each; this flattens them
-    from fastapi.routing import iter_route_contexts
-except ImportError:  # pragma: no cover - older FastAPI has flat app.routes
-    iter_route_contexts = None
-
-
-def api_routes(app: FastAPI) -> list[tuple[str, str]]:
-    """(method, concrete path) of every /api route, path parameters filled in."""
-    routes = list(iter_route_contexts(app.routes)) if iter_route_contexts else app.routes
-    found = []
-    for route in routes:
-        original = getattr(route, "original_route", route)
-        path = getattr(route, "path", None) or ""
-        if not isinstance(original, APIRoute) or not path.startswith("/api"):
-            continue
-        concrete = re.sub(r"\{[^}]+\}", "some-id", path)
-        found += [(method, concrete) for method in sorted(route.methods or ())]
-    return found
 
 
 async def test_every_api_route_refuses_a_request_without_a_token(

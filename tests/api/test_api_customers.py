@@ -1,0 +1,131 @@
+"""PUT/GET /api/customers/{id} and PUT /api/team/{email}: upserts from a CRM."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from engine.api.services import Services
+from engine.store.models import TeamMember
+
+
+def new_id() -> str:
+    return f"crm-{uuid.uuid4().hex[:10]}"
+
+
+FULL = {
+    "name": "Hoshino Logistics",
+    "segment": "enterprise",
+    "timezone": "Asia/Tokyo",
+    "owner": "Casey@Vendor.example",
+    "renewal_date": "2027-03-31",
+    "health_score": 72,
+    "attributes": {"plan": "scale", "seats": 40},
+    "tags": ["apac"],
+    "contacts": [
+        {"email": "Aiko@Hoshino.example", "first_name": "Aiko", "role": "admin"},
+        {"email": "ken@hoshino.example", "first_name": "Ken", "role": "champion"},
+    ],
+}
+
+
+async def test_upsert_then_get(api: httpx.AsyncClient) -> None:
+    customer = new_id()
+    put = await api.put(f"/api/customers/{customer}", json=FULL)
+    assert put.status_code == 200, put.text
+    got = await api.get(f"/api/customers/{customer}")
+    assert got.status_code == 200
+    body = got.json()
+    assert body == put.json()
+    assert body["id"] == customer
+    assert body["owner"] == "casey@vendor.example"
+    assert body["renewal_date"] == "2027-03-31"
+    assert body["attributes"] == {"plan": "scale", "seats": 40}
+    assert [c["email"] for c in body["contacts"]] == ["aiko@hoshino.example", "ken@hoshino.example"]
+    assert not any(c["unsubscribed"] for c in body["contacts"])
+
+
+async def test_a_partial_update_changes_only_what_it_names(api: httpx.AsyncClient) -> None:
+    customer = new_id()
+    await api.put(f"/api/customers/{customer}", json=FULL)
+    update = {
+        "name": "Hoshino Logistics KK",
+        "health_score": 35,
+        "owner": None,
+        "contacts": [{"email": "mei@hoshino.example", "role": "user"}],
+    }
+    response = await api.put(f"/api/customers/{customer}", json=update)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["name"] == "Hoshino Logistics KK" and body["health_score"] == 35
+    assert body["owner"] is None  # explicitly cleared
+    assert body["timezone"] == "Asia/Tokyo" and body["segment"] == "enterprise"  # untouched
+    emails = [c["email"] for c in body["contacts"]]
+    assert emails == ["aiko@hoshino.example", "ken@hoshino.example", "mei@hoshino.example"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": None}, "name"),
+        ({"health_score": 101}, "health_score"),
+        ({"health_score": "very healthy"}, "health_score"),
+        ({"renewal_date": "2027-02-30"}, "renewal_date"),
+        ({"owner": "not-an-email"}, "owner"),
+        ({"contacts": [{"email": "nope"}]}, "email"),
+        ({"contacts": [{"first_name": "No email"}]}, "email"),
+        ({"contacts": {"email": "a@b.example"}}, "contacts"),
+        ({"tags": "one-string"}, "tags"),
+        ({"attributes": [1, 2]}, "attributes"),
+        ({"segment": "s" * 65}, "segment"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+async def test_a_bad_customer_is_a_422_naming_the_field(
+    api: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    response = await api.put(f"/api/customers/{new_id()}", json=FULL | change)
+    assert response.status_code == 422, response.text
+    locations = [".".join(map(str, e["loc"])) for e in response.json()["detail"]]
+    assert any(loc.endswith(field) for loc in locations), locations
+
+
+async def test_an_unknown_time_zone_is_a_422_that_names_it(api: httpx.AsyncClient) -> None:
+    for zone in ("Mars/Olympus", "", "../../etc/passwd", "Europe/Berlin\u0000"):
+        response = await api.put(f"/api/customers/{new_id()}", json=FULL | {"timezone": zone})
+        assert response.status_code == 422, (zone, response.text)
+        assert "zone" in response.text
+
+
+async def test_customer_ids_are_checked_in_the_path(api: httpx.AsyncClient) -> None:
+    for bad in ("x" * 256, "tab%09id"):
+        response = await api.put(f"/api/customers/{bad}", json=FULL)
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["path", "customer_id"]
+    assert (await api.get("/api/customers/no-such-customer")).status_code == 404
+    assert (await api.get("/api/customers/" + "y" * 5000)).status_code == 404
+    # a slash is not part of an id: no such route
+    assert (await api.get("/api/customers/a/b")).status_code == 404
+
+
+async def test_team_members_are_upserted_and_their_email_is_checked(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    email = f"CSM-{uuid.uuid4().hex[:6]}@Vendor.example"
+    body = {"name": "Casey", "roles": ["csm"], "password": "long enough"}
+    assert (await api.put(f"/api/team/{email}", json=body)).status_code == 204
+    assert (await api.put(f"/api/team/{email}", json={"name": "Casey S."})).status_code == 204
+    with services.sessions() as session:
+        member = session.get(TeamMember, email.lower())
+        assert member is not None and member.name == "Casey S."
+        assert member.password_hash and member.password_hash.startswith("scrypt$")
+    for bad_email in ("not-an-email", "a@b", "x" * 400 + "@vendor.example"):
+        response = await api.put(f"/api/team/{bad_email}", json=body)
+        assert response.status_code == 422, (bad_email, response.text)
+    response = await api.put(f"/api/team/{email}", json={"name": "x", "password": "short"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "password"]

@@ -1,0 +1,113 @@
+"""POST /api/events: validation names the field, nothing is lost, duplicates are reported."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from engine.api.services import Services
+from engine.store import repository
+
+
+def event(customer: str, name: str = "report.created", **fields: Any) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex, "customer_id": customer, "name": name, **fields}
+
+
+def field_errors(response: httpx.Response) -> list[str]:
+    """The dotted locations FastAPI reports for a 422."""
+    assert response.status_code == 422, response.text
+    return [".".join(str(p) for p in error["loc"]) for error in response.json()["detail"]]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"customer_id": None}, "customer_id"),
+        ({"customer_id": ""}, "customer_id"),
+        ({"customer_id": "x" * 256}, "customer_id"),
+        ({"customer_id": "tab\there"}, "customer_id"),
+        ({"id": 42}, "id"),
+        ({"id": ""}, "id"),
+        ({"id": "nul\u0000byte"}, "id"),
+        ({"name": "has spaces"}, "name"),
+        ({"name": ["a"]}, "name"),
+        ({"at": "yesterday"}, "at"),
+        ({"at": "2026-01-05T10:00:00"}, "at"),  # no offset: whose 10:00?
+        ({"properties": ["not", "an", "object"]}, "properties"),
+        ({"colour": "extra fields are refused"}, "colour"),
+    ],
+)
+async def test_a_bad_event_is_a_422_naming_the_field(
+    api: httpx.AsyncClient, customer: str, change: dict[str, Any], field: str
+) -> None:
+    body = event(customer) | change
+    body = {k: v for k, v in body.items() if v is not None}
+    locations = field_errors(await api.post("/api/events", json=body))
+    assert any(loc.endswith(field) for loc in locations), locations
+
+
+async def test_a_bad_item_in_a_batch_is_named_by_its_position(
+    api: httpx.AsyncClient, customer: str
+) -> None:
+    good = event(customer)
+    response = await api.post(
+        "/api/events", json={"events": [good, event(customer, name="bad name")]}
+    )
+    assert any("events.1.name" in loc for loc in field_errors(response))
+    assert field_errors(await api.post("/api/events", json={"events": []}))
+    # nothing of a refused batch was stored
+    assert (await api.post("/api/events", json=good)).json()["results"][0]["status"] == "accepted"
+
+
+async def test_an_event_for_an_unknown_customer_is_404_and_stored(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    body = event("nobody-" + uuid.uuid4().hex[:6], "customer.created", properties={"k": 1})
+    response = await api.post("/api/events", json=body)
+    assert response.status_code == 404
+    assert body["customer_id"] in response.json()["detail"]
+    assert "stored" in response.json()["detail"]
+    with services.sessions() as session:
+        stored = repository.get_event(session, body["id"])
+        assert stored is not None
+        assert stored.status == "unknown_customer"
+        assert stored.properties == {"k": 1}
+    # in a batch the same is reported per item
+    batch = await api.post("/api/events", json={"events": [event(body["customer_id"])]})
+    assert batch.status_code == 202
+    assert batch.json()["results"][0]["status"] == "unknown_customer"
+
+
+async def test_a_batch_with_repeats_says_which_were_duplicates(
+    api: httpx.AsyncClient, customer: str, services: Services
+) -> None:
+    first, second = event(customer, "user.invited"), event(customer, "user.invited")
+    response = await api.post("/api/events", json={"events": [first, second, first]})
+    assert response.status_code == 202, response.text
+    statuses = [(r["id"], r["status"]) for r in response.json()["results"]]
+    assert statuses == [
+        (first["id"], "accepted"),
+        (second["id"], "accepted"),
+        (first["id"], "duplicate"),
+    ]
+    again = await api.post("/api/events", json=second)
+    assert again.status_code == 202
+    assert again.json()["results"][0]["status"] == "duplicate"
+    with services.sessions() as session:
+        assert repository.get_milestones(session, customer) == {}  # 2 of 3 invitations
+
+
+async def test_customer_created_starts_onboarding_and_the_repeat_does_not(
+    api: httpx.AsyncClient, customer: str
+) -> None:
+    body = event(customer, "customer.created", at="2026-01-05T10:00:00+01:00")
+    response = await api.post("/api/events", json=body)
+    assert response.status_code == 202, response.text
+    assert response.json()["results"][0]["enrolled"] == [f"onboarding/{customer}"]
+    again = await api.post("/api/events", json=body | {"id": uuid.uuid4().hex})
+    result = again.json()["results"][0]
+    assert result["enrolled"] == []
+    assert any("already enrolled" in note for note in result["notes"])
