@@ -76,8 +76,11 @@ FormStr = Annotated[str, Form()]
 
 
 # -- rendering -------------------------------------------------------------------------------
-def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return "—" if value is None else value.astimezone(UTC).strftime(fmt) + " UTC"
+def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: bool = True) -> str:
+    """A UTC timestamp for people: `fmt`, followed by ' UTC' unless ``zone`` is False."""
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime(fmt) + (" UTC" if zone else "")
 
 
 def _relative(value: datetime | None, now: datetime | None = None) -> str:
@@ -410,6 +413,7 @@ async def _task_page(
         enrollment=views[0] if views else None,
         escalation_of=escalation_of,
         members=members,
+        names={m.email: m.name for m in members},
         milestones=sorted(milestones.values(), key=lambda m: m.reached_at),
         error=error,
         outcomes=list(task.outcomes or []) or ["done"],
