@@ -423,6 +423,333 @@ def token_create(name: str) -> None:
         click.echo(create_api_token(session, name))
 
 
+# -- operators: enroll, status, events, customers -------------------------------------------
+_ROOT_OPTION = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("playbooks"),
+    show_default=True,
+    help="Project folder.",
+)
+
+
+def _store():  # -> (Settings, sessionmaker)
+    from engine.settings import get_settings
+    from engine.store.db import migrate, session_factory
+
+    settings = get_settings()
+    migrate(settings.database_url)
+    return settings, session_factory(settings.database_url)
+
+
+async def _temporal_client(settings):  # -> temporalio.client.Client
+    from engine.temporal import connect
+
+    try:
+        return await connect(settings)
+    except RuntimeError as exc:  # the SDK's "Failed client connect: ..."
+        raise click.ClickException(
+            f"cannot reach Temporal at {settings.temporal_address}: {exc}"
+        ) from None
+
+
+@main.command("enroll")
+@click.argument("playbook")
+@click.option("--customer", "customer_id", required=True, help="The customer's id.")
+@_ROOT_OPTION
+def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
+    """Enroll a customer in a playbook now, on the configured Temporal.
+
+    The playbook's current version is registered in the store first. Prints the
+    enrollment id (the workflow id).
+    """
+    import asyncio
+
+    from temporalio.service import RPCError
+
+    from engine.enrollment import AlreadyEnrolled, enroll
+    from engine.project import load_plan
+    from engine.store import repository
+
+    try:
+        project, plan = load_plan(playbook, root)
+    except PlaybookError as exc:
+        for diag in exc.diagnostics:
+            click.echo(str(diag), err=True)
+        sys.exit(1)
+    except (KeyError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc).strip("'\"")) from None
+    settings, sessions = _store()
+    with sessions.begin() as session:
+        if not repository.customer_exists(session, customer_id):
+            raise click.ClickException(f"no customer '{customer_id}' in the store")
+        repository.register_playbook_version(
+            session,
+            playbook_id=plan.playbook,
+            version=plan.version,
+            name=plan.name,
+            source=project.sources.get(plan.playbook, ""),
+            plan=plan.model_dump(mode="json"),
+        )
+
+    async def start() -> str:
+        client = await _temporal_client(settings)
+        return await enroll(client, plan, customer_id, task_queue=settings.temporal_task_queue)
+
+    try:
+        workflow_id = asyncio.run(start())
+    except AlreadyEnrolled as exc:
+        raise click.ClickException(str(exc)) from None
+    except RPCError as exc:
+        raise click.ClickException(f"Temporal refused the enrollment: {exc.message}") from None
+    with sessions.begin() as session:
+        repository.upsert_enrollment(
+            session,
+            workflow_id=workflow_id,
+            playbook_id=plan.playbook,
+            version=plan.version,
+            customer_id=customer_id,
+        )
+    err_console.print(f"[green]enrolled[/] {customer_id} in {plan.playbook}@{plan.short_version}")
+    click.echo(workflow_id)
+
+
+@main.command("status")
+@click.option("--playbook", help="Only this playbook.")
+@click.option("--customer", "customer_id", help="Only this customer.")
+@click.option("--status", "status_", help="Only enrollments with this status (running...).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def status_command(
+    playbook: str | None, customer_id: str | None, status_: str | None, limit: int
+) -> None:
+    """Enrollments from the store, newest first, with their current step and outcome.
+
+    With both --playbook and --customer, also asks the enrollment's workflow where it
+    stands now: the step, what it waits for and until when, and its latest records.
+    """
+    import asyncio
+
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from engine.store.models import Enrollment
+
+    settings, sessions = _store()
+    query = select(Enrollment).order_by(Enrollment.started_at.desc()).limit(limit)
+    for column, value in (
+        (Enrollment.playbook_id, playbook),
+        (Enrollment.customer_id, customer_id),
+        (Enrollment.status, status_),
+    ):
+        if value:
+            query = query.where(column == value)
+    with sessions() as session:
+        rows = list(session.scalars(query))
+    table = Table(title=f"{len(rows)} enrollment(s)", title_justify="left")
+    for column in ("enrollment", "version", "status", "step", "outcome", "started", "ended"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.workflow_id,
+            row.version[:12],
+            row.status,
+            row.current_step or "-",
+            row.outcome or "-",
+            f"{row.started_at:%Y-%m-%d %H:%M}",
+            f"{row.ended_at:%Y-%m-%d %H:%M}" if row.ended_at else "-",
+        )
+    Console(highlight=False, width=max(out_console.width, 120)).print(table)
+    if playbook and customer_id and rows:
+        asyncio.run(_print_live_status(settings, rows[0].workflow_id))
+
+
+async def _print_live_status(settings, workflow_id: str) -> None:
+    from temporalio.client import WorkflowQueryFailedError
+    from temporalio.service import RPCError
+
+    from workflows.models import EnrollmentStatus
+
+    client = await _temporal_client(settings)
+    try:
+        now = await client.get_workflow_handle(workflow_id).query(
+            "status", result_type=EnrollmentStatus
+        )
+    except (RPCError, WorkflowQueryFailedError) as exc:
+        raise click.ClickException(f"cannot ask {workflow_id}: {exc}") from None
+    lines = [
+        f"[bold]{workflow_id}[/] (asked Temporal)",
+        f"  step:        {now.current_step or '-'}"
+        + ("  [yellow](paused)[/]" if now.paused else ""),
+        f"  waiting for: {now.waiting_for or '-'}"
+        + (f" until {now.waiting_until:%Y-%m-%d %H:%M} UTC" if now.waiting_until else ""),
+        f"  steps done:  {now.steps_done}",
+        f"  milestones:  {', '.join(now.milestones) or '-'}",
+        f"  outcome:     {now.outcome or '-'}",
+    ]
+    for record in now.records[-8:]:
+        lines.append(
+            f"    {record.at:%Y-%m-%d %H:%M}  {record.step:<20} {record.kind:<10} {record.detail}"
+        )
+    for line in lines:
+        out_console.print(line, soft_wrap=True)
+
+
+@main.group("events")
+def events_group() -> None:
+    """Send events as the product or a CRM would."""
+
+
+def _properties(pairs: tuple[str, ...]) -> dict:
+    """key=value pairs; values that read as JSON (numbers, true, null, {...}) are JSON."""
+    properties = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="PROPERTIES")
+        try:
+            properties[key] = json.loads(raw)
+        except ValueError:
+            properties[key] = raw
+    return properties
+
+
+def _aware(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint="--at") from None
+    if at.tzinfo is None:
+        raise click.BadParameter(
+            f"{value!r} has no UTC offset; add one, e.g. {value}Z or {value}+02:00",
+            param_hint="--at",
+        )
+    return at
+
+
+@events_group.command("send")
+@click.argument("customer_id")
+@click.argument("name")
+@click.argument("properties", nargs=-1)
+@click.option("--id", "event_id", help="The event's id (default: a new one); repeats are ignored.")
+@click.option("--at", "at", help="When it happened, ISO 8601 with offset (default: now).")
+@_ROOT_OPTION
+def events_send(
+    customer_id: str,
+    name: str,
+    properties: tuple[str, ...],
+    event_id: str | None,
+    at: str | None,
+    root: Path,
+) -> None:
+    """Send event NAME for CUSTOMER_ID with optional key=value PROPERTIES.
+
+    The event is stored, sent to the customer's running enrollments, and starts the
+    playbooks it triggers, exactly as POST /api/events does. Exits 1 for an unknown
+    customer (the event is stored all the same).
+
+    \b
+    Example:
+      playbook events send acme integration.connected source=salesforce seats=12
+    """
+    import asyncio
+    import uuid
+
+    from temporalio.service import RPCError
+
+    from engine.project import load_project
+    from engine.triggers import EventRouter
+
+    values = _properties(properties)
+    when = _aware(at)
+    project = load_project(root)
+    if project.errors:
+        for diag in project.errors:
+            click.echo(str(diag), err=True)
+        sys.exit(1)
+    settings, sessions = _store()
+
+    async def send():  # -> RoutedEvent
+        client = await _temporal_client(settings)
+        router = EventRouter(
+            sessions, client, project.plans, project.milestones, settings.temporal_task_queue
+        )
+        return await router.handle(
+            event_id or f"cli-{uuid.uuid4().hex}", customer_id, name, when, values
+        )
+
+    try:
+        routed = asyncio.run(send())
+    except RPCError as exc:
+        raise click.ClickException(f"Temporal: {exc.message} (the event is stored)") from None
+    colour = {"accepted": "green", "duplicate": "yellow"}.get(routed.status, "red")
+    err_console.print(f"[{colour}]{routed.status}[/] {name} for {customer_id} (id {routed.id})")
+    for workflow_id in routed.signalled:
+        err_console.print(f"  signalled {workflow_id}")
+    for workflow_id in routed.enrolled:
+        err_console.print(f"  [green]enrolled[/] {workflow_id}")
+    for note in routed.notes:
+        err_console.print(f"  {note}")
+    if routed.status == "unknown_customer":
+        sys.exit(1)
+
+
+@main.group("customers")
+def customers_group() -> None:
+    """Customer data in the store."""
+
+
+@customers_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), help="Default: the file's extension."
+)
+@click.option("--dry-run", is_flag=True, help="Check every row, write nothing.")
+def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
+    """Upsert customers and contacts from a CSV or JSON FILE.
+
+    CSV columns: id, name, segment, timezone, owner, renewal_date, health_score,
+    contact_email, contact_first_name, contact_last_name, contact_role (one contact per
+    row; rows with the same id add contacts to one customer) and attributes.<key>. Bad
+    rows are reported (row, field, message) and skipped; the rest is imported. Exits 1
+    if any row failed, 2 if the file cannot be read at all.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from engine.customers_import import (
+        ImportFileError,
+        ImportResult,
+        plan_import,
+        read_rows,
+        run_import,
+    )
+
+    try:
+        rows = read_rows(file, fmt)
+    except ImportFileError as exc:
+        click.echo(f"{file}: {exc}", err=True)
+        sys.exit(2)
+    plan = plan_import(rows)
+    if dry_run:
+        result = ImportResult(rows=plan.rows, errors=plan.errors)
+    else:
+        _, sessions = _store()
+        columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=err_console, transient=True) as progress:
+            bar = progress.add_task("import", total=len(plan.customers))
+            result = run_import(sessions, plan, lambda _: progress.advance(bar))
+    for error in result.errors:
+        click.echo(f"{file}: {error}", err=True)
+    verb = "would import" if dry_run else "imported"
+    count = len(plan.customers) if dry_run else result.customers
+    summary = f"{verb} {count} customer(s) from {result.rows} row(s)"
+    if result.errors:
+        err_console.print(f"[red]{summary}; {len(result.failed_rows)} row(s) failed[/]")
+        sys.exit(1)
+    err_console.print(f"[green]{summary}[/]")
+
+
 def _plan_or_exit(ref: str, root: Path):
     from engine.project import load_plan
 
