@@ -468,17 +468,18 @@ async def reassign_task(
         if task is None:
             return error_page(request, viewer, code, message)
         target = session.get(TeamMember, normalize_email(assignee)) if assignee else None
-        problem = None
         if target is None:
             problem = "Choose a team member to hand the task to."
         elif task.status != "open":
             problem = f"The task is {task.status}; only open tasks can be reassigned."
-        if problem is None and target is not None:
+        else:
+            # A plain UPDATE of the owner: the workflow waits on the task id, not on a person.
             task.assignee_email = target.email
-            title, name = task.title, target.name
+            done = f"Reassigned “{task.title}” to {target.name}."
+            problem = None
     if problem is not None:
         return await _task_page(request, viewer, task_id, error=problem, status_code=409)
-    return _flash_to(request, "/inbox", f"Reassigned “{title}” to {name}.")
+    return _flash_to(request, "/inbox", done)
 
 
 # -- enrollments and customers ---------------------------------------------------------------

@@ -1,0 +1,127 @@
+"""The UI's building blocks without a browser: visibility, redirects, funnels, timelines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+from webkit import PLAYBOOKS
+
+from engine.project import load_project
+from engine.store import repository
+from engine.store.models import Enrollment, TeamMember
+from engine.web.security import csrf_token, safe_next, team_of
+from engine.web.timeline import EnrollmentView, customer_timeline, funnels
+from workflows.models import EnrollmentStatus, StepRecord
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def test_safe_next_only_follows_local_paths() -> None:
+    assert safe_next("/tasks/abc?x=1") == "/tasks/abc?x=1"
+    for bad in (None, "", "https://evil.example/", "//evil.example/x", "/\\evil.example", "inbox"):
+        assert safe_next(bad) == "/inbox"
+
+
+def test_csrf_tokens_are_bound_to_the_session_and_the_secret() -> None:
+    assert csrf_token("s1", "cookie-a") == csrf_token("s1", "cookie-a")
+    assert csrf_token("s1", "cookie-a") != csrf_token("s1", "cookie-b")
+    assert csrf_token("s1", "cookie-a") != csrf_token("s2", "cookie-a")
+
+
+def test_a_managers_team_reaches_down_the_hierarchy_and_survives_cycles(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        for email, manager in [
+            ("head@x.example", "csm3@x.example"),  # a cycle from bad CRM data
+            ("lead@x.example", "head@x.example"),
+            ("csm1@x.example", "lead@x.example"),
+            ("csm2@x.example", "head@x.example"),
+            ("csm3@x.example", None),
+            ("other@x.example", None),
+        ]:
+            session.add(TeamMember(email=email, name=email, manager_email=manager))
+    with sessions() as session:
+        assert team_of(session, "csm1@x.example") == {"csm1@x.example"}
+        assert team_of(session, "lead@x.example") == {"lead@x.example", "csm1@x.example"}
+        head = {"head@x.example", "lead@x.example", "csm1@x.example", "csm2@x.example"}
+        assert team_of(session, "head@x.example") == head
+        assert team_of(session, "csm3@x.example") == head | {"csm3@x.example"}
+
+
+def test_funnel_counts_running_enrollments_per_step_in_plan_order(
+    sessions: sessionmaker[Session],
+) -> None:
+    project = load_project(PLAYBOOKS)
+    rows = [("kickoff", "running", None)] * 3 + [("welcome", "running", None)]
+    rows += [("gone_step", "running", None)]  # a step of an older version
+    rows += [(None, "completed", "goal_reached")] * 2 + [(None, "exited", "exited")]
+    with sessions.begin() as session:
+        for i, (step, status, outcome) in enumerate(rows):
+            session.add(
+                Enrollment(
+                    workflow_id=f"onboarding/c{i}",
+                    playbook_id="onboarding",
+                    version="v1",
+                    customer_id=f"c{i}",
+                    status=status,
+                    current_step=step,
+                    outcome=outcome,
+                )
+            )
+    with sessions() as session:
+        result = {f.playbook: f for f in funnels(session, project.plans)}
+    onboarding = result["onboarding"]
+    steps = [(s.id, s.count) for s in onboarding.steps]
+    assert steps[:3] == [("welcome", 1), ("kickoff", 3), ("await_integration", 0)]
+    assert steps[-1] == ("gone_step", 1) and not onboarding.steps[-1].known
+    assert onboarding.running == 5 and onboarding.ended_total == 3
+    assert onboarding.ended == [("completed", "goal_reached", 2), ("exited", "exited", 1)]
+    assert result["qbr"].running == 0
+
+
+def test_timeline_merges_steps_emails_tasks_and_events_newest_first(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        repository.upsert_customer(session, repository.CustomerData(id="acme", name="Acme"))
+        repository.record_event(session, "e1", "acme", "customer.created", T0)
+        message, _ = repository.insert_outbox(
+            session, "k1", "ada@acme.example", "Welcome", customer_id="acme", playbook_id="onb"
+        )
+        message.created_at = T0 + timedelta(minutes=1)
+        message_id = message.id
+        task, _ = repository.create_task(session, "t1", "Kickoff", customer_id="acme")
+        task.created_at = T0 + timedelta(minutes=2)
+        repository.complete_task(
+            session, task.id, "held", "csm@x.example", note="went well", at=T0 + timedelta(hours=1)
+        )
+        row = Enrollment(workflow_id="onb/acme", playbook_id="onb", version="v", customer_id="acme")
+    status = EnrollmentStatus(
+        enrollment_id="onb/acme",
+        playbook="onb",
+        version="v",
+        customer_id="acme",
+        current_step="await_integration",
+        records=[
+            StepRecord(at=T0, step="welcome", kind="start", detail="enrolled"),
+            StepRecord(at=T0 + timedelta(minutes=1), step="welcome", kind="email",
+                       detail="ada (captured)", data={"deliveries": [{"contact": "ada"}]}),
+            StepRecord(at=T0 + timedelta(minutes=2), step="kickoff", kind="task", detail="x"),
+            StepRecord(at=T0 + timedelta(hours=2), step="await_integration", kind="wait",
+                       detail="waiting for milestone integration_connected"),
+        ],
+    )  # fmt: skip
+    with sessions() as session:
+        items = customer_timeline(session, "acme", [EnrollmentView(row, status)])
+    assert [(i.kind, i.title) for i in items] == [
+        ("step", "wait"),
+        ("task_done", "Kickoff: held"),
+        ("task", "Kickoff"),
+        ("email", "Welcome"),
+        ("step", "start"),
+        ("event", "customer.created"),
+    ]  # the email and task step records are shown by their store rows instead
+    assert items[1].detail == "by csm@x.example: went well"
+    assert items[3].link == f"/outbox/{message_id}"
