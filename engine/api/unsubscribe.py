@@ -71,7 +71,7 @@ def _contact(svc: Services, token: str) -> tuple[str, str, str, bool] | None:
         return customer.id, customer.name, contact.email, done
 
 
-@router.api_route("/unsubscribe/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse)
 def confirm(token: str, request: Request) -> HTMLResponse:
     """The confirmation page; changes nothing (link scanners follow every link)."""
     svc: Services = request.app.state.services
@@ -82,6 +82,17 @@ def confirm(token: str, request: Request) -> HTMLResponse:
     if done:
         return _page("unsubscribe_done.html", email=email, sender=svc.settings.mail_from_name)
     return _page("unsubscribe.html", email=email, sender=svc.settings.mail_from_name)
+
+
+# Link checkers also send HEAD; it answers like GET and changes nothing either.
+router.add_api_route(
+    "/unsubscribe/{token}",
+    confirm,
+    methods=["HEAD"],
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    name="confirm_head",
+)
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import httpx
 from apikit import api_routes
 from fastapi import FastAPI
+
+from engine.api.app import create_app
+from engine.api.services import Services
 
 
 async def test_every_api_route_refuses_a_request_without_a_token(
@@ -32,7 +37,12 @@ async def test_a_valid_token_gets_in(api: httpx.AsyncClient) -> None:
     assert isinstance(response.json(), list)
 
 
-async def test_the_openapi_document_declares_the_bearer_scheme(anon: httpx.AsyncClient) -> None:
+async def test_the_openapi_document_declares_the_bearer_scheme(
+    anon: httpx.AsyncClient, services: Services
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. duplicate operation ids
+        create_app(services).openapi()
     document = (await anon.get("/openapi.json")).json()
     assert "HTTPBearer" in document["components"]["securitySchemes"]
     paths = document["paths"]

@@ -7,6 +7,7 @@ event; bounces suppress the next email, opens reach the waiting enrollment.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from engine.api.services import Services
 from engine.store import repository
 from engine.store.models import Event, OutboxMessage, Suppression
+from engine.triggers import EventRouter
 from workflows.models import EnrollmentResult
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
@@ -287,7 +289,7 @@ async def test_an_open_reaches_the_waiting_enrollment_once(
 
     # the enrollment waited for email.opened and ends with it
     handle = services.client.get_workflow_handle(enrollment, result_type=EnrollmentResult)
-    result = await handle.result()
+    result = await asyncio.wait_for(handle.result(), 15)
     assert result.outcome == "opened"
     # the most telling status wins: the late 'delivered' does not undo the click
     assert outbox_rows(services, enrollment)[0].status == "clicked"
@@ -335,3 +337,32 @@ async def test_which_events_suppress_the_address(
             c for c in repository.get_customer(session, customer).contacts if c.email == address
         )
     assert contact.unsubscribed is suppressed
+
+
+async def test_an_event_that_could_not_be_routed_is_503_and_applied_on_redelivery(
+    api: httpx.AsyncClient,
+    anon: httpx.AsyncClient,
+    webhook_key: ec.EllipticCurvePrivateKey,
+    services: Services,
+    customer: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    enrollment = await enroll(api, "probe_open", customer)
+    [row] = await sent(services, enrollment)
+    opened = sg_event("open", admin_of(customer), outbox_key=row.idempotency_key)
+    body = compact([opened])
+
+    async def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("database is locked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EventRouter, "handle", unavailable)
+        failed = await post(anon, webhook_key, body)
+    assert failed.status_code == 503
+    assert failed.json()["errors"] == 1 and failed.json()["routed"] == 0
+
+    retried = await post(anon, webhook_key, body)  # SendGrid retries the batch
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["routed"] == 1 and retried.json()["duplicates"] == 0
+    handle = services.client.get_workflow_handle(enrollment, result_type=EnrollmentResult)
+    assert (await asyncio.wait_for(handle.result(), 15)).outcome == "opened"
