@@ -81,6 +81,7 @@ RANK = {
     OutboxStatus.SPAM_REPORTED: 6,
     OutboxStatus.UNSUBSCRIBED: 6,
 }
+WITH_REASON = {OutboxStatus.DEFERRED, OutboxStatus.BOUNCED, OutboxStatus.DROPPED}
 ROUTED = {"open": "email.opened", "click": "email.clicked"}
 # Drop reasons (SendGrid's wording) that say the address itself must not be mailed again;
 # others ("Invalid SMTPAPI header", "Spam Content", quota...) are about the message.
@@ -249,9 +250,11 @@ def _suppression(kind: str, event: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _apply_one(session: Session, event: dict[str, Any], applied: Applied, dedupe: str) -> None:
+def _apply_one(
+    session: Session, event: dict[str, Any], summary: WebhookSummary, dedupe: str
+) -> Routable | None:
+    """Apply one event to the store; return the open or click to route, if any."""
     kind = event["event"]
-    summary = applied.summary
     row = find_outbox(session, event)
     if kind in STATUS:
         if row is None:
@@ -263,7 +266,7 @@ def _apply_one(session: Session, event: dict[str, Any], applied: Applied, dedupe
                     session,
                     row.idempotency_key,
                     new,
-                    reason=_text(event, "reason", "response") if RANK[new] in (1, 5) else None,
+                    reason=_text(event, "reason", "response") if new in WITH_REASON else None,
                 )
     else:
         summary.ignored += 1
@@ -271,29 +274,29 @@ def _apply_one(session: Session, event: dict[str, Any], applied: Applied, dedupe
     address = _text(event, "email") or (row.contact_email if row is not None else None)
     if why and address and repository.suppress(session, address, why[0], source=why[1]):
         summary.suppressed += 1
-    if kind in ROUTED and row is not None:
-        customer_id = row.customer_id
-        if customer_id is None and row.enrollment_id:
-            enrollment = session.get(Enrollment, row.enrollment_id)
-            customer_id = enrollment.customer_id if enrollment else None
-        if customer_id:
-            properties: dict[str, Any] = {
-                "step": row.step_id,
-                "playbook": row.playbook_id,
-                "enrollment_id": row.enrollment_id,
-            }
-            if kind == "click":
-                properties["url"] = _text(event, "url")
-            applied.routable.append(
-                Routable(
-                    dedupe_id=dedupe,
-                    event_id="sg:" + dedupe.split(":", 1)[1],
-                    customer_id=customer_id,
-                    name=ROUTED[kind],
-                    at=_at(event),
-                    properties=properties,
-                )
-            )
+    if kind not in ROUTED or row is None:
+        return None
+    customer_id = row.customer_id
+    if customer_id is None and row.enrollment_id:
+        enrollment = session.get(Enrollment, row.enrollment_id)
+        customer_id = enrollment.customer_id if enrollment else None
+    if not customer_id:
+        return None
+    properties: dict[str, Any] = {
+        "step": row.step_id,
+        "playbook": row.playbook_id,
+        "enrollment_id": row.enrollment_id,
+    }
+    if kind == "click":
+        properties["url"] = _text(event, "url")
+    return Routable(
+        dedupe_id=dedupe,
+        event_id="sg:" + dedupe.split(":", 1)[1],
+        customer_id=customer_id,
+        name=ROUTED[kind],
+        at=_at(event),
+        properties=properties,
+    )
 
 
 def apply_events(sessions: sessionmaker[Session], events: list[Any]) -> Applied:
@@ -311,8 +314,10 @@ def apply_events(sessions: sessionmaker[Session], events: list[Any]) -> Applied:
                 if not repository.record_webhook_event(session, dedupe):
                     summary.duplicates += 1
                     continue
-                _apply_one(session, event, applied, dedupe)
+                routable = _apply_one(session, event, summary, dedupe)
             summary.processed += 1
+            if routable is not None:  # only once its transaction committed
+                applied.routable.append(routable)
         except (ValueError, repository.StoreError) as exc:
             summary.invalid += 1
             log.warning("SendGrid event %s not applied: %s", dedupe, exc)
