@@ -7,10 +7,13 @@ before and does not repeat it.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +26,7 @@ from activities.mailer import (
     OutgoingEmail,
     ProviderRejected,
     ProviderRetryable,
+    ProviderUnconfirmed,
 )
 from activities.models import (
     CheckMilestoneInput,
@@ -73,6 +77,41 @@ DONE = {
 }
 
 Enroller = Callable[[str, str, str], Awaitable[str]]
+
+# Effect activities heartbeat from a side thread every HEARTBEAT_EVERY seconds; the workflow
+# gives them a heartbeat timeout of a few times that. (Reliability suite: a SIGKILLed worker
+# sends no failure, so without heartbeats its in-flight emails and tasks were retried only
+# when their start-to-close timeout of 1-2 minutes ran out; now within seconds.)
+HEARTBEAT_EVERY = 2.0
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _heartbeating(func: _F) -> _F:
+    """Run a sync activity while a side thread heartbeats, however long a call blocks."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not activity.in_activity():
+            return func(*args, **kwargs)
+        stop = threading.Event()
+        context = contextvars.copy_context()  # the activity context, for activity.heartbeat
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_EVERY):
+                try:
+                    context.run(activity.heartbeat)
+                except Exception:  # the activity is ending; nothing left to keep alive
+                    return
+
+        thread = threading.Thread(target=beat, name="activity-heartbeat", daemon=True)
+        thread.start()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            stop.set()
+            thread.join()
+
+    return wrapper  # type: ignore[return-value]
 
 
 class PlaybookActivities:
@@ -154,7 +193,8 @@ class PlaybookActivities:
                 customer_id=input.customer_id,
                 status=input.status,
                 cycle_key=input.cycle_key,
-                current_step=input.current_step,
+                # An ended enrollment stands nowhere: "end" rather than its last wait step.
+                current_step="end" if ended else input.current_step,
                 outcome=input.outcome,
                 ended_at=input.at if ended else None,
             )
@@ -171,6 +211,7 @@ class PlaybookActivities:
 
     # -- email ---------------------------------------------------------------------------
     @activity.defn(name="send_email")
+    @_heartbeating
     def send_email(self, input: SendEmailInput) -> SendEmailResult:
         """Render and send one email step to its recipients, at most once each.
 
@@ -363,6 +404,13 @@ class PlaybookActivities:
             with self.sessions.begin() as session:
                 repository.update_outbox_status(session, key, "failed", reason=str(exc))
             return _delivery(address, "failed", subject, str(exc))
+        except ProviderUnconfirmed as exc:
+            # The request went out and its answer was lost (client timeout): recorded as
+            # such now, with the cause, rather than by the retry, and never sent again.
+            reason = f"{exc}; not sent again to avoid a duplicate"
+            with self.sessions.begin() as session:
+                repository.update_outbox_status(session, key, UNCONFIRMED, reason=reason)
+            return _delivery(address, UNCONFIRMED, subject, reason)
         with self.sessions.begin() as session:
             repository.update_outbox_status(
                 session,
@@ -383,6 +431,7 @@ class PlaybookActivities:
 
     # -- tasks ---------------------------------------------------------------------------
     @activity.defn(name="create_task")
+    @_heartbeating
     def create_task(self, input: CreateTaskInput) -> TaskRef:
         """Create the step's task once (keyed by enrollment, step and iteration)."""
         key = f"{input.enrollment_id}:{input.step_id}:{input.iteration}"
@@ -437,6 +486,7 @@ class PlaybookActivities:
         return assignee
 
     @activity.defn(name="escalate_task")
+    @_heartbeating
     def escalate_task(self, input: EscalateTaskInput) -> TaskRef:
         """Escalate an overdue task: a linked urgent task for the manager (or whom it names)."""
         with self.sessions.begin() as session:
@@ -477,6 +527,7 @@ class PlaybookActivities:
 
     # -- customer data and other playbooks -------------------------------------------------
     @activity.defn(name="update_customer")
+    @_heartbeating
     def update_customer(self, input: UpdateCustomerInput) -> None:
         """Set attributes and tags once per (enrollment, step, visit)."""
         info = activity.info()
