@@ -76,6 +76,12 @@ def _welcome_emails(stack: Stack, customer_id: str) -> list[OutboxMessage]:
         )
 
 
+def _enrollments(stack: Stack, customer_id: str) -> list[tuple[str, str, str | None]]:
+    with stack.sessions() as session:
+        rows = session.scalars(select(Enrollment).where(Enrollment.customer_id == customer_id))
+        return [(e.workflow_id, e.status, e.current_step) for e in rows]
+
+
 def _open_task(stack: Stack, customer_id: str, step: str) -> Task | None:
     with stack.sessions() as session:
         return session.scalars(
@@ -115,11 +121,16 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
         emails = wait_until(
             lambda: len(found := _welcome_emails(stack, customer_id)) == 2 and found,
             what="the welcome emails in the outbox",
+            context=lambda: _enrollments(stack, customer_id),
         )
         assert {m.status for m in emails} == {"captured"}
         enrollment_id = emails[0].enrollment_id
         assert enrollment_id
-        task = wait_until(lambda: _open_task(stack, customer_id, "kickoff"), what="kickoff task")
+        task = wait_until(
+            lambda: _open_task(stack, customer_id, "kickoff"),
+            what="the kickoff task",
+            context=lambda: stack.status(enrollment_id),
+        )
         assert task.assignee_email == CSM_A
         assert stack.status(enrollment_id).current_step == "kickoff"
 
@@ -142,6 +153,7 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
         status = wait_until(
             lambda: (s := stack.status(enrollment_id)).current_step == "await_integration" and s,
             what="the enrollment to move past the kickoff",
+            context=lambda: stack.status(enrollment_id),
         )
         assert status.waiting_for == "milestone integration_connected"
         with stack.sessions() as session:
@@ -159,6 +171,7 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
         status = wait_until(
             lambda: (s := stack.status(enrollment_id)).current_step == "await_team" and s,
             what="the enrollment to move past its wait for the integration",
+            context=lambda: stack.status(enrollment_id),
         )
         assert "integration_connected" in status.milestones
         assert status.waiting_for == "milestone team_invited"

@@ -65,15 +65,25 @@ class Stack:
         )
 
 
-def wait_until(check: Callable[[], T], timeout: float = 30, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_until(
+    check: Callable[[], T],
+    timeout: float = 45,
+    what: str = "condition",
+    context: Callable[[], object] | None = None,
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds.
+
+    ``context`` is called on failure and its result added to the message (e.g. the
+    enrollment's status), so a timeout says where things stood.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            extra = f"; {context()!r}" if context else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
         time.sleep(0.2)
 
 
@@ -92,6 +102,7 @@ class Browser:
         self.driver.find_element(By.NAME, "password").send_keys(password)
         self.driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
         WebDriverWait(self.driver, 10).until(EC.url_changes(self.base + "/login"))
+        self.wait_for("header nav")  # the page behind the login has loaded
 
     def find(self, css: str) -> Any:
         return self.driver.find_element(By.CSS_SELECTOR, css)
