@@ -50,7 +50,15 @@ with workflow.unsafe.imports_passed_through():
 
 MAX_RECORDS = 300
 MAX_SEEN_EVENTS = 2_000
+MAX_UNCLAIMED_EVENTS = 50
+# An event for a `wait_for: event` step that arrives before the step starts waiting (in the
+# same batch as the milestone ending the wait before it, or while earlier steps run) counts.
+# Reliability suite, fault 6: before, `_drain` consumed it while no step waited for it, and
+# the enrollment then waited for a second one until its timeout.
+PATCH_EVENTS_BEFORE_WAIT = "events-before-wait-count"
 STEP_KEY = SearchAttributeKey.for_keyword(SA_STEP)
+# `workflow.patched` ids of behaviour changes to the interpreter (see the replay tests).
+PATCH_PAUSED_WAKES_ON_EVENTS = "paused-wakes-on-events"
 
 EFFECT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -58,6 +66,10 @@ EFFECT_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=10),
     non_retryable_error_types=["CustomerNotFound", "InvalidInput"],
 )
+# Effect activities heartbeat every 2 s (activities/playbook.py); a worker killed mid-activity
+# is noticed after this long instead of the start-to-close timeout (minutes). Timeouts are not
+# part of the determinism check, so running enrollments pick this up safely.
+EFFECT_HEARTBEAT = timedelta(seconds=10)
 LOCAL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
@@ -190,8 +202,18 @@ class PlaybookWorkflow:
                 if self.state.current == END:
                     raise _Finish("completed", "completed")
                 if self.state.paused:
+                    # A paused enrollment still listens: an exit or goal event must end it
+                    # ("from whatever step it is in"), so wake for queued events too and let
+                    # the top of the loop drain them. Before this fix a paused enrollment
+                    # ignored `customer.churned` until resumed; guarded by a patch so
+                    # histories recorded before it still replay.
+                    wake_on_events = workflow.patched(PATCH_PAUSED_WAKES_ON_EVENTS)
                     await workflow.wait_condition(
-                        lambda: not self.state.paused or self.finish is not None
+                        lambda wake=wake_on_events: (
+                            not self.state.paused
+                            or self.finish is not None
+                            or (wake and bool(self.inbox))
+                        )
                     )
                     continue
                 if self._history_is_long():
@@ -275,6 +297,7 @@ class PlaybookWorkflow:
                 start_to_close_timeout=timedelta(minutes=2),
                 schedule_to_close_timeout=timedelta(days=1),
                 retry_policy=EFFECT_RETRY,
+                heartbeat_timeout=EFFECT_HEARTBEAT,
             )
         except ActivityError as err:
             self._record(step.id, "email_failed", f"email not sent: {_cause(err)}")
@@ -305,6 +328,7 @@ class PlaybookWorkflow:
             result_type=TaskRef,
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=EFFECT_RETRY,
+            heartbeat_timeout=EFFECT_HEARTBEAT,
         )
         self._record(step.id, "task", ref.title, ref.model_dump(mode="json"))
         if not task.wait:
@@ -329,6 +353,7 @@ class PlaybookWorkflow:
                 ),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=EFFECT_RETRY,
+                heartbeat_timeout=EFFECT_HEARTBEAT,
             )
             self._record(
                 step.id,
@@ -391,6 +416,16 @@ class PlaybookWorkflow:
             )
         else:
             assert wf.event is not None
+            if workflow.patched(PATCH_EVENTS_BEFORE_WAIT):
+                early = await self._claim_early_event(wf.event, wf.condition)
+                if early is not None:
+                    self._record(
+                        step.id,
+                        "event_matched",
+                        f"{wf.event} was received before the wait",
+                        {"id": early.id, "for": wf.event},
+                    )
+                    return step.next
             self.wait_event, self.wait_event_condition = wf.event, wf.condition
             self.wait_event_hit = None
             self._record(
@@ -445,6 +480,7 @@ class PlaybookWorkflow:
             ),
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=EFFECT_RETRY,
+            heartbeat_timeout=EFFECT_HEARTBEAT,
         )
         self._record(
             step.id, "update", ", ".join(step.update.set) or "tags", {"set": step.update.set}
@@ -481,6 +517,8 @@ class PlaybookWorkflow:
         Returns 'satisfied', 'timeout' or 'interrupted'.
         """
         self.waiting_for, self.waiting_until = what, deadline
+        # Events from before this wait began are no longer "early" for a later wait_for.
+        self.state.unclaimed_events.clear()
         await self._mark_step(step_id)
         try:
             while True:
@@ -540,6 +578,21 @@ class PlaybookWorkflow:
                 and await self._holds(self.wait_event_condition, event)
             ):
                 self.wait_event_hit = event
+            elif event.name in self._waited_event_names:
+                self.state.unclaimed_events.append(event)
+                del self.state.unclaimed_events[:-MAX_UNCLAIMED_EVENTS]
+
+    @property
+    def _waited_event_names(self) -> set[str]:
+        return {s.wait_for.event for s in self.plan.steps if s.wait_for and s.wait_for.event}
+
+    async def _claim_early_event(self, name: str, condition: str | None) -> EventSignal | None:
+        """The oldest unclaimed ``name`` event for which ``condition`` holds, taken out."""
+        for event in list(self.state.unclaimed_events):
+            if event.name == name and await self._holds(condition, event):
+                self.state.unclaimed_events.remove(event)
+                return event
+        return None
 
     async def _holds(self, condition: str | None, event: EventSignal) -> bool:
         if condition is None:

@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -44,6 +45,7 @@ from workflows.models import (
 )
 from workflows.playbook import PlaybookWorkflow
 
+ADMIN_AND_CHAMPION = {"ada@acme.example", "carl@acme.example"}
 SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
 OWNER = "csm@vendor.example"
 MANAGER = "boss@vendor.example"
@@ -213,6 +215,21 @@ class Harness:
         result: EnrollmentStatus = await self.until(there, step=step, limit=limit)
         return result
 
+    async def until_emailed(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        step_id: str,
+        *,
+        step: timedelta = timedelta(hours=2),
+    ) -> list[OutboxMessage]:
+        """Move time until the email step ``step_id`` finished; return its outbox rows."""
+
+        async def emailed() -> bool:
+            return bool(records(await self.status(handle), "email", step_id))
+
+        await self.until(emailed, step=step)
+        return self.outbox(step_id)
+
     async def settle(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentStatus:
         """Let the workflow handle what it was just sent, without moving virtual time."""
         await asyncio.sleep(0.3)
@@ -307,12 +324,47 @@ class Harness:
             return customer
 
     async def stop_leftovers(self) -> None:
-        """Terminate the enrollments this harness started that are still running."""
+        """Terminate the enrollments this harness started that are still running.
+
+        Each is first given a moment to come to rest (no workflow task or activity in
+        flight): the time-skipping server holds its clock while one is outstanding, and
+        terminating the workflow then leaves the clock held for good, so every later
+        `env.sleep` of the session would crawl in real time. (Its describe() does not
+        report pending tasks, hence the look at the history.)
+        """
         for workflow_id in self.started:
             handle = self.env.client.get_workflow_handle(workflow_id)
-            description = await handle.describe()
-            if description.status == WorkflowExecutionStatus.RUNNING:
-                await handle.terminate(reason="test finished")
+            for _ in range(100):
+                if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                    break
+                if _at_rest(await handle.fetch_history()):
+                    await handle.terminate(reason="test finished")
+                    break
+                await asyncio.sleep(0.05)
+
+
+def _at_rest(history: WorkflowHistory) -> bool:
+    """No workflow task and no activity outstanding at the end of ``history``."""
+    events = history.events
+    if events and events[-1].event_type in (
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ):
+        return False
+    scheduled = {
+        e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    closed = set()
+    for e in events:
+        for attributes in (
+            e.activity_task_completed_event_attributes,
+            e.activity_task_failed_event_attributes,
+            e.activity_task_timed_out_event_attributes,
+            e.activity_task_canceled_event_attributes,
+        ):
+            if attributes.scheduled_event_id:
+                closed.add(attributes.scheduled_event_id)
+    return scheduled <= closed
 
 
 @asynccontextmanager

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from harness import MANAGER, OWNER, in_window, records, running, seed_customer
+from harness import ADMIN_AND_CHAMPION, MANAGER, OWNER, in_window, records, running, seed_customer
 
-ADMIN_AND_CHAMPION = {"ada@acme.example", "carl@acme.example"}
 WEEKDAYS = (0, 1, 2, 3, 4)
 OFFICE_HOURS = (9, 17)
 KICKOFF = "task 'Kickoff call with Acme Corp'"
