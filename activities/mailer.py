@@ -1,15 +1,17 @@
 """Email providers: SendGrid (the real client) when an API key is set, capture otherwise.
 
 A provider either accepts a message (and returns its id), or says why not in a way the
-caller can act on: `ProviderRetryable` (429, 5xx, connection refused: nothing was
-accepted, try again, maybe after a delay) or `ProviderRejected` (other 4xx: retrying won't
-help; SendGrid's own message is kept for the outbox).
+caller can act on: `ProviderRetryable` (429, 5xx, or the request could not be delivered:
+nothing was accepted, try again, maybe after a delay), `ProviderRejected` (other 4xx:
+retrying won't help; SendGrid's own message is kept for the outbox) or `ProviderUnconfirmed`
+(the whole request went out but no answer came back, e.g. the client timed out: SendGrid may
+have accepted it, so sending again could email the contact twice).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-import socket
 import time
 import urllib.error
 from dataclasses import dataclass, field
@@ -46,6 +48,13 @@ class ProviderRetryable(Exception):
 
 class ProviderRejected(Exception):
     """Rejected for good (a 4xx other than 429); the message says why."""
+
+
+class ProviderUnconfirmed(Exception):
+    """The request was sent but its answer never came (timeout, connection dropped).
+
+    The provider may have accepted the message: the caller must not send it again.
+    """
 
 
 class Mailer(Protocol):
@@ -117,9 +126,24 @@ class SendGridMailer:
                 raise ProviderRetryable(f"SendGrid {status}: {_sendgrid_message(exc)}") from None
             raise ProviderRejected(f"SendGrid {status}: {_sendgrid_message(exc)}") from None
         except urllib.error.URLError as exc:
-            if isinstance(exc.reason, ConnectionRefusedError | socket.gaierror):
-                raise ProviderRetryable(f"cannot reach SendGrid: {exc.reason}") from None
-            raise
+            # urllib raises URLError only while connecting and sending the request (refused,
+            # DNS, TLS, connect timeout): SendGrid never got a whole request, so retrying is
+            # safe. (Reliability suite: before, only "refused" and DNS were retried; any other
+            # such error left the outbox row 'sending', which the retry then marked
+            # 'unconfirmed', so an email nobody received was never sent.)
+            raise ProviderRetryable(f"cannot reach SendGrid: {exc.reason}") from None
+        except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+            # Raised while waiting for the answer: the request went out, and SendGrid may have
+            # accepted it (the stand-in's hang_next shows it: the message is recorded after the
+            # client gave up). Never retried: no duplicate is the promise.
+            what = (
+                f"no answer within {self.client.client.timeout:g} s"
+                if isinstance(exc, TimeoutError)
+                else f"the connection dropped before the answer ({type(exc).__name__}: {exc})"
+            )
+            raise ProviderUnconfirmed(
+                f"SendGrid got the request but gave {what}; it may have accepted the email"
+            ) from None
         headers = {k.lower(): v for k, v in dict(response.headers or {}).items()}
         return headers.get("x-message-id")
 

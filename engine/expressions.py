@@ -18,7 +18,7 @@ from jinja2.exceptions import TemplateError, UndefinedError
 from jinja2.sandbox import SecurityError
 
 from engine.diagnostics import did_you_mean
-from engine.sandbox import make_sandbox
+from engine.sandbox import check_size, make_sandbox
 
 CUSTOMER_FIELDS = (
     "id",
@@ -168,7 +168,8 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
         if isinstance(result, Undefined):
             # a bare undefined name or blocked attribute: fail here, not later in bool()
             result._fail_with_undefined_error()
-        return result
+        # The result travels on (recorded in workflow history): bounded like rendered text.
+        return check_size(result, "the result")
     except UndefinedError as exc:
         raise ExpressionError(f"{source!r}: {exc.message}") from None
     except SecurityError as exc:

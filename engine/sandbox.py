@@ -14,6 +14,8 @@ import re
 from typing import Any
 
 from jinja2 import StrictUndefined
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.nodes import Concat
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 MAX_OUTPUT_CHARS = 200_000
@@ -69,10 +71,144 @@ def check_format(fmt: Any) -> None:
                 raise OutputTooLarge(f"format width {number} is larger than {MAX_FORMAT_WIDTH}")
 
 
+# -- values that share parts ---------------------------------------------------------------
+# Found by the reliability suite: each bound above looks at one operation, but values can
+# share parts, and writing them out repeats every part. ``['x' * 100000] * 100000`` is a list
+# of 100,000 items (allowed), ``|join`` of it is 10 GB; so are ``('x'*100000)|replace('x',
+# 'x'*100000)`` and ``(10**100)**100**...`` in CPU. `written_size` measures what a value would
+# amount to written out, shared parts counted each time, and stops counting past a budget.
+MAX_INT_BITS = 16_384  # about 4,900 digits; Python will not even print more than 4,300
+
+
+def written_size(value: Any, budget: int = MAX_OUTPUT_CHARS) -> int:
+    """Characters/items of ``value`` written out (exact up to ``budget``, then > budget)."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            if total <= budget:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += len(item)
+            if total <= budget:
+                stack.extend(item)
+        elif isinstance(item, range):
+            total += len(item)
+        else:
+            total += 1
+        if total > budget:
+            return total
+    return total
+
+
+def check_size(value: Any, what: str = "value") -> Any:
+    """``value`` unchanged, or OutputTooLarge if writing it out would pass the output cap."""
+    if written_size(value) > MAX_OUTPUT_CHARS:
+        raise OutputTooLarge(f"{what} would be longer than {MAX_OUTPUT_CHARS} characters")
+    return value
+
+
+def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
+    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
+        return
+    hits = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        hits = min(hits, count)
+    if len(text) + hits * max(0, len(new) - len(old)) > MAX_OUTPUT_CHARS:
+        raise OutputTooLarge(f"replace() would make more than {MAX_OUTPUT_CHARS} characters")
+
+
+def _checked_items(items: Any, separator: Any) -> list[Any]:
+    """The items of a join, materialised and checked (with separators) against the cap."""
+    listed = list(items)
+    gaps = len(separator) * max(0, len(listed) - 1) if isinstance(separator, str) else 0
+    if written_size(listed) + gaps > MAX_OUTPUT_CHARS:
+        raise OutputTooLarge(f"join() would make more than {MAX_OUTPUT_CHARS} characters")
+    return listed
+
+
+def _check_translate(text: Any, table: Any) -> None:
+    if isinstance(text, str) and isinstance(table, dict):
+        longest = max((len(v) for v in table.values() if isinstance(v, str)), default=1)
+        if len(text) * longest > MAX_OUTPUT_CHARS:
+            raise OutputTooLarge(f"translate() could make more than {MAX_OUTPUT_CHARS} characters")
+
+
+def _guarded_filter(func: Any, guard: Any) -> Any:
+    """Wrap a filter so ``guard(value, args, kwargs)`` checks (and may replace) its value."""
+    first = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        args_ = list(args)
+        args_[first] = guard(args_[first], args_[first + 1 :], kwargs)
+        return func(*args_, **kwargs)
+
+    return functools.update_wrapper(guarded, func)
+
+
+def _replace_guard(value: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    old = args[0] if args else kwargs.get("old")
+    new = args[1] if len(args) > 1 else kwargs.get("new")
+    count = args[2] if len(args) > 2 else kwargs.get("count")
+    _check_replace(str(value), str(old), str(new), -1 if count is None else count)
+    return value
+
+
+def _join_guard(value: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    return _checked_items(value, args[0] if args else kwargs.get("d", ""))
+
+
+def _sum_guard(value: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    listed = list(value)
+    start = args[1] if len(args) > 1 else kwargs.get("start", 0)
+    check_size([listed, start], "sum()")
+    return listed
+
+
+def _whole_guard(value: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    return check_size(value)
+
+
+GUARDED_FILTERS = {
+    "replace": _replace_guard,
+    "join": _join_guard,
+    "sum": _sum_guard,
+    "string": _whole_guard,
+    "tojson": _whole_guard,
+    "pprint": _whole_guard,
+}
+
+
+class _SizedConcat(CodeGenerator):
+    """``a ~ b`` writes each part with str(), past the filters: check the parts first."""
+
+    def visit_Concat(self, node: Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            func_name = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            func_name = "markup_join"
+        else:
+            func_name = "str_join"
+        self.write(f"{func_name}(environment.checked_parts((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write(")))")
+
+
 class PlaybookSandbox(ImmutableSandboxedEnvironment):
     """Immutable sandbox with bounded arithmetic on strings, lists and powers."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _SizedConcat
+
+    @staticmethod
+    def checked_parts(parts: tuple[Any, ...]) -> tuple[Any, ...]:
+        return check_size(parts, "joined text")
 
     def wrap_str_format(self, value: Any) -> Any:
         """``str.format`` / ``format_map`` with their widths bounded (Jinja wraps them here)."""
@@ -87,6 +223,14 @@ class PlaybookSandbox(ImmutableSandboxedEnvironment):
             getattr(__obj, "__name__", None) in SIZED_STR_METHODS
         ):
             _check_sizes(__obj.__name__, args, kwargs)
+        if isinstance(getattr(__obj, "__self__", None), str):
+            name = getattr(__obj, "__name__", None)
+            if name == "replace" and len(args) >= 2:
+                _check_replace(__obj.__self__, *args[:3])
+            elif name == "join" and args:
+                args = (_checked_items(args[0], __obj.__self__), *args[1:])
+            elif name == "translate" and args:
+                _check_translate(__obj.__self__, args[0])
         return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
@@ -96,20 +240,33 @@ class PlaybookSandbox(ImmutableSandboxedEnvironment):
         if operator_name == "**":
             if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
                 raise OutputTooLarge(f"exponent {right} is larger than {MAX_EXPONENT}")
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and right > 0
+                and abs(left).bit_length() * right > MAX_INT_BITS
+            ):
+                raise OutputTooLarge(f"the power has more than {MAX_INT_BITS} bits")
             return operator.pow(left, right)
         if operator_name == "*":
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS
+            ):
+                raise OutputTooLarge(f"the product has more than {MAX_INT_BITS} bits")
             for seq, times in ((left, right), (right, left)):
                 if (
                     isinstance(seq, str | list | tuple)
                     and isinstance(times, int)
-                    and len(seq) * times > MAX_SEQUENCE
+                    and written_size(seq, MAX_SEQUENCE) * times > MAX_SEQUENCE
                 ):
                     raise OutputTooLarge(
                         f"repeating a value {times} times exceeds {MAX_SEQUENCE} items"
                     )
             return operator.mul(left, right)
         result = operator.add(left, right)
-        if isinstance(result, str | list | tuple) and len(result) > MAX_OUTPUT_CHARS:
+        if isinstance(result, str | list | tuple) and written_size(result) > MAX_OUTPUT_CHARS:
             raise OutputTooLarge(f"value is longer than {MAX_OUTPUT_CHARS} characters")
         return result
 
@@ -123,6 +280,7 @@ def make_sandbox(*, autoescape: bool = False, loader: Any = None) -> PlaybookSan
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=check_size,  # `{{ value }}` writes it out: check before str() does
     )
     # lipsum(n=10**7) spins for minutes; emails have no use for placeholder text.
     env.globals.pop("lipsum", None)
@@ -135,6 +293,8 @@ def make_sandbox(*, autoescape: bool = False, loader: Any = None) -> PlaybookSan
     env.filters["format"] = bounded_format
     for name in SIZED_FILTERS:
         env.filters[name] = _sized_filter(name, env.filters[name])
+    for name, guard in GUARDED_FILTERS.items():
+        env.filters[name] = _guarded_filter(env.filters[name], guard)
     return env
 
 

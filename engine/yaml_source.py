@@ -23,6 +23,7 @@ from engine.diagnostics import Diagnostic
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 50_000
 MAX_DEPTH = 64
+MAX_INT_CHARS = 100
 
 Path = tuple[str | int, ...]
 
@@ -150,7 +151,10 @@ class _Builder:
         if _BOOL.match(text):
             return text.lower() == "true"
         if _INT.match(text):
-            return int(text)
+            # Python refuses to convert more than 4,300 digits (a ValueError traceback, found
+            # by the reliability fuzzer); no playbook number needs more than a few, so a
+            # longer one stays text and the schema reports where it is wrong.
+            return int(text) if len(text) <= MAX_INT_CHARS else text
         if _FLOAT.match(text) and any(ch.isdigit() for ch in text):
             return float(text)
         return text
@@ -167,17 +171,27 @@ class _TooDeep(Exception):
         self.mark = mark
 
 
+class _TooManyNodes(_TooDeep):
+    pass
+
+
 class _DepthLimitedLoader(yaml.SafeLoader):
     """Stops composing at MAX_DEPTH, instead of recursing until Python's recursion limit
     (slow for ``[[[[...`` and dependent on the interpreter's stack)."""
 
     _depth = 0
+    _nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._depth += 1
+        # Stop composing past MAX_NODES too, rather than composing a 1 MB file of tiny keys
+        # in full (seconds) before the builder refuses it (reliability fuzzer).
+        self._nodes += 1
         try:
             if self._depth > MAX_DEPTH + 1:
                 raise _TooDeep(self.peek_event().start_mark)
+            if self._nodes > MAX_NODES:
+                raise _TooManyNodes(self.peek_event().start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -199,15 +213,13 @@ def load_yaml(text: str, path: str) -> SourceDocument:
     try:
         root = yaml.compose(text, Loader=_DepthLimitedLoader)
     except _TooDeep as exc:
+        message = (
+            f"document has more than {MAX_NODES} nodes; refusing to load it"
+            if isinstance(exc, _TooManyNodes)
+            else f"nesting is deeper than {MAX_DEPTH} levels"
+        )
         raise YamlSourceError(
-            [
-                Diagnostic(
-                    path,
-                    exc.mark.line + 1,
-                    exc.mark.column + 1,
-                    f"nesting is deeper than {MAX_DEPTH} levels",
-                )
-            ]
+            [Diagnostic(path, exc.mark.line + 1, exc.mark.column + 1, message)]
         ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

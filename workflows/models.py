@@ -79,6 +79,9 @@ class InterpreterState(BaseModel):
     timezone: str = "UTC"
     paused: bool = False
     runs: int = 1
+    # Events a `wait_for: event` step may still claim: received since the enrollment's
+    # previous wait began, not yet matched by a wait (see PlaybookWorkflow._claim_early_event).
+    unclaimed_events: list[EventSignal] = Field(default_factory=list)
 
 
 class EnrollmentInput(BaseModel):

