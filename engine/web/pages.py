@@ -13,7 +13,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -453,7 +453,7 @@ async def complete_task(
         return await _task_page(
             request, viewer, task_id, error=str(exc.detail), status_code=exc.status_code
         )
-    link = f"/customers/{done.customer_id}" if done.customer_id else None
+    link = f"/customers/{quote(done.customer_id)}" if done.customer_id else None
     return _flash_to(request, "/inbox", f"Completed “{done.title}”: {outcome}.", link)
 
 
@@ -560,7 +560,7 @@ def customers(
     )
 
 
-@router.get("/customers/{customer_id}")
+@router.get("/customers/{customer_id:path}")
 async def customer_page(request: Request, customer_id: str, viewer: ViewerDep) -> Response:
     services = _services(request)
     with services.sessions() as session:
