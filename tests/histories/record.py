@@ -1,0 +1,205 @@
+"""Record the workflow histories that `tests/workflows/test_replay.py` replays.
+
+Runs each scenario below (a shipped playbook walked along one of its main paths) on
+Temporal's time-skipping test server, with the real activities against a throwaway SQLite
+store, and writes the finished enrollment's history to ``tests/histories/<scenario>.json``
+(``WorkflowHistory.to_json()``). See README.md in this folder for when to run it.
+
+    .venv/bin/python tests/histories/record.py              # every scenario
+    .venv/bin/python tests/histories/record.py renewal_at_risk qbr_held
+    .venv/bin/python tests/histories/record.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "workflows")]
+
+from harness import Harness, local, running, seed_customer  # noqa: E402
+from temporalio.client import WorkflowHandle  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from engine.project import Project, load_project  # noqa: E402
+from engine.store.db import migrate, session_factory  # noqa: E402
+from engine.temporal import find_binary  # noqa: E402
+from workflows.models import EnrollmentStatus, SkipRequest  # noqa: E402
+
+Handle = WorkflowHandle[Any, Any]
+Scenario = Callable[[Harness, Project], Awaitable[Handle]]
+SCENARIOS: dict[str, tuple[dict[str, Any], Scenario]] = {}
+HOURS = timedelta(hours=2)
+RENEWAL_ZONE = "America/Los_Angeles"
+
+
+def scenario(name: str, **customer: Any) -> Callable[[Scenario], Scenario]:
+    """Register a scenario; ``customer`` is passed to `seed_customer`."""
+
+    def register(run: Scenario) -> Scenario:
+        SCENARIOS[name] = (customer, run)
+        return run
+
+    return register
+
+
+# -- onboarding ------------------------------------------------------------------------------
+@scenario("onboarding_completed")
+async def onboarding_completed(h: Harness, project: Project) -> Handle:
+    """Happy path: kickoff held, data connected during the wait, team invited, check-in."""
+    handle = await h.start(project.plan("onboarding"))
+    [kickoff] = await h.until(lambda: h.tasks("kickoff"))
+    await h.complete(handle, kickoff.id, "held")
+    await h.until_waiting(handle, "milestone integration_connected")
+    await h.env.sleep(timedelta(days=2))
+    await h.event(handle, "integration.connected")
+    await h.until_waiting(handle, "milestone team_invited", step=HOURS)
+    for invitee in ("x", "y", "z"):
+        await h.event(handle, "user.invited", {"email": f"{invitee}@acme.example"})
+    return handle
+
+
+@scenario("onboarding_nudged", segment="smb")
+async def onboarding_nudged(h: Harness, project: Project) -> Handle:
+    """Tech-touch: no kickoff; paused and resumed by an operator; never connected, so the
+    nudge, the CSM's help task and the check-in; a skip to the end."""
+    handle = await h.start(project.plan("onboarding"))
+    await h.until_waiting(handle, "milestone integration_connected", step=HOURS)
+    await handle.execute_update("pause", result_type=EnrollmentStatus)
+    await h.env.sleep(timedelta(days=8))
+    await handle.execute_update("resume", result_type=EnrollmentStatus)
+    await h.until_waiting(
+        handle, "milestone team_invited", step=timedelta(hours=6), limit=timedelta(days=40)
+    )
+    await handle.execute_update(
+        "skip_to_step", SkipRequest(step="check_in"), result_type=EnrollmentStatus
+    )
+    return handle
+
+
+@scenario("onboarding_churned")
+async def onboarding_churned(h: Harness, project: Project) -> Handle:
+    """Kickoff left open until it escalates, then the customer churns."""
+    handle = await h.start(project.plan("onboarding"))
+    await h.until(lambda: [t for t in h.tasks() if t.escalation_of], step=timedelta(hours=12))
+    await h.event(handle, "customer.churned")
+    return handle
+
+
+# -- adoption --------------------------------------------------------------------------------
+@scenario("adoption_adopted")
+async def adoption_adopted(h: Harness, project: Project) -> Handle:
+    handle = await h.start(project.plan("adoption"))
+    await h.until_waiting(handle, "milestone dashboards_shared")
+    await h.event(handle, "dashboard.shared")
+    await h.until_waiting(handle, "milestone alerts_configured")
+    await h.env.sleep(timedelta(days=20))  # alerts come late: one nudge
+    await h.event(handle, "alert.created")
+    await h.until_waiting(handle, "milestone weekly_active_5", step=HOURS)
+    await h.event(handle, "weekly_active_users", {"value": 6})
+    return handle
+
+
+@scenario("adoption_stalled")
+async def adoption_stalled(h: Harness, project: Project) -> Handle:
+    """Nothing is ever reached: three nudges, the stalled task, the end."""
+    return await h.start(project.plan("adoption"))
+
+
+# -- qbr -------------------------------------------------------------------------------------
+@scenario("qbr_held", renewal=date(2027, 6, 30))
+async def qbr_held(h: Harness, project: Project) -> Handle:
+    handle = await h.start(project.plan("qbr"), cycle_key="2026-Q4")
+    [prepare] = await h.until(lambda: h.tasks("prepare"))
+    await h.complete(handle, prepare.id, "scheduled")
+    return handle
+
+
+@scenario("qbr_declined")
+async def qbr_declined(h: Harness, project: Project) -> Handle:
+    handle = await h.start(project.plan("qbr"), cycle_key="2026-Q4")
+    [prepare] = await h.until(lambda: h.tasks("prepare"))
+    await h.complete(handle, prepare.id, "declined")
+    return handle
+
+
+# -- renewal ---------------------------------------------------------------------------------
+@scenario("renewal_not_renewed", health=90, timezone=RENEWAL_ZONE)
+async def renewal_not_renewed(h: Harness, project: Project) -> Handle:
+    """Healthy account: the 90/60/30-day emails, the call, the overdue escalation."""
+    return await h.start(project.plan("renewal"))
+
+
+@scenario("renewal_at_risk", health=30, timezone=RENEWAL_ZONE)
+async def renewal_at_risk(h: Harness, project: Project) -> Handle:
+    """At risk: manager alert, save plan escalated, executive task; renewed before 60 days."""
+    handle = await h.start(project.plan("renewal"))
+    [save_plan] = await h.until(lambda: h.tasks("save_plan"))
+    await h.until(lambda: [t for t in h.tasks() if t.escalation_of], step=timedelta(hours=12))
+    await h.complete(handle, save_plan.id, "escalated")
+    await h.until_step(handle, "wait_60", step=timedelta(days=1))
+    await h.event(handle, "contract.renewed")
+    return handle
+
+
+# -- recording -------------------------------------------------------------------------------
+async def record_one(env: WorkflowEnvironment, project: Project, name: str) -> Path:
+    customer, run = SCENARIOS[name]
+    customer = dict(customer)
+    if "health" in customer and "renewal" not in customer:  # renewal scenarios
+        today = local(await env.get_current_time(), customer["timezone"]).date()
+        customer["renewal"] = today + timedelta(days=120)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/store.db"
+        migrate(url)
+        sessions = session_factory(url)
+        seed_customer(sessions, name, **customer)
+        async with running(env, sessions, f"record-{name}", customer_id=name) as h:
+            handle = await run(h, project)
+            result = await h.result(handle, timeout=60)
+            history = await handle.fetch_history()
+    path = HERE / f"{name}.json"
+    path.write_text(history.to_json() + "\n")
+    print(f"{path.relative_to(ROOT)}: {result.outcome}, {len(history.events)} events")
+    return path
+
+
+async def main(names: list[str]) -> None:
+    project = load_project(ROOT / "playbooks")
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(find_binary("temporal-test-server")),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        for name in names:
+            await record_one(env, project, name)
+    finally:
+        await env.shutdown()
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenarios", nargs="*", help="scenario names (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    args = parser.parse_args()
+    if args.list:
+        for name, (_, run) in SCENARIOS.items():
+            print(f"{name}: {(run.__doc__ or '').splitlines()[0] if run.__doc__ else ''}")
+        return
+    unknown = [n for n in args.scenarios if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; see --list")
+    asyncio.run(main(args.scenarios or list(SCENARIOS)))
+
+
+if __name__ == "__main__":
+    cli()
