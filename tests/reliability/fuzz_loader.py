@@ -228,6 +228,22 @@ def budget(name: str, examples: int) -> int:
     return max(1, (examples - hostile) // 3)
 
 
+def _property(strategy: st.SearchStrategy[str], context: ProjectContext, count: int):
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        phases=[Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def prop(text: str) -> None:
+        check(text, context)
+
+    return prop
+
+
 def run(examples: int, seed: int) -> dict[str, object]:
     per_strategy: dict[str, int] = {}
     contexts = {
@@ -236,18 +252,7 @@ def run(examples: int, seed: int) -> dict[str, object]:
     for name, strategy in STRATEGIES.items():
         before = STATS["inputs"]
 
-        @settings(
-            max_examples=budget(name, examples),
-            deadline=None,
-            database=None,
-            derandomize=False,
-            phases=[Phase.generate, Phase.shrink],
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(strategy)
-        def prop(text: str, context: ProjectContext = contexts[name]) -> None:
-            check(text, context)
-
+        prop = _property(strategy, contexts[name], budget(name, examples))
         prop._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
         prop()
         per_strategy[name] = STATS["inputs"] - before
