@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -70,8 +71,11 @@ async def onboarding_completed(h: Harness, project: Project) -> Handle:
 
 @scenario("onboarding_nudged", segment="smb")
 async def onboarding_nudged(h: Harness, project: Project) -> Handle:
-    """Tech-touch: no kickoff; paused and resumed by an operator; never connected, so the
-    nudge, the CSM's help task and the check-in; a skip to the end."""
+    """SMB: no kickoff, paused and resumed, never connected (nudge, help task), skip ahead.
+
+    An operator pauses it during the first wait and resumes it after the timeout; the nudge
+    and the CSM's help task follow; the operator then skips the team wait to the check-in.
+    """
     handle = await h.start(project.plan("onboarding"))
     await h.until_waiting(handle, "milestone integration_connected", step=HOURS)
     await handle.execute_update("pause", result_type=EnrollmentStatus)
@@ -98,6 +102,7 @@ async def onboarding_churned(h: Harness, project: Project) -> Handle:
 # -- adoption --------------------------------------------------------------------------------
 @scenario("adoption_adopted")
 async def adoption_adopted(h: Harness, project: Project) -> Handle:
+    """Dashboards shared, alerts late (one nudge), six weekly active users: celebrated."""
     handle = await h.start(project.plan("adoption"))
     await h.until_waiting(handle, "milestone dashboards_shared")
     await h.event(handle, "dashboard.shared")
@@ -118,6 +123,7 @@ async def adoption_stalled(h: Harness, project: Project) -> Handle:
 # -- qbr -------------------------------------------------------------------------------------
 @scenario("qbr_held", renewal=date(2027, 6, 30))
 async def qbr_held(h: Harness, project: Project) -> Handle:
+    """Scheduled: sponsor invitation, two weeks, recap and follow-up task."""
     handle = await h.start(project.plan("qbr"), cycle_key="2026-Q4")
     [prepare] = await h.until(lambda: h.tasks("prepare"))
     await h.complete(handle, prepare.id, "scheduled")
@@ -126,6 +132,7 @@ async def qbr_held(h: Harness, project: Project) -> Handle:
 
 @scenario("qbr_declined")
 async def qbr_declined(h: Harness, project: Project) -> Handle:
+    """Declined: the manager gets a review task."""
     handle = await h.start(project.plan("qbr"), cycle_key="2026-Q4")
     [prepare] = await h.until(lambda: h.tasks("prepare"))
     await h.complete(handle, prepare.id, "declined")
@@ -175,15 +182,18 @@ async def record_one(env: WorkflowEnvironment, project: Project, name: str) -> P
 
 async def main(names: list[str]) -> None:
     project = load_project(ROOT / "playbooks")
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=pydantic_data_converter,
-    )
-    try:
-        for name in names:
+    for name in names:
+        # A fresh server per scenario: the test server's clock can leap years ahead once a
+        # run is over (stale execution-timeout timers), and recorded dates read better
+        # near today.
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=str(find_binary("temporal-test-server")),
+            data_converter=pydantic_data_converter,
+        )
+        try:
             await record_one(env, project, name)
-    finally:
-        await env.shutdown()
+        finally:
+            await env.shutdown()
 
 
 def cli() -> None:
@@ -193,12 +203,18 @@ def cli() -> None:
     args = parser.parse_args()
     if args.list:
         for name, (_, run) in SCENARIOS.items():
-            print(f"{name}: {(run.__doc__ or '').splitlines()[0] if run.__doc__ else ''}")
+            print(f"{name}: {(run.__doc__ or '').splitlines()[0]}")
         return
     unknown = [n for n in args.scenarios if n not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; see --list")
     asyncio.run(main(args.scenarios or list(SCENARIOS)))
+    # Every file is written and closed. Leave without interpreter finalization: the
+    # Temporal SDK's native threads sometimes abort it ("PyGILState_Release ... must be
+    # current"), which would turn a successful recording into exit status 134.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -189,3 +189,23 @@ async def test_unsubscribed_contact_is_suppressed_and_never_sent_to(
     assert [r for m in sendgrid.requests for r in m.recipients] == [ADA]
     assert rows[ADA].status == "sent"
     assert result.outcome == "emailed"
+
+
+async def test_a_send_whose_answer_never_came_is_not_repeated(
+    temporal_env, sessions, task_queue, plan, customer_id, sendgrid
+):
+    # SendGrid takes the message but answers after the client gave up: the worker cannot
+    # tell whether it was accepted, so the retry records it and does not send again.
+    sendgrid.hang_next(seconds=2)
+    mailer = SendGridMailer(api_key=sendgrid.api_key, host=sendgrid.url, timeout_seconds=0.5)
+    seed_customer(sessions, customer_id)
+    async with running(temporal_env, sessions, task_queue, mailer, customer_id) as h:
+        handle = await h.start(plan)
+        result = await h.result(handle)
+    sendgrid.wait_for_requests(2, timeout=10)
+
+    for contact in (ADA, CARL):
+        assert len(accepted(sendgrid, handle.id, "hello", contact)) == 1, contact
+    statuses = {m.contact_email: m.status for m in h.outbox("hello")}
+    assert sorted(statuses.values()) == ["sent", "unconfirmed"]
+    assert result.outcome == "emailed"
