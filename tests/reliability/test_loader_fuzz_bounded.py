@@ -2,7 +2,7 @@
 
 The fuzzing runs in child processes (tests/reliability/fuzz_loader.py) under RLIMIT_AS
 (2 GiB) and a per-input alarm (10 s), so a blow-up fails the test instead of the machine.
-Default: 3,000 inputs; RELIABILITY_LONG=1: 100,000 (two processes of 50,000, one per core).
+Default: 2,000 inputs; RELIABILITY_LONG=1: 100,000 (two processes of 50,000, one per core).
 tests/language/test_loader_fuzz.py keeps a small, fast version in the ordinary suite.
 """
 
@@ -14,7 +14,7 @@ import sys
 
 from conftest import HERE, LONG, REPO
 
-INPUTS = 100_000 if LONG else 3_000
+INPUTS = 100_000 if LONG else 2_000
 PROCESSES = 2 if LONG else 1
 
 

@@ -24,6 +24,7 @@ from kit import (
     assert_exactly_once,
     audit,
     contacts_for,
+    eventually,
     results,
     seed_customers,
     start_all,
@@ -89,7 +90,11 @@ async def test_postgres_outage_loses_and_duplicates_nothing(
     )
     worker.start()
     handles = await start_all(dev_server.client, plan, customers, task_queue)
-    await asyncio.sleep(2.5)  # mid-run: first emails out, tasks and waits under way
+    # Mid-run: the first emails are out, tasks and waits under way. (Wait for the worker to be
+    # up first: a worker *starting* while the database is down exits, for its supervisor to
+    # restart it; this test is about a running worker.)
+    await eventually(lambda: len(sendgrid.requests) >= ENROLLMENTS, 60, "first emails sent")
+    await asyncio.sleep(0.5)
     stopped = time.monotonic()
     _pg_ctl(bindir, data, port, "stop")
     try:
@@ -98,7 +103,12 @@ async def test_postgres_outage_loses_and_duplicates_nothing(
         _pg_ctl(bindir, data, port, "start")
     outage = time.monotonic() - stopped
 
-    outcomes = await results(handles, timeout=180)
+    try:
+        outcomes = await results(handles, timeout=180)
+    except AssertionError:
+        status = await handles[0].query("status")
+        print(worker.tail(60), status)
+        raise
     assert {r.outcome for r in outcomes} == {"finished"}
     dispose_engines()  # the pool's connections died with the server
     found = audit(sendgrid, session_factory(url))
