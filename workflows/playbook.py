@@ -715,7 +715,13 @@ class PlaybookWorkflow:
         )
         if self.input.use_search_attributes:
             workflow.upsert_search_attributes([STEP_KEY.value_set(END)])
-        await self._project(done.status, None, done.outcome, close_open_tasks=True)
+        # Open tasks are moot when the enrollment is cut short (exit, goal, cancel). When it
+        # runs to an end step they are work handed to people (the QBR follow-up, the
+        # manager's review of a declined QBR, the renewal escalation, created just before
+        # the end): cancelling them too, as before, withdrew them the moment they appeared.
+        # Only a local activity's input changes, so recorded histories still replay.
+        cut_short = done.status != "completed"
+        await self._project(done.status, None, done.outcome, close_open_tasks=cut_short)
         return EnrollmentResult(
             outcome=done.outcome,
             reason=done.reason,

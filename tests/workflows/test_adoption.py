@@ -41,6 +41,7 @@ async def test_nudges_stop_at_three_and_the_csm_gets_a_stalled_task(
     [stalled] = h.tasks("flag_stalled")
     assert stalled.assignee_email == OWNER
     assert stalled.title == "Adoption stalled at Acme Corp"
+    assert stalled.status == "open"
     assert "after 3 nudge email(s)" in " ".join((stalled.description or "").split())
     branches = records(result, "branch", "nudges_left")
     assert [b.data["goto"] for b in branches] == ["nudge_weekly_active", "flag_stalled"]

@@ -40,6 +40,8 @@ async def test_scheduled_qbr_invites_the_sponsor_only_then_recaps(
     assert recapped.at - invited.at >= timedelta(days=14)
     [follow_up] = h.tasks("follow_up")
     assert follow_up.assignee_email == OWNER
+    assert follow_up.status == "open"
+    assert h.task(prepare.id).status == "completed"
     assert not h.tasks("declined_review")
 
 
@@ -58,6 +60,8 @@ async def test_declined_qbr_goes_to_the_manager(
     assert review.assignee_email == MANAGER
     assert review.priority == "high"
     assert review.title == "QBR declined by Acme Corp: review the relationship"
+    # The enrollment ends right after creating it; the manager's task stays open.
+    assert review.status == "open"
     assert "Health score: 41" in " ".join((review.description or "").split())
     assert not h.outbox()
     assert not h.tasks("follow_up")

@@ -63,6 +63,7 @@ async def test_healthy_account_hears_at_90_60_30_days_then_the_manager_is_escala
     [overdue] = h.tasks("overdue_escalation")
     assert overdue.assignee_email == MANAGER
     assert overdue.priority == "urgent"
+    assert overdue.status == "open"  # the enrollment's end does not withdraw it
     [created] = records(result, "task", "overdue_escalation")
     assert local(created.at, ZONE).date() == renews - timedelta(days=30)
 
