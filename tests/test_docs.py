@@ -1,4 +1,8 @@
-"""The Python examples in README.md and docs/*.md run as written."""
+"""The Python examples in README.md and docs/*.md run as written.
+
+Blocks fenced as plain ```python run; a fence with attributes (```python {.illustration})
+marks a fragment that needs something outside the test (a running server, a real key).
+"""
 
 from __future__ import annotations
 
