@@ -288,7 +288,9 @@ class Harness:
         (`enroll` starts the workflow itself, so the handle is a plain one and does not
         unlock time skipping on its own the way the test environment's handles do.)
         ``timeout`` is real seconds: a playbook that loops forever fails the test instead of
-        spinning through virtual years.
+        spinning through virtual years. Note that once a run is over the test server may leap
+        its clock years ahead (stale execution-timeout timers), so tests take dates relative
+        to `now()`, never absolute ones.
         """
         async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
             return await asyncio.wait_for(handle.result(), timeout)
