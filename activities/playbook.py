@@ -11,11 +11,13 @@ import contextvars
 import functools
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -58,6 +60,8 @@ from engine.store import repository
 from engine.store.models import Customer, Event, Task
 from engine.templates import TemplateRenderError, html_to_text, render, render_text
 
+# Seconds between tries to record an accepted email as 'sent' while the database is away.
+SENT_WRITE_PAUSES = (1, 2, 4, 8, 10, 10, 10)
 # Outbox states this module moves through, besides the store's final ones.
 PENDING, SENDING, UNCONFIRMED = "pending", "sending", "unconfirmed"
 DONE = {
@@ -411,15 +415,28 @@ class PlaybookActivities:
             with self.sessions.begin() as session:
                 repository.update_outbox_status(session, key, UNCONFIRMED, reason=reason)
             return _delivery(address, UNCONFIRMED, subject, reason)
-        with self.sessions.begin() as session:
-            repository.update_outbox_status(
-                session,
-                key,
-                "sent",
-                provider_message_id=message_id,
-                sent_at=datetime.now().astimezone(),
-            )
+        self._record_sent(key, message_id)
         return _delivery(address, "sent", subject, None, message_id)
+
+    def _record_sent(self, key: str, message_id: str | None) -> None:
+        """Write 'sent', retrying while the database is away: SendGrid accepted the email,
+        and an attempt that gave up here would leave the row 'sending' for the activity's
+        retry to call 'unconfirmed' (reliability suite: a PostgreSQL outage mid-send)."""
+        for pause in (*SENT_WRITE_PAUSES, None):
+            try:
+                with self.sessions.begin() as session:
+                    repository.update_outbox_status(
+                        session,
+                        key,
+                        "sent",
+                        provider_message_id=message_id,
+                        sent_at=datetime.now().astimezone(),
+                    )
+                return
+            except DBAPIError:
+                if pause is None:
+                    raise
+                time.sleep(pause)
 
     @staticmethod
     def _suppression_reason(session: Session, contact: dict[str, Any]) -> str | None:
