@@ -387,7 +387,8 @@ def complete_task(
 ) -> Task:
     """Close an open task with an outcome. Idempotent for a repeat with the same outcome.
 
-    Raises NotFoundError for an unknown task, ValueError for an outcome the task does not
+    Completing a task cancels its open escalations. Raises NotFoundError for an unknown
+    task, ValueError for an outcome the task does not
     offer, and ConflictError when the task is cancelled or was completed differently. The
     status change is a conditional UPDATE (`WHERE status = 'open'`), so of two concurrent
     completions exactly one wins.
@@ -414,6 +415,16 @@ def complete_task(
     task = get_task(session, task_id)
     assert task is not None
     if won:
+        # Its escalations were about this task being open: they are moot now.
+        _rowcount(
+            session,
+            update(_table(Task))
+            .where(Task.escalation_of == task_id, Task.status == TaskStatus.OPEN.value)
+            .values(
+                status=TaskStatus.CANCELLED.value,
+                note=f"the escalated task was completed ({outcome})",
+            ),
+        )
         return task
     if task.status == TaskStatus.COMPLETED and task.outcome == outcome:
         return task

@@ -476,3 +476,23 @@ def test_identifying_arguments_can_be_passed_positionally(session: Session) -> N
 
     assert (done.status, done.completed_by) == ("completed", "csm@example.com")
     assert (message.subject, message.text) == ("Hello", "Hi")
+
+
+def test_completing_a_task_cancels_its_open_escalations(session: Session) -> None:
+    original, _ = repo.create_task(session, "k1", "Kickoff", outcomes=["held"])
+    escalation, _ = repo.create_task(
+        session,
+        "k1:escalation",
+        "Escalation: Kickoff",
+        escalation_of=original.id,
+        outcomes=["done"],
+    )
+    other, _ = repo.create_task(session, "k2", "Unrelated", outcomes=["done"])
+
+    repo.complete_task(session, original.id, "held", "csm@vendor.example")
+
+    closed = repo.get_task(session, escalation.id)
+    assert closed is not None and closed.status == "cancelled"
+    assert "completed" in (closed.note or "")
+    untouched = repo.get_task(session, other.id)
+    assert untouched is not None and untouched.status == "open"
