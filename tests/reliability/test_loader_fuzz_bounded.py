@@ -39,7 +39,7 @@ def test_loader_fuzz_no_traceback_no_hang_no_blow_up(figures):
         reports.append(report)
 
     fuzzed = sum(r["inputs"] for r in reports)
-    assert fuzzed >= INPUTS - PROCESSES
+    assert fuzzed >= INPUTS
     figures.update(
         inputs_fuzzed=fuzzed,
         compiled=sum(r["plans"] for r in reports),
