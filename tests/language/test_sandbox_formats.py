@@ -19,7 +19,7 @@ from engine.expressions import ExpressionError, evaluate
     ],
 )
 def test_huge_format_widths_are_blocked(source: str) -> None:
-    with pytest.raises(ExpressionError, match="format width|computed format widths"):
+    with pytest.raises(ExpressionError, match=r"format width|computed format widths"):
         evaluate(source, {})
 
 
