@@ -1,0 +1,197 @@
+"""``python -m bench`` (also ``playbook bench``): the engine against hand-written Temporal.
+
+See bench/README.md for what each scenario measures; bench/RESULTS.md for the figures.
+Exits 1 if any run did not do all of its work exactly once (or any scenario failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+
+from bench.report import Metric, Report, markdown, print_report
+from bench.scenarios import QUICK, SCENARIOS, Sizes, run_scenarios
+
+
+class BarProgress:
+    """One bar per phase (a run's enrollments, events, ...), on stderr."""
+
+    def __init__(self, progress: RichProgress) -> None:
+        self.progress = progress
+        self.current: object | None = None
+
+    def phase(self, description: str, total: float) -> Callable[[float], None]:
+        if self.current is not None:
+            self.progress.remove_task(self.current)  # type: ignore[arg-type]
+        task = self.progress.add_task(description, total=total)
+        self.current = task
+        return lambda done: self.progress.update(task, completed=done)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--enrollments",
+    type=click.IntRange(1),
+    default=Sizes.enrollments,
+    show_default=True,
+    help="Throughput: enrollments per run (the issue's full size: 1000).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=Sizes.rate,
+    show_default=True,
+    help="Latency: events posted per second.",
+)
+@click.option(
+    "--events",
+    type=click.IntRange(2),
+    default=Sizes.events,
+    show_default=True,
+    help="Latency: events (parked customers) per run.",
+)
+@click.option(
+    "--parked",
+    type=click.IntRange(1),
+    default=Sizes.parked,
+    show_default=True,
+    help="Memory: enrollments parked on a wait per run (the issue's full size: 10000).",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1),
+    default=Sizes.rounds,
+    show_default=True,
+    help="Runs per variant of each Temporal scenario, alternating who goes first.",
+)
+@click.option(
+    "--sim-runs",
+    type=click.IntRange(1),
+    default=Sizes.sim_runs,
+    show_default=True,
+    help="Simulation: runs (the median is reported).",
+)
+@click.option(
+    "--compile-steps",
+    type=click.IntRange(2),
+    default=Sizes.compile_steps,
+    show_default=True,
+    help="Compile: steps of the generated playbook.",
+)
+@click.option(
+    "--compile-runs",
+    type=click.IntRange(1),
+    default=Sizes.compile_runs,
+    show_default=True,
+    help="Compile: runs (the median is reported).",
+)
+@click.option(
+    "--stall-timeout",
+    type=click.FloatRange(min=1),
+    default=Sizes.stall_timeout,
+    show_default=True,
+    help="Fail a run when nothing progresses for this long (s).",
+)
+@click.option(
+    "--temporal-db",
+    type=click.Choice(["memory", "file"]),
+    default=Sizes.temporal_db,
+    show_default=True,
+    help="Dev server persistence: in memory, or a SQLite file (as `playbook up`).",
+)
+@click.option(
+    "--bytecode/--no-bytecode",
+    default=True,
+    show_default=True,
+    help="Byte-compile the project first, as pip install does (--no-bytecode: run the "
+    "checkout as it is; see RESULTS.md).",
+)
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    type=click.Choice(SCENARIOS),
+    help="Run only these scenarios (repeatable). Default: all five.",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Smoke test: tiny sizes and one round (under a minute); sizes given explicitly still win.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the report as JSON on stdout (the table goes to stderr).",
+)
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the table as Markdown (for bench/RESULTS.md).",
+)
+@click.pass_context
+def main(
+    ctx: click.Context,
+    only: tuple[str, ...],
+    quick: bool,
+    as_json: bool,
+    markdown_path: Path | None,
+    **options: object,
+) -> None:
+    """Benchmark the engine against a hand-written Temporal workflow, side by side."""
+    sizes = Sizes()
+    for f in fields(Sizes):
+        value = options.get(f.name)
+        explicit = ctx.get_parameter_source(f.name) != click.core.ParameterSource.DEFAULT
+        if quick and not explicit and f.name in QUICK:
+            value = QUICK[f.name]
+        if value is not None:
+            setattr(sizes, f.name, value)
+    # `playbook bench` forwards here with prog_name "playbook bench" (argv: playbook bench ...)
+    prog = ctx.info_name if ctx.info_name == "playbook bench" else "python -m bench"
+    args = sys.argv[2:] if prog == "playbook bench" else sys.argv[1:]
+    report = Report(command=" ".join([prog, *map(shlex.quote, args)]), sizes=asdict(sizes))
+    err = Console(stderr=True)
+    out = err if as_json else Console()
+    if not out.is_terminal:  # piped or captured: no 80-column wrapping of the table
+        out.width = 160
+    began = time.perf_counter()
+    with RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bars:
+
+        def add(metrics: list[Metric]) -> None:
+            report.metrics.extend(metrics)
+
+        def failed(scenario: str, exc: BaseException) -> None:
+            report.failures.append(f"{scenario}: {exc}")
+
+        asyncio.run(run_scenarios(sizes, only or SCENARIOS, BarProgress(bars), add, failed))
+    report.seconds = time.perf_counter() - began
+    print_report(report, out)
+    if as_json:
+        click.echo(report.dumps())
+    if markdown_path is not None:
+        markdown_path.write_text(markdown(report))
+    if report.failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

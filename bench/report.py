@@ -1,0 +1,169 @@
+"""Figures and how they are shown: a rich table, JSON, or a Markdown table for RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class Metric:
+    """One row: the engine's figure, the baseline's, and the goal it is held to."""
+
+    scenario: str
+    name: str
+    unit: str
+    engine: float | None
+    baseline: float | None = None
+    goal: str = ""
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.engine is None or not self.baseline:
+            return None
+        return self.engine / self.baseline
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio}
+
+
+@dataclass
+class Report:
+    """Everything one run of the harness found, with what is needed to reproduce it."""
+
+    command: str
+    sizes: dict[str, Any]
+    metrics: list[Metric] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    seconds: float = 0.0
+
+    @property
+    def machine(self) -> dict[str, Any]:
+        return {
+            "nproc": len(os.sched_getaffinity(0)),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "date": self.started.isoformat(timespec="seconds"),
+            "command": self.command,
+            "machine": self.machine,
+            "sizes": self.sizes,
+            "seconds": round(self.seconds, 1),
+            "metrics": [m.as_json() for m in self.metrics],
+            "failures": self.failures,
+            "ok": not self.failures,
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.as_json(), indent=2, default=str)
+
+
+def number(value: float | None, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+    return f"{text} {unit}".strip()
+
+
+def ratio_text(metric: Metric) -> str:
+    return "-" if metric.ratio is None else f"{metric.ratio:.2f}"
+
+
+def met_text(metric: Metric) -> str:
+    return {True: "yes", False: "NO", None: ""}[metric.met]
+
+
+def table(report: Report) -> Table:
+    t = Table(title=f"engine vs hand-written Temporal ({report.machine['nproc']} cores)")
+    for column, justify in (
+        ("scenario", "left"),
+        ("figure", "left"),
+        ("engine", "right"),
+        ("baseline", "right"),
+        ("engine/baseline", "right"),
+        ("goal", "left"),
+        ("met", "center"),
+    ):
+        t.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for m in report.metrics:
+        style = {False: "red", True: "green"}.get(m.met)  # type: ignore[arg-type]
+        t.add_row(
+            m.scenario,
+            m.name + (f" [dim]({m.note})[/]" if m.note else ""),
+            number(m.engine, m.unit),
+            number(m.baseline, m.unit),
+            ratio_text(m),
+            m.goal,
+            f"[{style}]{met_text(m)}[/]" if style else met_text(m),
+        )
+    return t
+
+
+def print_report(report: Report, console: Console) -> None:
+    console.print(table(report))
+    for failure in report.failures:
+        console.print(f"[bold red]FAILED[/] {failure}", highlight=False)
+    console.print(
+        f"{'FAILED' if report.failures else 'ok'}: {len(report.metrics)} figures in "
+        f"{report.seconds:.0f} s; {report.command}",
+        highlight=False,
+    )
+
+
+def markdown(report: Report) -> str:
+    machine = report.machine
+    lines = [
+        f"- date: {report.started:%Y-%m-%d %H:%M} UTC",
+        f"- machine: `nproc` = {machine['nproc']}, Python {machine['python']}, "
+        f"{machine['platform']}",
+        f"- command: `{report.command}` ({report.seconds:.0f} s)",
+        f"- sizes: {', '.join(f'{k}={v}' for k, v in report.sizes.items())}",
+        "",
+        "| scenario | figure | engine | baseline | engine/baseline | goal | met |",
+        "|---|---|---:|---:|---:|---|:-:|",
+    ]
+    for m in report.metrics:
+        name = m.name + (f" ({m.note})" if m.note else "")
+        lines.append(
+            f"| {m.scenario} | {name} | {number(m.engine, m.unit)} | "
+            f"{number(m.baseline, m.unit)} | {ratio_text(m)} | {m.goal} | {met_text(m)} |"
+        )
+    for failure in report.failures:
+        lines.append(f"\n**FAILED**: {failure}")
+    return "\n".join(lines) + "\n"
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Linear-interpolated percentile (like numpy's default) of a non-empty list."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * pct / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
