@@ -7,6 +7,7 @@ can also be done (and is tested) from Python.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -390,6 +391,7 @@ def up(
         for diag in exc.diagnostics:
             click.echo(str(diag), err=True)
         sys.exit(1)
+    _exit_after_clean_shutdown()
 
 
 @main.command()
@@ -402,6 +404,18 @@ def worker() -> None:
 
     logging.basicConfig(level=logging.INFO)
     asyncio.run(run_worker())
+    _exit_after_clean_shutdown()
+
+
+def _exit_after_clean_shutdown() -> None:
+    """Leave without interpreter finalization once everything has shut down.
+
+    Everything has stopped and been flushed by now; what remains are the Temporal core's
+    native threads, which can abort the process (SIGABRT) if Python finalizes around them.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @main.group()
