@@ -78,29 +78,12 @@ async def seed_demo(services: Services, root: Path) -> DemoCredentials:
                 continue
             c = load_customer(path)
             customers.append(c.id)
-            repository.upsert_customer(
-                session,
-                repository.CustomerData(
-                    id=c.id,
-                    name=c.name,
-                    segment=c.segment,
-                    timezone=c.timezone,
-                    owner_email=c.owner,
-                    renewal_date=c.renewal_date,
-                    health_score=c.health_score,
-                    attributes=c.attributes,
-                    tags=c.tags,
-                    contacts=[
-                        repository.ContactData(
-                            email=x.email,
-                            first_name=x.first_name,
-                            last_name=x.last_name,
-                            role=x.role,
-                        )
-                        for x in c.contacts
-                    ],
-                ),
-            )
+            repository.upsert_customer(session, c.customer_data())
+            for contact in c.contacts:
+                if contact.unsubscribed:
+                    repository.suppress(
+                        session, contact.email, "unsubscribed (example file)", source="demo"
+                    )
         for index, (cid, name, segment, tz, health) in enumerate(COMPANIES):
             domain = f"{cid}.example"
             # Half renew exactly 120 days from now, so the renewal sweep enrolls them today.

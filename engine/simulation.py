@@ -105,6 +105,26 @@ class SimCustomer(BaseModel):
     tags: list[str] = Field(default_factory=list)
     contacts: list[SimContact] = Field(default_factory=list)
 
+    def customer_data(self) -> repository.CustomerData:
+        """This customer as the store's upsert input (contacts included)."""
+        return repository.CustomerData(
+            id=self.id,
+            name=self.name,
+            segment=self.segment,
+            timezone=self.timezone,
+            owner_email=self.owner,
+            renewal_date=self.renewal_date,
+            health_score=self.health_score,
+            attributes=self.attributes,
+            tags=self.tags,
+            contacts=[
+                repository.ContactData(
+                    email=c.email, first_name=c.first_name, last_name=c.last_name, role=c.role
+                )
+                for c in self.contacts
+            ],
+        )
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -564,26 +584,7 @@ def _seed(
                 )
             )
         session.flush()
-        repository.upsert_customer(
-            session,
-            repository.CustomerData(
-                id=customer.id,
-                name=customer.name,
-                segment=customer.segment,
-                timezone=customer.timezone,
-                owner_email=customer.owner,
-                renewal_date=customer.renewal_date,
-                health_score=customer.health_score,
-                attributes=customer.attributes,
-                tags=customer.tags,
-                contacts=[
-                    repository.ContactData(
-                        email=c.email, first_name=c.first_name, last_name=c.last_name, role=c.role
-                    )
-                    for c in customer.contacts
-                ],
-            ),
-        )
+        repository.upsert_customer(session, customer.customer_data())
         for contact in customer.contacts:
             if contact.unsubscribed:
                 repository.suppress(
