@@ -21,6 +21,15 @@ err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
 
 
+root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("playbooks"),
+    show_default=True,
+    help="Project folder: playbooks, milestones.yaml, templates/ and examples/.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="playbook-engine")
 def main() -> None:
@@ -81,13 +90,7 @@ def validate(paths: tuple[Path, ...], strict: bool, quiet: bool) -> None:
     show_default=True,
     help="Output format.",
 )
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("playbooks"),
-    show_default=True,
-    help="Project folder for ids.",
-)
+@root_option
 def graph(playbook: str, fmt: str, root: Path) -> None:
     """Print a Mermaid flowchart of a playbook (by id or file path)."""
     from engine.graph import to_mermaid
@@ -98,13 +101,7 @@ def graph(playbook: str, fmt: str, root: Path) -> None:
 
 @main.command()
 @click.argument("playbook")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("playbooks"),
-    show_default=True,
-    help="Project folder for ids.",
-)
+@root_option
 def compile(playbook: str, root: Path) -> None:
     """Print the compiled plan (JSON) of a playbook, as the workflow receives it."""
     plan = _plan_or_exit(playbook, root)
@@ -176,13 +173,7 @@ def schema(milestones: bool) -> None:
     help="Simulate every playbook against every customer in <project>/examples/ "
     "and print a summary; exit 1 if any email fails to render.",
 )
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("playbooks"),
-    show_default=True,
-    help="Project folder.",
-)
+@root_option
 def simulate(
     playbook: str | None,
     customer_file: Path | None,
@@ -337,13 +328,7 @@ async def _simulate_all(root: Path, team: Path | None) -> bool:
 
 @main.command()
 @click.option("--demo", is_flag=True, help="Seed demo customers, a team and a usage stream.")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("playbooks"),
-    show_default=True,
-    help="Project folder.",
-)
+@root_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
 @click.option("--port", default=8000, show_default=True, type=int, help="HTTP port.")
 @click.option(
