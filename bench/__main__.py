@@ -153,7 +153,8 @@ def main(
     sizes = Sizes()
     for f in fields(Sizes):
         value = options.get(f.name)
-        explicit = ctx.get_parameter_source(f.name) != click.core.ParameterSource.DEFAULT
+        source = ctx.get_parameter_source(f.name)  # None: not a command-line option
+        explicit = source not in (None, click.core.ParameterSource.DEFAULT)
         if quick and not explicit and f.name in QUICK:
             value = QUICK[f.name]
         if value is not None:
