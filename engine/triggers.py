@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -22,7 +23,7 @@ from temporalio.service import RPCError
 
 from engine.context import decide
 from engine.enrollment import AlreadyEnrolled, enroll
-from engine.events import ingest_event
+from engine.events import Ingested, ingest_event
 from engine.plan import CompiledPlan, MilestonePlan, TriggerPlan
 from engine.sendwindow import zone
 from engine.store.models import Customer, Enrollment
@@ -112,16 +113,11 @@ class EventRouter:
         properties: dict[str, Any],
     ) -> RoutedEvent:
         at = at or datetime.now(UTC)
-        with self.sessions.begin() as session:
-            ingested = ingest_event(
-                session,
-                event_id=event_id,
-                customer_id=customer_id,
-                name=name,
-                at=at,
-                properties=properties,
-                milestones=self.milestones,
-            )
+        # The store is blocking (SQLAlchemy): in a thread, so a wait for SQLite's writer
+        # lock does not stall every other request on the event loop.
+        ingested = await asyncio.to_thread(
+            self._ingest, event_id, customer_id, name, at, properties
+        )
         if not ingested.known_customer:
             return RoutedEvent(
                 event_id,
@@ -145,9 +141,29 @@ class EventRouter:
             await self._trigger(plan, customer_id, signal, routed)
         return routed
 
-    async def _trigger(
-        self, plan: CompiledPlan, customer_id: str, signal: EventSignal, routed: RoutedEvent
-    ) -> None:
+    def _ingest(
+        self,
+        event_id: str,
+        customer_id: str,
+        name: str,
+        at: datetime,
+        properties: dict[str, Any],
+    ) -> Ingested:
+        with self.sessions.begin() as session:
+            return ingest_event(
+                session,
+                event_id=event_id,
+                customer_id=customer_id,
+                name=name,
+                at=at,
+                properties=properties,
+                milestones=self.milestones,
+            )
+
+    def _why_not_enroll(
+        self, plan: CompiledPlan, customer_id: str, signal: EventSignal
+    ) -> str | None:
+        """Why the event's trigger does not enroll the customer, or None if it does."""
         assert plan.trigger is not None
         with self.sessions() as session:
             if plan.trigger.condition:
@@ -160,12 +176,18 @@ class EventRouter:
                     signal,
                 )
                 if values[0] is not True:
-                    why = errors[0] or f"{plan.trigger.condition} is false"
-                    routed.notes.append(f"{plan.playbook}: not enrolled ({why})")
-                    return
+                    return errors[0] or f"{plan.trigger.condition} is false"
             if not reenroll_allowed(session, plan, customer_id):
-                routed.notes.append(f"{plan.playbook}: not enrolled (reenroll gap)")
-                return
+                return "reenroll gap"
+        return None
+
+    async def _trigger(
+        self, plan: CompiledPlan, customer_id: str, signal: EventSignal, routed: RoutedEvent
+    ) -> None:
+        why = await asyncio.to_thread(self._why_not_enroll, plan, customer_id, signal)
+        if why is not None:
+            routed.notes.append(f"{plan.playbook}: not enrolled ({why})")
+            return
         try:
             workflow_id = await enroll(
                 self.client,

@@ -12,6 +12,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -24,6 +25,9 @@ from engine.store.models import ApiToken, TeamMember, utcnow
 
 SESSION_COOKIE = "playbook_session"
 SESSION_SECONDS = 12 * 3600
+# How stale `ApiToken.last_used_at` may get: writing it on every request would make each
+# read-only call a write transaction, and SQLite has one writer at a time.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 _bearer = HTTPBearer(auto_error=False, description="An API token: `playbook token create`.")
 
 
@@ -35,11 +39,17 @@ def create_api_token(session: Session, name: str) -> str:
 
 
 def check_api_token(session: Session, token: str) -> ApiToken | None:
+    """The token's row if it is valid; notes when it was used, to the minute."""
     row = session.scalars(
         select(ApiToken).where(ApiToken.token_hash == ApiToken.hash_token(token))
     ).first()
     if row is not None:
-        row.last_used_at = utcnow()
+        now = utcnow()
+        last = row.last_used_at
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        if last is None or now - last >= LAST_USED_RESOLUTION:
+            row.last_used_at = now
     return row
 
 

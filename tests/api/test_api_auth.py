@@ -66,3 +66,43 @@ async def test_webhooks_and_unsubscribe_do_not_ask_for_a_token(
     assert "token" not in webhook.json()["detail"]
     page = await anon.get("/unsubscribe/not-a-token")
     assert page.status_code == 400
+
+
+async def test_token_use_is_noted_to_the_minute_without_a_write_per_request(
+    app: FastAPI, services: Services
+) -> None:
+    """`last_used_at` says when a token was last used, but a burst of requests does not
+    turn each one into a write transaction on the store."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from engine.api.auth import create_api_token
+    from engine.store.models import ApiToken
+
+    with services.sessions.begin() as session:
+        token = create_api_token(session, "last-used-check")
+    digest = ApiToken.hash_token(token)
+
+    def last_used() -> object:
+        with services.sessions() as session:
+            return session.scalars(
+                select(ApiToken.last_used_at).where(ApiToken.token_hash == digest)
+            ).one()
+
+    assert last_used() is None
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as c:
+        assert (await c.get("/api/tasks")).status_code == 200
+        first = last_used()
+        assert first is not None
+        for _ in range(3):
+            assert (await c.get("/api/tasks")).status_code == 200
+        assert last_used() == first  # within the minute: not written again
+        with services.sessions.begin() as session:
+            row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).one()
+            row.last_used_at = row.last_used_at - timedelta(minutes=2)
+        stale = last_used()
+        assert (await c.get("/api/tasks")).status_code == 200
+        assert last_used() > stale  # a minute later it is noted again
