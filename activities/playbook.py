@@ -63,9 +63,10 @@ from engine.templates import TemplateRenderError, html_to_text, render, render_t
 # Seconds between tries to record an accepted email as 'sent' while the database is away.
 SENT_WRITE_PAUSES = (1, 2, 4, 8, 10, 10, 10)
 # Outbox states this module moves through, besides the store's final ones.
-PENDING, SENDING, UNCONFIRMED = "pending", "sending", "unconfirmed"
+PENDING, SENDING, UNCONFIRMED, CAPTURED = "pending", "sending", "unconfirmed", "captured"
+NO_PROVIDER = "no mail provider configured"
 DONE = {
-    "captured",
+    CAPTURED,
     "sent",
     "suppressed",
     "failed",
@@ -161,8 +162,14 @@ class PlaybookActivities:
     def decide(self, input: DecideInput) -> DecideResult:
         """Evaluate expressions over the customer's current data, at workflow time."""
         with self.sessions() as session:
-            found, timezone, values, errors = decide(session, input.customer_id, input.playbook,
-                                                     input.expressions, input.now, input.event)
+            found, timezone, values, errors = decide(
+                session,
+                input.customer_id,
+                input.playbook,
+                input.expressions,
+                input.now,
+                input.event,
+            )
         return DecideResult(found=found, timezone=timezone, values=values, errors=errors)
 
     @activity.defn(name="check_milestone")
@@ -357,8 +364,11 @@ class PlaybookActivities:
             "List-Unsubscribe": f"<{unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
+        # Without a provider the email is captured in the same transaction that writes it:
+        # there is no send that could fail in between.
+        capture = isinstance(self.mailer, CaptureMailer)
         with self.sessions.begin() as session:
-            repository.insert_outbox(
+            _, created = repository.insert_outbox(
                 session,
                 key,
                 address,
@@ -366,15 +376,14 @@ class PlaybookActivities:
                 html=html,
                 text=text,
                 headers=headers,
-                status=PENDING,
+                status=CAPTURED if capture else PENDING,
+                reason=NO_PROVIDER if capture else None,
                 **common,
             )
-        if isinstance(self.mailer, CaptureMailer):
-            with self.sessions.begin() as session:
-                repository.update_outbox_status(
-                    session, key, "captured", reason="no mail provider configured"
-                )
-            return _delivery(address, "captured", subject)
+            if capture and not created:  # a pending row left by an earlier attempt
+                repository.update_outbox_status(session, key, CAPTURED, reason=NO_PROVIDER)
+        if capture:
+            return _delivery(address, CAPTURED, subject)
         with self.sessions.begin() as session:
             repository.update_outbox_status(session, key, SENDING, count_attempt=True)
         outgoing = OutgoingEmail(

@@ -7,14 +7,19 @@ case the enrollment goes on to its next step.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from harness import records, running, seed_customer, write_project
+from sqlalchemy import select
+from temporalio.testing import ActivityEnvironment
 
-from activities.mailer import OutgoingEmail, SendGridMailer
+from activities.mailer import CaptureMailer, OutgoingEmail, SendGridMailer
+from activities.models import SendEmailInput
+from activities.playbook import PlaybookActivities
 from engine.plan import CompiledPlan
 from engine.store import repository
+from engine.store.models import OutboxMessage
 
 ADA, CARL = "ada@acme.example", "carl@acme.example"
 
@@ -209,3 +214,44 @@ async def test_a_send_whose_answer_never_came_is_not_repeated(
     statuses = {m.contact_email: m.status for m in h.outbox("hello")}
     assert sorted(statuses.values()) == ["sent", "unconfirmed"]
     assert result.outcome == "emailed"
+
+
+def test_without_a_provider_a_row_left_pending_by_an_earlier_attempt_is_captured(
+    sessions, plan, customer_id
+) -> None:
+    """A worker that died after writing the row but before capturing it: the retry captures
+    that same row instead of leaving it pending or writing a second one."""
+    seed_customer(sessions, customer_id)
+    step = next(s for s in plan.steps if s.id == "hello")
+    assert step.email is not None
+    enrollment = f"one_email/{customer_id}"
+    key = f"{enrollment}:hello:0:{ADA}"
+    with sessions.begin() as session:
+        repository.insert_outbox(session, key, ADA, "Hello Ada", status="pending")
+    activities = PlaybookActivities(sessions, CaptureMailer())
+    result = ActivityEnvironment().run(
+        activities.send_email,
+        SendEmailInput(
+            enrollment_id=enrollment,
+            playbook="one_email",
+            version=plan.version,
+            step_id="hello",
+            iteration=0,
+            customer_id=customer_id,
+            email=step.email,
+            templates=plan.templates,
+            now=datetime.now(UTC),
+        ),
+    )
+    assert sorted((d.contact, d.status) for d in result.deliveries) == [
+        (ADA, "captured"),
+        (CARL, "captured"),
+    ]
+    with sessions() as session:
+        rows = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.customer_id == customer_id)
+        ).all()
+        left = repository.get_outbox(session, key)
+    assert left is not None and left.status == "captured"
+    assert left.reason == "no mail provider configured"
+    assert sorted(m.contact_email for m in rows) == [CARL]  # Ada's row is the pre-existing one
