@@ -809,6 +809,12 @@ class LatencyRun:
     latencies_ms: list[float]
     post_ms: list[float]
     cpu_ms: float
+    server_cpu_ms: float
+    driver_cpu_ms: float
+
+    @property
+    def total_cpu_ms(self) -> float:
+        return self.cpu_ms + self.server_cpu_ms + self.driver_cpu_ms
 
 
 async def latency_run(
@@ -846,6 +852,8 @@ async def latency_run(
 
         report = progress.phase(f"latency {variant} round {round_no}: {sizes.rate:g} events/s", n)
         cpu_before = worker.cpu_seconds()
+        server_before = cpu_seconds(stack.server) if stack.server else 0.0
+        driver_before = cpu_seconds(os.getpid())
         loop = asyncio.get_running_loop()
         began = loop.time()
         sending: list[asyncio.Task[None]] = []
@@ -866,6 +874,8 @@ async def latency_run(
             sizes.stall_timeout,
         )
         cpu = worker.cpu_seconds() - cpu_before
+        server = cpu_seconds(stack.server) - server_before if stack.server else float("nan")
+        driver = cpu_seconds(os.getpid()) - driver_before
     await verify(stack, variant, prefix, customers, queue, completed=True)
     with stack.sessions() as session:
         rows = session.execute(
@@ -875,7 +885,7 @@ async def latency_run(
             )
         ).all()
     latencies = [(at - sent[c]).total_seconds() * 1000 for c, at in rows if c]
-    return LatencyRun(latencies, post_ms, cpu * 1000 / n)
+    return LatencyRun(latencies, post_ms, cpu * 1000 / n, server * 1000 / n, driver * 1000 / n)
 
 
 async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
@@ -935,7 +945,36 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
         median([r.cpu_ms for r in runs[BASELINE]]),
         note="from the event to the end of the enrollment; 1000 / this = events/s a core can take",
     )
-    return [*metrics, direct, api, cpu]
+    server = Metric(
+        "latency",
+        "Temporal server CPU per event",
+        "ms",
+        median([r.server_cpu_ms for r in runs[ENGINE]]),
+        median([r.server_cpu_ms for r in runs[BASELINE]]),
+        note="the dev server process",
+    )
+    driver = Metric(
+        "latency",
+        "API and load generator CPU per event",
+        "ms",
+        median([r.driver_cpu_ms for r in runs[ENGINE]]),
+        median([r.driver_cpu_ms for r in runs[BASELINE]]),
+        note="the harness process; it serves /api/events for the engine, signals for the baseline",
+    )
+    total = [median([r.total_cpu_ms for r in runs[v]]) for v in (ENGINE, BASELINE)]
+    cores = len(os.sched_getaffinity(0))
+    demand = Metric(
+        "latency",
+        "CPU per event, all processes",
+        "ms",
+        total[0],
+        total[1],
+        note=f"at {sizes.rate:g}/s that is {total[0] * sizes.rate / 1000:.2f} / "
+        f"{total[1] * sizes.rate / 1000:.2f} cores busy of {cores}; "
+        f"the most the machine can take is about {1000 * cores / total[0]:.0f} / "
+        f"{1000 * cores / total[1]:.0f} events/s",
+    )
+    return [*metrics, direct, api, cpu, server, driver, demand]
 
 
 # -- 3. memory and history -------------------------------------------------------------------
