@@ -3,85 +3,32 @@
 Each enrollment (one customer in one playbook, plus a cycle key for recurring playbooks)
 is one workflow execution whose ID is the enrollment ID. The plan travels in the input, so
 editing YAML never touches a running enrollment. Everything with an effect, and every
-decision over customer data, goes through activities; this module only keeps time,
-counts, and moves from step to step. It imports no jinja2, yaml or database code.
+decision over customer data, goes through activities.
+
+This module is only the workflow's shell: its name, its input, and the signals, updates
+and query it answers, each delegating to an `Interpreter` (`workflows/interpreter.py`),
+which holds the state and the logic. Temporal's sandbox imports this module again for
+every workflow instance; the interpreter is imported passed through, so its code is loaded
+once per worker process rather than once per cached workflow. Neither module imports
+jinja2, yaml or database code.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import (
-        CheckMilestoneInput,
-        CreateTaskInput,
-        DecideInput,
-        DecideResult,
-        EnrollCustomerInput,
-        EscalateTaskInput,
-        RecordEnrollmentInput,
-        SendEmailInput,
-        SendEmailResult,
-        TaskRef,
-        UpdateCustomerInput,
-    )
-    from engine.plan import END, CompiledPlan, StepPlan
-    from engine.sendwindow import local_datetime, next_opening
+    from workflows.interpreter import Interpreter
     from workflows.models import (
-        SA_STEP,
         WORKFLOW_NAME,
         CancelRequest,
         EnrollmentInput,
         EnrollmentResult,
         EnrollmentStatus,
         EventSignal,
-        InterpreterState,
         SkipRequest,
-        StepRecord,
         TaskCompletion,
     )
-
-MAX_RECORDS = 300
-MAX_SEEN_EVENTS = 2_000
-MAX_UNCLAIMED_EVENTS = 50
-# An event for a `wait_for: event` step that arrives before the step starts waiting (in the
-# same batch as the milestone ending the wait before it, or while earlier steps run) counts.
-# Reliability suite, fault 6: before, `_drain` consumed it while no step waited for it, and
-# the enrollment then waited for a second one until its timeout.
-PATCH_EVENTS_BEFORE_WAIT = "events-before-wait-count"
-STEP_KEY = SearchAttributeKey.for_keyword(SA_STEP)
-# `workflow.patched` ids of behaviour changes to the interpreter (see the replay tests).
-PATCH_PAUSED_WAKES_ON_EVENTS = "paused-wakes-on-events"
-
-EFFECT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["CustomerNotFound", "InvalidInput"],
-)
-# Effect activities heartbeat every 2 s (activities/playbook.py); a worker killed mid-activity
-# is noticed after this long instead of the start-to-close timeout (minutes). Timeouts are not
-# part of the determinism check, so running enrollments pick this up safely.
-EFFECT_HEARTBEAT = timedelta(seconds=10)
-LOCAL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
-)
-
-
-class _Finish(Exception):
-    """Internal: the enrollment ends now with this outcome."""
-
-    def __init__(self, outcome: str, status: str, reason: str | None = None) -> None:
-        self.outcome = outcome
-        self.status = status
-        self.reason = reason
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -90,649 +37,63 @@ class PlaybookWorkflow:
 
     @workflow.init
     def __init__(self, input: EnrollmentInput) -> None:
-        self.input = input
-        self.plan: CompiledPlan = input.plan
-        self.state = input.state or InterpreterState(current=input.plan.start)
-        self.inbox: list[EventSignal] = []
-        self.completions: dict[str, TaskCompletion] = {}
-        self.finish: _Finish | None = None
-        self.skip_to: str | None = None
-        self.waiting_for: str | None = None
-        self.waiting_until: datetime | None = None
-        self.wait_event: str | None = None
-        self.wait_event_condition: str | None = None
-        self.wait_event_hit: EventSignal | None = None
-        self.goal_candidates: list[EventSignal] = []
-        self.outcome: str | None = None
+        self.interpreter = Interpreter(input)
 
-    # -- signals, updates, query -------------------------------------------------------
+    @workflow.run
+    async def run(self, input: EnrollmentInput) -> EnrollmentResult:
+        """Walk the plan from its first step (or the carried state) to an outcome."""
+        return await self.interpreter.run()
+
+    # -- signals ---------------------------------------------------------------------------
     @workflow.signal
     def event(self, event: EventSignal) -> None:
         """A lifecycle or usage event for this customer; the same id counts once."""
-        if event.id in self.state.seen_event_ids:
-            return
-        self.state.seen_event_ids.append(event.id)
-        del self.state.seen_event_ids[:-MAX_SEEN_EVENTS]
-        self.inbox.append(event)
+        self.interpreter.event(event)
 
     @workflow.signal
     def task_completed(self, completion: TaskCompletion) -> None:
         """A CSM completed a task this enrollment created."""
-        self.completions.setdefault(completion.task_id, completion)
+        self.interpreter.task_completed(completion)
 
+    # -- updates and their validators ------------------------------------------------------
     @workflow.update
     def pause(self) -> EnrollmentStatus:
         """Hold the enrollment before its next step (waits keep their deadlines)."""
-        self.state.paused = True
-        return self.status()
-
-    @workflow.update
-    def resume(self) -> EnrollmentStatus:
-        self.state.paused = False
-        return self.status()
+        return self.interpreter.pause()
 
     @pause.validator
     def _validate_pause(self) -> None:
-        if self.state.paused:
-            raise ValueError("the enrollment is already paused")
+        self.interpreter.validate_pause()
+
+    @workflow.update
+    def resume(self) -> EnrollmentStatus:
+        """Let a paused enrollment go on."""
+        return self.interpreter.resume()
 
     @resume.validator
     def _validate_resume(self) -> None:
-        if not self.state.paused:
-            raise ValueError("the enrollment is not paused")
+        self.interpreter.validate_resume()
 
     @workflow.update
     def skip_to_step(self, request: SkipRequest) -> EnrollmentStatus:
         """Leave the current step (or wait) and continue at another step."""
-        self.skip_to = request.step
-        self._record(
-            self.state.current, "skip", f"skipped to {request.step}", {"reason": request.reason}
-        )
-        return self.status()
+        return self.interpreter.skip_to_step(request)
 
     @skip_to_step.validator
     def _validate_skip(self, request: SkipRequest) -> None:
-        if request.step != END and request.step not in {s.id for s in self.plan.steps}:
-            known = ", ".join(s.id for s in self.plan.steps)
-            raise ValueError(f"no step '{request.step}' in {self.plan.playbook}; steps: {known}")
-        if self.finish is not None:
-            raise ValueError("the enrollment is already ending")
+        self.interpreter.validate_skip(request)
 
     @workflow.update
     def cancel(self, request: CancelRequest) -> EnrollmentStatus:
         """Stop the enrollment now with outcome 'cancelled'."""
-        self.finish = _Finish("cancelled", "cancelled", request.reason)
-        return self.status()
+        return self.interpreter.cancel(request)
 
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
-        if self.finish is not None:
-            raise ValueError("the enrollment is already ending")
+        self.interpreter.validate_cancel(request)
 
+    # -- query -----------------------------------------------------------------------------
     @workflow.query
     def status(self) -> EnrollmentStatus:
         """Where the enrollment stands: current step, what it waits for and until when."""
-        return EnrollmentStatus(
-            enrollment_id=self.input.enrollment_id,
-            playbook=self.plan.playbook,
-            version=self.plan.version,
-            customer_id=self.input.customer_id,
-            current_step=None if self.outcome else self.state.current,
-            waiting_for=self.waiting_for,
-            waiting_until=self.waiting_until,
-            paused=self.state.paused,
-            steps_done=self.state.steps_done,
-            milestones=list(self.state.tracker.reached),
-            outcome=self.outcome,
-            records=list(self.state.records),
-        )
-
-    # -- the interpreter ---------------------------------------------------------------
-    @workflow.run
-    async def run(self, input: EnrollmentInput) -> EnrollmentResult:
-        first_run = input.state is None
-        try:
-            if first_run:
-                await self._start()
-            while True:
-                await self._drain()
-                self._raise_if_finished()
-                if self.skip_to is not None:
-                    self.state.current, self.skip_to = self.skip_to, None
-                if self.state.current == END:
-                    raise _Finish("completed", "completed")
-                if self.state.paused:
-                    # A paused enrollment still listens: an exit or goal event must end it
-                    # ("from whatever step it is in"), so wake for queued events too and let
-                    # the top of the loop drain them. Before this fix a paused enrollment
-                    # ignored `customer.churned` until resumed; guarded by a patch so
-                    # histories recorded before it still replay.
-                    wake_on_events = workflow.patched(PATCH_PAUSED_WAKES_ON_EVENTS)
-                    await workflow.wait_condition(
-                        lambda wake=wake_on_events: (
-                            not self.state.paused
-                            or self.finish is not None
-                            or (wake and bool(self.inbox))
-                        )
-                    )
-                    continue
-                if self._history_is_long():
-                    self._continue_as_new()
-                step = self.plan.step(self.state.current)
-                self.state.current = await self._run_step(step)
-                self.state.steps_done += 1
-        except _Finish as done:
-            return await self._end(done)
-
-    async def _start(self) -> None:
-        self._record(
-            self.plan.start,
-            "start",
-            f"enrolled in {self.plan.playbook} (version {self.plan.short_version})",
-        )
-        await self._decide([], None)
-        goal = self.plan.goal
-        if goal and goal.milestone and await self._milestone_reached(goal.milestone):
-            raise _Finish(
-                "goal_reached", "goal_reached", f"milestone {goal.milestone} already reached"
-            )
-        await self._project("running", self.plan.start)
-
-    async def _run_step(self, step: StepPlan) -> str:
-        iteration = self.state.visits.get(step.id, 0) + 1
-        self.state.visits[step.id] = iteration
-        exprs: list[str] = []
-        exit_cond = self.plan.exit.condition if self.plan.exit else None
-        if exit_cond:
-            exprs.append(exit_cond)
-        if step.condition:
-            exprs.append(step.condition)
-        if step.branch:
-            exprs += [c.condition for c in step.branch.cases]
-        if step.wait and step.wait.until:
-            exprs.append(step.wait.until)
-        values: list[Any] = []
-        if exprs:
-            decision = await self._decide(exprs, self.input.trigger_event)
-            values = list(decision.values)
-            if exit_cond and values.pop(0) is True:
-                raise _Finish("exited", "exited", f"exit condition holds: {exit_cond}")
-            if step.condition and values.pop(0) is not True:
-                self._record(step.id, "skipped", f"if: {step.condition} is false")
-                return step.next
-        handler = getattr(self, f"_step_{step.kind}")
-        return await handler(step, iteration, values)
-
-    # -- step kinds ----------------------------------------------------------------------
-    async def _step_email(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
-        assert step.email is not None
-        now = self._now()
-        opens = next_opening(now, self.state.timezone, step.email.window)
-        if opens > now:
-            self._record(
-                step.id, "wait", "waiting for the send window", {"until": opens.isoformat()}
-            )
-            if await self._wait(step.id, "send window", opens, lambda: False) == "interrupted":
-                return self._interrupted_next(step)
-        email = step.email
-        templates = {name: self.plan.templates[name] for name in email.files}
-        try:
-            result: SendEmailResult = await workflow.execute_activity(
-                "send_email",
-                SendEmailInput(
-                    enrollment_id=self.input.enrollment_id,
-                    playbook=self.plan.playbook,
-                    version=self.plan.version,
-                    step_id=step.id,
-                    iteration=iteration,
-                    customer_id=self.input.customer_id,
-                    email=email,
-                    templates=templates,
-                    sender=email.sender or self.plan.sender,
-                    reply_to=email.reply_to or self.plan.reply_to,
-                    event=self.input.trigger_event,
-                    now=self._now(),
-                ),
-                result_type=SendEmailResult,
-                start_to_close_timeout=timedelta(minutes=2),
-                schedule_to_close_timeout=timedelta(days=1),
-                retry_policy=EFFECT_RETRY,
-                heartbeat_timeout=EFFECT_HEARTBEAT,
-            )
-        except ActivityError as err:
-            self._record(step.id, "email_failed", f"email not sent: {_cause(err)}")
-            return step.next
-        self._record(
-            step.id,
-            "email",
-            result.summary,
-            {"deliveries": [d.model_dump(mode="json") for d in result.deliveries]},
-        )
-        return step.next
-
-    async def _step_task(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
-        task = step.task
-        assert task is not None
-        ref: TaskRef = await workflow.execute_activity(
-            "create_task",
-            CreateTaskInput(
-                enrollment_id=self.input.enrollment_id,
-                playbook=self.plan.playbook,
-                step_id=step.id,
-                iteration=iteration,
-                customer_id=self.input.customer_id,
-                task=task,
-                event=self.input.trigger_event,
-                now=self._now(),
-            ),
-            result_type=TaskRef,
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=EFFECT_RETRY,
-            heartbeat_timeout=EFFECT_HEARTBEAT,
-        )
-        self._record(step.id, "task", ref.title, ref.model_dump(mode="json"))
-        if not task.wait:
-            return step.next
-        done: Callable[[], bool] = lambda: ref.task_id in self.completions  # noqa: E731
-        deadline = None
-        if task.escalate_after_seconds is not None:
-            deadline = self._now() + timedelta(seconds=task.escalate_after_seconds)
-        label = f"task '{ref.title}'"
-        outcome = await self._wait(step.id, label, deadline, done)
-        if outcome == "timeout":
-            await workflow.execute_activity(
-                "escalate_task",
-                EscalateTaskInput(
-                    task_id=ref.task_id,
-                    enrollment_id=self.input.enrollment_id,
-                    playbook=self.plan.playbook,
-                    step_id=step.id,
-                    customer_id=self.input.customer_id,
-                    escalate_to=task.escalate_to,
-                    now=self._now(),
-                ),
-                start_to_close_timeout=timedelta(minutes=1),
-                retry_policy=EFFECT_RETRY,
-                heartbeat_timeout=EFFECT_HEARTBEAT,
-            )
-            self._record(
-                step.id,
-                "task_escalated",
-                f"escalated to {task.escalate_to}",
-                {"task_id": ref.task_id},
-            )
-            outcome = await self._wait(step.id, label, None, done)
-        if outcome == "interrupted":
-            return self._interrupted_next(step)
-        completion = self.completions[ref.task_id]
-        self._record(
-            step.id,
-            "task_completed",
-            completion.outcome,
-            {"task_id": ref.task_id, "outcome": completion.outcome, "by": completion.completed_by},
-        )
-        return task.on_outcome.get(completion.outcome, step.next)
-
-    async def _step_wait(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
-        wait = step.wait
-        assert wait is not None
-        if wait.seconds is not None:
-            until = self._now() + timedelta(seconds=wait.seconds)
-        else:
-            value = values[0] if values else None
-            if value is None:
-                self._record(step.id, "skipped", f"until: {wait.until} has no value")
-                return step.next
-            until = local_datetime(str(value), wait.at_minute, self.state.timezone)
-        if until <= self._now():
-            self._record(step.id, "skipped", f"{until.isoformat()} has already passed")
-            return step.next
-        self._record(step.id, "wait", f"until {until.isoformat()}", {"until": until.isoformat()})
-        if await self._wait(step.id, "time", until, lambda: False) == "interrupted":
-            return self._interrupted_next(step)
-        return step.next
-
-    async def _step_wait_for(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
-        wf = step.wait_for
-        assert wf is not None
-        deadline = (
-            self._now() + timedelta(seconds=wf.timeout_seconds)
-            if wf.timeout_seconds is not None
-            else None
-        )
-        if wf.milestone:
-            name = wf.milestone
-            if self.state.tracker.is_reached(name) or await self._milestone_reached(name):
-                self._record(step.id, "milestone", f"{name} already reached", {"name": name})
-                return step.next
-            self._record(
-                step.id,
-                "wait",
-                f"waiting for milestone {name}",
-                {"until": deadline.isoformat() if deadline else None, "for": name},
-            )
-            result = await self._wait(
-                step.id, f"milestone {name}", deadline, lambda: self.state.tracker.is_reached(name)
-            )
-        else:
-            assert wf.event is not None
-            if workflow.patched(PATCH_EVENTS_BEFORE_WAIT):
-                early = await self._claim_early_event(wf.event, wf.condition)
-                if early is not None:
-                    self._record(
-                        step.id,
-                        "event_matched",
-                        f"{wf.event} was received before the wait",
-                        {"id": early.id, "for": wf.event},
-                    )
-                    return step.next
-            self.wait_event, self.wait_event_condition = wf.event, wf.condition
-            self.wait_event_hit = None
-            self._record(
-                step.id,
-                "wait",
-                f"waiting for event {wf.event}",
-                {"until": deadline.isoformat() if deadline else None, "for": wf.event},
-            )
-            result = await self._wait(
-                step.id, f"event {wf.event}", deadline, lambda: self.wait_event_hit is not None
-            )
-            self.wait_event = self.wait_event_condition = None
-        if result == "interrupted":
-            return self._interrupted_next(step)
-        if result == "timeout":
-            self._record(step.id, "timeout", f"timed out, going to {wf.on_timeout}")
-            return wf.on_timeout or step.next
-        return step.next
-
-    async def _step_branch(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
-        assert step.branch is not None
-        for case, value in zip(step.branch.cases, values, strict=False):
-            if value is True:
-                self._record(
-                    step.id,
-                    "branch",
-                    f"{case.condition} -> {case.goto}",
-                    {"goto": case.goto, "because": case.condition},
-                )
-                return case.goto
-        self._record(
-            step.id,
-            "branch",
-            f"otherwise -> {step.branch.otherwise}",
-            {"goto": step.branch.otherwise, "because": "otherwise"},
-        )
-        return step.branch.otherwise
-
-    async def _step_update(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
-        assert step.update is not None
-        await workflow.execute_activity(
-            "update_customer",
-            UpdateCustomerInput(
-                enrollment_id=self.input.enrollment_id,
-                step_id=step.id,
-                customer_id=self.input.customer_id,
-                playbook=self.plan.playbook,
-                set=step.update.set,
-                add_tags=step.update.add_tags,
-                remove_tags=step.update.remove_tags,
-                now=self._now(),
-            ),
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=EFFECT_RETRY,
-            heartbeat_timeout=EFFECT_HEARTBEAT,
-        )
-        self._record(
-            step.id, "update", ", ".join(step.update.set) or "tags", {"set": step.update.set}
-        )
-        return step.next
-
-    async def _step_enroll(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
-        assert step.enroll is not None
-        started: str = await workflow.execute_activity(
-            "enroll_customer",
-            EnrollCustomerInput(
-                enrollment_id=self.input.enrollment_id,
-                step_id=step.id,
-                customer_id=self.input.customer_id,
-                playbook=step.enroll.playbook,
-            ),
-            result_type=str,
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=EFFECT_RETRY,
-        )
-        self._record(step.id, "enroll", started, {"playbook": step.enroll.playbook})
-        return step.next
-
-    async def _step_end(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
-        assert step.end is not None
-        raise _Finish(step.end.outcome, "completed", f"reached end step {step.id}")
-
-    # -- waiting and events ------------------------------------------------------------
-    async def _wait(
-        self, step_id: str, what: str, deadline: datetime | None, satisfied: Callable[[], bool]
-    ) -> str:
-        """Wait for ``satisfied``, the deadline, or an interrupt (exit, goal, skip, cancel).
-
-        Returns 'satisfied', 'timeout' or 'interrupted'.
-        """
-        self.waiting_for, self.waiting_until = what, deadline
-        # Events from before this wait began are no longer "early" for a later wait_for.
-        self.state.unclaimed_events.clear()
-        await self._mark_step(step_id)
-        try:
-            while True:
-                await self._drain()
-                if self.finish is not None or self.skip_to is not None:
-                    return "interrupted"
-                if satisfied():
-                    return "satisfied"
-                timeout = None
-                if deadline is not None:
-                    timeout = deadline - self._now()
-                    if timeout <= timedelta(0):
-                        return "timeout"
-                with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(
-                        lambda: (
-                            bool(self.inbox)
-                            or self.finish is not None
-                            or self.skip_to is not None
-                            or satisfied()
-                        ),
-                        timeout=timeout,
-                    )
-        finally:
-            self.waiting_for = self.waiting_until = None
-
-    async def _drain(self) -> None:
-        """Apply queued events: exit, milestones, goal, and the event a step waits for."""
-        while self.inbox:
-            event = self.inbox.pop(0)
-            self._record(
-                self.state.current,
-                "event",
-                event.name,
-                {"name": event.name, "id": event.id, "properties": event.properties},
-            )
-            plan = self.plan
-            if plan.exit and event.name in plan.exit.on_events:
-                self.finish = self.finish or _Finish("exited", "exited", f"event {event.name}")
-            for name in self.state.tracker.observe(plan.milestones, event.name, event.properties):
-                self._record(self.state.current, "milestone", f"{name} reached", {"name": name})
-                if plan.goal and plan.goal.milestone == name:
-                    self.finish = self.finish or _Finish(
-                        "goal_reached", "goal_reached", f"milestone {name}"
-                    )
-            if (
-                plan.goal
-                and plan.goal.event == event.name
-                and await self._holds(plan.goal.condition, event)
-            ):
-                self.finish = self.finish or _Finish(
-                    "goal_reached", "goal_reached", f"event {event.name}"
-                )
-            if (
-                self.wait_event == event.name
-                and self.wait_event_hit is None
-                and await self._holds(self.wait_event_condition, event)
-            ):
-                self.wait_event_hit = event
-            elif event.name in self._waited_event_names:
-                self.state.unclaimed_events.append(event)
-                del self.state.unclaimed_events[:-MAX_UNCLAIMED_EVENTS]
-
-    @property
-    def _waited_event_names(self) -> set[str]:
-        return {s.wait_for.event for s in self.plan.steps if s.wait_for and s.wait_for.event}
-
-    async def _claim_early_event(self, name: str, condition: str | None) -> EventSignal | None:
-        """The oldest unclaimed ``name`` event for which ``condition`` holds, taken out."""
-        for event in list(self.state.unclaimed_events):
-            if event.name == name and await self._holds(condition, event):
-                self.state.unclaimed_events.remove(event)
-                return event
-        return None
-
-    async def _holds(self, condition: str | None, event: EventSignal) -> bool:
-        if condition is None:
-            return True
-        decision = await self._decide([condition], event)
-        return bool(decision.values) and decision.values[0] is True
-
-    def _interrupted_next(self, step: StepPlan) -> str:
-        # A skip or finish is handled by the main loop; stay on this step meanwhile.
-        return step.id if self.skip_to is None else self.skip_to
-
-    # -- activities used by the interpreter itself ----------------------------------------
-    async def _decide(self, expressions: list[str], event: EventSignal | None) -> DecideResult:
-        decision: DecideResult = await workflow.execute_local_activity(
-            "decide",
-            DecideInput(
-                customer_id=self.input.customer_id,
-                playbook=self.plan.playbook,
-                expressions=expressions,
-                event=event,
-                now=self._now(),
-            ),
-            result_type=DecideResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=LOCAL_RETRY,
-        )
-        if not decision.found:
-            raise _Finish("exited", "exited", f"customer {self.input.customer_id} not found")
-        self.state.timezone = decision.timezone
-        for expr, error in zip(expressions, decision.errors, strict=False):
-            if error:
-                self._record(self.state.current, "expression_error", error, {"expression": expr})
-        return decision
-
-    async def _milestone_reached(self, name: str) -> bool:
-        definition = self.plan.milestones.get(name)
-        if definition is None:
-            return False
-        reached: bool = await workflow.execute_local_activity(
-            "check_milestone",
-            CheckMilestoneInput(
-                customer_id=self.input.customer_id,
-                milestone=name,
-                definition=definition.model_dump(mode="json"),
-                since=self.input.started_at,
-            ),
-            result_type=bool,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=LOCAL_RETRY,
-        )
-        if reached:
-            self.state.tracker.mark(name)
-        return reached
-
-    async def _project(
-        self,
-        status: str,
-        step: str | None,
-        outcome: str | None = None,
-        close_open_tasks: bool = False,
-    ) -> None:
-        await workflow.execute_local_activity(
-            "record_enrollment",
-            RecordEnrollmentInput(
-                enrollment_id=self.input.enrollment_id,
-                playbook=self.plan.playbook,
-                version=self.plan.version,
-                customer_id=self.input.customer_id,
-                cycle_key=self.input.cycle_key,
-                status=status,
-                current_step=step,
-                outcome=outcome,
-                at=self._now(),
-                close_open_tasks=close_open_tasks,
-            ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=LOCAL_RETRY,
-        )
-
-    async def _mark_step(self, step_id: str) -> None:
-        """Where the enrollment waits: a search attribute and the store's projection."""
-        if self.input.use_search_attributes:
-            workflow.upsert_search_attributes([STEP_KEY.value_set(step_id)])
-        await self._project("running", step_id)
-
-    # -- bookkeeping ---------------------------------------------------------------------
-    def _now(self) -> datetime:
-        """Workflow time, shifted by the simulation clock offset (zero in production)."""
-        offset = self.input.clock_offset_seconds
-        return workflow.now() + timedelta(seconds=offset) if offset else workflow.now()
-
-    def _record(
-        self, step: str, kind: str, detail: str = "", data: dict[str, Any] | None = None
-    ) -> None:
-        self.state.records.append(
-            StepRecord(at=self._now(), step=step, kind=kind, detail=detail, data=data or {})
-        )
-        del self.state.records[:-MAX_RECORDS]
-
-    def _raise_if_finished(self) -> None:
-        if self.finish is not None:
-            raise self.finish
-
-    def _history_is_long(self) -> bool:
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self.input.continue_as_new_after_events
-        )
-
-    def _continue_as_new(self) -> None:
-        self.state.runs += 1
-        self._record(self.state.current, "continue_as_new", f"run {self.state.runs}")
-        workflow.continue_as_new(self.input.model_copy(update={"state": self.state}))
-
-    async def _end(self, done: _Finish) -> EnrollmentResult:
-        self.outcome = done.outcome
-        self._record(
-            self.state.current, done.status, done.reason or done.outcome, {"outcome": done.outcome}
-        )
-        if self.input.use_search_attributes:
-            workflow.upsert_search_attributes([STEP_KEY.value_set(END)])
-        # Open tasks are moot when the enrollment is cut short (exit, goal, cancel). When it
-        # runs to an end step they are work handed to people (the QBR follow-up, the
-        # manager's review of a declined QBR, the renewal escalation, created just before
-        # the end): cancelling them too, as before, withdrew them the moment they appeared.
-        # Only a local activity's input changes, so recorded histories still replay.
-        cut_short = done.status != "completed"
-        await self._project(done.status, None, done.outcome, close_open_tasks=cut_short)
-        return EnrollmentResult(
-            outcome=done.outcome,
-            reason=done.reason,
-            ended_at_step=self.state.current,
-            status=done.status,  # type: ignore[arg-type]
-            records=list(self.state.records),
-        )
-
-
-def _cause(err: BaseException) -> str:
-    cause = err.__cause__
-    while cause is not None and cause.__cause__ is not None:
-        cause = cause.__cause__
-    return str(cause or err)
+        return self.interpreter.status()
