@@ -35,7 +35,7 @@ def sign(payload: dict[str, Any], secret: str, purpose: str) -> str:
 def verify(token: str, secret: str, purpose: str) -> dict[str, Any]:
     """The payload of a valid token; raise `BadToken` otherwise."""
     body, _, signature = token.partition(".")
-    if not body or not signature:
+    if not body or not signature or not token.isascii():
         raise BadToken("malformed token")
     expected = hmac.new(
         secret.encode("utf-8"), f"{purpose}:{body}".encode("ascii"), hashlib.sha256

@@ -80,7 +80,7 @@ class InterpreterState(BaseModel):
     paused: bool = False
     runs: int = 1
     # Events a `wait_for: event` step may still claim: received since the enrollment's
-    # previous wait began, not yet matched by a wait (see PlaybookWorkflow._claim_early_event).
+    # previous wait began, not yet matched by a wait (see `Interpreter._claim_early_event`).
     unclaimed_events: list[EventSignal] = Field(default_factory=list)
 
 

@@ -114,6 +114,7 @@ def forgeries(services: Services, customer: str, other: str) -> dict[str, str]:
         "unknown customer": token_for(services, "no-such-customer", admin_of(customer)),
         "huge": "A" * 20_000 + "." + "B" * 100,
         "dots": "...",
+        "not ascii": f"{body}\u00e9.{signature}",
     }
 
 
