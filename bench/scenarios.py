@@ -239,7 +239,8 @@ async def open_stack(temporal_db: str = "memory", bytecode: bool = True) -> Asyn
         settings = load_settings(playbook_home=tmp, database_url=db_url, temporal_address=address)
         app = create_app(Services(settings, sessions, env.client, project))
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://bench.invalid"
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://bench.invalid",
         ) as http:
             stack = Stack(tmp, env, address, db_url, sessions, plan, http, token, bytecode)
             stack.server = server_pid()

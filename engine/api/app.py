@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from engine.api import routes
 from engine.api.services import Services
@@ -30,6 +31,18 @@ def create_app(services: Services) -> FastAPI:
         except ModuleNotFoundError:
             continue
         app.include_router(router)
+
+    @app.exception_handler(OperationalError)
+    async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # SQLite's writer lock held past the busy timeout, or PostgreSQL unreachable: the
+        # request's transaction was rolled back, and a retry is safe (events are idempotent
+        # by id), so say so instead of answering 500.
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        return JSONResponse(
+            {"detail": f"the database is busy or unreachable ({exc.orig}); retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

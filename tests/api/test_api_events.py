@@ -111,3 +111,33 @@ async def test_customer_created_starts_onboarding_and_the_repeat_does_not(
     result = again.json()["results"][0]
     assert result["enrolled"] == []
     assert any("already enrolled" in note for note in result["notes"])
+
+
+async def test_a_locked_store_is_a_503_to_retry_and_the_retry_is_stored(
+    api: httpx.AsyncClient, services: Services, customer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's writer lock held past the busy timeout (heavy load) is not a 500: the client
+    is told to retry, and the retry of the same event id is stored once."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from engine.triggers import EventRouter
+
+    def locked(*_: Any) -> None:
+        raise OperationalError(
+            "INSERT INTO events", {}, sqlite3.OperationalError("database is locked")
+        )
+
+    body = event(customer)
+    with monkeypatch.context() as patch:
+        patch.setattr(EventRouter, "_ingest", locked)
+        response = await api.post("/api/events", json=body)
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert "database is locked" in response.json()["detail"]
+    retry = await api.post("/api/events", json=body)
+    assert retry.status_code == 202, retry.text
+    assert retry.json()["results"][0]["status"] == "accepted"
+    with services.sessions() as session:
+        assert repository.get_event(session, body["id"]) is not None
