@@ -17,7 +17,13 @@ from jinja2.exceptions import TemplateSyntaxError
 
 from engine.diagnostics import Diagnostic, did_you_mean
 from engine.durations import parse_duration
-from engine.expressions import BASE_NAMES, check_expression, check_names, uses_variable
+from engine.expressions import (
+    BASE_NAMES,
+    SourceTree,
+    analyse_expression,
+    check_expression,
+    check_names,
+)
 from engine.loader import LoadedFile
 from engine.plan import (
     END,
@@ -39,7 +45,7 @@ from engine.plan import (
     WaitPlan,
     WindowPlan,
 )
-from engine.sandbox import make_sandbox
+from engine.sandbox import shared_sandbox
 from engine.schema import (
     WEEKDAYS,
     BranchStep,
@@ -342,12 +348,12 @@ class _Compiler:
             return "role", value.removeprefix("role:").strip()
         if EMAIL_ADDRESS.match(value):
             return "address", value
-        problems = check_expression(value, (*self.step_names, "contact"))
-        if problems:
-            for problem in problems:
+        checked = analyse_expression(value, (*self.step_names, "contact"))
+        if checked.problems:
+            for problem in checked.problems:
                 self.error(loc, problem)
             return None
-        if not uses_variable(value, "contact"):
+        if "contact" not in checked.variables:
             self.error(
                 loc,
                 f"'to: {value}' never looks at 'contact', so it picks every contact "
@@ -412,9 +418,9 @@ class _Compiler:
         )
 
     def _inline(self, loc: Loc, source: str, key: str, *, autoescape: bool) -> None:
-        env = make_sandbox(autoescape=autoescape)
+        env = shared_sandbox(autoescape=autoescape)
         try:
-            tree = env.parse(source)
+            tree = SourceTree.walk(env.parse(source), source)
         except TemplateSyntaxError as exc:
             pos = self.doc.where(loc)
             self.diagnostics.append(

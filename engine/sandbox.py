@@ -298,6 +298,16 @@ def make_sandbox(*, autoescape: bool = False, loader: Any = None) -> PlaybookSan
     return env
 
 
+@functools.cache
+def shared_sandbox(*, autoescape: bool = False) -> PlaybookSandbox:
+    """One sandbox per escaping mode, shared by everything that only parses and checks.
+
+    Checking a large playbook parses a thousand texts; a new environment for each cost
+    more than the parse. Callers must not change the returned environment.
+    """
+    return make_sandbox(autoescape=autoescape)
+
+
 def render_capped(template: Any, context: dict[str, Any]) -> str:
     """Render with the output cap enforced while streaming, not after the fact."""
     chunks: list[str] = []

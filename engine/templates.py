@@ -29,8 +29,8 @@ from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SecurityError
 
 from engine.diagnostics import Diagnostic
-from engine.expressions import check_names, check_names_located
-from engine.sandbox import make_sandbox, render_capped
+from engine.expressions import SourceTree, check_names, check_names_located
+from engine.sandbox import make_sandbox, render_capped, shared_sandbox
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>.*?)\n---[ \t]*\n", re.DOTALL)
 FRONT_KEYS = ("subject", "preheader")
@@ -182,9 +182,9 @@ class TemplateLibrary:
             return [Diagnostic(self.display(file), 1, 1, f"template file '{file}' not found")]
         body = strip_front_matter(source)
         sources[file] = body
-        env = make_sandbox(autoescape=file.endswith(".html"))
+        env = shared_sandbox(autoescape=file.endswith(".html"))
         try:
-            tree = env.parse(body)
+            tree = SourceTree.walk(env.parse(body), body)
         except TemplateSyntaxError as exc:
             return [
                 Diagnostic(
@@ -198,7 +198,7 @@ class TemplateLibrary:
             Diagnostic(self.display(file), line, 1, msg)
             for line, msg in check_names_located(tree, EMAIL_NAMES)
         ]
-        for ref in meta.find_referenced_templates(tree):
+        for ref in meta.find_referenced_templates(tree.tree):
             if ref is None:
                 diags.append(
                     Diagnostic(
@@ -211,14 +211,20 @@ class TemplateLibrary:
 
 
 def check_text(source: str, allowed: tuple[str, ...]) -> list[str]:
-    """Problems with a one-line text template such as a subject or a task title."""
-    env = make_sandbox()
+    """Problems with a one-line text template such as a subject or a task title.
+
+    The text is parsed once. A plain one (see `SourceTree`) cannot fail to compile, so it
+    is not compiled here: rendering compiles it when it is used. Any other text is also
+    compiled now, which reports unknown filters and the like as before.
+    """
+    env = shared_sandbox()
     try:
-        tree = env.parse(source)
-        env.from_string(source)
+        walked = SourceTree.walk(env.parse(source), source)
+        if not walked.plain:
+            env.from_string(source)
     except TemplateSyntaxError as exc:
         return [f"text does not parse: {exc.message}"]
-    return check_names(tree, allowed)
+    return check_names(walked, allowed)
 
 
 def render(sources: dict[str, str], file: str, context: dict[str, Any]) -> str:
