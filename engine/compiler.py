@@ -560,14 +560,16 @@ class _Compiler:
                     "passing; add a wait, a wait_for or a task with "
                     "'wait: true' inside the loop",
                 )
+        successors: dict[int, list[int]] = {}
+        for e in edges:
+            successors.setdefault(e.source, []).append(index[e.target])
         reachable = {0}
         frontier = [0]
         while frontier:
-            current = frontier.pop()
-            for e in edges:
-                if e.source == current and index[e.target] not in reachable:
-                    reachable.add(index[e.target])
-                    frontier.append(index[e.target])
+            for target in successors.get(frontier.pop(), []):
+                if target not in reachable:
+                    reachable.add(target)
+                    frontier.append(target)
         for i, step in enumerate(self.playbook.steps):
             if i not in reachable:
                 self.warning(
