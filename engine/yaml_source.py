@@ -8,6 +8,12 @@ ourselves instead of using a constructor, which lets us:
 - resolve scalars by YAML 1.2 core rules (``no`` stays a string, ``9:30`` is not base 60),
 - bound alias expansion: a "billion laughs" document is refused after a fixed number
   of nodes instead of being expanded.
+
+Scanning and parsing (text to events) is most of the time, so it is done by libyaml when
+PyYAML has it; composing nodes stays in Python, where the limits above are enforced as the
+nodes are built. libyaml words errors differently, and parts ways with PyYAML on tabs,
+unusual line breaks and where a value left out sits; a text with any of those, or one libyaml
+rejects, is read again by PyYAML's own parser: messages and positions are PyYAML's always.
 """
 
 from __future__ import annotations
@@ -17,8 +23,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.events import ScalarEvent
+from yaml.resolver import Resolver
 
 from engine.diagnostics import Diagnostic
+
+try:
+    from yaml.cyaml import CParser
+except ImportError:  # PyYAML built without libyaml: PyYAML's parser does it all
+    CParser = None
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 50_000
@@ -175,7 +189,7 @@ class _TooManyNodes(_TooDeep):
     pass
 
 
-class _DepthLimitedLoader(yaml.SafeLoader):
+class _LimitedComposer(Composer):
     """Stops composing at MAX_DEPTH, instead of recursing until Python's recursion limit
     (slow for ``[[[[...`` and dependent on the interpreter's stack)."""
 
@@ -197,6 +211,53 @@ class _DepthLimitedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+class _DepthLimitedLoader(_LimitedComposer, yaml.SafeLoader):
+    """PyYAML's own (pure Python) reader, scanner and parser under the limited composer."""
+
+
+# libyaml and PyYAML do not agree on tabs, carriage returns and the Unicode line breaks
+# (and a byte order mark moves columns): a text holding any of them takes PyYAML's path.
+_LIBYAML_DIVERGES = re.compile("[\t\r\x85\u2028\u2029\ufeff]")
+
+
+class _PositionsDiverge(Exception):
+    """libyaml would place a node elsewhere than PyYAML does: read the text with PyYAML."""
+
+
+if CParser is not None:
+
+    class _LibyamlLoader(_LimitedComposer, CParser, Resolver):  # type: ignore[misc, valid-type]
+        """libyaml's scanner and parser (the events) under the same limited composer."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _LimitedComposer.__init__(self)
+            Resolver.__init__(self)
+
+        def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+            # A value left out (``key:``, ``{a: }``, ``? k`` at the end of the file) is an
+            # empty plain scalar whose position the two parsers choose differently: in a flow
+            # mapping libyaml puts it at the next token, PyYAML after the ':'; at the end of a
+            # file libyaml counts a line break that is not there. Checked before the limits,
+            # which report the position of the node they stop at.
+            event = self.peek_event()
+            if isinstance(event, ScalarEvent) and not event.value and not event.style:
+                raise _PositionsDiverge
+            return super().compose_node(parent, index)
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The node tree of ``text``; PyYAML's errors (and positions) when it has any."""
+    if CParser is not None and not _LIBYAML_DIVERGES.search(text):
+        try:
+            return yaml.compose(text, Loader=_LibyamlLoader)
+        except _TooDeep:
+            raise  # the limits were hit while composing: same nodes, same marks
+        except (yaml.YAMLError, UnicodeError, RecursionError, _PositionsDiverge):
+            pass  # PyYAML, below, says what is wrong in its own words and at its position
+    return yaml.compose(text, Loader=_DepthLimitedLoader)
+
+
 def load_yaml(text: str, path: str) -> SourceDocument:
     """Parse ``text`` as one YAML document; raise `YamlSourceError` on any problem."""
     if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
@@ -211,7 +272,7 @@ def load_yaml(text: str, path: str) -> SourceDocument:
             ]
         )
     try:
-        root = yaml.compose(text, Loader=_DepthLimitedLoader)
+        root = _compose(text)
     except _TooDeep as exc:
         message = (
             f"document has more than {MAX_NODES} nodes; refusing to load it"
