@@ -140,14 +140,15 @@ class SourceTree:
                 found.append(node)
                 if plain:
                     plain = depth <= MAX_PLAIN_DEPTH and _is_plain_node(node, env)
-            children: list[nodes.Node] = []
-            for name in node.fields:
+            # children pushed last field first, last item first: popped in find_all order
+            for name in reversed(node.fields):
                 item = getattr(node, name, None)
                 if isinstance(item, list):
-                    children.extend(n for n in item if isinstance(n, nodes.Node))
+                    for child in reversed(item):
+                        if isinstance(child, nodes.Node):
+                            stack.append((child, depth + 1))
                 elif isinstance(item, nodes.Node):
-                    children.append(item)
-            stack.extend((child, depth + 1) for child in reversed(children))
+                    stack.append((item, depth + 1))
         return cls(tree, tuple(found), plain)
 
     def find(self, *types: type[nodes.Node]) -> list[Any]:

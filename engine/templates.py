@@ -217,6 +217,8 @@ def check_text(source: str, allowed: tuple[str, ...]) -> list[str]:
     is not compiled here: rendering compiles it when it is used. Any other text is also
     compiled now, which reports unknown filters and the like as before.
     """
+    if "{" not in source:
+        return []  # no tag, no placeholder, no comment: plain text, nothing to check
     env = shared_sandbox()
     try:
         walked = SourceTree.walk(env.parse(source), source)
