@@ -322,6 +322,13 @@ def _parse(source: str) -> SourceTree:
         return SourceTree.walk(_env.parse("{{ (" + source + ") }}"), None)
     except TemplateError as exc:
         raise ExpressionError(f"invalid expression {source!r}: {exc.message}") from None
+    except (RecursionError, SyntaxError):
+        # Python's own limits, reached by Jinja's code generator on very deep nesting
+        # (hundreds of filters or operators in a row): a clear error, not a traceback.
+        raise ExpressionError(
+            f"expression too deeply nested to check ({len(source)} characters); "
+            "split it into smaller ones"
+        ) from None
 
 
 def parse_expression(source: str) -> nodes.Template:
@@ -342,18 +349,22 @@ def analyse_expression(source: str, allowed: Iterable[str]) -> ExpressionCheck:
     """Check an expression and report the variables it reads, from one parse."""
     try:
         walked = _parse(source)
+        return ExpressionCheck(check_names(walked, allowed), walked.undeclared)
     except ExpressionError as exc:
         return ExpressionCheck([str(exc)])
-    return ExpressionCheck(check_names(walked, allowed), walked.undeclared)
+    except TemplateError as exc:  # e.g. an undefined attribute of a constant, found folding
+        return ExpressionCheck([f"invalid expression {source!r}: {exc.message}"])
 
 
 def check_expression(source: str, allowed: Iterable[str]) -> list[str]:
     """All problems with an expression, as messages (empty when it is fine)."""
     try:
         walked = _parse(source)
+        return check_names(walked, allowed)
     except ExpressionError as exc:
         return [str(exc)]
-    return check_names(walked, allowed)
+    except TemplateError as exc:  # e.g. an undefined attribute of a constant, found folding
+        return [f"invalid expression {source!r}: {exc.message}"]
 
 
 def uses_variable(source: str, name: str) -> bool:

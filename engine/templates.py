@@ -224,9 +224,13 @@ def check_text(source: str, allowed: tuple[str, ...]) -> list[str]:
         walked = SourceTree.walk(env.parse(source), source)
         if not walked.plain:
             env.from_string(source)
+        return check_names(walked, allowed)
     except TemplateSyntaxError as exc:
         return [f"text does not parse: {exc.message}"]
-    return check_names(walked, allowed)
+    except TemplateError as exc:  # e.g. an undefined attribute of a constant, found folding
+        return [f"text does not compile: {exc.message}"]
+    except (RecursionError, SyntaxError):  # Python's limits on very deep nesting
+        return [f"text too deeply nested to check ({len(source)} characters)"]
 
 
 def render(sources: dict[str, str], file: str, context: dict[str, Any]) -> str:

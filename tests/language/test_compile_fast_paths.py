@@ -251,9 +251,10 @@ def _as_jinja_checks_expression(source: str) -> object:
     try:
         env.compile_expression(source)
         tree = env.parse("{{ (" + source + ") }}")
+        # An error found while Jinja folds constants is now reported, like a syntax error.
+        return _reference_check_names(tree, BASE_NAMES)
     except TemplateError as exc:
         return [f"invalid expression {source!r}: {exc.message}"]
-    return _reference_check_names(tree, BASE_NAMES)
 
 
 def _agrees_with_jinja(expression: str) -> None:

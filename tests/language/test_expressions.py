@@ -159,3 +159,22 @@ def test_runtime_errors_are_expression_errors() -> None:
         evaluate("customer.health_score / 0", CONTEXT)
     with pytest.raises(ExpressionError, match="failed"):
         evaluate("customer.name + 1", CONTEXT)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["x" + "|abs" * 300, "x" + " + x" * 600],
+    ids=["300 filters in a row", "600 operators in a row"],
+)
+def test_an_expression_too_deep_for_python_is_a_clear_error_not_a_traceback(source: str) -> None:
+    problems = check_expression(source, ("x",))
+    assert len(problems) == 1
+    assert "too deeply nested" in problems[0]
+
+
+def test_a_text_that_fails_while_jinja_folds_constants_is_reported() -> None:
+    from engine.templates import check_text
+
+    problems = check_text("Hi {{ 'a'.b ~ customer.name }}", ("customer",))
+    assert problems and "does not compile" in problems[0]
+    assert check_text("{{ x" + "|abs" * 300 + " }}", ("x",)) != []
