@@ -90,8 +90,14 @@ def member_with_role(session: Session, role: str) -> TeamMember | None:
     return next((m for m in members if role in (m.roles or [])), None)
 
 
-def decide(session: Session, customer_id: str, playbook: str, expressions: list[str],
-           now: datetime, event: Any = None) -> tuple[bool, str, list[Any], list[str | None]]:
+def decide(
+    session: Session,
+    customer_id: str,
+    playbook: str,
+    expressions: list[str],
+    now: datetime,
+    event: Any = None,
+) -> tuple[bool, str, list[Any], list[str | None]]:
     """Evaluate expressions over the customer's current data.
 
     Returns (customer found, its time zone, values, errors): dates come back as ISO text,
@@ -111,8 +117,7 @@ def decide(session: Session, customer_id: str, playbook: str, expressions: list[
     for source in expressions:
         try:
             value = evaluate(source, context)
-            values.append(value.isoformat() if isinstance(value, datetime | date)
-                          else bool(value))
+            values.append(value.isoformat() if isinstance(value, datetime | date) else bool(value))
             errors.append(None)
         except ExpressionError as exc:
             values.append(None)
