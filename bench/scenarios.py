@@ -650,6 +650,13 @@ async def replay_cpu_ms(
     return best
 
 
+def run_median(runs: Sequence[Any], attr: str) -> float:
+    """The median of one figure over a variant's runs (every scenario has at least one)."""
+    value = median([getattr(r, attr) for r in runs])
+    assert value is not None, f"no runs for {attr}"
+    return value
+
+
 def round_order(variants: Sequence[str], round_no: int) -> list[str]:
     """Alternate who goes first, so drift (a warming server, a growing database) is shared."""
     shift = (round_no - 1) % len(variants)
@@ -732,7 +739,7 @@ async def throughput(stack: Stack, sizes: Sizes, progress: Progress) -> list[Met
             runs[variant].append(await throughput_run(stack, variant, sizes, round_no, progress))
 
     def med(variant: str, attr: str) -> float | None:
-        return median([getattr(r, attr) for r in runs[variant]])
+        return run_median(runs[variant], attr)
 
     rate = Metric(
         "throughput",
@@ -960,27 +967,27 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
         "latency",
         "worker CPU per event",
         "ms",
-        median([r.cpu_ms for r in runs[ENGINE]]),
-        median([r.cpu_ms for r in runs[BASELINE]]),
+        run_median(runs[ENGINE], "cpu_ms"),
+        run_median(runs[BASELINE], "cpu_ms"),
         note="from the event to the end of the enrollment; 1000 / this = events/s a core can take",
     )
     server = Metric(
         "latency",
         "Temporal server CPU per event",
         "ms",
-        median([r.server_cpu_ms for r in runs[ENGINE]]),
-        median([r.server_cpu_ms for r in runs[BASELINE]]),
+        run_median(runs[ENGINE], "server_cpu_ms"),
+        run_median(runs[BASELINE], "server_cpu_ms"),
         note="the dev server process",
     )
     driver = Metric(
         "latency",
         "API and load generator CPU per event",
         "ms",
-        median([r.driver_cpu_ms for r in runs[ENGINE]]),
-        median([r.driver_cpu_ms for r in runs[BASELINE]]),
+        run_median(runs[ENGINE], "driver_cpu_ms"),
+        run_median(runs[BASELINE], "driver_cpu_ms"),
         note="the harness process; it serves /api/events for the engine, signals for the baseline",
     )
-    total = [median([r.total_cpu_ms for r in runs[v]]) for v in (ENGINE, BASELINE)]
+    total = [run_median(runs[v], "total_cpu_ms") for v in (ENGINE, BASELINE)]
     cores = len(os.sched_getaffinity(0))
     demand = Metric(
         "latency",
@@ -1056,7 +1063,7 @@ async def memory(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]
             runs[variant].append(await memory_run(stack, variant, sizes, round_no, progress))
 
     def med(variant: str, attr: str) -> float | None:
-        return median([getattr(r, attr) for r in runs[variant]])
+        return run_median(runs[variant], attr)
 
     peak = Metric(
         "memory",
