@@ -1,5 +1,6 @@
 """Fixtures for the simulation acceptance tests: one Simulator for the whole session, on
-the session's time-skipping server (tests/conftest.py), and the shipped playbooks."""
+the session's time-skipping server (`session_temporal_env` in tests/conftest.py), and the
+shipped playbooks."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from engine.simulation import SimTeamMember, Simulator, load_team
 
 
 @pytest.fixture(scope="session")
-async def sim(temporal_env: WorkflowEnvironment) -> AsyncIterator[Simulator]:
-    async with Simulator(env=temporal_env) as simulator:
+async def sim(session_temporal_env: WorkflowEnvironment) -> AsyncIterator[Simulator]:
+    async with Simulator(env=session_temporal_env) as simulator:
         yield simulator
 
 

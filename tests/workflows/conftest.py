@@ -22,6 +22,6 @@ def project() -> Project:
 
 @pytest.fixture
 def customer_id() -> str:
-    """A fresh customer id per test: enrollment ids (playbook/customer) never repeat across
-    tests that share the session's Temporal server."""
+    """A fresh customer id per test, so enrollment ids (playbook/customer) are unique to
+    the test even in logs and on a shared server."""
     return f"cust-{uuid.uuid4().hex[:10]}"

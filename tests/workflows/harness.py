@@ -49,6 +49,8 @@ from workflows.playbook import PlaybookWorkflow
 ADMIN_AND_CHAMPION = {"ada@acme.example", "carl@acme.example"}
 SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
 OWNER = "csm@vendor.example"
+QUERY_TIMEOUT = timedelta(seconds=10)
+RETRIED_QUERY_STATUSES = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
 MANAGER = "boss@vendor.example"
 
 DEFAULT_CONTACTS: list[dict[str, Any]] = [
@@ -237,12 +239,18 @@ class Harness:
         return await self.status(handle)
 
     async def status(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentStatus:
-        """The status query; retried when a loaded machine makes it miss its deadline."""
+        """The status query; retried when a loaded machine makes it miss its deadline.
+
+        Each attempt gets 10 s (the client's own limit would be 30 s, and a query the test
+        server leaves unanswered then surfaces as CANCELLED "Timeout expired").
+        """
         for attempt in range(5):
             try:
-                return await handle.query("status", result_type=EnrollmentStatus)
+                return await handle.query(
+                    "status", result_type=EnrollmentStatus, rpc_timeout=QUERY_TIMEOUT
+                )
             except RPCError as exc:
-                if exc.status != RPCStatusCode.DEADLINE_EXCEEDED or attempt == 4:
+                if exc.status not in RETRIED_QUERY_STATUSES or attempt == 4:
                     raise
                 await asyncio.sleep(0.5)
         raise AssertionError("unreachable")
@@ -340,7 +348,7 @@ class Harness:
         Each is first given a moment to come to rest (no workflow task or activity in
         flight): the time-skipping server holds its clock while one is outstanding, and
         terminating the workflow then leaves the clock held for good, so every later
-        `env.sleep` of the session would crawl in real time. (Its describe() does not
+        `env.sleep` on that server would crawl in real time. (Its describe() does not
         report pending tasks, hence the look at the history.)
         """
         for workflow_id in self.started:
