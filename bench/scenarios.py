@@ -63,6 +63,7 @@ from bench.report import Metric, median, percentile
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
 from engine.api.services import Services
+from engine.client.playbook import EnrollmentHandle
 from engine.enrollment import enroll, enrollment_id
 from engine.plan import CompiledPlan
 from engine.project import load_project
@@ -484,10 +485,16 @@ async def post_event(stack: Stack, customer_id: str) -> float:
 
 async def signal_event(stack: Stack, variant: str, customer_id: str) -> None:
     """The same `event` signal the router sends, straight to the workflow."""
-    handle = stack.client.get_workflow_handle(workflow_id(variant, customer_id))
-    await handle.signal(
-        "event", EventSignal(id=uuid.uuid4().hex, name=MILESTONE_EVENT, at=datetime.now(UTC))
-    )
+    event = EventSignal(id=uuid.uuid4().hex, name=MILESTONE_EVENT, at=datetime.now(UTC))
+    if variant == BASELINE:
+        baseline = stack.client.get_workflow_handle_for(
+            BaselineWorkflow.run, baseline_id(customer_id)
+        )
+        await baseline.signal(BaselineWorkflow.event, event)
+    else:
+        await EnrollmentHandle.get(stack.client, enrollment_id(PLAYBOOK, customer_id)).send_event(
+            event
+        )
 
 
 async def wait_for_projection(

@@ -566,13 +566,11 @@ async def _print_live_status(settings, workflow_id: str) -> None:
     from temporalio.client import WorkflowQueryFailedError
     from temporalio.service import RPCError
 
-    from workflows.models import EnrollmentStatus
+    from engine.client.playbook import EnrollmentHandle
 
     client = await _temporal_client(settings)
     try:
-        now = await client.get_workflow_handle(workflow_id).query(
-            "status", result_type=EnrollmentStatus
-        )
+        now = await EnrollmentHandle.get(client, workflow_id).status()
     except (RPCError, WorkflowQueryFailedError) as exc:
         raise click.ClickException(f"cannot ask {workflow_id}: {exc}") from None
     lines = [

@@ -19,13 +19,13 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from engine.client.playbook import start_enrollment
 from engine.plan import CompiledPlan
 from workflows.models import (
     SA_CUSTOMER,
     SA_PLAYBOOK,
     SA_STEP,
     SA_VERSION,
-    WORKFLOW_NAME,
     EnrollmentInput,
     EventSignal,
 )
@@ -88,8 +88,8 @@ async def enroll(
     if continue_as_new_after_events is not None:
         payload.continue_as_new_after_events = continue_as_new_after_events
     try:
-        await client.start_workflow(
-            WORKFLOW_NAME,
+        await start_enrollment(
+            client,
             payload,
             id=workflow_id,
             task_queue=task_queue,

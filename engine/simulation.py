@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -36,6 +36,7 @@ from temporalio.worker import Worker
 from activities.mailer import CaptureMailer
 from activities.models import DecideInput
 from activities.playbook import PlaybookActivities
+from engine.client.playbook import EnrollmentHandle, start_enrollment
 from engine.diagnostics import Diagnostic
 from engine.events import ingest_event
 from engine.loader import LoadedFile, parse_text
@@ -45,10 +46,8 @@ from engine.store import repository
 from engine.store.models import Base, OutboxMessage, Task, TeamMember, check_timezone
 from engine.temporal import find_binary, quiet_runtime
 from workflows.models import (
-    WORKFLOW_NAME,
     EnrollmentInput,
     EnrollmentResult,
-    EnrollmentStatus,
     EventSignal,
     StepRecord,
     TaskCompletion,
@@ -306,7 +305,7 @@ def load_team(path: Path) -> list[SimTeamMember]:
 @dataclass
 class _Run:
     sessions: sessionmaker[Session]
-    handle: WorkflowHandle[Any, EnrollmentResult]
+    enrollment: EnrollmentHandle
     plan: CompiledPlan
     customer: SimCustomer
     start: datetime
@@ -432,8 +431,8 @@ class Simulator:
         server_now = await self.env.get_current_time()
         offset = start - server_now
         enrollment = f"{plan.playbook}/{customer.id}"
-        handle = await self.env.client.start_workflow(
-            WORKFLOW_NAME,
+        handle = await start_enrollment(
+            self.env.client,
             EnrollmentInput(
                 plan=plan,
                 customer_id=customer.id,
@@ -444,7 +443,6 @@ class Simulator:
             ),
             id=f"sim-{uuid.uuid4().hex}",
             task_queue=self._queue,
-            result_type=EnrollmentResult,
         )
         run = _Run(sessions, handle, plan, customer, start, offset)
         await self._settle(run)  # the first workflow task runs before any time is skipped
@@ -495,7 +493,7 @@ class Simulator:
         gap = moment - await self._virtual_now(run)
         if gap > timedelta(0):
             await self.env.sleep(gap)
-        description = await run.handle.describe()
+        description = await run.enrollment.workflow.describe()
         return description.status != WorkflowExecutionStatus.RUNNING
 
     async def _deliver(
@@ -515,7 +513,7 @@ class Simulator:
                     properties=signal.properties,
                     milestones=run.plan.milestones,
                 )
-            await run.handle.signal("event", signal)
+            await run.enrollment.send_event(signal)
             return
         await self._settle(run)
         with run.sessions.begin() as session:
@@ -543,25 +541,24 @@ class Simulator:
                 session, task.id, outcome, task.assignee_email or "csm", at=moment
             )
             task_id = task.id
-        await run.handle.signal(
-            "task_completed",
-            TaskCompletion(task_id=task_id, outcome=outcome, completed_by="simulation"),
+        await run.enrollment.task_completed(
+            TaskCompletion(task_id=task_id, outcome=outcome, completed_by="simulation")
         )
 
     async def _settle(self, run: _Run) -> None:
         """Let in-flight workflow tasks and activities finish at this moment."""
         for _ in range(3):
-            await run.handle.query("status", result_type=EnrollmentStatus)
+            await run.enrollment.status()
 
     async def _finish(
         self, run: _Run, horizon: datetime
     ) -> tuple[EnrollmentResult | None, list[StepRecord]]:
         ended = await self._advance(run, horizon)
         if ended:
-            result = await run.handle.result()
+            result = await run.enrollment.workflow.result()
             return result, result.records
-        status = await run.handle.query("status", result_type=EnrollmentStatus)
-        await run.handle.terminate("simulation horizon reached")
+        status = await run.enrollment.status()
+        await run.enrollment.workflow.terminate("simulation horizon reached")
         return None, status.records
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from engine.client.playbook import EnrollmentHandle
 from engine.context import decide
 from engine.enrollment import AlreadyEnrolled, enroll
 from engine.events import Ingested, ingest_event
@@ -130,7 +131,7 @@ class EventRouter:
         signal = EventSignal(id=event_id, name=name, at=at, properties=properties)
         for workflow_id in ingested.enrollments:
             try:
-                await self.client.get_workflow_handle(workflow_id).signal("event", signal)
+                await EnrollmentHandle.get(self.client, workflow_id).send_event(signal)
                 routed.signalled.append(workflow_id)
             except RPCError as exc:
                 routed.notes.append(f"{workflow_id}: not signalled ({exc.message})")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
+from engine.client.playbook import EnrollmentHandle
 from engine.plan import CompiledPlan
 from engine.store.models import Enrollment, Event, OutboxMessage, Task
 from workflows.models import EnrollmentStatus, StepRecord
@@ -112,9 +113,7 @@ class EnrollmentView:
 async def _query(client: Client, row: Enrollment) -> EnrollmentView:
     try:
         status = await asyncio.wait_for(
-            client.get_workflow_handle(row.workflow_id).query(
-                "status", result_type=EnrollmentStatus
-            ),
+            EnrollmentHandle.get(client, row.workflow_id).status(),
             QUERY_TIMEOUT_SECONDS,
         )
     except TimeoutError:
