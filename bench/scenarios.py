@@ -62,11 +62,11 @@ from bench.baseline import (
 from bench.report import Metric, median, percentile
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
-from engine.api.services import Services
 from engine.client.playbook import EnrollmentHandle
 from engine.enrollment import enroll, enrollment_id
 from engine.plan import CompiledPlan
 from engine.project import load_project
+from engine.services import Services
 from engine.settings import load_settings
 from engine.store.db import dispose_engines, migrate, session_factory
 from engine.store.models import (

@@ -464,10 +464,9 @@ def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
     """
     import asyncio
 
-    from temporalio.service import RPCError
-
-    from engine.enrollment import AlreadyEnrolled, enroll
     from engine.project import load_plan
+    from engine.services import ServiceError, Services
+    from engine.services.enrollments import enroll_customer
     from engine.store import repository
 
     try:
@@ -480,8 +479,6 @@ def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
         raise click.ClickException(str(exc).strip("'\"")) from None
     settings, sessions = _store()
     with sessions.begin() as session:
-        if not repository.customer_exists(session, customer_id):
-            raise click.ClickException(f"no customer '{customer_id}' in the store")
         repository.register_playbook_version(
             session,
             playbook_id=plan.playbook,
@@ -493,22 +490,13 @@ def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
 
     async def start() -> str:
         client = await _temporal_client(settings)
-        return await enroll(client, plan, customer_id, task_queue=settings.temporal_task_queue)
+        svc = Services(settings=settings, sessions=sessions, client=client, project=project)
+        return (await enroll_customer(svc, plan.playbook, customer_id)).workflow_id
 
     try:
         workflow_id = asyncio.run(start())
-    except AlreadyEnrolled as exc:
+    except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
-    except RPCError as exc:
-        raise click.ClickException(f"Temporal refused the enrollment: {exc.message}") from None
-    with sessions.begin() as session:
-        repository.upsert_enrollment(
-            session,
-            workflow_id=workflow_id,
-            playbook_id=plan.playbook,
-            version=plan.version,
-            customer_id=customer_id,
-        )
     err_console.print(f"[green]enrolled[/] {customer_id} in {plan.playbook}@{plan.short_version}")
     click.echo(workflow_id)
 

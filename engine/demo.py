@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from engine.api.auth import create_api_token, hash_password
-from engine.api.services import Services
+from engine.services import Services
 from engine.simulation import load_customer, load_team
 from engine.store import repository
 from engine.store.models import TeamMember

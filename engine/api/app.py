@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from engine.api import routes
-from engine.api.services import Services
+from engine.api.errors import service_error_response
+from engine.services import ServiceError, Services
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ def create_app(services: Services) -> FastAPI:
         except ModuleNotFoundError:
             continue
         app.include_router(router)
+
+    app.add_exception_handler(ServiceError, service_error_response)
 
     @app.exception_handler(OperationalError)
     async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

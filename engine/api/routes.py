@@ -1,7 +1,9 @@
 """The /api routes: events in, customers and team from a CRM, tasks, enrollments.
 
 Every route needs an API token. Bad input is a 4xx naming the field (422 from the models,
-404 for unknown things, 409 for conflicts); Temporal being unreachable is a 503.
+404 for unknown things, 409 for conflicts); Temporal being unreachable is a 503. The
+operations shared with the web UI and the CLI live in `engine.services`; their refusals
+become status codes in `engine.api.errors`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy import select
-from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from engine.api.auth import Caller, hash_password, require_token
 from engine.api.schemas import (
@@ -36,11 +37,10 @@ from engine.api.schemas import (
     TaskReassign,
     TeamMemberIn,
 )
-from engine.api.services import Services
-from engine.enrollment import AlreadyEnrolled, enroll
+from engine.services import Services, enrollments, tasks
 from engine.store import repository
 from engine.store.models import Customer, Enrollment, Task, TeamMember
-from workflows.models import CancelRequest, EnrollmentStatus, SkipRequest, TaskCompletion
+from workflows.models import EnrollmentStatus
 
 
 def _renderable(error: dict[str, Any]) -> dict[str, Any]:
@@ -244,39 +244,10 @@ def list_tasks(
         return [task_out(t) for t in session.scalars(query)]
 
 
-async def complete_and_signal(
-    svc: Services, task_id: str, outcome: str, by: str, note: str | None
-) -> Task:
-    """Close the task in the store, then tell the waiting enrollment (shared with the UI)."""
-    with svc.sessions.begin() as session:
-        task = repository.get_task(session, task_id)
-        if task is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task '{task_id}'")
-        try:
-            task = repository.complete_task(session, task_id, outcome, by, note=note)
-        except repository.ConflictError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        except ValueError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
-    if task.enrollment_id and task.escalation_of is None:
-        try:
-            await svc.client.get_workflow_handle(task.enrollment_id).signal(
-                "task_completed",
-                TaskCompletion(task_id=task.id, outcome=outcome, note=note, completed_by=by),
-            )
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise HTTPException(
-                    status.HTTP_503_SERVICE_UNAVAILABLE,
-                    f"task completed, but Temporal is unavailable: {exc.message}",
-                ) from None
-    return task
-
-
 @router.post("/tasks/{task_id}/complete", response_model=TaskOut, tags=["tasks"])
 async def complete_task(task_id: str, body: TaskComplete, svc: Svc, caller: Authed) -> TaskOut:
     """Complete a task with one of its outcomes; the waiting enrollment moves on."""
-    task = await complete_and_signal(
+    task = await tasks.complete_task(
         svc, task_id, body.outcome, body.completed_by or f"api:{caller.name}", body.note
     )
     return task_out(task)
@@ -284,14 +255,7 @@ async def complete_task(task_id: str, body: TaskComplete, svc: Svc, caller: Auth
 
 @router.post("/tasks/{task_id}/reassign", response_model=TaskOut, tags=["tasks"])
 def reassign_task(task_id: str, body: TaskReassign, svc: Svc) -> TaskOut:
-    with svc.sessions.begin() as session:
-        task = repository.get_task(session, task_id)
-        if task is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task '{task_id}'")
-        if task.status != "open":
-            raise HTTPException(status.HTTP_409_CONFLICT, f"task is {task.status}")
-        task.assignee_email = body.assignee.lower()
-        return task_out(task)
+    return task_out(tasks.reassign_task(svc, task_id, body.assignee))
 
 
 # -- enrollments -------------------------------------------------------------------------
@@ -336,31 +300,7 @@ def list_enrollments(
 )
 async def post_enrollment(body: EnrollIn, svc: Svc) -> EnrollmentOut:
     """Enroll a customer in a playbook by hand (any trigger kind)."""
-    plan = svc.project.plans.get(body.playbook)
-    if plan is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no playbook '{body.playbook}'")
-    with svc.sessions() as session:
-        if not repository.customer_exists(session, body.customer_id):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer '{body.customer_id}'")
-    try:
-        workflow_id = await enroll(
-            svc.client,
-            plan,
-            body.customer_id,
-            task_queue=svc.settings.temporal_task_queue,
-            use_search_attributes=svc.use_search_attributes,
-        )
-    except AlreadyEnrolled as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    with svc.sessions.begin() as session:
-        row = repository.upsert_enrollment(
-            session,
-            workflow_id=workflow_id,
-            playbook_id=plan.playbook,
-            version=plan.version,
-            customer_id=body.customer_id,
-        )
-        return enrollment_out(row)
+    return enrollment_out(await enrollments.enroll_customer(svc, body.playbook, body.customer_id))
 
 
 @router.get(
@@ -370,46 +310,14 @@ async def post_enrollment(body: EnrollIn, svc: Svc) -> EnrollmentOut:
 )
 async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
     """Where an enrollment stands now (asks the workflow)."""
-    try:
-        return await svc.client.get_workflow_handle(enrollment_id).query(
-            "status", result_type=EnrollmentStatus
-        )
-    except WorkflowQueryFailedError as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"'{enrollment_id}' did not answer: {exc.message}"
-        ) from None
-    except RPCError as exc:
-        code = (
-            status.HTTP_404_NOT_FOUND
-            if exc.status == RPCStatusCode.NOT_FOUND
-            else status.HTTP_503_SERVICE_UNAVAILABLE
-        )
-        raise HTTPException(code, exc.message) from None
-
-
-async def _update(
-    svc: Services, enrollment_id: str, name: str, arg: Any = None
-) -> EnrollmentStatus:
-    handle = svc.client.get_workflow_handle(enrollment_id)
-    try:
-        args = [] if arg is None else [arg]
-        return await handle.execute_update(name, *args, result_type=EnrollmentStatus)
-    except WorkflowUpdateFailedError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc.cause or exc)) from None
-    except RPCError as exc:
-        code = (
-            status.HTTP_404_NOT_FOUND
-            if exc.status == RPCStatusCode.NOT_FOUND
-            else status.HTTP_409_CONFLICT
-        )
-        raise HTTPException(code, exc.message) from None
+    return await enrollments.enrollment_status(svc, enrollment_id)
 
 
 @router.post(
     "/enrollments/{enrollment_id:path}/pause", response_model=EnrollmentStatus, tags=["enrollments"]
 )
 async def pause(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
-    return await _update(svc, enrollment_id, "pause")
+    return await enrollments.pause(svc, enrollment_id)
 
 
 @router.post(
@@ -418,16 +326,14 @@ async def pause(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
     tags=["enrollments"],
 )
 async def resume(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
-    return await _update(svc, enrollment_id, "resume")
+    return await enrollments.resume(svc, enrollment_id)
 
 
 @router.post(
     "/enrollments/{enrollment_id:path}/skip", response_model=EnrollmentStatus, tags=["enrollments"]
 )
 async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentStatus:
-    return await _update(
-        svc, enrollment_id, "skip_to_step", SkipRequest(step=body.step, reason=body.reason)
-    )
+    return await enrollments.skip_to_step(svc, enrollment_id, body.step, body.reason)
 
 
 @router.post(
@@ -436,6 +342,4 @@ async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentStatus:
     tags=["enrollments"],
 )
 async def cancel(enrollment_id: str, body: CancelIn, svc: Svc, caller: Authed) -> EnrollmentStatus:
-    return await _update(
-        svc, enrollment_id, "cancel", CancelRequest(reason=body.reason, by=caller.name)
-    )
+    return await enrollments.cancel(svc, enrollment_id, body.reason, caller.name)

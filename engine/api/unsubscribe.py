@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from engine.api.services import Services
+from engine.services import Services
 from engine.signing import BadToken, read_unsubscribe_token
 from engine.store import repository
 

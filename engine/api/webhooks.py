@@ -47,7 +47,7 @@ from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from engine.api.services import Services
+from engine.services import Services
 from engine.store import repository
 from engine.store.models import Enrollment, OutboxMessage, OutboxStatus, WebhookEvent
 

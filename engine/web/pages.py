@@ -30,8 +30,8 @@ from engine.api.auth import (
     member_from_cookie,
     session_cookie,
 )
-from engine.api.routes import complete_and_signal
-from engine.api.services import Services
+from engine.api.errors import status_code
+from engine.services import ServiceError, Services, tasks
 from engine.signing import BadToken, sign, verify
 from engine.store import repository
 from engine.store.models import (
@@ -446,12 +446,12 @@ async def complete_task(
             request, viewer, task_id, error="Choose an outcome.", status_code=422
         )
     try:
-        done = await complete_and_signal(
+        done = await tasks.complete_task(
             services, task_id, outcome, viewer.email, note.strip() or None
         )
-    except HTTPException as exc:
+    except ServiceError as exc:
         return await _task_page(
-            request, viewer, task_id, error=str(exc.detail), status_code=exc.status_code
+            request, viewer, task_id, error=str(exc), status_code=status_code(exc)
         )
     link = f"/customers/{quote(done.customer_id)}" if done.customer_id else None
     return _flash_to(request, "/inbox", f"Completed “{done.title}”: {outcome}.", link)
@@ -463,23 +463,22 @@ async def reassign_task(
 ) -> Response:
     if not same(csrf, viewer.csrf):
         return _bad_form(request, viewer)
-    with _services(request).sessions.begin() as session:
+    services = _services(request)
+    with services.sessions() as session:
         task, code, message = _load_task(session, viewer, task_id)
-        if task is None:
-            return error_page(request, viewer, code, message)
         target = session.get(TeamMember, normalize_email(assignee)) if assignee else None
-        if target is None:
-            problem = "Choose a team member to hand the task to."
-        elif task.status != "open":
-            problem = f"The task is {task.status}; only open tasks can be reassigned."
-        else:
-            # A plain UPDATE of the owner: the workflow waits on the task id, not on a person.
-            task.assignee_email = target.email
-            done = f"Reassigned “{task.title}” to {target.name}."
-            problem = None
-    if problem is not None:
+    if task is None:
+        return error_page(request, viewer, code, message)
+    if target is None:
+        problem = "Choose a team member to hand the task to."
         return await _task_page(request, viewer, task_id, error=problem, status_code=409)
-    return _flash_to(request, "/inbox", done)
+    try:
+        moved = tasks.reassign_task(services, task_id, target.email)
+    except ServiceError as exc:
+        return await _task_page(
+            request, viewer, task_id, error=str(exc), status_code=status_code(exc)
+        )
+    return _flash_to(request, "/inbox", f"Reassigned “{moved.title}” to {target.name}.")
 
 
 # -- enrollments and customers ---------------------------------------------------------------

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 
-from engine.api.services import Services
+from engine.services import Services
 from engine.store import repository
 from engine.store.models import OutboxMessage
 

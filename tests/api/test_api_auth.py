@@ -9,7 +9,7 @@ from apikit import api_routes
 from fastapi import FastAPI
 
 from engine.api.app import create_app
-from engine.api.services import Services
+from engine.services import Services
 
 
 async def test_every_api_route_refuses_a_request_without_a_token(

@@ -13,8 +13,8 @@ import uuid
 from apikit import eventually, outbox_rows
 from click.testing import CliRunner, Result
 
-from engine.api.services import Services
 from engine.cli import main
+from engine.services import Services
 from engine.settings import settings_override
 from engine.store import repository
 from engine.store.models import Enrollment

@@ -7,7 +7,7 @@ import uuid
 import httpx
 from apikit import eventually
 
-from engine.api.services import Services
+from engine.services import Services
 
 
 async def start(api: httpx.AsyncClient, playbook: str, customer: str) -> httpx.Response:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.api.services import Services
+from engine.services import Services
 from engine.store import repository
 
 

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from engine.api.services import Services
+from engine.services import Services
 from engine.store import repository
 
 

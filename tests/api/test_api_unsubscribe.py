@@ -10,7 +10,7 @@ import httpx
 import pytest
 from apikit import admin_of, champion_of, eventually, outbox_rows, seed
 
-from engine.api.services import Services
+from engine.services import Services
 from engine.signing import _b64, _unb64, sign, unsubscribe_token
 from engine.store import repository
 from engine.store.models import Suppression

@@ -19,7 +19,7 @@ from apikit import admin_of, eventually, outbox_rows, seed, sign_webhook
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
-from engine.api.services import Services
+from engine.services import Services
 from engine.store import repository
 from engine.store.models import Event, OutboxMessage, Suppression
 from engine.triggers import EventRouter

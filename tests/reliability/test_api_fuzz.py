@@ -23,8 +23,8 @@ from sqlalchemy import inspect, text
 
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
-from engine.api.services import Services
 from engine.project import load_project
+from engine.services import Services
 from engine.settings import load_settings
 
 EXAMPLES = sized(8, 60)

@@ -45,9 +45,9 @@ from webkit import (
 
 from engine.api.app import create_app
 from engine.api.auth import create_api_token, hash_password
-from engine.api.services import Services
 from engine.project import Project, load_project
 from engine.registration import register_versions
+from engine.services import Services
 from engine.settings import load_settings
 from engine.store.db import migrate, session_factory
 from engine.store.models import TeamMember

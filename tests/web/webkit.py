@@ -18,7 +18,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.api.services import Services
+from engine.services import Services
 from engine.settings import Settings
 from workflows.models import EnrollmentStatus
 

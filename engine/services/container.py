@@ -1,4 +1,8 @@
-"""What the HTTP layer works with: settings, the store, Temporal and the compiled project."""
+"""What every operation works with: settings, the store, Temporal and the compiled project.
+
+The API, the web UI and the CLI each build one `Services` and hand it to the operations in
+`engine.services`.
+"""
 
 from __future__ import annotations
 

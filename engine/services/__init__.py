@@ -1,0 +1,16 @@
+"""The operations the API, the web UI and the CLI share, with no HTTP types.
+
+Each operation takes a `Services` (settings, store, Temporal client, project), does its
+work in the store and Temporal, and raises a `ServiceError` (`engine.services.errors`) when
+it is refused; the caller turns that into a status code, an error page or an exit code.
+
+- `engine.services.container`: `Services`.
+- `engine.services.tasks`: complete a task and signal its enrollment, reassign a task.
+- `engine.services.enrollments`: enroll and record, the status query, pause, resume, skip,
+  cancel.
+"""
+
+from engine.services.container import Services
+from engine.services.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
+
+__all__ = ["Conflict", "Invalid", "NotFound", "ServiceError", "Services", "Unavailable"]
