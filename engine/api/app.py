@@ -8,15 +8,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from engine.api import routes
+from engine.api import routes, unsubscribe, webhooks
 from engine.api.errors import service_error_response
 from engine.services import ServiceError, Services
+from engine.web import pages
 
 log = logging.getLogger(__name__)
 
 
 def create_app(services: Services) -> FastAPI:
-    """The app for ``services``; routers are added by the modules that own them."""
+    """The app for ``services``: the API, the webhooks, the unsubscribe pages and the web UI.
+
+    Each router is imported and included explicitly, so a broken import in any of them
+    fails the start instead of silently leaving its routes out.
+    """
     app = FastAPI(
         title="Playbook engine",
         version="0.1.0",
@@ -26,12 +31,9 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.include_router(routes.router)
-    for module in ("engine.api.webhooks", "engine.api.unsubscribe", "engine.web.pages"):
-        try:
-            router = __import__(module, fromlist=["router"]).router
-        except ModuleNotFoundError:
-            continue
-        app.include_router(router)
+    app.include_router(webhooks.router)
+    app.include_router(unsubscribe.router)
+    app.include_router(pages.router)
 
     app.add_exception_handler(ServiceError, service_error_response)
 
