@@ -491,13 +491,7 @@ class PlaybookActivities:
                 priority=task.priority,
                 outcomes=task.outcomes,
             )
-            return TaskRef(
-                task_id=row.id,
-                assignee=row.assignee_email,
-                title=row.title,
-                due_at=row.due_at,
-                priority=row.priority,
-            )
+            return TaskRef.model_validate(row)
 
     @staticmethod
     def _assignee(session: Session, customer: Customer, assignee: str) -> str | None:
@@ -543,13 +537,7 @@ class PlaybookActivities:
             )
             if created:
                 original.escalated_at = input.now
-            return TaskRef(
-                task_id=row.id,
-                assignee=row.assignee_email,
-                title=row.title,
-                due_at=row.due_at,
-                priority=row.priority,
-            )
+            return TaskRef.model_validate(row)
 
     # -- customer data and other playbooks -------------------------------------------------
     @activity.defn(name="update_customer")

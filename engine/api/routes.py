@@ -39,7 +39,7 @@ from engine.api.schemas import (
 )
 from engine.services import Services, enrollments, tasks
 from engine.store import repository
-from engine.store.models import Customer, Enrollment, Task, TeamMember
+from engine.store.models import Enrollment, Task, TeamMember
 from workflows.models import EnrollmentStatus
 
 
@@ -142,30 +142,6 @@ async def post_events(body: EventIn | EventBatch, svc: Svc, response: Response) 
 
 
 # -- customers and team ----------------------------------------------------------------------
-def customer_out(customer: Customer) -> CustomerOut:
-    return CustomerOut(
-        id=customer.id,
-        name=customer.name,
-        segment=customer.segment,
-        timezone=customer.timezone,
-        owner=customer.owner_email,
-        renewal_date=customer.renewal_date,
-        health_score=customer.health_score,
-        attributes=dict(customer.attributes or {}),
-        tags=list(customer.tags or []),
-        contacts=[
-            {
-                "email": c.email,
-                "first_name": c.first_name,
-                "last_name": c.last_name,
-                "role": c.role,
-                "unsubscribed": c.unsubscribed,
-            }
-            for c in customer.contacts
-        ],  # type: ignore[misc]
-    )
-
-
 @router.put("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
 def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> CustomerOut:
     """Create or update a customer (and upsert its contacts) from a CRM."""
@@ -183,7 +159,7 @@ def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> Custome
     with svc.sessions() as session:
         customer = repository.get_customer(session, customer_id)
         assert customer is not None
-        return customer_out(customer)
+        return CustomerOut.model_validate(customer)
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
@@ -192,7 +168,7 @@ def get_customer(customer_id: str, svc: Svc) -> CustomerOut:
         customer = repository.get_customer(session, customer_id)
         if customer is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer '{customer_id}'")
-        return customer_out(customer)
+        return CustomerOut.model_validate(customer)
 
 
 @router.put("/team/{email}", status_code=status.HTTP_204_NO_CONTENT, tags=["customers"])
@@ -212,25 +188,6 @@ def put_team_member(
 
 
 # -- tasks -------------------------------------------------------------------------------
-def task_out(task: Task) -> TaskOut:
-    return TaskOut(
-        id=task.id,
-        enrollment_id=task.enrollment_id,
-        playbook_id=task.playbook_id,
-        step_id=task.step_id,
-        customer_id=task.customer_id,
-        assignee=task.assignee_email,
-        title=task.title,
-        description=task.description,
-        due_at=task.due_at,
-        priority=task.priority,
-        outcomes=list(task.outcomes or []),
-        status=task.status,
-        outcome=task.outcome,
-        escalation_of=task.escalation_of,
-    )
-
-
 @router.get("/tasks", response_model=list[TaskOut], tags=["tasks"])
 def list_tasks(
     svc: Svc, assignee: str | None = None, status_: StatusFilter = None, limit: Limit = 200
@@ -241,7 +198,7 @@ def list_tasks(
     if status_:
         query = query.where(Task.status == status_)
     with svc.sessions() as session:
-        return [task_out(t) for t in session.scalars(query)]
+        return [TaskOut.model_validate(t) for t in session.scalars(query)]
 
 
 @router.post("/tasks/{task_id}/complete", response_model=TaskOut, tags=["tasks"])
@@ -250,29 +207,15 @@ async def complete_task(task_id: str, body: TaskComplete, svc: Svc, caller: Auth
     task = await tasks.complete_task(
         svc, task_id, body.outcome, body.completed_by or f"api:{caller.name}", body.note
     )
-    return task_out(task)
+    return TaskOut.model_validate(task)
 
 
 @router.post("/tasks/{task_id}/reassign", response_model=TaskOut, tags=["tasks"])
 def reassign_task(task_id: str, body: TaskReassign, svc: Svc) -> TaskOut:
-    return task_out(tasks.reassign_task(svc, task_id, body.assignee))
+    return TaskOut.model_validate(tasks.reassign_task(svc, task_id, body.assignee))
 
 
 # -- enrollments -------------------------------------------------------------------------
-def enrollment_out(row: Enrollment) -> EnrollmentOut:
-    return EnrollmentOut(
-        id=row.workflow_id,
-        playbook=row.playbook_id,
-        version=row.version,
-        customer_id=row.customer_id,
-        status=row.status,
-        current_step=row.current_step,
-        outcome=row.outcome,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-    )
-
-
 @router.get("/enrollments", response_model=list[EnrollmentOut], tags=["enrollments"])
 def list_enrollments(
     svc: Svc,
@@ -289,7 +232,7 @@ def list_enrollments(
     if status_:
         query = query.where(Enrollment.status == status_)
     with svc.sessions() as session:
-        return [enrollment_out(e) for e in session.scalars(query)]
+        return [EnrollmentOut.model_validate(e) for e in session.scalars(query)]
 
 
 @router.post(
@@ -300,7 +243,9 @@ def list_enrollments(
 )
 async def post_enrollment(body: EnrollIn, svc: Svc) -> EnrollmentOut:
     """Enroll a customer in a playbook by hand (any trigger kind)."""
-    return enrollment_out(await enrollments.enroll_customer(svc, body.playbook, body.customer_id))
+    return EnrollmentOut.model_validate(
+        await enrollments.enroll_customer(svc, body.playbook, body.customer_id)
+    )
 
 
 @router.get(

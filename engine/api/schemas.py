@@ -1,4 +1,9 @@
-"""Request and response bodies of the HTTP API; the OpenAPI document is generated from them."""
+"""Request and response bodies of the HTTP API; the OpenAPI document is generated from them.
+
+The `...Out` models read store rows directly (``CustomerOut.model_validate(row)``): a field
+named differently from its column takes the column as a second validation alias, which
+leaves the JSON (serialized by field name) unchanged.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 ID = r"^[^\x00-\x1f\x7f]+$"
@@ -27,6 +32,17 @@ JSONObject = Annotated[dict[str, Any], AfterValidator(_strict_json)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class FromRow(BaseModel):
+    """A response body read from a store row's attributes."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+def column(field: str, name: str) -> Any:
+    """A field filled from the row's column ``name`` (or, re-validated, from ``field``)."""
+    return Field(validation_alias=AliasChoices(field, name))
 
 
 class EventIn(Strict):
@@ -84,7 +100,7 @@ class CustomerIn(Strict):
     contacts: list[ContactIn] | None = None
 
 
-class ContactOut(BaseModel):
+class ContactOut(FromRow):
     email: str
     first_name: str | None
     last_name: str | None
@@ -92,12 +108,12 @@ class ContactOut(BaseModel):
     unsubscribed: bool
 
 
-class CustomerOut(BaseModel):
+class CustomerOut(FromRow):
     id: str
     name: str
     segment: str | None
     timezone: str
-    owner: str | None
+    owner: str | None = column("owner", "owner_email")
     renewal_date: date | None
     health_score: int | None
     attributes: dict[str, Any]
@@ -115,13 +131,13 @@ class TeamMemberIn(Strict):
     )
 
 
-class TaskOut(BaseModel):
+class TaskOut(FromRow):
     id: str
     enrollment_id: str | None
     playbook_id: str | None
     step_id: str | None
     customer_id: str | None
-    assignee: str | None
+    assignee: str | None = column("assignee", "assignee_email")
     title: str
     description: str | None
     due_at: datetime | None
@@ -147,9 +163,9 @@ class EnrollIn(Strict):
     customer_id: str = Field(min_length=1, max_length=255, pattern=ID)
 
 
-class EnrollmentOut(BaseModel):
-    id: str
-    playbook: str
+class EnrollmentOut(FromRow):
+    id: str = column("id", "workflow_id")
+    playbook: str = column("playbook", "playbook_id")
     version: str
     customer_id: str
     status: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -33,24 +34,28 @@ class UsageLine:
         return self.count - self.previous
 
 
-@dataclass(frozen=True)
-class BriefTask:
+class _FromRow(BaseModel):
+    """A line of the brief read from a store row (``BriefTask.model_validate(task)``)."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+
+class BriefTask(_FromRow):
     id: str
     title: str
-    assignee: str | None
+    assignee: str | None = Field(validation_alias="assignee_email")
     due_at: datetime | None
     priority: str
-    playbook: str | None
+    playbook: str | None = Field(validation_alias="playbook_id")
 
 
-@dataclass(frozen=True)
-class BriefEmail:
+class BriefEmail(_FromRow):
     id: int
-    at: datetime
-    to: str
+    at: datetime = Field(validation_alias="created_at")
+    to: str = Field(validation_alias="contact_email")
     subject: str
     status: str
-    playbook: str | None
+    playbook: str | None = Field(validation_alias="playbook_id")
 
 
 @dataclass(frozen=True)
@@ -154,12 +159,6 @@ def build_brief(
         until=now,
         usage=usage(session, customer_id, now, days),
         milestones=[(m.milestone, m.reached_at) for m in milestones],
-        open_tasks=[
-            BriefTask(t.id, t.title, t.assignee_email, t.due_at, t.priority, t.playbook_id)
-            for t in open_tasks
-        ],
-        recent_emails=[
-            BriefEmail(m.id, m.created_at, m.contact_email, m.subject, m.status, m.playbook_id)
-            for m in emails
-        ],
+        open_tasks=[BriefTask.model_validate(t) for t in open_tasks],
+        recent_emails=[BriefEmail.model_validate(m) for m in emails],
     )
