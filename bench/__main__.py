@@ -1,4 +1,4 @@
-"""``python -m bench`` (also ``playbook bench``): the engine against hand-written Temporal.
+"""``python -m bench`` (also ``playbook-bench``): the engine against hand-written Temporal.
 
 See bench/README.md for what each scenario measures; bench/RESULTS.md for the figures.
 Exits 1 if any run did not do all of its work exactly once (or any scenario failed).
@@ -159,10 +159,9 @@ def main(
             value = QUICK[f.name]
         if value is not None:
             setattr(sizes, f.name, value)
-    # `playbook bench` forwards here with prog_name "playbook bench" (argv: playbook bench ...)
-    prog = ctx.info_name if ctx.info_name == "playbook bench" else "python -m bench"
-    args = sys.argv[2:] if prog == "playbook bench" else sys.argv[1:]
-    report = Report(command=" ".join([prog, *map(shlex.quote, args)]), sizes=asdict(sizes))
+    # click names the program "python -m bench" or "playbook-bench", as it was started
+    prog = ctx.info_name or "python -m bench"
+    report = Report(command=" ".join([prog, *map(shlex.quote, sys.argv[1:])]), sizes=asdict(sizes))
     err = Console(stderr=True)
     out = err if as_json else Console()
     if not out.is_terminal:  # piped or captured: no 80-column wrapping of the table
