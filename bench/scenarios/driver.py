@@ -15,9 +15,9 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
@@ -41,7 +41,7 @@ from bench.baseline import (
     baseline_id,
 )
 from bench.report import Metric, median
-from bench.scenarios.spec import BASELINE, ENGINE, BenchFailure, Sizes
+from bench.scenarios.spec import BASELINE, CODES, ENGINE, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import Stack, WorkerProcess
 from engine.enrollment import enroll, enrollment_id
 from engine.store.models import OutboxMessage, Task
@@ -54,6 +54,8 @@ START_CONCURRENCY = 32
 START_WINDOW = 250  # enrollments under way at once in the memory scenario
 POLL_SECONDS = 0.05
 POST_ATTEMPTS = 5
+
+RunT = TypeVar("RunT")
 
 
 def workflow_id(variant: str, customer_id: str) -> str:
@@ -324,11 +326,51 @@ def round_order(variants: Sequence[str], round_no: int) -> list[str]:
     return [*variants[shift:], *variants[:shift]]
 
 
+async def run_rounds(
+    run: Callable[[Stack, str, Sizes, int, Progress], Awaitable[RunT]],
+    stack: Stack,
+    sizes: Sizes,
+    progress: Progress,
+    variants: Sequence[str] = (ENGINE, BASELINE),
+) -> dict[str, list[RunT]]:
+    """``run`` for every variant, `Sizes.rounds` times, in `round_order`; each variant's
+    runs in the order they ran."""
+    runs: dict[str, list[RunT]] = {v: [] for v in variants}
+    for round_no in range(1, sizes.rounds + 1):
+        for variant in round_order(variants, round_no):
+            runs[variant].append(await run(stack, variant, sizes, round_no, progress))
+    return runs
+
+
+def seed_run(
+    stack: Stack, scenario: str, round_no: int, variant: str, n: int
+) -> tuple[str, str, list[str]]:
+    """``n`` customers of a run's own: their prefix ``<scenario><round><variant>``, the
+    run's task queue, and their ids."""
+    prefix = f"{scenario}{round_no}{CODES[variant]}"
+    return prefix, f"bench-{prefix}", stack.seed(prefix, n)
+
+
 class HasHistory(Protocol):
     """A run with the (canonical, mean, short-path share) lengths of its sampled histories."""
 
     @property
     def history(self) -> tuple[int, float, float]: ...
+
+
+def side_by_side(
+    scenario: str,
+    name: str,
+    unit: str,
+    runs: Mapping[str, Sequence[Any]],
+    attr: str,
+    *,
+    goal: str = "",
+    note: str = "",
+) -> Metric:
+    """One figure, the median over the engine's runs beside the median over the baseline's."""
+    engine, baseline = (run_median(runs[v], attr) for v in (ENGINE, BASELINE))
+    return Metric(scenario, name, unit, engine, baseline, goal=goal, note=note)
 
 
 def history_metric(

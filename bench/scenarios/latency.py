@@ -15,14 +15,16 @@ from bench.scenarios.driver import (
     EMAIL_STEPS,
     PARK_STEP,
     post_event,
-    round_order,
     run_median,
+    run_rounds,
+    seed_run,
+    side_by_side,
     signal_event,
     start_enrollments,
     verify,
     wait_for_projection,
 )
-from bench.scenarios.spec import BASELINE, CODES, ENGINE, ENGINE_SIGNAL, Progress, Sizes
+from bench.scenarios.spec import BASELINE, ENGINE, ENGINE_SIGNAL, Progress, Sizes
 from bench.scenarios.stack import Stack, WorkerProcess, cpu_seconds
 from engine.store.models import OutboxMessage
 
@@ -44,9 +46,7 @@ async def latency_run(
     stack: Stack, variant: str, sizes: Sizes, round_no: int, progress: Progress
 ) -> LatencyRun:
     n = sizes.events
-    prefix = f"lat{round_no}{CODES[variant]}"
-    queue = f"bench-{prefix}"
-    customers = stack.seed(prefix, n)
+    prefix, queue, customers = seed_run(stack, "lat", round_no, variant, n)
     async with WorkerProcess(stack, variant, queue) as worker:
         parking = progress.phase(f"latency {variant} round {round_no}: parking", n)
         starting = asyncio.create_task(start_enrollments(stack, variant, customers, queue))
@@ -112,12 +112,8 @@ async def latency_run(
 
 
 async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
-    variants = [ENGINE, BASELINE, ENGINE_SIGNAL]
-    runs: dict[str, list[LatencyRun]] = {v: [] for v in variants}
     retries = stack.api_retries
-    for round_no in range(1, sizes.rounds + 1):
-        for variant in round_order(variants, round_no):
-            runs[variant].append(await latency_run(stack, variant, sizes, round_no, progress))
+    runs = await run_rounds(latency_run, stack, sizes, progress, [ENGINE, BASELINE, ENGINE_SIGNAL])
 
     def pct(variant: str, p: float) -> float:
         return percentile([x for r in runs[variant] for x in r.latencies_ms], p)
@@ -160,28 +156,28 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
             else ""
         ),
     )
-    cpu = Metric(
+    cpu = side_by_side(
         "latency",
         "worker CPU per event",
         "ms",
-        run_median(runs[ENGINE], "cpu_ms"),
-        run_median(runs[BASELINE], "cpu_ms"),
+        runs,
+        "cpu_ms",
         note="from the event to the end of the enrollment; 1000 / this = events/s a core can take",
     )
-    server = Metric(
+    server = side_by_side(
         "latency",
         "Temporal server CPU per event",
         "ms",
-        run_median(runs[ENGINE], "server_cpu_ms"),
-        run_median(runs[BASELINE], "server_cpu_ms"),
+        runs,
+        "server_cpu_ms",
         note="the dev server process",
     )
-    driver = Metric(
+    driver = side_by_side(
         "latency",
         "API and load generator CPU per event",
         "ms",
-        run_median(runs[ENGINE], "driver_cpu_ms"),
-        run_median(runs[BASELINE], "driver_cpu_ms"),
+        runs,
+        "driver_cpu_ms",
         note="the harness process; it serves /api/events for the engine, signals for the baseline",
     )
     total = [run_median(runs[v], "total_cpu_ms") for v in (ENGINE, BASELINE)]

@@ -11,14 +11,15 @@ from bench.scenarios.driver import (
     PARK_STEP,
     history_lengths,
     history_metric,
-    round_order,
-    run_median,
+    run_rounds,
     sample_histories,
+    seed_run,
+    side_by_side,
     start_enrollments,
     verify,
     wait_for_projection,
 )
-from bench.scenarios.spec import BASELINE, CODES, ENGINE, Progress, Sizes
+from bench.scenarios.spec import BASELINE, ENGINE, Progress, Sizes
 from bench.scenarios.stack import Stack, WorkerProcess
 
 
@@ -34,9 +35,7 @@ async def memory_run(
     stack: Stack, variant: str, sizes: Sizes, round_no: int, progress: Progress
 ) -> MemoryRun:
     n = sizes.parked
-    prefix = f"mem{round_no}{CODES[variant]}"
-    queue = f"bench-{prefix}"
-    customers = stack.seed(prefix, n)
+    prefix, queue, customers = seed_run(stack, "mem", round_no, variant, n)
     report = progress.phase(f"memory {variant} round {round_no}: parking", n)
     async with WorkerProcess(stack, variant, queue) as worker:
         idle = worker.memory_kb()["VmRSS"]
@@ -75,38 +74,19 @@ async def memory_run(
 
 
 async def memory(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
-    runs: dict[str, list[MemoryRun]] = {ENGINE: [], BASELINE: []}
-    for round_no in range(1, sizes.rounds + 1):
-        for variant in round_order([ENGINE, BASELINE], round_no):
-            runs[variant].append(await memory_run(stack, variant, sizes, round_no, progress))
-
-    def med(variant: str, attr: str) -> float | None:
-        return run_median(runs[variant], attr)
-
-    peak = Metric(
+    runs = await run_rounds(memory_run, stack, sizes, progress)
+    peak = side_by_side(
         "memory",
         f"worker peak RSS, {sizes.parked} parked",
         "MB",
-        med(ENGINE, "peak_mb"),
-        med(BASELINE, "peak_mb"),
+        runs,
+        "peak_mb",
         goal="ratio <= 1.2",
     )
     peak.met = peak.ratio is not None and peak.ratio <= 1.2
-    growth = Metric(
-        "memory",
-        "peak RSS above the idle worker",
-        "MB",
-        med(ENGINE, "growth_mb"),
-        med(BASELINE, "growth_mb"),
-    )
+    growth = side_by_side("memory", "peak RSS above the idle worker", "MB", runs, "growth_mb")
     events = history_metric(
         "memory", "history events per parked enrollment", sizes, runs[ENGINE], runs[BASELINE]
     )
-    rate = Metric(
-        "memory",
-        "enrollments parked per second",
-        "/s",
-        med(ENGINE, "parked_per_s"),
-        med(BASELINE, "parked_per_s"),
-    )
+    rate = side_by_side("memory", "enrollments parked per second", "/s", runs, "parked_per_s")
     return [peak, growth, events, rate]

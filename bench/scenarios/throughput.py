@@ -15,14 +15,15 @@ from bench.scenarios.driver import (
     history_metric,
     post_event,
     replay_cpu_ms,
-    round_order,
-    run_median,
+    run_rounds,
     sample_histories,
+    seed_run,
+    side_by_side,
     start_enrollments,
     verify,
     wait_for_projection,
 )
-from bench.scenarios.spec import BASELINE, CODES, ENGINE, Progress, Sizes
+from bench.scenarios.spec import BASELINE, ENGINE, Progress, Sizes
 from bench.scenarios.stack import Stack, WorkerProcess, cpu_seconds
 
 STEPS = 5
@@ -45,9 +46,7 @@ async def throughput_run(
     stack: Stack, variant: str, sizes: Sizes, round_no: int, progress: Progress
 ) -> ThroughputRun:
     n = sizes.enrollments
-    prefix = f"tp{round_no}{CODES[variant]}"
-    queue = f"bench-{prefix}"
-    customers = stack.seed(prefix, n)
+    prefix, queue, customers = seed_run(stack, "tp", round_no, variant, n)
     report = progress.phase(f"throughput {variant} round {round_no}", n)
     async with WorkerProcess(stack, variant, queue) as worker:
         cpu_before = worker.cpu_seconds()
@@ -98,38 +97,31 @@ async def throughput_run(
 
 
 async def throughput(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
-    runs: dict[str, list[ThroughputRun]] = {ENGINE: [], BASELINE: []}
-    for round_no in range(1, sizes.rounds + 1):
-        for variant in round_order([ENGINE, BASELINE], round_no):
-            runs[variant].append(await throughput_run(stack, variant, sizes, round_no, progress))
-
-    def med(variant: str, attr: str) -> float | None:
-        return run_median(runs[variant], attr)
-
-    rate = Metric(
+    runs = await run_rounds(throughput_run, stack, sizes, progress)
+    rate = side_by_side(
         "throughput",
         f"{sizes.enrollments} five-step enrollments",
         "/s",
-        med(ENGINE, "rate"),
-        med(BASELINE, "rate"),
+        runs,
+        "rate",
         goal="ratio >= 0.95",
         note=f"median of {sizes.rounds}",
     )
     rate.met = rate.ratio is not None and rate.ratio >= 0.95
-    cpu = Metric(
+    cpu = side_by_side(
         "throughput",
         "worker CPU per enrollment",
         "ms",
-        med(ENGINE, "cpu_ms"),
-        med(BASELINE, "cpu_ms"),
+        runs,
+        "cpu_ms",
         note="workflows and activities",
     )
-    server = Metric(
+    server = side_by_side(
         "throughput",
         "Temporal server CPU per enrollment",
         "ms",
-        med(ENGINE, "server_cpu_ms"),
-        med(BASELINE, "server_cpu_ms"),
+        runs,
+        "server_cpu_ms",
         note="the dev server process",
     )
     replay = await replay_cpu_ms(
