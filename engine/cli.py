@@ -735,19 +735,6 @@ def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
     err_console.print(f"[green]{summary}[/]")
 
 
-@main.command(
-    "bench",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def bench_command(ctx: click.Context) -> None:
-    """Benchmark the engine against hand-written Temporal (`python -m bench`; see --help)."""
-    from bench.__main__ import main as bench_main
-
-    bench_main.main(args=ctx.args, prog_name="playbook bench")
-
-
 def _plan_or_exit(ref: str, root: Path):
     from engine.project import load_plan
 

@@ -164,7 +164,9 @@ class SourceTree:
             from jinja2 import meta
 
             return frozenset(meta.find_undeclared_variables(self.tree))
-        bound = self.tree.environment.globals
+        env = self.tree.environment
+        assert env is not None  # parsing sets every node's environment
+        bound = env.globals
         return frozenset(
             node.name
             for node in self.all_nodes
@@ -177,7 +179,8 @@ def _is_plain_node(node: Any, env: Any) -> bool:
     if kind not in _PLAIN_NODES:
         return False
     if kind is nodes.Name or kind is nodes.Tuple:
-        return node.ctx == "load"  # type: ignore[no-any-return]
+        ctx: str = node.ctx
+        return ctx == "load"
     # Jinja's code generator folds constants: it looks up attributes and items of constants
     # and runs filters and tests on them, and an undefined result can then fail the compile.
     # Only what reads a variable (or calls something) is never folded. (A slice of a constant

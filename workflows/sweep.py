@@ -19,10 +19,11 @@ SWEEP_WORKFLOW = "TriggerSweepWorkflow"
 class TriggerSweepWorkflow:
     @workflow.run
     async def run(self, input: SweepInput) -> SweepResult:
-        return await workflow.execute_activity(
+        result: SweepResult = await workflow.execute_activity(
             "sweep_triggers",
             input,
             result_type=SweepResult,
             start_to_close_timeout=timedelta(minutes=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
         )
+        return result

@@ -30,7 +30,7 @@ from engine.sandbox import shared_sandbox
 from engine.templates import EMAIL_NAMES, check_text
 from engine.yaml_source import YamlSourceError, load_yaml
 
-needs_libyaml = pytest.mark.skipif(yaml_source.CParser is None, reason="PyYAML without libyaml")
+needs_libyaml = pytest.mark.skipif(not yaml_source.HAVE_LIBYAML, reason="PyYAML without libyaml")
 
 
 def _loaded(text: str) -> object:
@@ -44,7 +44,7 @@ def _loaded(text: str) -> object:
 
 def _loaded_by_pyyaml(text: str, monkeypatch: pytest.MonkeyPatch) -> object:
     with monkeypatch.context() as patch:
-        patch.setattr(yaml_source, "CParser", None)
+        patch.setattr(yaml_source, "HAVE_LIBYAML", False)
         return _loaded(text)
 
 
