@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.plan import EmailPlan, SenderPlan, TaskPlan
 from workflows.models import EventSignal
@@ -79,14 +79,14 @@ class CreateTaskInput(BaseModel):
 class TaskRef(BaseModel):
     """A task as the workflow knows it; read from the store row with `model_validate`.
 
-    The second alias of a renamed field is the row's column; the payload keeps the field
-    names (validation aliases do not apply to serialization).
+    A renamed field's validation alias is the row's column; the payload keeps the field
+    names (validation aliases do not apply to serialization, and names still validate).
     """
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
-    task_id: str = Field(validation_alias=AliasChoices("task_id", "id"))
-    assignee: str | None = Field(validation_alias=AliasChoices("assignee", "assignee_email"))
+    task_id: str = Field(validation_alias="id")
+    assignee: str | None = Field(validation_alias="assignee_email")
     title: str
     due_at: datetime | None = None
     priority: str = "normal"

@@ -1,8 +1,8 @@
 """Request and response bodies of the HTTP API; the OpenAPI document is generated from them.
 
 The `...Out` models read store rows directly (``CustomerOut.model_validate(row)``): a field
-named differently from its column takes the column as a second validation alias, which
-leaves the JSON (serialized by field name) unchanged.
+named differently from its column takes the column as its validation alias, which leaves
+the JSON (serialized by field name) unchanged; the field name still validates too.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 ID = r"^[^\x00-\x1f\x7f]+$"
@@ -37,12 +37,7 @@ class Strict(BaseModel):
 class FromRow(BaseModel):
     """A response body read from a store row's attributes."""
 
-    model_config = ConfigDict(from_attributes=True)
-
-
-def column(field: str, name: str) -> Any:
-    """A field filled from the row's column ``name`` (or, re-validated, from ``field``)."""
-    return Field(validation_alias=AliasChoices(field, name))
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
 
 class EventIn(Strict):
@@ -113,7 +108,7 @@ class CustomerOut(FromRow):
     name: str
     segment: str | None
     timezone: str
-    owner: str | None = column("owner", "owner_email")
+    owner: str | None = Field(validation_alias="owner_email")
     renewal_date: date | None
     health_score: int | None
     attributes: dict[str, Any]
@@ -137,7 +132,7 @@ class TaskOut(FromRow):
     playbook_id: str | None
     step_id: str | None
     customer_id: str | None
-    assignee: str | None = column("assignee", "assignee_email")
+    assignee: str | None = Field(validation_alias="assignee_email")
     title: str
     description: str | None
     due_at: datetime | None
@@ -164,8 +159,8 @@ class EnrollIn(Strict):
 
 
 class EnrollmentOut(FromRow):
-    id: str = column("id", "workflow_id")
-    playbook: str = column("playbook", "playbook_id")
+    id: str = Field(validation_alias="workflow_id")
+    playbook: str = Field(validation_alias="playbook_id")
     version: str
     customer_id: str
     status: str
