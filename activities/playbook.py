@@ -30,7 +30,17 @@ from activities.mailer import (
     ProviderRetryable,
     ProviderUnconfirmed,
 )
-from activities.models import (
+from engine.context import (
+    contact_dict,
+    customer_snapshot,
+    decide,
+    evaluation_context,
+    member_with_role,
+    team_member,
+)
+from engine.expressions import ExpressionError, evaluate
+from engine.messages import (
+    ActivityName,
     CheckMilestoneInput,
     CreateTaskInput,
     DecideInput,
@@ -44,15 +54,6 @@ from activities.models import (
     TaskRef,
     UpdateCustomerInput,
 )
-from engine.context import (
-    contact_dict,
-    customer_snapshot,
-    decide,
-    evaluation_context,
-    member_with_role,
-    team_member,
-)
-from engine.expressions import ExpressionError, evaluate
 from engine.milestones import matches
 from engine.plan import EmailPlan, MilestonePlan
 from engine.signing import unsubscribe_token
@@ -158,7 +159,7 @@ class PlaybookActivities:
     def _customer(self, session: Session, customer_id: str) -> Customer | None:
         return repository.get_customer(session, customer_id)
 
-    @activity.defn(name="decide")
+    @activity.defn(name=ActivityName.DECIDE)
     def decide(self, input: DecideInput) -> DecideResult:
         """Evaluate expressions over the customer's current data, at workflow time."""
         with self.sessions() as session:
@@ -172,7 +173,7 @@ class PlaybookActivities:
             )
         return DecideResult(found=found, timezone=timezone, values=values, errors=errors)
 
-    @activity.defn(name="check_milestone")
+    @activity.defn(name=ActivityName.CHECK_MILESTONE)
     def check_milestone(self, input: CheckMilestoneInput) -> bool:
         """Whether the customer reached a milestone since ``since`` (from stored events)."""
         milestone = MilestonePlan.model_validate({**input.definition, "name": input.milestone})
@@ -191,7 +192,7 @@ class PlaybookActivities:
         needed = milestone.count if milestone.event else 1
         return count >= needed
 
-    @activity.defn(name="record_enrollment")
+    @activity.defn(name=ActivityName.RECORD_ENROLLMENT)
     def record_enrollment(self, input: RecordEnrollmentInput) -> None:
         """Keep the store's enrollment projection (for reports and the UI) up to date."""
         ended = input.status != "running"
@@ -221,7 +222,7 @@ class PlaybookActivities:
                     )
 
     # -- email ---------------------------------------------------------------------------
-    @activity.defn(name="send_email")
+    @activity.defn(name=ActivityName.SEND_EMAIL)
     @_heartbeating
     def send_email(self, input: SendEmailInput) -> SendEmailResult:
         """Render and send one email step to its recipients, at most once each.
@@ -456,7 +457,7 @@ class PlaybookActivities:
         return None
 
     # -- tasks ---------------------------------------------------------------------------
-    @activity.defn(name="create_task")
+    @activity.defn(name=ActivityName.CREATE_TASK)
     @_heartbeating
     def create_task(self, input: CreateTaskInput) -> TaskRef:
         """Create the step's task once (keyed by enrollment, step and iteration)."""
@@ -511,7 +512,7 @@ class PlaybookActivities:
             return member.email if member else customer.owner_email
         return assignee
 
-    @activity.defn(name="escalate_task")
+    @activity.defn(name=ActivityName.ESCALATE_TASK)
     @_heartbeating
     def escalate_task(self, input: EscalateTaskInput) -> TaskRef:
         """Escalate an overdue task: a linked urgent task for the manager (or whom it names)."""
@@ -552,7 +553,7 @@ class PlaybookActivities:
             )
 
     # -- customer data and other playbooks -------------------------------------------------
-    @activity.defn(name="update_customer")
+    @activity.defn(name=ActivityName.UPDATE_CUSTOMER)
     @_heartbeating
     def update_customer(self, input: UpdateCustomerInput) -> None:
         """Set attributes and tags once per (enrollment, step, visit)."""
@@ -590,7 +591,7 @@ class PlaybookActivities:
             customer.attributes = attributes
             customer.tags = tags
 
-    @activity.defn(name="enroll_customer")
+    @activity.defn(name=ActivityName.ENROLL_CUSTOMER)
     async def enroll_customer(self, input: EnrollCustomerInput) -> str:
         """Start another playbook for this customer (already enrolled is not an error)."""
         if self.enroller is None:

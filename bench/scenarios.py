@@ -64,6 +64,14 @@ from engine.api.app import create_app
 from engine.api.auth import create_api_token
 from engine.api.services import Services
 from engine.enrollment import enroll, enrollment_id
+from engine.messages import (
+    SA_CUSTOMER,
+    SA_PLAYBOOK,
+    SA_STEP,
+    SA_VERSION,
+    SEARCH_ATTRIBUTES,
+    EventSignal,
+)
 from engine.plan import CompiledPlan
 from engine.project import load_project
 from engine.settings import load_settings
@@ -78,14 +86,6 @@ from engine.store.models import (
     utcnow,
 )
 from engine.temporal import find_binary, quiet_runtime
-from workflows.models import (
-    SA_CUSTOMER,
-    SA_PLAYBOOK,
-    SA_STEP,
-    SA_VERSION,
-    SEARCH_ATTRIBUTES,
-    EventSignal,
-)
 
 ENGINE, ENGINE_SIGNAL, BASELINE = "engine", "engine_signal", "baseline"
 CODES = {ENGINE: "e", ENGINE_SIGNAL: "s", BASELINE: "b"}

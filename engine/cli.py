@@ -566,7 +566,7 @@ async def _print_live_status(settings, workflow_id: str) -> None:
     from temporalio.client import WorkflowQueryFailedError
     from temporalio.service import RPCError
 
-    from workflows.models import EnrollmentStatus
+    from engine.messages import EnrollmentStatus
 
     client = await _temporal_client(settings)
     try:

@@ -19,8 +19,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from engine.plan import CompiledPlan
-from workflows.models import (
+from engine.messages import (
     SA_CUSTOMER,
     SA_PLAYBOOK,
     SA_STEP,
@@ -29,6 +28,7 @@ from workflows.models import (
     EnrollmentInput,
     EventSignal,
 )
+from engine.plan import CompiledPlan
 
 
 class AlreadyEnrolled(Exception):

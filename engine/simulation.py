@@ -34,18 +34,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mailer import CaptureMailer
-from activities.models import DecideInput
 from activities.playbook import PlaybookActivities
 from engine.diagnostics import Diagnostic
 from engine.events import ingest_event
 from engine.loader import LoadedFile, parse_text
-from engine.plan import CompiledPlan
-from engine.sendwindow import zone
-from engine.store import repository
-from engine.store.models import Base, OutboxMessage, Task, TeamMember, check_timezone
-from engine.temporal import find_binary, quiet_runtime
-from workflows.models import (
+from engine.messages import (
     WORKFLOW_NAME,
+    DecideInput,
     EnrollmentInput,
     EnrollmentResult,
     EnrollmentStatus,
@@ -53,6 +48,11 @@ from workflows.models import (
     StepRecord,
     TaskCompletion,
 )
+from engine.plan import CompiledPlan
+from engine.sendwindow import zone
+from engine.store import repository
+from engine.store.models import Base, OutboxMessage, Task, TeamMember, check_timezone
+from engine.temporal import find_binary, quiet_runtime
 from workflows.playbook import PlaybookWorkflow
 
 MAX_DAYS = 400

@@ -24,10 +24,10 @@ from temporalio.service import RPCError
 from engine.context import decide
 from engine.enrollment import AlreadyEnrolled, enroll
 from engine.events import Ingested, ingest_event
+from engine.messages import EventSignal
 from engine.plan import CompiledPlan, MilestonePlan, TriggerPlan
 from engine.sendwindow import zone
 from engine.store.models import Customer, Enrollment
-from workflows.models import EventSignal
 
 log = logging.getLogger(__name__)
 CATCH_UP = timedelta(days=7)

@@ -28,33 +28,32 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError
 
-from activities.models import (
+from engine.messages import (
+    SA_STEP,
+    ActivityName,
+    CancelRequest,
     CheckMilestoneInput,
     CreateTaskInput,
     DecideInput,
     DecideResult,
     EnrollCustomerInput,
+    EnrollmentInput,
+    EnrollmentResult,
+    EnrollmentStatus,
     EscalateTaskInput,
+    EventSignal,
+    InterpreterState,
     RecordEnrollmentInput,
     SendEmailInput,
     SendEmailResult,
+    SkipRequest,
+    StepRecord,
+    TaskCompletion,
     TaskRef,
     UpdateCustomerInput,
 )
 from engine.plan import END, CompiledPlan, StepPlan
 from engine.sendwindow import local_datetime, next_opening
-from workflows.models import (
-    SA_STEP,
-    CancelRequest,
-    EnrollmentInput,
-    EnrollmentResult,
-    EnrollmentStatus,
-    EventSignal,
-    InterpreterState,
-    SkipRequest,
-    StepRecord,
-    TaskCompletion,
-)
 
 MAX_RECORDS = 300
 MAX_SEEN_EVENTS = 2_000
@@ -282,7 +281,7 @@ class Interpreter:
         templates = {name: self.plan.templates[name] for name in email.files}
         try:
             result: SendEmailResult = await workflow.execute_activity(
-                "send_email",
+                ActivityName.SEND_EMAIL,
                 SendEmailInput(
                     enrollment_id=self.input.enrollment_id,
                     playbook=self.plan.playbook,
@@ -318,7 +317,7 @@ class Interpreter:
         task = step.task
         assert task is not None
         ref: TaskRef = await workflow.execute_activity(
-            "create_task",
+            ActivityName.CREATE_TASK,
             CreateTaskInput(
                 enrollment_id=self.input.enrollment_id,
                 playbook=self.plan.playbook,
@@ -345,7 +344,7 @@ class Interpreter:
         outcome = await self._wait(step.id, label, deadline, done)
         if outcome == "timeout":
             await workflow.execute_activity(
-                "escalate_task",
+                ActivityName.ESCALATE_TASK,
                 EscalateTaskInput(
                     task_id=ref.task_id,
                     enrollment_id=self.input.enrollment_id,
@@ -471,7 +470,7 @@ class Interpreter:
     async def _step_update(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.update is not None
         await workflow.execute_activity(
-            "update_customer",
+            ActivityName.UPDATE_CUSTOMER,
             UpdateCustomerInput(
                 enrollment_id=self.input.enrollment_id,
                 step_id=step.id,
@@ -494,7 +493,7 @@ class Interpreter:
     async def _step_enroll(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.enroll is not None
         started: str = await workflow.execute_activity(
-            "enroll_customer",
+            ActivityName.ENROLL_CUSTOMER,
             EnrollCustomerInput(
                 enrollment_id=self.input.enrollment_id,
                 step_id=step.id,
@@ -611,7 +610,7 @@ class Interpreter:
     # -- activities used by the interpreter itself ----------------------------------------
     async def _decide(self, expressions: list[str], event: EventSignal | None) -> DecideResult:
         decision: DecideResult = await workflow.execute_local_activity(
-            "decide",
+            ActivityName.DECIDE,
             DecideInput(
                 customer_id=self.input.customer_id,
                 playbook=self.plan.playbook,
@@ -636,7 +635,7 @@ class Interpreter:
         if definition is None:
             return False
         reached: bool = await workflow.execute_local_activity(
-            "check_milestone",
+            ActivityName.CHECK_MILESTONE,
             CheckMilestoneInput(
                 customer_id=self.input.customer_id,
                 milestone=name,
@@ -659,7 +658,7 @@ class Interpreter:
         close_open_tasks: bool = False,
     ) -> None:
         await workflow.execute_local_activity(
-            "record_enrollment",
+            ActivityName.RECORD_ENROLLMENT,
             RecordEnrollmentInput(
                 enrollment_id=self.input.enrollment_id,
                 playbook=self.plan.playbook,

@@ -38,9 +38,9 @@ from engine.api.schemas import (
 )
 from engine.api.services import Services
 from engine.enrollment import AlreadyEnrolled, enroll
+from engine.messages import CancelRequest, EnrollmentStatus, SkipRequest, TaskCompletion
 from engine.store import repository
 from engine.store.models import Customer, Enrollment, Task, TeamMember
-from workflows.models import CancelRequest, EnrollmentStatus, SkipRequest, TaskCompletion
 
 
 def _renderable(error: dict[str, Any]) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
+from engine.messages import EnrollmentStatus, StepRecord
 from engine.plan import CompiledPlan
 from engine.store.models import Enrollment, Event, OutboxMessage, Task
-from workflows.models import EnrollmentStatus, StepRecord
 
 QUERY_TIMEOUT_SECONDS = 3.0
 # Step records the store shows better (with links): the outbox row, the task, the event.

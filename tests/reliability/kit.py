@@ -26,9 +26,9 @@ from temporalio.worker import Worker
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
+from engine.messages import EnrollmentResult, EnrollmentStatus
 from engine.plan import CompiledPlan
 from engine.store.models import OutboxMessage, Task
-from workflows.models import EnrollmentResult, EnrollmentStatus
 from workflows.playbook import PlaybookWorkflow
 
 # email -> task -> short wait -> email, seconds-scale so a run takes seconds.

@@ -19,8 +19,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.api.services import Services
+from engine.messages import EnrollmentStatus
 from engine.settings import Settings
-from workflows.models import EnrollmentStatus
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -33,17 +33,17 @@ from temporalio.worker import Worker
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
-from engine.plan import CompiledPlan
-from engine.project import Project, load_project
-from engine.store import repository
-from engine.store.models import Customer, Enrollment, OutboxMessage, Task, TeamMember
-from workflows.models import (
+from engine.messages import (
     EnrollmentResult,
     EnrollmentStatus,
     EventSignal,
     StepRecord,
     TaskCompletion,
 )
+from engine.plan import CompiledPlan
+from engine.project import Project, load_project
+from engine.store import repository
+from engine.store.models import Customer, Enrollment, OutboxMessage, Task, TeamMember
 from workflows.playbook import PlaybookWorkflow
 
 ADMIN_AND_CHAMPION = {"ada@acme.example", "carl@acme.example"}

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from harness import records, running, seed_customer, write_project
 
-from workflows.models import EnrollmentStatus
+from engine.messages import EnrollmentStatus
 
 VISITS = 12
 

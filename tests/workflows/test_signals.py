@@ -8,7 +8,7 @@ import pytest
 from harness import ADMIN_AND_CHAMPION, records, running, seed_customer
 from temporalio.client import WorkflowUpdateFailedError
 
-from workflows.models import CancelRequest, EnrollmentStatus, SkipRequest
+from engine.messages import CancelRequest, EnrollmentStatus, SkipRequest
 
 AWAIT_INTEGRATION = "milestone integration_connected"
 AWAIT_TEAM = "milestone team_invited"
