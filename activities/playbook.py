@@ -57,30 +57,17 @@ from engine.messages import (
 from engine.milestones import matches
 from engine.plan import EmailPlan, MilestonePlan
 from engine.signing import unsubscribe_token
+from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.models import Customer, Event, Task
 from engine.templates import TemplateRenderError, html_to_text, render, render_text
 
 # Seconds between tries to record an accepted email as 'sent' while the database is away.
 SENT_WRITE_PAUSES = (1, 2, 4, 8, 10, 10, 10)
-# Outbox states this module moves through, besides the store's final ones.
-PENDING, SENDING, UNCONFIRMED, CAPTURED = "pending", "sending", "unconfirmed", "captured"
 NO_PROVIDER = "no mail provider configured"
-DONE = {
-    CAPTURED,
-    "sent",
-    "suppressed",
-    "failed",
-    UNCONFIRMED,
-    "delivered",
-    "opened",
-    "clicked",
-    "bounced",
-    "dropped",
-    "deferred",
-    "spam_reported",
-    "unsubscribed",
-}
+# A row in any status but these two is final: a retry reports it and sends nothing.
+IN_FLIGHT = {OutboxStatus.PENDING, OutboxStatus.SENDING}
+DONE = frozenset(OutboxStatus) - IN_FLIGHT
 
 Enroller = Callable[[str, str, str], Awaitable[str]]
 
@@ -195,7 +182,7 @@ class PlaybookActivities:
     @activity.defn(name=ActivityName.RECORD_ENROLLMENT)
     def record_enrollment(self, input: RecordEnrollmentInput) -> None:
         """Keep the store's enrollment projection (for reports and the UI) up to date."""
-        ended = input.status != "running"
+        ended = input.status != EnrollmentStatus.RUNNING
         with self.sessions.begin() as session:
             repository.upsert_enrollment(
                 session,
@@ -213,7 +200,7 @@ class PlaybookActivities:
             if input.close_open_tasks:
                 open_tasks = session.scalars(
                     select(Task).where(
-                        Task.enrollment_id == input.enrollment_id, Task.status == "open"
+                        Task.enrollment_id == input.enrollment_id, Task.status == TaskStatus.OPEN
                     )
                 )
                 for task in open_tasks:
@@ -310,15 +297,21 @@ class PlaybookActivities:
             row = repository.get_outbox(session, key)
             if row is not None and row.status in DONE:
                 return _delivery(
-                    address, row.status, row.subject, row.reason, row.provider_message_id
+                    address,
+                    OutboxStatus(row.status),
+                    row.subject,
+                    row.reason,
+                    row.provider_message_id,
                 )
-            if row is not None and row.status == SENDING:
+            if row is not None and row.status == OutboxStatus.SENDING:
                 reason = (
                     "the previous attempt stopped after handing the email to the "
                     "provider; not sent again to avoid a duplicate"
                 )
-                repository.update_outbox_status(session, key, UNCONFIRMED, reason=reason)
-                return _delivery(address, UNCONFIRMED, row.subject, reason)
+                repository.update_outbox_status(
+                    session, key, OutboxStatus.UNCONFIRMED, reason=reason
+                )
+                return _delivery(address, OutboxStatus.UNCONFIRMED, row.subject, reason)
             suppressed = self._suppression_reason(session, contact)
         token = unsubscribe_token(self.signing_secret, input.customer_id, address)
         unsubscribe_url = f"{self.public_base_url}/unsubscribe/{token}"
@@ -330,11 +323,11 @@ class PlaybookActivities:
                     key,
                     address,
                     _safe_subject(input.email, context),
-                    status="suppressed",
+                    status=OutboxStatus.SUPPRESSED,
                     reason=suppressed,
                     **common,
                 )
-            return _delivery(address, "suppressed", None, suppressed)
+            return _delivery(address, OutboxStatus.SUPPRESSED, None, suppressed)
         try:
             subject = render_text(input.email.subject, context)
             context["preheader"] = (
@@ -354,11 +347,11 @@ class PlaybookActivities:
                     key,
                     address,
                     input.email.subject,
-                    status="failed",
+                    status=OutboxStatus.FAILED,
                     reason=reason,
                     **common,
                 )
-            return _delivery(address, "failed", None, reason)
+            return _delivery(address, OutboxStatus.FAILED, None, reason)
         sender_email = input.sender.email if input.sender else self.default_from_email
         sender_name = input.sender.name if input.sender else self.default_from_name
         headers = {
@@ -377,16 +370,18 @@ class PlaybookActivities:
                 html=html,
                 text=text,
                 headers=headers,
-                status=CAPTURED if capture else PENDING,
+                status=OutboxStatus.CAPTURED if capture else OutboxStatus.PENDING,
                 reason=NO_PROVIDER if capture else None,
                 **common,
             )
             if capture and not created:  # a pending row left by an earlier attempt
-                repository.update_outbox_status(session, key, CAPTURED, reason=NO_PROVIDER)
+                repository.update_outbox_status(
+                    session, key, OutboxStatus.CAPTURED, reason=NO_PROVIDER
+                )
         if capture:
-            return _delivery(address, CAPTURED, subject)
+            return _delivery(address, OutboxStatus.CAPTURED, subject)
         with self.sessions.begin() as session:
-            repository.update_outbox_status(session, key, SENDING, count_attempt=True)
+            repository.update_outbox_status(session, key, OutboxStatus.SENDING, count_attempt=True)
         outgoing = OutgoingEmail(
             to_email=address,
             to_name=contact.get("name"),
@@ -409,24 +404,26 @@ class PlaybookActivities:
             message_id = self.mailer.send(outgoing)
         except ProviderRetryable as exc:
             with self.sessions.begin() as session:
-                repository.update_outbox_status(session, key, PENDING, reason=str(exc))
+                repository.update_outbox_status(session, key, OutboxStatus.PENDING, reason=str(exc))
             delay = timedelta(seconds=exc.delay_seconds) if exc.delay_seconds else None
             raise ApplicationError(
                 str(exc), type="ProviderRetryable", next_retry_delay=delay
             ) from None
         except ProviderRejected as exc:
             with self.sessions.begin() as session:
-                repository.update_outbox_status(session, key, "failed", reason=str(exc))
-            return _delivery(address, "failed", subject, str(exc))
+                repository.update_outbox_status(session, key, OutboxStatus.FAILED, reason=str(exc))
+            return _delivery(address, OutboxStatus.FAILED, subject, str(exc))
         except ProviderUnconfirmed as exc:
             # The request went out and its answer was lost (client timeout): recorded as
             # such now, with the cause, rather than by the retry, and never sent again.
             reason = f"{exc}; not sent again to avoid a duplicate"
             with self.sessions.begin() as session:
-                repository.update_outbox_status(session, key, UNCONFIRMED, reason=reason)
-            return _delivery(address, UNCONFIRMED, subject, reason)
+                repository.update_outbox_status(
+                    session, key, OutboxStatus.UNCONFIRMED, reason=reason
+                )
+            return _delivery(address, OutboxStatus.UNCONFIRMED, subject, reason)
         self._record_sent(key, message_id)
-        return _delivery(address, "sent", subject, None, message_id)
+        return _delivery(address, OutboxStatus.SENT, subject, None, message_id)
 
     def _record_sent(self, key: str, message_id: str | None) -> None:
         """Write 'sent', retrying while the database is away: SendGrid accepted the email,
@@ -438,7 +435,7 @@ class PlaybookActivities:
                     repository.update_outbox_status(
                         session,
                         key,
-                        "sent",
+                        OutboxStatus.SENT,
                         provider_message_id=message_id,
                         sent_at=datetime.now().astimezone(),
                     )
@@ -577,7 +574,7 @@ class PlaybookActivities:
                 "customer.updated",
                 input.now,
                 {"by": input.playbook, "step": input.step_id},
-                status="applied",
+                status=EventStatus.APPLIED,
             ):
                 return
             context = evaluation_context(
@@ -601,7 +598,7 @@ class PlaybookActivities:
 
 def _delivery(
     contact: str,
-    status: str,
+    status: OutboxStatus,
     subject: str | None,
     reason: str | None = None,
     message_id: str | None = None,
@@ -609,7 +606,7 @@ def _delivery(
     return EmailDelivery(
         contact=contact,
         status=status,
-        subject=subject,  # type: ignore[arg-type]
+        subject=subject,
         reason=reason,
         message_id=message_id,
     )

@@ -13,12 +13,13 @@ workflow code. The names are part of recorded histories: never change a value.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from pydantic import BaseModel, Field
 
 from engine.milestones import MilestoneTracker
 from engine.plan import CompiledPlan, EmailPlan, SenderPlan, TaskPlan
+from engine.statuses import EnrollmentStatus, OutboxStatus
 
 TASK_QUEUE = "playbooks"
 WORKFLOW_NAME = "PlaybookWorkflow"
@@ -148,7 +149,7 @@ class EnrollmentInput(BaseModel):
     state: InterpreterState | None = None
 
 
-class EnrollmentStatus(BaseModel):
+class EnrollmentSnapshot(BaseModel):
     """Answer of the ``status`` query: where the enrollment stands."""
 
     enrollment_id: str
@@ -171,7 +172,7 @@ class EnrollmentResult(BaseModel):
     outcome: str
     reason: str | None = None
     ended_at_step: str | None = None
-    status: Literal["completed", "exited", "goal_reached", "cancelled"] = "completed"
+    status: EnrollmentStatus = EnrollmentStatus.COMPLETED
     records: list[StepRecord] = Field(default_factory=list)
 
 
@@ -210,7 +211,7 @@ class SendEmailInput(BaseModel):
 
 class EmailDelivery(BaseModel):
     contact: str
-    status: Literal["captured", "sent", "failed", "suppressed", "unconfirmed"]
+    status: OutboxStatus
     subject: str | None = None
     reason: str | None = None
     message_id: str | None = None
@@ -288,7 +289,7 @@ class RecordEnrollmentInput(BaseModel):
     version: str
     customer_id: str
     cycle_key: str | None = None
-    status: str
+    status: EnrollmentStatus
     current_step: str | None = None
     outcome: str | None = None
     at: datetime

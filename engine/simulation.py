@@ -43,13 +43,14 @@ from engine.messages import (
     DecideInput,
     EnrollmentInput,
     EnrollmentResult,
-    EnrollmentStatus,
+    EnrollmentSnapshot,
     EventSignal,
     StepRecord,
     TaskCompletion,
 )
 from engine.plan import CompiledPlan
 from engine.sendwindow import zone
+from engine.statuses import EnrollmentStatus, OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.models import Base, OutboxMessage, Task, TeamMember, check_timezone
 from engine.temporal import find_binary, quiet_runtime
@@ -522,7 +523,9 @@ class Simulator:
             task = session.scalars(
                 select(Task)
                 .where(
-                    Task.step_id == action.step, Task.status == "open", Task.escalation_of.is_(None)
+                    Task.step_id == action.step,
+                    Task.status == TaskStatus.OPEN,
+                    Task.escalation_of.is_(None),
                 )
                 .order_by(Task.created_at.desc())
             ).first()
@@ -551,7 +554,7 @@ class Simulator:
     async def _settle(self, run: _Run) -> None:
         """Let in-flight workflow tasks and activities finish at this moment."""
         for _ in range(3):
-            await run.handle.query("status", result_type=EnrollmentStatus)
+            await run.handle.query("status", result_type=EnrollmentSnapshot)
 
     async def _finish(
         self, run: _Run, horizon: datetime
@@ -560,7 +563,7 @@ class Simulator:
         if ended:
             result = await run.handle.result()
             return result, result.records
-        status = await run.handle.query("status", result_type=EnrollmentStatus)
+        status = await run.handle.query("status", result_type=EnrollmentSnapshot)
         await run.handle.terminate("simulation horizon reached")
         return None, status.records
 
@@ -613,7 +616,12 @@ def _describe(action: ScheduledEvent | ScheduledCompletion) -> str:
     return f"completing {action.step} on day {action.day}"
 
 
-_FINISH_KIND = {"exited": "exit", "goal_reached": "goal", "completed": "end", "cancelled": "end"}
+_FINISH_KIND = {
+    EnrollmentStatus.EXITED: "exit",
+    EnrollmentStatus.GOAL_REACHED: "goal",
+    EnrollmentStatus.COMPLETED: "end",
+    EnrollmentStatus.CANCELLED: "end",
+}
 
 
 def _timeline(
@@ -677,8 +685,12 @@ def _entry(
     data = record.data
     kind = record.kind
     if kind == "email":
-        sent = [d for d in data.get("deliveries", []) if d["status"] != "suppressed"]
-        held = [d["contact"] for d in data.get("deliveries", []) if d["status"] == "suppressed"]
+        sent = [d for d in data.get("deliveries", []) if d["status"] != OutboxStatus.SUPPRESSED]
+        held = [
+            d["contact"]
+            for d in data.get("deliveries", [])
+            if d["status"] == OutboxStatus.SUPPRESSED
+        ]
         subjects = [d["subject"] for d in sent if d.get("subject")]
         return TimelineEntry(
             kind="email",

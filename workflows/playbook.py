@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         CancelRequest,
         EnrollmentInput,
         EnrollmentResult,
-        EnrollmentStatus,
+        EnrollmentSnapshot,
         EventSignal,
         QueryName,
         SignalName,
@@ -60,7 +60,7 @@ class PlaybookWorkflow:
 
     # -- updates and their validators ------------------------------------------------------
     @workflow.update(name=UpdateName.PAUSE)
-    def pause(self) -> EnrollmentStatus:
+    def pause(self) -> EnrollmentSnapshot:
         """Hold the enrollment before its next step (waits keep their deadlines)."""
         return self.interpreter.pause()
 
@@ -69,7 +69,7 @@ class PlaybookWorkflow:
         self.interpreter.validate_pause()
 
     @workflow.update(name=UpdateName.RESUME)
-    def resume(self) -> EnrollmentStatus:
+    def resume(self) -> EnrollmentSnapshot:
         """Let a paused enrollment go on."""
         return self.interpreter.resume()
 
@@ -78,7 +78,7 @@ class PlaybookWorkflow:
         self.interpreter.validate_resume()
 
     @workflow.update(name=UpdateName.SKIP_TO_STEP)
-    def skip_to_step(self, request: SkipRequest) -> EnrollmentStatus:
+    def skip_to_step(self, request: SkipRequest) -> EnrollmentSnapshot:
         """Leave the current step (or wait) and continue at another step."""
         return self.interpreter.skip_to_step(request)
 
@@ -87,7 +87,7 @@ class PlaybookWorkflow:
         self.interpreter.validate_skip(request)
 
     @workflow.update(name=UpdateName.CANCEL)
-    def cancel(self, request: CancelRequest) -> EnrollmentStatus:
+    def cancel(self, request: CancelRequest) -> EnrollmentSnapshot:
         """Stop the enrollment now with outcome 'cancelled'."""
         return self.interpreter.cancel(request)
 
@@ -97,6 +97,6 @@ class PlaybookWorkflow:
 
     # -- query -----------------------------------------------------------------------------
     @workflow.query(name=QueryName.STATUS)
-    def status(self) -> EnrollmentStatus:
+    def status(self) -> EnrollmentSnapshot:
         """Where the enrollment stands: current step, what it waits for and until when."""
         return self.interpreter.status()

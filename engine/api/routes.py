@@ -38,7 +38,8 @@ from engine.api.schemas import (
 )
 from engine.api.services import Services
 from engine.enrollment import AlreadyEnrolled, enroll
-from engine.messages import CancelRequest, EnrollmentStatus, SkipRequest, TaskCompletion
+from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest, TaskCompletion
+from engine.statuses import TaskStatus
 from engine.store import repository
 from engine.store.models import Customer, Enrollment, Task, TeamMember
 
@@ -288,7 +289,7 @@ def reassign_task(task_id: str, body: TaskReassign, svc: Svc) -> TaskOut:
         task = repository.get_task(session, task_id)
         if task is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task '{task_id}'")
-        if task.status != "open":
+        if task.status != TaskStatus.OPEN:
             raise HTTPException(status.HTTP_409_CONFLICT, f"task is {task.status}")
         task.assignee_email = body.assignee.lower()
         return task_out(task)
@@ -365,14 +366,14 @@ async def post_enrollment(body: EnrollIn, svc: Svc) -> EnrollmentOut:
 
 @router.get(
     "/enrollments/{enrollment_id:path}/status",
-    response_model=EnrollmentStatus,
+    response_model=EnrollmentSnapshot,
     tags=["enrollments"],
 )
-async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
+async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     """Where an enrollment stands now (asks the workflow)."""
     try:
         return await svc.client.get_workflow_handle(enrollment_id).query(
-            "status", result_type=EnrollmentStatus
+            "status", result_type=EnrollmentSnapshot
         )
     except WorkflowQueryFailedError as exc:
         raise HTTPException(
@@ -389,11 +390,11 @@ async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
 
 async def _update(
     svc: Services, enrollment_id: str, name: str, arg: Any = None
-) -> EnrollmentStatus:
+) -> EnrollmentSnapshot:
     handle = svc.client.get_workflow_handle(enrollment_id)
     try:
         args = [] if arg is None else [arg]
-        return await handle.execute_update(name, *args, result_type=EnrollmentStatus)
+        return await handle.execute_update(name, *args, result_type=EnrollmentSnapshot)
     except WorkflowUpdateFailedError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc.cause or exc)) from None
     except RPCError as exc:
@@ -406,25 +407,29 @@ async def _update(
 
 
 @router.post(
-    "/enrollments/{enrollment_id:path}/pause", response_model=EnrollmentStatus, tags=["enrollments"]
+    "/enrollments/{enrollment_id:path}/pause",
+    response_model=EnrollmentSnapshot,
+    tags=["enrollments"],
 )
-async def pause(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
+async def pause(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     return await _update(svc, enrollment_id, "pause")
 
 
 @router.post(
     "/enrollments/{enrollment_id:path}/resume",
-    response_model=EnrollmentStatus,
+    response_model=EnrollmentSnapshot,
     tags=["enrollments"],
 )
-async def resume(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
+async def resume(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     return await _update(svc, enrollment_id, "resume")
 
 
 @router.post(
-    "/enrollments/{enrollment_id:path}/skip", response_model=EnrollmentStatus, tags=["enrollments"]
+    "/enrollments/{enrollment_id:path}/skip",
+    response_model=EnrollmentSnapshot,
+    tags=["enrollments"],
 )
-async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentStatus:
+async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentSnapshot:
     return await _update(
         svc, enrollment_id, "skip_to_step", SkipRequest(step=body.step, reason=body.reason)
     )
@@ -432,10 +437,12 @@ async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentStatus:
 
 @router.post(
     "/enrollments/{enrollment_id:path}/cancel",
-    response_model=EnrollmentStatus,
+    response_model=EnrollmentSnapshot,
     tags=["enrollments"],
 )
-async def cancel(enrollment_id: str, body: CancelIn, svc: Svc, caller: Authed) -> EnrollmentStatus:
+async def cancel(
+    enrollment_id: str, body: CancelIn, svc: Svc, caller: Authed
+) -> EnrollmentSnapshot:
     return await _update(
         svc, enrollment_id, "cancel", CancelRequest(reason=body.reason, by=caller.name)
     )

@@ -48,8 +48,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.services import Services
+from engine.statuses import OutboxStatus
 from engine.store import repository
-from engine.store.models import Enrollment, OutboxMessage, OutboxStatus, WebhookEvent
+from engine.store.models import Enrollment, OutboxMessage, WebhookEvent
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])

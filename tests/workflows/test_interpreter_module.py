@@ -41,17 +41,21 @@ PROJECT_MODULES = {
     "engine.milestones",
     "engine.plan",
     "engine.sendwindow",
+    # engine.statuses: the status enums (standard library only).
+    "engine.statuses",
 }
 PROJECT_PACKAGES = ("activities", "engine", "workflows")
 # Third-party and standard-library modules (and their submodules) allowed at import time.
 # hashlib and json: `engine.plan` hashes the plan's content for its version (deterministic).
 # zoneinfo: `engine.sendwindow` converts workflow time to the customer's time zone.
+# enum: `engine.statuses` defines the status vocabulary as StrEnums.
 EXTERNAL_MODULES = {
     "__future__",
     "collections.abc",
     "contextlib",
     "dataclasses",
     "datetime",
+    "enum",
     "hashlib",
     "json",
     "pydantic",
