@@ -22,14 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.mailer import (
-    CaptureMailer,
-    Mailer,
-    OutgoingEmail,
-    ProviderRejected,
-    ProviderRetryable,
-    ProviderUnconfirmed,
-)
+from activities.mailer import CaptureMailer, Mailer, OutgoingEmail
 from engine.context import (
     contact_dict,
     customer_snapshot,
@@ -38,7 +31,15 @@ from engine.context import (
     member_with_role,
     team_member,
 )
-from engine.expressions import ExpressionError, evaluate
+from engine.errors import (
+    ErrorType,
+    ExpressionError,
+    ProviderRejected,
+    ProviderRetryable,
+    ProviderUnconfirmed,
+    TemplateRenderError,
+)
+from engine.expressions import evaluate
 from engine.messages import (
     ActivityName,
     CheckMilestoneInput,
@@ -60,7 +61,7 @@ from engine.signing import unsubscribe_token
 from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.models import Customer, Event, Task
-from engine.templates import TemplateRenderError, html_to_text, render, render_text
+from engine.templates import html_to_text, render, render_text
 
 # Seconds between tries to record an accepted email as 'sent' while the database is away.
 SENT_WRITE_PAUSES = (1, 2, 4, 8, 10, 10, 10)
@@ -223,7 +224,7 @@ class PlaybookActivities:
             if customer is None:
                 raise ApplicationError(
                     f"customer {input.customer_id} not found",
-                    type="CustomerNotFound",
+                    type=ErrorType.CUSTOMER_NOT_FOUND,
                     non_retryable=True,
                 )
             snapshot = customer_snapshot(session, customer)
@@ -407,7 +408,7 @@ class PlaybookActivities:
                 repository.update_outbox_status(session, key, OutboxStatus.PENDING, reason=str(exc))
             delay = timedelta(seconds=exc.delay_seconds) if exc.delay_seconds else None
             raise ApplicationError(
-                str(exc), type="ProviderRetryable", next_retry_delay=delay
+                str(exc), type=ErrorType.PROVIDER_RETRYABLE, next_retry_delay=delay
             ) from None
         except ProviderRejected as exc:
             with self.sessions.begin() as session:
@@ -464,7 +465,7 @@ class PlaybookActivities:
             if customer is None:
                 raise ApplicationError(
                     f"customer {input.customer_id} not found",
-                    type="CustomerNotFound",
+                    type=ErrorType.CUSTOMER_NOT_FOUND,
                     non_retryable=True,
                 )
             context = evaluation_context(
@@ -518,7 +519,7 @@ class PlaybookActivities:
             customer = self._customer(session, input.customer_id)
             if original is None or customer is None:
                 raise ApplicationError(
-                    "task or customer not found", type="InvalidInput", non_retryable=True
+                    "task or customer not found", type=ErrorType.INVALID_INPUT, non_retryable=True
                 )
             assignee = self._assignee(session, customer, input.escalate_to)
             row, created = repository.create_task(
@@ -564,7 +565,7 @@ class PlaybookActivities:
             if customer is None:
                 raise ApplicationError(
                     f"customer {input.customer_id} not found",
-                    type="CustomerNotFound",
+                    type=ErrorType.CUSTOMER_NOT_FOUND,
                     non_retryable=True,
                 )
             if not repository.record_event(

@@ -23,6 +23,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
+    from engine.errors import NON_RETRYABLE_ERROR_TYPES
     from engine.messages import (
         SA_STEP,
         ActivityName,
@@ -70,7 +71,7 @@ EFFECT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["CustomerNotFound", "InvalidInput"],
+    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
 )
 LOCAL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from engine.diagnostics import PlaybookError
+from engine.errors import PlaybookError
 from engine.statuses import OutboxStatus
 
 err_console = Console(stderr=True, highlight=False)
@@ -204,7 +204,7 @@ def simulate(
     """
     import asyncio
 
-    from engine.simulation import SimulationInputError
+    from engine.errors import SimulationInputError
 
     try:
         if all_fixtures:
@@ -467,7 +467,8 @@ def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
 
     from temporalio.service import RPCError
 
-    from engine.enrollment import AlreadyEnrolled, enroll
+    from engine.enrollment import enroll
+    from engine.errors import AlreadyEnrolled
     from engine.project import load_plan
     from engine.store import repository
 
@@ -718,12 +719,12 @@ def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from engine.customers_import import (
-        ImportFileError,
         ImportResult,
         plan_import,
         read_rows,
         run_import,
     )
+    from engine.errors import ImportFileError
 
     try:
         rows = read_rows(file, fmt)

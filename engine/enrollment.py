@@ -19,6 +19,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from engine.errors import AlreadyEnrolled
 from engine.messages import (
     SA_CUSTOMER,
     SA_PLAYBOOK,
@@ -29,10 +30,6 @@ from engine.messages import (
     EventSignal,
 )
 from engine.plan import CompiledPlan
-
-
-class AlreadyEnrolled(Exception):
-    """The customer is (or, with ``reenroll: never``, was) enrolled in this playbook."""
 
 
 def enrollment_id(playbook: str, customer_id: str, cycle_key: str | None = None) -> str:

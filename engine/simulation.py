@@ -36,6 +36,7 @@ from temporalio.worker import Worker
 from activities.mailer import CaptureMailer
 from activities.playbook import PlaybookActivities
 from engine.diagnostics import Diagnostic
+from engine.errors import SimulationInputError, YamlSourceError
 from engine.events import ingest_event
 from engine.loader import LoadedFile, parse_text
 from engine.messages import (
@@ -73,10 +74,6 @@ KINDS = (
     "goal",
     "end",
 )
-
-
-class SimulationInputError(ValueError):
-    """A customer file, event or completion the simulator cannot use; says what and where."""
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -282,7 +279,7 @@ def load_customer(path: Path) -> SimCustomer:
 
 
 def load_team(path: Path) -> list[SimTeamMember]:
-    from engine.yaml_source import YamlSourceError, load_yaml
+    from engine.yaml_source import load_yaml
 
     try:
         doc = load_yaml(path.read_text(encoding="utf-8"), str(path))

@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.api.app import create_app
 from engine.api.services import Services
-from engine.diagnostics import PlaybookError
+from engine.errors import PlaybookError
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import load_project
 from engine.registration import ensure_schedules, register_versions

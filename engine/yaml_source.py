@@ -31,6 +31,7 @@ from yaml.events import ScalarEvent
 from yaml.resolver import Resolver
 
 from engine.diagnostics import Diagnostic
+from engine.errors import YamlSourceError
 
 try:
     from yaml.cyaml import CParser
@@ -95,14 +96,6 @@ class SourceDocument:
     ) -> Diagnostic:
         pos = self.where(loc, key=key)
         return Diagnostic(self.path, pos.line, pos.column, message, severity)  # type: ignore[arg-type]
-
-
-class YamlSourceError(Exception):
-    """The text is not YAML this engine accepts; carries the diagnostics."""
-
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        self.diagnostics = diagnostics
-        super().__init__("\n".join(map(str, diagnostics)))
 
 
 class _Builder:

@@ -28,6 +28,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError
 
+from engine.errors import NON_RETRYABLE_ERROR_TYPES
 from engine.messages import (
     SA_STEP,
     ActivityName,
@@ -72,7 +73,7 @@ EFFECT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["CustomerNotFound", "InvalidInput"],
+    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
 )
 # Effect activities heartbeat every 2 s (activities/playbook.py); a worker killed mid-activity
 # is noticed after this long instead of the start-to-close timeout (minutes). Timeouts are not

@@ -37,7 +37,8 @@ from engine.api.schemas import (
     TeamMemberIn,
 )
 from engine.api.services import Services
-from engine.enrollment import AlreadyEnrolled, enroll
+from engine.enrollment import enroll
+from engine.errors import AlreadyEnrolled, ConflictError
 from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest, TaskCompletion
 from engine.statuses import TaskStatus
 from engine.store import repository
@@ -255,7 +256,7 @@ async def complete_and_signal(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task '{task_id}'")
         try:
             task = repository.complete_task(session, task_id, outcome, by, note=note)
-        except repository.ConflictError as exc:
+        except ConflictError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         except ValueError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None

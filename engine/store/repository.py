@@ -29,6 +29,7 @@ from sqlalchemy import CursorResult, Executable, Table, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
+from engine.errors import ConflictError, NotFoundError
 from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskStatus
 from engine.store.models import (
     Base,
@@ -47,19 +48,6 @@ from engine.store.models import (
     normalize_email,
     utcnow,
 )
-
-
-class StoreError(Exception):
-    """Base class of the errors raised by the repository."""
-
-
-class NotFoundError(StoreError, LookupError):
-    """The row a function was asked to change does not exist."""
-
-
-class ConflictError(StoreError, ValueError):
-    """The change contradicts what is stored (e.g. completing a cancelled task)."""
-
 
 # --- helpers -------------------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ from engine.api.auth import (
 )
 from engine.api.routes import complete_and_signal
 from engine.api.services import Services
-from engine.signing import BadToken, sign, verify
+from engine.errors import BadToken
+from engine.signing import sign, verify
 from engine.statuses import EnrollmentStatus, OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.models import (
