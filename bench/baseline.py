@@ -23,18 +23,22 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import (
+    from engine.errors import NON_RETRYABLE_ERROR_TYPES
+    from engine.messages import (
+        SA_STEP,
+        ActivityName,
         CheckMilestoneInput,
         CreateTaskInput,
         DecideInput,
         DecideResult,
+        EventSignal,
         RecordEnrollmentInput,
         SendEmailInput,
         SendEmailResult,
+        SignalName,
         TaskRef,
     )
     from engine.plan import CompiledPlan, EmailPlan, MilestonePlan, TaskPlan
-    from workflows.models import SA_STEP, EventSignal
 
 BASELINE_WORKFLOW = "BenchBaselineWorkflow"
 BASELINE_PREFIX = "bench_baseline"
@@ -67,7 +71,7 @@ EFFECT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["CustomerNotFound", "InvalidInput"],
+    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
 )
 LOCAL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
@@ -94,7 +98,7 @@ class BaselineWorkflow:
         self.input = input
         self.activated = False
 
-    @workflow.signal
+    @workflow.signal(name=SignalName.EVENT)
     def event(self, event: EventSignal) -> None:
         """The same signal the event router sends to every running enrollment."""
         if event.name == MILESTONE.event:
@@ -103,7 +107,7 @@ class BaselineWorkflow:
     @workflow.run
     async def run(self, input: BaselineInput) -> str:
         decision: DecideResult = await workflow.execute_local_activity(
-            "decide",
+            ActivityName.DECIDE,
             DecideInput(
                 customer_id=input.customer_id,
                 playbook=PLAYBOOK,
@@ -121,7 +125,7 @@ class BaselineWorkflow:
         await self._email("welcome", WELCOME)
 
         await workflow.execute_activity(
-            "create_task",
+            ActivityName.CREATE_TASK,
             CreateTaskInput(
                 enrollment_id=input.enrollment_id,
                 playbook=PLAYBOOK,
@@ -144,7 +148,7 @@ class BaselineWorkflow:
             await workflow.sleep(until - workflow.now())
 
         reached: bool = await workflow.execute_local_activity(
-            "check_milestone",
+            ActivityName.CHECK_MILESTONE,
             CheckMilestoneInput(
                 customer_id=input.customer_id,
                 milestone=MILESTONE.name,
@@ -169,7 +173,7 @@ class BaselineWorkflow:
 
     async def _email(self, step_id: str, email: EmailPlan) -> SendEmailResult:
         result: SendEmailResult = await workflow.execute_activity(
-            "send_email",
+            ActivityName.SEND_EMAIL,
             SendEmailInput(
                 enrollment_id=self.input.enrollment_id,
                 playbook=PLAYBOOK,
@@ -200,7 +204,7 @@ class BaselineWorkflow:
         close_open_tasks: bool = False,
     ) -> None:
         await workflow.execute_local_activity(
-            "record_enrollment",
+            ActivityName.RECORD_ENROLLMENT,
             RecordEnrollmentInput(
                 enrollment_id=self.input.enrollment_id,
                 playbook=PLAYBOOK,

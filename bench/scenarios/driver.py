@@ -44,8 +44,8 @@ from bench.report import Metric, median
 from bench.scenarios.spec import BASELINE, CODES, ENGINE, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import Stack, WorkerProcess
 from engine.enrollment import enroll, enrollment_id
+from engine.messages import SA_CUSTOMER, SA_PLAYBOOK, SA_STEP, SA_VERSION, EventSignal
 from engine.store.models import OutboxMessage, Task
-from workflows.models import SA_CUSTOMER, SA_PLAYBOOK, SA_STEP, SA_VERSION, EventSignal
 
 MILESTONE_EVENT = "bench.activated"
 PARK_STEP = "await_activation"

@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from engine.api.services import Services
+from engine.messages import EnrollmentResult
 from engine.store import repository
 from engine.store.models import Event, OutboxMessage, Suppression
 from engine.triggers import EventRouter
-from workflows.models import EnrollmentResult
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
