@@ -287,7 +287,7 @@ class PlaybookActivities:
     ) -> EmailDelivery:
         address = contact["email"]
         key = f"{input.enrollment_id}:{input.step_id}:{input.iteration}:{address.lower()}"
-        common = {
+        common: dict[str, Any] = {
             "enrollment_id": input.enrollment_id,
             "playbook_id": input.playbook,
             "step_id": input.step_id,

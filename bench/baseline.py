@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         TaskRef,
     )
     from engine.plan import CompiledPlan, EmailPlan, MilestonePlan, TaskPlan
+    from engine.statuses import EnrollmentStatus
 
 BASELINE_WORKFLOW = "BenchBaselineWorkflow"
 BASELINE_PREFIX = "bench_baseline"
@@ -120,7 +121,7 @@ class BaselineWorkflow:
         )
         if not decision.found:
             return "exited"
-        await self._project("running", "welcome")
+        await self._project(EnrollmentStatus.RUNNING, "welcome")
 
         await self._email("welcome", WELCOME)
 
@@ -168,7 +169,9 @@ class BaselineWorkflow:
         await self._email("activated", ACTIVATED)
 
         workflow.upsert_search_attributes([STEP_KEY.value_set("end")])
-        await self._project("completed", None, outcome="completed", close_open_tasks=True)
+        await self._project(
+            EnrollmentStatus.COMPLETED, None, outcome="completed", close_open_tasks=True
+        )
         return "completed"
 
     async def _email(self, step_id: str, email: EmailPlan) -> SendEmailResult:
@@ -194,11 +197,11 @@ class BaselineWorkflow:
 
     async def _mark(self, step_id: str) -> None:
         workflow.upsert_search_attributes([STEP_KEY.value_set(step_id)])
-        await self._project("running", step_id)
+        await self._project(EnrollmentStatus.RUNNING, step_id)
 
     async def _project(
         self,
-        status: str,
+        status: EnrollmentStatus,
         step: str | None,
         outcome: str | None = None,
         close_open_tasks: bool = False,
@@ -240,7 +243,11 @@ def check_matches_plan(plan: CompiledPlan) -> None:
     same("kickoff", KICKOFF, steps["kickoff"].task)
     same("pause", PAUSE.total_seconds(), steps["pause"].wait and steps["pause"].wait.seconds)
     wait_for = steps["await_activation"].wait_for
-    same("milestone", MILESTONE, plan.milestones.get(wait_for.milestone if wait_for else ""))
+    same(
+        "milestone",
+        MILESTONE,
+        plan.milestones.get(wait_for.milestone if wait_for and wait_for.milestone else ""),
+    )
     same("timeout", ACTIVATION_TIMEOUT.total_seconds(), wait_for and wait_for.timeout_seconds)
     same("activated", ACTIVATED, steps["activated"].email)
     same("templates", TEMPLATES, plan.templates)

@@ -20,7 +20,7 @@ commands it issues have not changed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,6 +68,8 @@ PATCH_EVENTS_BEFORE_WAIT = "events-before-wait-count"
 STEP_KEY = SearchAttributeKey.for_keyword(SA_STEP)
 # `workflow.patched` ids of behaviour changes to the interpreter (see the replay tests).
 PATCH_PAUSED_WAKES_ON_EVENTS = "paused-wakes-on-events"
+# A `_step_<kind>` method: runs one step and returns the id of the next.
+StepHandler = Callable[[StepPlan, int, list[Any]], Awaitable[str]]
 
 EFFECT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -213,13 +215,15 @@ class Interpreter:
                     # ignored `customer.churned` until resumed; guarded by a patch so
                     # histories recorded before it still replay.
                     wake_on_events = workflow.patched(PATCH_PAUSED_WAKES_ON_EVENTS)
-                    await workflow.wait_condition(
-                        lambda wake=wake_on_events: (
+
+                    def unpaused(wake: bool = wake_on_events) -> bool:
+                        return (
                             not self.state.paused
                             or self.finish is not None
                             or (wake and bool(self.inbox))
                         )
-                    )
+
+                    await workflow.wait_condition(unpaused)
                     continue
                 if self._history_is_long():
                     self._continue_as_new()
@@ -269,7 +273,7 @@ class Interpreter:
             if step.condition and values.pop(0) is not True:
                 self._record(step.id, "skipped", f"if: {step.condition} is false")
                 return step.next
-        handler = getattr(self, f"_step_{step.kind}")
+        handler: StepHandler = getattr(self, f"_step_{step.kind}")
         return await handler(step, iteration, values)
 
     # -- step kinds ----------------------------------------------------------------------

@@ -73,7 +73,7 @@ STATUS = {
 }
 # How final a status is: an event never moves a row to a less final one (events arrive
 # out of order, in separate batches). Our own statuses (sent, unconfirmed...) rank 0.
-RANK = {
+RANK: dict[str, int] = {
     OutboxStatus.DEFERRED: 1,
     OutboxStatus.DELIVERED: 2,
     OutboxStatus.OPENED: 3,
