@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from engine.diagnostics import PlaybookError
+from engine.errors import PlaybookError
+from engine.statuses import OutboxStatus
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
@@ -203,7 +204,7 @@ def simulate(
     """
     import asyncio
 
-    from engine.simulation import SimulationInputError
+    from engine.errors import SimulationInputError
 
     try:
         if all_fixtures:
@@ -307,7 +308,7 @@ async def _simulate_all(root: Path, team: Path | None) -> bool:
             bar = progress.add_task("simulating", total=len(runs))
             for plan, customer in runs:
                 timeline = await sim.run(plan, customer, team=members)
-                broken = [e for e in timeline.emails if e.status == "failed"]
+                broken = [e for e in timeline.emails if e.status == OutboxStatus.FAILED]
                 failed = failed or bool(broken)
                 problems = [f"{e.step}: {e.reason}" for e in broken]
                 problems += [w for w in timeline.warnings if "still running" not in w]
@@ -317,7 +318,7 @@ async def _simulate_all(root: Path, team: Path | None) -> bool:
                     customer.id,
                     timeline.outcome,
                     str(last_day),
-                    str(sum(1 for e in timeline.emails if e.status == "captured")),
+                    str(sum(1 for e in timeline.emails if e.status == OutboxStatus.CAPTURED)),
                     str(sum(1 for e in timeline.timeline if e.kind == "task")),
                     "; ".join(problems) or "-",
                 )
@@ -703,12 +704,12 @@ def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from engine.customers_import import (
-        ImportFileError,
         ImportResult,
         plan_import,
         read_rows,
         run_import,
     )
+    from engine.errors import ImportFileError
 
     try:
         rows = read_rows(file, fmt)

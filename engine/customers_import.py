@@ -37,6 +37,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.errors import ImportFileError
 from engine.store import repository
 
 CUSTOMER_COLUMNS = ("id", "name", "segment", "timezone", "owner", "renewal_date", "health_score")
@@ -50,10 +51,6 @@ JSON_ONLY = ("attributes", "tags", "contacts")
 ATTRIBUTE_PREFIX = "attributes."
 STORE_NAMES = {"owner": "owner_email"}  # our column -> CustomerData field
 COLUMN_NAMES = {v: k for k, v in STORE_NAMES.items()}
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (not CSV/JSON, unknown columns...)."""
 
 
 @dataclass(frozen=True, order=True)

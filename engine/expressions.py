@@ -21,6 +21,7 @@ from jinja2.parser import Parser
 from jinja2.sandbox import SecurityError
 
 from engine.diagnostics import did_you_mean
+from engine.errors import ExpressionError
 from engine.sandbox import check_size, shared_sandbox
 
 CUSTOMER_FIELDS = (
@@ -49,10 +50,6 @@ HELPERS = ("days", "hours", "weeks", "days_until", "days_since", "date")
 BASE_NAMES = ("customer", "owner", "milestones", "now", "today", "playbook", *HELPERS)
 
 _env = shared_sandbox()
-
-
-class ExpressionError(ValueError):
-    """An expression that does not parse, names something unknown, or fails to evaluate."""
 
 
 # -- parsed sources, each walked once ------------------------------------------------------

@@ -31,6 +31,7 @@ from yaml.events import Event, ScalarEvent
 from yaml.resolver import Resolver
 
 from engine.diagnostics import Diagnostic, Severity
+from engine.errors import YamlSourceError
 
 try:
     from yaml._yaml import CParser
@@ -97,14 +98,6 @@ class SourceDocument:
     ) -> Diagnostic:
         pos = self.where(loc, key=key)
         return Diagnostic(self.path, pos.line, pos.column, message, severity)
-
-
-class YamlSourceError(Exception):
-    """The text is not YAML this engine accepts; carries the diagnostics."""
-
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        self.diagnostics = diagnostics
-        super().__init__("\n".join(map(str, diagnostics)))
 
 
 class _Builder:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 
 from bench.report import Metric
@@ -44,7 +45,7 @@ async def run_scenarios(
         async with open_stack(sizes.temporal_db, sizes.bytecode) as stack:
             for name in temporal:
                 scenario = {"throughput": throughput, "latency": latency, "memory": memory}[name]
-                await guarded(name, lambda s=scenario: s(stack, sizes, progress))
+                await guarded(name, functools.partial(scenario, stack, sizes, progress))
     if "simulation" in scenarios:
         await guarded("simulation", lambda: simulation(sizes, progress))
     if "compile" in scenarios:

@@ -45,8 +45,8 @@ from bench.scenarios.spec import BASELINE, CODES, ENGINE, BenchFailure, Progress
 from bench.scenarios.stack import Stack, WorkerProcess
 from engine.client.playbook import EnrollmentHandle
 from engine.enrollment import enroll, enrollment_id
+from engine.messages import SA_CUSTOMER, SA_PLAYBOOK, SA_STEP, SA_VERSION, EventSignal
 from engine.store.models import OutboxMessage, Task
-from workflows.models import SA_CUSTOMER, SA_PLAYBOOK, SA_STEP, SA_VERSION, EventSignal
 
 MILESTONE_EVENT = "bench.activated"
 PARK_STEP = "await_activation"

@@ -42,9 +42,9 @@ async def memory_run(
         began = time.perf_counter()
         count = 0
 
-        def on_count(parked: int) -> None:
+        def on_count(parked: float) -> None:
             nonlocal count
-            count = parked
+            count = int(parked)
             report(parked)
 
         starting = asyncio.create_task(

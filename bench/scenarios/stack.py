@@ -34,6 +34,7 @@ from bench.baseline import PLAYBOOK, check_matches_plan
 from bench.scenarios.spec import ENGINE, ENGINE_SIGNAL, ROOT, BenchFailure
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
+from engine.messages import SEARCH_ATTRIBUTES
 from engine.plan import CompiledPlan
 from engine.project import load_project
 from engine.services import Services
@@ -41,7 +42,6 @@ from engine.settings import load_settings
 from engine.store.db import dispose_engines, migrate, session_factory
 from engine.store.models import Contact, Customer, Enrollment, TeamMember, utcnow
 from engine.temporal import find_binary, quiet_runtime
-from workflows.models import SEARCH_ATTRIBUTES
 
 BENCH_PLAYBOOKS = ROOT / "bench" / "playbooks"
 OWNER = "csm@bench.example"

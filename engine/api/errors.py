@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import Request, status
 from fastapi.responses import JSONResponse
 
-from engine.services.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
+from engine.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
 
 STATUS_CODES: dict[type[ServiceError], int] = {
     NotFound: status.HTTP_404_NOT_FOUND,

@@ -37,10 +37,10 @@ from engine.api.schemas import (
     TaskReassign,
     TeamMemberIn,
 )
+from engine.messages import EnrollmentSnapshot
 from engine.services import Services, enrollments, tasks
 from engine.store import repository
 from engine.store.models import Enrollment, Task, TeamMember
-from workflows.models import EnrollmentStatus
 
 
 def _renderable(error: dict[str, Any]) -> dict[str, Any]:
@@ -250,41 +250,47 @@ async def post_enrollment(body: EnrollIn, svc: Svc) -> EnrollmentOut:
 
 @router.get(
     "/enrollments/{enrollment_id:path}/status",
-    response_model=EnrollmentStatus,
+    response_model=EnrollmentSnapshot,
     tags=["enrollments"],
 )
-async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
+async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     """Where an enrollment stands now (asks the workflow)."""
     return await enrollments.enrollment_status(svc, enrollment_id)
 
 
 @router.post(
-    "/enrollments/{enrollment_id:path}/pause", response_model=EnrollmentStatus, tags=["enrollments"]
+    "/enrollments/{enrollment_id:path}/pause",
+    response_model=EnrollmentSnapshot,
+    tags=["enrollments"],
 )
-async def pause(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
+async def pause(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     return await enrollments.pause(svc, enrollment_id)
 
 
 @router.post(
     "/enrollments/{enrollment_id:path}/resume",
-    response_model=EnrollmentStatus,
+    response_model=EnrollmentSnapshot,
     tags=["enrollments"],
 )
-async def resume(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
+async def resume(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     return await enrollments.resume(svc, enrollment_id)
 
 
 @router.post(
-    "/enrollments/{enrollment_id:path}/skip", response_model=EnrollmentStatus, tags=["enrollments"]
+    "/enrollments/{enrollment_id:path}/skip",
+    response_model=EnrollmentSnapshot,
+    tags=["enrollments"],
 )
-async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentStatus:
+async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentSnapshot:
     return await enrollments.skip_to_step(svc, enrollment_id, body.step, body.reason)
 
 
 @router.post(
     "/enrollments/{enrollment_id:path}/cancel",
-    response_model=EnrollmentStatus,
+    response_model=EnrollmentSnapshot,
     tags=["enrollments"],
 )
-async def cancel(enrollment_id: str, body: CancelIn, svc: Svc, caller: Authed) -> EnrollmentStatus:
+async def cancel(
+    enrollment_id: str, body: CancelIn, svc: Svc, caller: Authed
+) -> EnrollmentSnapshot:
     return await enrollments.cancel(svc, enrollment_id, body.reason, caller.name)

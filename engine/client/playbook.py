@@ -22,11 +22,11 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-from workflows.models import (
+from engine.messages import (
     CancelRequest,
     EnrollmentInput,
     EnrollmentResult,
-    EnrollmentStatus,
+    EnrollmentSnapshot,
     EventSignal,
     SkipRequest,
     TaskCompletion,
@@ -59,21 +59,21 @@ class EnrollmentHandle:
         await self.workflow.signal(PlaybookWorkflow.task_completed, completion)
 
     # -- query -----------------------------------------------------------------------------
-    async def status(self) -> EnrollmentStatus:
+    async def status(self) -> EnrollmentSnapshot:
         """Query `status`: the current step, what it waits for and until when."""
         return await self.workflow.query(PlaybookWorkflow.status)
 
     # -- updates ---------------------------------------------------------------------------
-    async def pause(self) -> EnrollmentStatus:
+    async def pause(self) -> EnrollmentSnapshot:
         return await self.workflow.execute_update(PlaybookWorkflow.pause)
 
-    async def resume(self) -> EnrollmentStatus:
+    async def resume(self) -> EnrollmentSnapshot:
         return await self.workflow.execute_update(PlaybookWorkflow.resume)
 
-    async def skip_to_step(self, request: SkipRequest) -> EnrollmentStatus:
+    async def skip_to_step(self, request: SkipRequest) -> EnrollmentSnapshot:
         return await self.workflow.execute_update(PlaybookWorkflow.skip_to_step, request)
 
-    async def cancel(self, request: CancelRequest) -> EnrollmentStatus:
+    async def cancel(self, request: CancelRequest) -> EnrollmentSnapshot:
         return await self.workflow.execute_update(PlaybookWorkflow.cancel, request)
 
 

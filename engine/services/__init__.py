@@ -1,7 +1,7 @@
 """The operations the API, the web UI and the CLI share, with no HTTP types.
 
 Each operation takes a `Services` (settings, store, Temporal client, project), does its
-work in the store and Temporal, and raises a `ServiceError` (`engine.services.errors`) when
+work in the store and Temporal, and raises a `ServiceError` (`engine.errors`) when
 it is refused; the caller turns that into a status code, an error page or an exit code.
 
 - `engine.services.container`: `Services`.
@@ -10,7 +10,7 @@ it is refused; the caller turns that into a status code, an error page or an exi
   cancel.
 """
 
+from engine.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
 from engine.services.container import Services
-from engine.services.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
 
 __all__ = ["Conflict", "Invalid", "NotFound", "ServiceError", "Services", "Unavailable"]

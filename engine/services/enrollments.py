@@ -12,12 +12,12 @@ from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedErro
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.client.playbook import EnrollmentHandle
-from engine.enrollment import AlreadyEnrolled, enroll
+from engine.enrollment import enroll
+from engine.errors import AlreadyEnrolled, Conflict, NotFound, Unavailable
+from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest
 from engine.services.container import Services
-from engine.services.errors import Conflict, NotFound, Unavailable
 from engine.store import repository
 from engine.store.models import Enrollment
-from workflows.models import CancelRequest, EnrollmentStatus, SkipRequest
 
 
 async def enroll_customer(svc: Services, playbook: str, customer_id: str) -> Enrollment:
@@ -50,7 +50,7 @@ async def enroll_customer(svc: Services, playbook: str, customer_id: str) -> Enr
         )
 
 
-async def enrollment_status(svc: Services, enrollment_id: str) -> EnrollmentStatus:
+async def enrollment_status(svc: Services, enrollment_id: str) -> EnrollmentSnapshot:
     """Where the enrollment stands now, as its workflow answers the `status` query."""
     try:
         return await EnrollmentHandle.get(svc.client, enrollment_id).status()
@@ -62,7 +62,7 @@ async def enrollment_status(svc: Services, enrollment_id: str) -> EnrollmentStat
         raise Unavailable(exc.message) from None
 
 
-async def _update(update: Awaitable[EnrollmentStatus]) -> EnrollmentStatus:
+async def _update(update: Awaitable[EnrollmentSnapshot]) -> EnrollmentSnapshot:
     """Run one update; a refusal by its validator, or an ended workflow, is a `Conflict`."""
     try:
         return await update
@@ -74,25 +74,25 @@ async def _update(update: Awaitable[EnrollmentStatus]) -> EnrollmentStatus:
         raise Conflict(exc.message) from None
 
 
-async def pause(svc: Services, enrollment_id: str) -> EnrollmentStatus:
+async def pause(svc: Services, enrollment_id: str) -> EnrollmentSnapshot:
     """Hold the enrollment before its next step."""
     return await _update(EnrollmentHandle.get(svc.client, enrollment_id).pause())
 
 
-async def resume(svc: Services, enrollment_id: str) -> EnrollmentStatus:
+async def resume(svc: Services, enrollment_id: str) -> EnrollmentSnapshot:
     """Let a paused enrollment go on."""
     return await _update(EnrollmentHandle.get(svc.client, enrollment_id).resume())
 
 
 async def skip_to_step(
     svc: Services, enrollment_id: str, step: str, reason: str | None = None
-) -> EnrollmentStatus:
+) -> EnrollmentSnapshot:
     """Leave the current step (or wait) and continue at ``step``."""
     request = SkipRequest(step=step, reason=reason)
     return await _update(EnrollmentHandle.get(svc.client, enrollment_id).skip_to_step(request))
 
 
-async def cancel(svc: Services, enrollment_id: str, reason: str, by: str) -> EnrollmentStatus:
+async def cancel(svc: Services, enrollment_id: str, reason: str, by: str) -> EnrollmentSnapshot:
     """Stop the enrollment now with outcome 'cancelled'."""
     request = CancelRequest(reason=reason, by=by)
     return await _update(EnrollmentHandle.get(svc.client, enrollment_id).cancel(request))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.client.playbook import EnrollmentHandle
+from engine.errors import Conflict, ConflictError, Invalid, NotFound, Unavailable
+from engine.messages import TaskCompletion
 from engine.services.container import Services
-from engine.services.errors import Conflict, Invalid, NotFound, Unavailable
+from engine.statuses import TaskStatus
 from engine.store import repository
 from engine.store.models import Task
-from workflows.models import TaskCompletion
 
 
 async def complete_task(
@@ -26,7 +27,7 @@ async def complete_task(
             raise NotFound(f"no task '{task_id}'")
         try:
             task = repository.complete_task(session, task_id, outcome, by, note=note)
-        except repository.ConflictError as exc:
+        except ConflictError as exc:
             raise Conflict(str(exc)) from None
         except ValueError as exc:
             raise Invalid(str(exc)) from None
@@ -49,7 +50,7 @@ def reassign_task(svc: Services, task_id: str, assignee: str) -> Task:
         task = repository.get_task(session, task_id)
         if task is None:
             raise NotFound(f"no task '{task_id}'")
-        if task.status != "open":
+        if task.status != TaskStatus.OPEN:
             raise Conflict(f"task is {task.status}; only open tasks can be reassigned")
         task.assignee_email = assignee.lower()
         return task

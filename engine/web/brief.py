@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine.statuses import TaskStatus
 from engine.store.models import Customer, Event, MilestoneState, OutboxMessage, Task, utcnow
 
 QUARTER_DAYS = 90
@@ -131,7 +132,9 @@ def build_brief(
     open_tasks = session.scalars(
         select(Task)
         .where(
-            Task.customer_id == customer_id, Task.status == "open", Task.id != (exclude_task or "")
+            Task.customer_id == customer_id,
+            Task.status == TaskStatus.OPEN,
+            Task.id != (exclude_task or ""),
         )
         .order_by(Task.due_at.is_(None), Task.due_at)
     )

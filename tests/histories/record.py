@@ -31,10 +31,10 @@ from temporalio.client import WorkflowHandle  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
+from engine.messages import EnrollmentSnapshot, SkipRequest  # noqa: E402
 from engine.project import Project, load_project  # noqa: E402
 from engine.store.db import migrate, session_factory  # noqa: E402
 from engine.temporal import find_binary  # noqa: E402
-from workflows.models import EnrollmentStatus, SkipRequest  # noqa: E402
 
 Handle = WorkflowHandle[Any, Any]
 Scenario = Callable[[Harness, Project], Awaitable[Handle]]
@@ -78,14 +78,14 @@ async def onboarding_nudged(h: Harness, project: Project) -> Handle:
     """
     handle = await h.start(project.plan("onboarding"))
     await h.until_waiting(handle, "milestone integration_connected", step=HOURS)
-    await handle.execute_update("pause", result_type=EnrollmentStatus)
+    await handle.execute_update("pause", result_type=EnrollmentSnapshot)
     await h.env.sleep(timedelta(days=8))
-    await handle.execute_update("resume", result_type=EnrollmentStatus)
+    await handle.execute_update("resume", result_type=EnrollmentSnapshot)
     await h.until_waiting(
         handle, "milestone team_invited", step=timedelta(hours=6), limit=timedelta(days=40)
     )
     await handle.execute_update(
-        "skip_to_step", SkipRequest(step="check_in"), result_type=EnrollmentStatus
+        "skip_to_step", SkipRequest(step="check_in"), result_type=EnrollmentSnapshot
     )
     return handle
 

@@ -26,9 +26,9 @@ from temporalio.worker import Worker
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
+from engine.messages import EnrollmentResult, EnrollmentSnapshot
 from engine.plan import CompiledPlan
 from engine.store.models import OutboxMessage, Task
-from workflows.models import EnrollmentResult, EnrollmentStatus
 from workflows.playbook import PlaybookWorkflow
 
 # email -> task -> short wait -> email, seconds-scale so a run takes seconds.
@@ -224,8 +224,8 @@ async def eventually(check: Callable[[], Any], seconds: float, what: str) -> Any
 
 
 async def waiting_for(handle: WorkflowHandle[Any, Any], what: str, seconds: float = 30) -> Any:
-    async def check() -> EnrollmentStatus | None:
-        status = await handle.query("status", result_type=EnrollmentStatus)
+    async def check() -> EnrollmentSnapshot | None:
+        status = await handle.query("status", result_type=EnrollmentSnapshot)
         return status if status.waiting_for and what in status.waiting_for else None
 
     return await eventually(check, seconds, f"{handle.id} waiting for {what}")

@@ -18,9 +18,9 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.messages import EnrollmentSnapshot
 from engine.services import Services
 from engine.settings import Settings
-from workflows.models import EnrollmentStatus
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -52,10 +52,10 @@ class Stack:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def status(self, enrollment_id: str) -> EnrollmentStatus:
+    def status(self, enrollment_id: str) -> EnrollmentSnapshot:
         assert self.services is not None
         handle = self.services.client.get_workflow_handle(enrollment_id)
-        return self.run(handle.query("status", result_type=EnrollmentStatus))
+        return self.run(handle.query("status", result_type=EnrollmentSnapshot))
 
     def api(self) -> httpx.Client:
         return httpx.Client(

@@ -8,15 +8,15 @@ import pytest
 from harness import ADMIN_AND_CHAMPION, records, running, seed_customer
 from temporalio.client import WorkflowUpdateFailedError
 
-from workflows.models import CancelRequest, EnrollmentStatus, SkipRequest
+from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest
 
 AWAIT_INTEGRATION = "milestone integration_connected"
 AWAIT_TEAM = "milestone team_invited"
 
 
-async def _update(handle, name: str, arg=None) -> EnrollmentStatus:
+async def _update(handle, name: str, arg=None) -> EnrollmentSnapshot:
     args = [] if arg is None else [arg]
-    return await handle.execute_update(name, args=args, result_type=EnrollmentStatus)
+    return await handle.execute_update(name, args=args, result_type=EnrollmentSnapshot)
 
 
 async def test_the_same_event_twice_counts_once(
@@ -48,7 +48,7 @@ async def test_the_same_event_twice_counts_once(
         assert reached.detail == "team_invited reached"
 
 
-async def _past(h, handle, step_id: str) -> EnrollmentStatus | None:
+async def _past(h, handle, step_id: str) -> EnrollmentSnapshot | None:
     status = await h.status(handle)
     return status if status.current_step != step_id else None
 
