@@ -519,23 +519,25 @@ def status_command(
 
     from rich.table import Table
     from sqlalchemy import select
+    from sqlalchemy.orm import InstrumentedAttribute
 
     from engine.store.models import Enrollment
 
     settings, sessions = _store()
     query = select(Enrollment).order_by(Enrollment.started_at.desc()).limit(limit)
-    for column, value in (
+    filters: tuple[tuple[InstrumentedAttribute[str], str | None], ...] = (
         (Enrollment.playbook_id, playbook),
         (Enrollment.customer_id, customer_id),
         (Enrollment.status, status_),
-    ):
+    )
+    for column, value in filters:
         if value:
             query = query.where(column == value)
     with sessions() as session:
         rows = list(session.scalars(query))
     table = Table(title=f"{len(rows)} enrollment(s)", title_justify="left")
-    for column in ("enrollment", "version", "status", "step", "outcome", "started", "ended"):
-        table.add_column(column, overflow="fold")
+    for header in ("enrollment", "version", "status", "step", "outcome", "started", "ended"):
+        table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(
             row.workflow_id,

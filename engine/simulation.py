@@ -598,9 +598,8 @@ def _schedule(
             return when
         return datetime.combine(when.astimezone(tz).date(), at, tzinfo=tz)
 
-    out: list[tuple[datetime, ScheduledEvent | ScheduledCompletion]] = [
-        (moment(a.day, a.at), a) for a in [*events, *completions]
-    ]
+    actions: list[ScheduledEvent | ScheduledCompletion] = [*events, *completions]
+    out = [(moment(a.day, a.at), a) for a in actions]
     return sorted(out, key=lambda item: item[0])
 
 
@@ -610,7 +609,7 @@ def _describe(action: ScheduledEvent | ScheduledCompletion) -> str:
     return f"completing {action.step} on day {action.day}"
 
 
-_FINISH_KIND = {
+_FINISH_KIND: dict[str, str] = {
     EnrollmentStatus.EXITED: "exit",
     EnrollmentStatus.GOAL_REACHED: "goal",
     EnrollmentStatus.COMPLETED: "end",
