@@ -37,7 +37,7 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
     async def enroller(playbook: str, customer_id: str, parent: str) -> str:
         if client is None:
             return f"not enrolled in {playbook}: no Temporal client"
-        from engine.plan import CompiledPlan
+        from engine.language.plan import CompiledPlan
 
         with sessions() as session:
             plan_data = repository.latest_plan(session, playbook)

@@ -39,7 +39,10 @@ from engine.errors import (
     ProviderUnconfirmed,
     TemplateRenderError,
 )
-from engine.expressions import evaluate
+from engine.language.expressions import evaluate
+from engine.language.milestones import matches
+from engine.language.plan import EmailPlan, MilestonePlan
+from engine.language.templates import html_to_text, render, render_text
 from engine.messages import (
     ActivityName,
     CheckMilestoneInput,
@@ -55,13 +58,10 @@ from engine.messages import (
     TaskRef,
     UpdateCustomerInput,
 )
-from engine.milestones import matches
-from engine.plan import EmailPlan, MilestonePlan
 from engine.signing import unsubscribe_token
 from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.models import Customer, Event, Task
-from engine.templates import html_to_text, render, render_text
 
 # Seconds between tries to record an accepted email as 'sent' while the database is away.
 SENT_WRITE_PAUSES = (1, 2, 4, 8, 10, 10, 10)

@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.client import Client
 
+from engine.language.plan import CompiledPlan
 from engine.messages import ActivityName, SweepInput, SweepResult
-from engine.plan import CompiledPlan
 from engine.store import repository
 from engine.triggers import sweep
 

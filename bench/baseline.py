@@ -24,6 +24,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
     from engine.errors import NON_RETRYABLE_ERROR_TYPES
+    from engine.language.plan import CompiledPlan, EmailPlan, MilestonePlan, TaskPlan
     from engine.messages import (
         SA_STEP,
         ActivityName,
@@ -38,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
         SignalName,
         TaskRef,
     )
-    from engine.plan import CompiledPlan, EmailPlan, MilestonePlan, TaskPlan
     from engine.statuses import EnrollmentStatus
 
 BASELINE_WORKFLOW = "BenchBaselineWorkflow"

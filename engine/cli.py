@@ -94,7 +94,7 @@ def validate(paths: tuple[Path, ...], strict: bool, quiet: bool) -> None:
 @root_option
 def graph(playbook: str, fmt: str, root: Path) -> None:
     """Print a Mermaid flowchart of a playbook (by id or file path)."""
-    from engine.graph import to_mermaid
+    from engine.language.graph import to_mermaid
 
     plan = _plan_or_exit(playbook, root)
     click.echo(to_mermaid(plan), nl=False)
@@ -113,7 +113,7 @@ def compile(playbook: str, root: Path) -> None:
 @click.option("--milestones", is_flag=True, help="The schema of milestones.yaml instead.")
 def schema(milestones: bool) -> None:
     """Print the JSON Schema of the playbook language (for editors and CI)."""
-    from engine.json_schema import milestones_schema, playbook_schema
+    from engine.language.json_schema import milestones_schema, playbook_schema
 
     data = milestones_schema() if milestones else playbook_schema()
     click.echo(json.dumps(data, indent=2))

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.expressions import helpers
+from engine.language.expressions import helpers
 from engine.store import repository
 from engine.store.models import Customer, TeamMember
 
@@ -107,7 +107,7 @@ def decide(
     from datetime import date
 
     from engine.errors import ExpressionError
-    from engine.expressions import evaluate
+    from engine.language.expressions import evaluate
 
     customer = repository.get_customer(session, customer_id)
     if customer is None:

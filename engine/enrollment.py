@@ -21,6 +21,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from engine.client.playbook import start_enrollment
 from engine.errors import AlreadyEnrolled
+from engine.language.plan import CompiledPlan
 from engine.messages import (
     SA_CUSTOMER,
     SA_PLAYBOOK,
@@ -29,7 +30,6 @@ from engine.messages import (
     EnrollmentInput,
     EventSignal,
 )
-from engine.plan import CompiledPlan
 
 
 def enrollment_id(playbook: str, customer_id: str, cycle_key: str | None = None) -> str:

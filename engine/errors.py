@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from engine.diagnostics import Diagnostic
+    from engine.language.diagnostics import Diagnostic
 
 
 class ErrorType:

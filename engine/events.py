@@ -1,7 +1,7 @@
 """Ingesting events: store once, update milestone state, and say who must hear of it.
 
 The live API, the CLI and the simulator all ingest events through `ingest_event`, so
-milestones are computed the same way everywhere (see `engine.milestones`).
+milestones are computed the same way everywhere (see `engine.language.milestones`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.milestones import matches
-from engine.plan import MilestonePlan
+from engine.language.milestones import matches
+from engine.language.plan import MilestonePlan
 from engine.statuses import EnrollmentStatus, EventStatus
 from engine.store import repository
 from engine.store.models import Enrollment, Event

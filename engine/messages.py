@@ -17,8 +17,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.milestones import MilestoneTracker
-from engine.plan import CompiledPlan, EmailPlan, SenderPlan, TaskPlan
+from engine.language.milestones import MilestoneTracker
+from engine.language.plan import CompiledPlan, EmailPlan, SenderPlan, TaskPlan
 from engine.statuses import EnrollmentStatus, OutboxStatus
 
 TASK_QUEUE = "playbooks"

@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.compiler import ProjectContext, compile_loaded
-from engine.diagnostics import Diagnostic
 from engine.errors import PlaybookError
-from engine.loader import LoadedFile, load_milestones, load_playbook
-from engine.plan import CompiledPlan, MilestonePlan
-from engine.schema import MilestoneDefinition
-from engine.templates import TemplateLibrary
+from engine.language.compiler import ProjectContext, compile_loaded
+from engine.language.diagnostics import Diagnostic
+from engine.language.loader import LoadedFile, load_milestones, load_playbook
+from engine.language.plan import CompiledPlan, MilestonePlan
+from engine.language.schema import MilestoneDefinition
+from engine.language.templates import TemplateLibrary
 
 MILESTONES_FILE = "milestones.yaml"
 TEMPLATES_DIR = "templates"

@@ -36,10 +36,12 @@ from temporalio.worker import Worker
 from activities.mailer import CaptureMailer
 from activities.playbook import PlaybookActivities
 from engine.client.playbook import EnrollmentHandle, start_enrollment
-from engine.diagnostics import Diagnostic
 from engine.errors import SimulationInputError, YamlSourceError
 from engine.events import ingest_event
-from engine.loader import LoadedFile, parse_text
+from engine.language.diagnostics import Diagnostic
+from engine.language.loader import LoadedFile, parse_text
+from engine.language.plan import CompiledPlan
+from engine.language.sendwindow import zone
 from engine.messages import (
     DecideInput,
     EnrollmentInput,
@@ -48,8 +50,6 @@ from engine.messages import (
     StepRecord,
     TaskCompletion,
 )
-from engine.plan import CompiledPlan
-from engine.sendwindow import zone
 from engine.statuses import EnrollmentStatus, OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.models import Base, OutboxMessage, Task, TeamMember, check_timezone
@@ -259,7 +259,7 @@ def parse_completion(spec: str) -> ScheduledCompletion:
 
 
 def _located(loaded: LoadedFile, exc: ValidationError) -> list[str]:
-    from engine.loader import validation_diagnostics
+    from engine.language.loader import validation_diagnostics
 
     assert loaded.document is not None
     return [str(d) for d in validation_diagnostics(loaded.document, SimCustomer, exc)]
@@ -278,7 +278,7 @@ def load_customer(path: Path) -> SimCustomer:
 
 
 def load_team(path: Path) -> list[SimTeamMember]:
-    from engine.yaml_source import load_yaml
+    from engine.language.yaml_source import load_yaml
 
     try:
         doc = load_yaml(path.read_text(encoding="utf-8"), str(path))

@@ -26,9 +26,9 @@ from engine.context import decide
 from engine.enrollment import enroll
 from engine.errors import AlreadyEnrolled
 from engine.events import Ingested, ingest_event
+from engine.language.plan import CompiledPlan, MilestonePlan, TriggerPlan
+from engine.language.sendwindow import zone
 from engine.messages import EventSignal
-from engine.plan import CompiledPlan, MilestonePlan, TriggerPlan
-from engine.sendwindow import zone
 from engine.store.models import Customer, Enrollment
 
 log = logging.getLogger(__name__)

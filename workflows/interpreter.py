@@ -29,6 +29,8 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError
 
 from engine.errors import NON_RETRYABLE_ERROR_TYPES
+from engine.language.plan import END, CompiledPlan, StepPlan
+from engine.language.sendwindow import local_datetime, next_opening
 from engine.messages import (
     SA_STEP,
     ActivityName,
@@ -53,8 +55,6 @@ from engine.messages import (
     TaskRef,
     UpdateCustomerInput,
 )
-from engine.plan import END, CompiledPlan, StepPlan
-from engine.sendwindow import local_datetime, next_opening
 from engine.statuses import EnrollmentStatus
 
 MAX_RECORDS = 300

@@ -23,7 +23,7 @@ async def simulation(sizes: Sizes, progress: Progress) -> list[Metric]:
     covers a year: triage, 273 days of waiting, the 90/60/30-day emails, the renewal call and
     the overdue escalation, and the end as not_renewed the day after the renewal date.
     """
-    from engine.sendwindow import zone
+    from engine.language.sendwindow import zone
     from engine.simulation import Simulator, load_customer, load_team
 
     plan = load_project(SHIPPED).plan("renewal")

@@ -34,8 +34,8 @@ from bench.baseline import PLAYBOOK, check_matches_plan
 from bench.scenarios.spec import ENGINE, ENGINE_SIGNAL, ROOT, BenchFailure
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
+from engine.language.plan import CompiledPlan
 from engine.messages import SEARCH_ATTRIBUTES
-from engine.plan import CompiledPlan
 from engine.project import load_project
 from engine.services import Services
 from engine.settings import load_settings

@@ -20,8 +20,8 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRej
 from temporalio.service import RPCError
 
 from engine.client.playbook import EnrollmentHandle
+from engine.language.plan import CompiledPlan
 from engine.messages import EnrollmentSnapshot, StepRecord
-from engine.plan import CompiledPlan
 from engine.statuses import EnrollmentStatus, TaskStatus
 from engine.store.models import Enrollment, Event, OutboxMessage, Task
 

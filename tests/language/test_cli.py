@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
-from engine.plan import CompiledPlan
+from engine.language.plan import CompiledPlan
 from engine.project import load_project
 
 REPO = Path(__file__).resolve().parents[2]

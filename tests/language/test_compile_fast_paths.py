@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from jinja2 import meta, nodes
 from jinja2.exceptions import TemplateError, TemplateSyntaxError
 
-from engine import yaml_source
-from engine.diagnostics import did_you_mean
 from engine.errors import YamlSourceError
-from engine.expressions import (
+from engine.language import yaml_source
+from engine.language.diagnostics import did_you_mean
+from engine.language.expressions import (
     BASE_NAMES,
     FIELDS,
     SourceTree,
@@ -27,9 +27,9 @@ from engine.expressions import (
     check_names,
     uses_variable,
 )
-from engine.sandbox import shared_sandbox
-from engine.templates import EMAIL_NAMES, check_text
-from engine.yaml_source import load_yaml
+from engine.language.jinja_env import shared_environment
+from engine.language.templates import EMAIL_NAMES, check_text
+from engine.language.yaml_source import load_yaml
 
 needs_libyaml = pytest.mark.skipif(not yaml_source.HAVE_LIBYAML, reason="PyYAML without libyaml")
 
@@ -137,7 +137,7 @@ TEXTS = [
 
 @pytest.mark.parametrize("text", TEXTS)
 def test_names_read_are_jinjas(text: str) -> None:
-    tree = shared_sandbox().parse(text)
+    tree = shared_environment().parse(text)
     try:
         expected: object = meta.find_undeclared_variables(tree)
     except Exception as exc:  # an unknown filter or test fails Jinja's analysis
@@ -248,7 +248,7 @@ def _as_jinja_checks_expression(source: str) -> object:
     """`check_expression` the way it was before the fast path: compile, then analyse."""
     if "{{" in source or "{%" in source:
         return _outcome(check_expression, source, BASE_NAMES)  # refused before parsing
-    env = shared_sandbox()
+    env = shared_environment()
     try:
         env.compile_expression(source)
         tree = env.parse("{{ (" + source + ") }}")
@@ -263,7 +263,7 @@ def _agrees_with_jinja(expression: str) -> None:
         _as_jinja_checks_expression, expression
     )
     text = "Hi {{ " + expression + " }}"
-    env = shared_sandbox()
+    env = shared_environment()
     try:
         walked = SourceTree.walk(env.parse(text), text)
     except TemplateSyntaxError:

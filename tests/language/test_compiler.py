@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.plan import CompiledPlan
+from engine.language.plan import CompiledPlan
 from engine.project import load_project
 
 REPO = Path(__file__).resolve().parents[2]

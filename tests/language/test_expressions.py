@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from engine.errors import ExpressionError
-from engine.expressions import (
+from engine.language.expressions import (
     BASE_NAMES,
     check_expression,
     evaluate,
@@ -173,7 +173,7 @@ def test_an_expression_too_deep_for_python_is_a_clear_error_not_a_traceback(sour
 
 
 def test_a_text_that_fails_while_jinja_folds_constants_is_reported() -> None:
-    from engine.templates import check_text
+    from engine.language.templates import check_text
 
     problems = check_text("Hi {{ 'a'.b ~ customer.name }}", ("customer",))
     assert problems and "does not compile" in problems[0]

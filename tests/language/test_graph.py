@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
-from engine.graph import to_mermaid
-from engine.plan import CompiledPlan
+from engine.language.graph import to_mermaid
+from engine.language.plan import CompiledPlan
 from engine.project import load_project
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.compiler import ProjectContext, compile_loaded
-from engine.loader import load_playbook, parse_text
+from engine.language.compiler import ProjectContext, compile_loaded
+from engine.language.loader import load_playbook, parse_text
+from engine.language.schema import Playbook
+from engine.language.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
 from engine.project import load_context, playbook_files
-from engine.schema import Playbook
-from engine.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
 
 REPO = Path(__file__).resolve().parents[2]
 INVALID = REPO / "tests" / "fixtures" / "invalid"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import TemplateRenderError
-from engine.templates import (
+from engine.language.templates import (
     TemplateLibrary,
     html_to_text,
     render,

@@ -31,11 +31,11 @@ resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from engine.compiler import ProjectContext, compile_loaded  # noqa: E402
-from engine.loader import load_playbook, parse_text  # noqa: E402
+from engine.language.compiler import ProjectContext, compile_loaded  # noqa: E402
+from engine.language.loader import load_playbook, parse_text  # noqa: E402
+from engine.language.schema import Playbook  # noqa: E402
+from engine.language.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES  # noqa: E402
 from engine.project import load_context, playbook_files  # noqa: E402
-from engine.schema import Playbook  # noqa: E402
-from engine.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES  # noqa: E402
 
 
 class Hang(Exception):

@@ -26,8 +26,8 @@ from temporalio.worker import Worker
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
+from engine.language.plan import CompiledPlan
 from engine.messages import EnrollmentResult, EnrollmentSnapshot
-from engine.plan import CompiledPlan
 from engine.store.models import OutboxMessage, Task
 from workflows.playbook import PlaybookWorkflow
 

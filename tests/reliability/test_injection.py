@@ -69,8 +69,8 @@ import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (1024**3, 1024**3))
 sys.path.insert(0, sys.argv[1])
 from engine.errors import ExpressionError, TemplateRenderError
-from engine.expressions import evaluate
-from engine.templates import render_text
+from engine.language.expressions import evaluate
+from engine.language.templates import render_text
 cases = json.loads(sys.stdin.read())
 out = []
 for kind, source in cases:

@@ -33,6 +33,7 @@ from temporalio.worker import Worker
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
+from engine.language.plan import CompiledPlan
 from engine.messages import (
     EnrollmentResult,
     EnrollmentSnapshot,
@@ -40,7 +41,6 @@ from engine.messages import (
     StepRecord,
     TaskCompletion,
 )
-from engine.plan import CompiledPlan
 from engine.project import Project, load_project
 from engine.store import repository
 from engine.store.models import Customer, Enrollment, OutboxMessage, Task, TeamMember

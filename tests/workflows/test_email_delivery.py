@@ -16,8 +16,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.mailer import CaptureMailer, OutgoingEmail, SendGridMailer
 from activities.playbook import PlaybookActivities
+from engine.language.plan import CompiledPlan
 from engine.messages import SendEmailInput
-from engine.plan import CompiledPlan
 from engine.store import repository
 from engine.store.models import OutboxMessage
 

@@ -40,16 +40,16 @@ PROJECT_MODULES = {
     "engine.messages",
     # engine.errors: the exception tree and ApplicationError type names (standard library).
     "engine.errors",
-    "engine.milestones",
-    "engine.plan",
-    "engine.sendwindow",
+    "engine.language.milestones",
+    "engine.language.plan",
+    "engine.language.sendwindow",
     # engine.statuses: the status enums (standard library only).
     "engine.statuses",
 }
 PROJECT_PACKAGES = ("activities", "engine", "workflows")
 # Third-party and standard-library modules (and their submodules) allowed at import time.
-# hashlib and json: `engine.plan` hashes the plan's content for its version (deterministic).
-# zoneinfo: `engine.sendwindow` converts workflow time to the customer's time zone.
+# hashlib and json: `engine.language.plan` hashes the plan for its version (deterministic).
+# zoneinfo: `engine.language.sendwindow` converts workflow time to the customer's time zone.
 # enum: `engine.statuses` defines the status vocabulary as StrEnums.
 EXTERNAL_MODULES = {
     "__future__",
@@ -88,8 +88,8 @@ HEAVY_MODULES = (
     "httpx",
     "fastapi",
     "sendgrid",
-    "engine.expressions",
-    "engine.templates",
+    "engine.language.expressions",
+    "engine.language.templates",
     "engine.store",
 )
 

@@ -20,9 +20,9 @@ from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.parser import Parser
 from jinja2.sandbox import SecurityError
 
-from engine.diagnostics import did_you_mean
 from engine.errors import ExpressionError
-from engine.sandbox import check_size, shared_sandbox
+from engine.language.diagnostics import did_you_mean
+from engine.language.jinja_env import check_size, shared_environment
 
 CUSTOMER_FIELDS = (
     "id",
@@ -49,7 +49,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
 HELPERS = ("days", "hours", "weeks", "days_until", "days_since", "date")
 BASE_NAMES = ("customer", "owner", "milestones", "now", "today", "playbook", *HELPERS)
 
-_env = shared_sandbox()
+_env = shared_environment()
 
 
 # -- parsed sources, each walked once ------------------------------------------------------

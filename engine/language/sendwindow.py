@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.plan import WindowPlan
+from engine.language.plan import WindowPlan
 
 
 def zone(name: str | None) -> ZoneInfo:

@@ -15,17 +15,18 @@ from typing import Any, TypedDict
 
 from jinja2.exceptions import TemplateSyntaxError
 
-from engine.diagnostics import Diagnostic, did_you_mean
-from engine.durations import parse_duration
-from engine.expressions import (
+from engine.language.diagnostics import Diagnostic, did_you_mean
+from engine.language.durations import parse_duration
+from engine.language.expressions import (
     BASE_NAMES,
     SourceTree,
     analyse_expression,
     check_expression,
     check_names,
 )
-from engine.loader import LoadedFile
-from engine.plan import (
+from engine.language.jinja_env import shared_environment
+from engine.language.loader import LoadedFile
+from engine.language.plan import (
     END,
     BranchCasePlan,
     BranchPlan,
@@ -46,8 +47,7 @@ from engine.plan import (
     WaitPlan,
     WindowPlan,
 )
-from engine.sandbox import shared_sandbox
-from engine.schema import (
+from engine.language.schema import (
     WEEKDAYS,
     BranchStep,
     EmailAction,
@@ -64,8 +64,8 @@ from engine.schema import (
     WaitStep,
     step_action,
 )
-from engine.templates import EMAIL_NAMES, TemplateLibrary, check_text
-from engine.yaml_source import SourceDocument
+from engine.language.templates import EMAIL_NAMES, TemplateLibrary, check_text
+from engine.language.yaml_source import SourceDocument
 
 EMAIL_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEFAULT_WINDOW = SendWindow()
@@ -433,7 +433,7 @@ class _Compiler:
         )
 
     def _inline(self, loc: Loc, source: str, key: str, *, autoescape: bool) -> None:
-        env = shared_sandbox(autoescape=autoescape)
+        env = shared_environment(autoescape=autoescape)
         try:
             tree = SourceTree.walk(env.parse(source), source)
         except TemplateSyntaxError as exc:

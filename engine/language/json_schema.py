@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.schema import MilestoneFile, Playbook
+from engine.language.schema import MilestoneFile, Playbook
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -28,10 +28,10 @@ from jinja2 import DictLoader, TemplateNotFound, meta
 from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SecurityError
 
-from engine.diagnostics import Diagnostic
 from engine.errors import TemplateRenderError
-from engine.expressions import SourceTree, check_names, check_names_located
-from engine.sandbox import make_sandbox, render_capped, shared_sandbox
+from engine.language.diagnostics import Diagnostic
+from engine.language.expressions import SourceTree, check_names, check_names_located
+from engine.language.jinja_env import make_environment, render_capped, shared_environment
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>.*?)\n---[ \t]*\n", re.DOTALL)
 FRONT_KEYS = ("subject", "preheader")
@@ -179,7 +179,7 @@ class TemplateLibrary:
             return [Diagnostic(self.display(file), 1, 1, f"template file '{file}' not found")]
         body = strip_front_matter(source)
         sources[file] = body
-        env = shared_sandbox(autoescape=file.endswith(".html"))
+        env = shared_environment(autoescape=file.endswith(".html"))
         try:
             tree = SourceTree.walk(env.parse(body), body)
         except TemplateSyntaxError as exc:
@@ -216,7 +216,7 @@ def check_text(source: str, allowed: tuple[str, ...]) -> list[str]:
     """
     if "{" not in source:
         return []  # no tag, no placeholder, no comment: plain text, nothing to check
-    env = shared_sandbox()
+    env = shared_environment()
     try:
         walked = SourceTree.walk(env.parse(source), source)
         if not walked.plain:
@@ -232,7 +232,7 @@ def check_text(source: str, allowed: tuple[str, ...]) -> list[str]:
 
 def render(sources: dict[str, str], file: str, context: dict[str, Any]) -> str:
     """Render ``file`` from ``sources`` (a compiled plan's templates) in the sandbox."""
-    env = make_sandbox(autoescape=file.endswith(".html"), loader=DictLoader(sources))
+    env = make_environment(autoescape=file.endswith(".html"), loader=DictLoader(sources))
     try:
         # Front matter is kept as blank lines (for error line numbers); drop them here.
         return render_capped(env.get_template(file), context).lstrip()
@@ -245,7 +245,7 @@ def render(sources: dict[str, str], file: str, context: dict[str, Any]) -> str:
 def render_text(source: str, context: dict[str, Any]) -> str:
     """Render a one-line text template (subject, title) in the sandbox, without escaping."""
     try:
-        return render_capped(make_sandbox().from_string(source), context).strip()
+        return render_capped(make_environment().from_string(source), context).strip()
     except (
         TemplateError,
         SecurityError,

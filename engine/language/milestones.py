@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from engine.plan import MilestonePlan
+from engine.language.plan import MilestonePlan
 
 
 def matches(milestone: MilestonePlan, name: str, properties: dict[str, Any]) -> bool:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.durations import format_duration
-from engine.plan import END, CompiledPlan, StepPlan
+from engine.language.durations import format_duration
+from engine.language.plan import END, CompiledPlan, StepPlan
 
 
 def _label(step: StepPlan) -> str:

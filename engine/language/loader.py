@@ -15,10 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from engine.diagnostics import Diagnostic, did_you_mean, one_of
 from engine.errors import YamlSourceError
-from engine.schema import ACTIONS, MilestoneFile, Playbook, step_action
-from engine.yaml_source import SourceDocument, load_yaml
+from engine.language.diagnostics import Diagnostic, did_you_mean, one_of
+from engine.language.schema import ACTIONS, MilestoneFile, Playbook, step_action
+from engine.language.yaml_source import SourceDocument, load_yaml
 
 MODEL_NAMES = {
     "Playbook": "playbook",

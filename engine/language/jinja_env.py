@@ -273,7 +273,7 @@ class PlaybookSandbox(ImmutableSandboxedEnvironment):
         return result
 
 
-def make_sandbox(*, autoescape: bool = False, loader: Any = None) -> PlaybookSandbox:
+def make_environment(*, autoescape: bool = False, loader: Any = None) -> PlaybookSandbox:
     """A fresh sandbox; ``autoescape`` for HTML email bodies."""
     env = PlaybookSandbox(
         undefined=StrictUndefined,
@@ -301,13 +301,13 @@ def make_sandbox(*, autoescape: bool = False, loader: Any = None) -> PlaybookSan
 
 
 @functools.cache
-def shared_sandbox(*, autoescape: bool = False) -> PlaybookSandbox:
+def shared_environment(*, autoescape: bool = False) -> PlaybookSandbox:
     """One sandbox per escaping mode, shared by everything that only parses and checks.
 
     Checking a large playbook parses a thousand texts; a new environment for each cost
     more than the parse. Callers must not change the returned environment.
     """
-    return make_sandbox(autoescape=autoescape)
+    return make_environment(autoescape=autoescape)
 
 
 def render_capped(template: Any, context: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import ExpressionError
-from engine.expressions import evaluate
+from engine.language.expressions import evaluate
 
 
 @pytest.mark.parametrize(

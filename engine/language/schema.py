@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.durations import DURATION_HELP, parse_duration
+from engine.language.durations import DURATION_HELP, parse_duration
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"

@@ -30,8 +30,8 @@ from yaml.composer import Composer
 from yaml.events import Event, ScalarEvent
 from yaml.resolver import Resolver
 
-from engine.diagnostics import Diagnostic, Severity
 from engine.errors import YamlSourceError
+from engine.language.diagnostics import Diagnostic, Severity
 
 try:
     from yaml._yaml import CParser
