@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from apikit import admin_of, eventually, outbox_rows, seed, sign_webhook
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
@@ -23,6 +22,8 @@ from engine.api.services import Services
 from engine.store import repository
 from engine.store.models import Event, OutboxMessage, Suppression
 from engine.triggers import EventRouter
+from tests.helpers.api import admin_of, outbox_rows, seed, sign_webhook
+from tests.helpers.polling import eventually
 from workflows.models import EnrollmentResult
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"

@@ -11,14 +11,20 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from harness import write_project
-from kit import inprocess_worker, results, seed_customers, start_all, waiting_for
 from sqlalchemy import select
 
 from engine.plan import CompiledPlan
 from engine.project import Project
 from engine.store.models import Task
 from engine.triggers import EventRouter
+from tests.helpers.harness import write_project
+from tests.helpers.reliability import (
+    inprocess_worker,
+    results,
+    seed_customers,
+    start_all,
+    waiting_for,
+)
 from workflows.models import EventSignal
 
 EVENTS_PLAYBOOK = """\

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from harness import records, running, seed_customer, write_project
+from tests.helpers.harness import records, running, seed_customer, write_project
 
 LOOPING = """\
 playbook: looping

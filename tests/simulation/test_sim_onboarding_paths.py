@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 
-from simkit import MANAGER, OWNER, at, customer, entries, index, local, near, one, show
-
 from engine.simulation import ScheduledCompletion, ScheduledEvent
+from tests.helpers.simulation import (
+    MANAGER,
+    OWNER,
+    at,
+    customer,
+    entries,
+    index,
+    local,
+    near,
+    one,
+    show,
+)
 
 BERLIN = "Europe/Berlin"
 MONDAY = at(BERLIN, 2026, 11, 23, 10, 0)  # Monday 10:00, inside the send window

@@ -1,23 +1,10 @@
-"""Fixtures for the workflow acceptance tests (see harness.py for the harness itself)."""
+"""Fixtures for the workflow acceptance tests (the harness is tests/helpers/harness.py)."""
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
-
-from engine.project import Project, load_project
-
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
-
-
-@pytest.fixture(scope="session")
-def project() -> Project:
-    """The shipped playbooks, compiled once."""
-    loaded = load_project(PLAYBOOKS)
-    assert not loaded.errors, loaded.errors
-    return loaded
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from harness import records, running, seed_customer, write_project
-
+from tests.helpers.harness import records, running, seed_customer, write_project
 from workflows.models import EnrollmentStatus
 
 VISITS = 12

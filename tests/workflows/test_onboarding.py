@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from harness import ADMIN_AND_CHAMPION, MANAGER, OWNER, in_window, records, running, seed_customer
+
+from tests.helpers.harness import (
+    ADMIN_AND_CHAMPION,
+    MANAGER,
+    OWNER,
+    in_window,
+    records,
+    running,
+    seed_customer,
+)
 
 WEEKDAYS = (0, 1, 2, 3, 4)
 OFFICE_HOURS = (9, 17)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from harness import MANAGER, OWNER, local, records, running, seed_customer
+
+from tests.helpers.harness import MANAGER, OWNER, local, records, running, seed_customer
 
 ZONE = "America/Los_Angeles"
 CONTACTS = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from harness import ADMIN_AND_CHAMPION, records, running, seed_customer
 from temporalio.client import WorkflowUpdateFailedError
 
+from tests.helpers.harness import ADMIN_AND_CHAMPION, records, running, seed_customer
 from workflows.models import CancelRequest, EnrollmentStatus, SkipRequest
 
 AWAIT_INTEGRATION = "milestone integration_connected"

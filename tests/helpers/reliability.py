@@ -1,22 +1,20 @@
-"""Shared pieces of the reliability tests: playbooks, seeding, waiting, and the duplicate audit."""
+"""Shared pieces of the reliability tests: sizes, playbooks, seeding, waiting, and the
+duplicate audit."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import random
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from harness import seed_customer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowHandle
@@ -28,8 +26,20 @@ from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
 from engine.plan import CompiledPlan
 from engine.store.models import OutboxMessage, Task
+from tests.helpers.harness import seed_customer
+from tests.helpers.polling import eventually
 from workflows.models import EnrollmentResult, EnrollmentStatus
 from workflows.playbook import PlaybookWorkflow
+
+# An environment variable, not a pytest option: options can only be registered by the root
+# conftest.
+LONG = os.environ.get("RELIABILITY_LONG", "") not in ("", "0")
+
+
+def sized(default: int, long: int) -> int:
+    """``long`` under RELIABILITY_LONG=1, else ``default``."""
+    return long if LONG else default
+
 
 # email -> task -> short wait -> email, seconds-scale so a run takes seconds.
 SHORT_PLAYBOOK = """\
@@ -210,22 +220,9 @@ async def inprocess_worker(
             yield activities
 
 
-async def eventually(check: Callable[[], Any], seconds: float, what: str) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {seconds}s: {what}"
-        await asyncio.sleep(0.1)
-
-
 async def waiting_for(handle: WorkflowHandle[Any, Any], what: str, seconds: float = 30) -> Any:
     async def check() -> EnrollmentStatus | None:
         status = await handle.query("status", result_type=EnrollmentStatus)
         return status if status.waiting_for and what in status.waiting_for else None
 
-    return await eventually(check, seconds, f"{handle.id} waiting for {what}")
+    return await eventually(check, seconds, what=f"{handle.id} waiting for {what}")

@@ -37,6 +37,7 @@ from engine.plan import CompiledPlan
 from engine.project import Project, load_project
 from engine.store import repository
 from engine.store.models import Customer, Enrollment, OutboxMessage, Task, TeamMember
+from tests.helpers.paths import PLAYBOOKS
 from workflows.models import (
     EnrollmentResult,
     EnrollmentStatus,
@@ -47,7 +48,6 @@ from workflows.models import (
 from workflows.playbook import PlaybookWorkflow
 
 ADMIN_AND_CHAMPION = {"ada@acme.example", "carl@acme.example"}
-SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
 OWNER = "csm@vendor.example"
 QUERY_TIMEOUT = timedelta(seconds=10)
 RETRIED_QUERY_STATUSES = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
@@ -102,7 +102,7 @@ def write_project(root: Path, playbooks: dict[str, str]) -> Project:
     """A playbook project in ``root`` with the shipped milestones and these playbooks
     (file stem -> YAML source), compiled; fails on any error."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "milestones.yaml").write_text((SHIPPED / "milestones.yaml").read_text())
+    (root / "milestones.yaml").write_text((PLAYBOOKS / "milestones.yaml").read_text())
     for name, source in playbooks.items():
         (root / f"{name}.yaml").write_text(source)
     project = load_project(root)

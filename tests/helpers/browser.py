@@ -1,12 +1,11 @@
-"""Shared parts of the browser tests: the running stack, the browser, polling."""
+"""Shared parts of the browser tests: the running stack, the browser, the team."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import threading
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +21,6 @@ from engine.api.services import Services
 from engine.settings import Settings
 from workflows.models import EnrollmentStatus
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PASSWORD = "correct horse battery staple"
@@ -63,28 +61,6 @@ class Stack:
             headers={"Authorization": f"Bearer {self.api_token}"},
             timeout=30,
         )
-
-
-def wait_until(
-    check: Callable[[], T],
-    timeout: float = 45,
-    what: str = "condition",
-    context: Callable[[], object] | None = None,
-) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds.
-
-    ``context`` is called on failure and its result added to the message (e.g. the
-    enrollment's status), so a timeout says where things stood.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            extra = f"; {context()!r}" if context else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
-        time.sleep(0.2)
 
 
 class Browser:
