@@ -7,11 +7,9 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from tests.helpers.harness import ADMIN_AND_CHAMPION, records, running, seed_customer
+from tests.helpers.harness import ADMIN_AND_CHAMPION, records
+from tests.helpers.onboarding import AWAIT_INTEGRATION, AWAIT_TEAM, hold_kickoff, kickoff_task
 from workflows.models import CancelRequest, EnrollmentStatus, SkipRequest
-
-AWAIT_INTEGRATION = "milestone integration_connected"
-AWAIT_TEAM = "milestone team_invited"
 
 
 async def _update(handle, name: str, arg=None) -> EnrollmentStatus:
@@ -19,13 +17,9 @@ async def _update(handle, name: str, arg=None) -> EnrollmentStatus:
     return await handle.execute_update(name, args=args, result_type=EnrollmentStatus)
 
 
-async def test_the_same_event_twice_counts_once(
-    temporal_env, sessions, task_queue, project, customer_id
-):
+async def test_the_same_event_twice_counts_once(onboarding):
     # team_invited needs three user.invited events.
-    seed_customer(sessions, customer_id, segment="smb")
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
+    async with onboarding(segment="smb") as (h, handle):
         await h.until_waiting(handle, AWAIT_INTEGRATION, step=timedelta(hours=2))
         await h.event(handle, "integration.connected")
         await h.until_waiting(handle, AWAIT_TEAM, step=timedelta(hours=2))
@@ -53,13 +47,9 @@ async def _past(h, handle, step_id: str) -> EnrollmentStatus | None:
     return status if status.current_step != step_id else None
 
 
-async def test_status_query_says_what_the_enrollment_waits_for_and_until_when(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
+async def test_status_query_says_what_the_enrollment_waits_for_and_until_when(onboarding):
+    async with onboarding() as (h, handle):
+        kickoff = await kickoff_task(h)
         status = await h.status(handle)
         created = records(status, "task", "kickoff")[0].at
         assert status.current_step == "kickoff"
@@ -79,12 +69,8 @@ async def test_status_query_says_what_the_enrollment_waits_for_and_until_when(
         assert status.steps_done == 2
 
 
-async def test_pause_holds_the_next_step_and_resume_continues(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id, segment="smb")
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
+async def test_pause_holds_the_next_step_and_resume_continues(temporal_env, onboarding):
+    async with onboarding(segment="smb") as (h, handle):
         await h.until_waiting(handle, AWAIT_INTEGRATION, step=timedelta(hours=2))
 
         paused = await _update(handle, "pause")
@@ -108,12 +94,8 @@ async def test_pause_holds_the_next_step_and_resume_continues(
         assert {m.contact_email for m in nudges} == ADMIN_AND_CHAMPION
 
 
-async def test_skip_to_step_leaves_the_wait_and_rejects_unknown_steps(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id, segment="smb")
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
+async def test_skip_to_step_leaves_the_wait_and_rejects_unknown_steps(onboarding):
+    async with onboarding(segment="smb") as (h, handle):
         await h.until_waiting(handle, AWAIT_INTEGRATION, step=timedelta(hours=2))
 
         with pytest.raises(WorkflowUpdateFailedError) as bad:
@@ -134,13 +116,9 @@ async def test_skip_to_step_leaves_the_wait_and_rejects_unknown_steps(
     assert not h.outbox("check_in")
 
 
-async def test_cancel_stops_the_enrollment_and_cancels_its_tasks(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
+async def test_cancel_stops_the_enrollment_and_cancels_its_tasks(onboarding):
+    async with onboarding() as (h, handle):
+        kickoff = await kickoff_task(h)
         await _update(handle, "cancel", CancelRequest(reason="customer asked", by="ops@x.example"))
         result = await h.result(handle)
 
@@ -152,15 +130,9 @@ async def test_cancel_stops_the_enrollment_and_cancels_its_tasks(
     assert (enrollment.status, enrollment.outcome) == ("cancelled", "cancelled")
 
 
-async def test_exit_event_ends_a_paused_enrollment(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
-        await h.complete(handle, kickoff.id, "held")
-        await h.until_waiting(handle, AWAIT_INTEGRATION)
+async def test_exit_event_ends_a_paused_enrollment(temporal_env, onboarding):
+    async with onboarding() as (h, handle):
+        await hold_kickoff(h, handle)
         await _update(handle, "pause")
         await temporal_env.sleep(timedelta(days=8))  # the wait ends; the pause holds
         await h.event(handle, "customer.churned")
