@@ -184,6 +184,23 @@ class Harness:
             await self.env.sleep(step)
             waited += step
 
+    async def until_status(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        holds: Callable[[EnrollmentStatus], bool],
+        *,
+        step: timedelta,
+        limit: timedelta,
+    ) -> EnrollmentStatus:
+        """Move time until the enrollment's status satisfies ``holds``; return the status."""
+
+        async def check() -> EnrollmentStatus | None:
+            status = await self.status(handle)
+            return status if holds(status) else None
+
+        result: EnrollmentStatus = await self.until(check, step=step, limit=limit)
+        return result
+
     async def until_waiting(
         self,
         handle: WorkflowHandle[Any, Any],
@@ -193,13 +210,9 @@ class Harness:
         limit: timedelta = timedelta(days=30),
     ) -> EnrollmentStatus:
         """Move time until the enrollment waits for something whose label contains ``what``."""
-
-        async def waiting() -> EnrollmentStatus | None:
-            status = await self.status(handle)
-            return status if status.waiting_for and what in status.waiting_for else None
-
-        result: EnrollmentStatus = await self.until(waiting, step=step, limit=limit)
-        return result
+        return await self.until_status(
+            handle, lambda s: bool(s.waiting_for) and what in s.waiting_for, step=step, limit=limit
+        )
 
     async def until_step(
         self,
@@ -210,13 +223,9 @@ class Harness:
         limit: timedelta = timedelta(days=200),
     ) -> EnrollmentStatus:
         """Move time until the enrollment stands at ``step_id``."""
-
-        async def there() -> EnrollmentStatus | None:
-            status = await self.status(handle)
-            return status if status.current_step == step_id else None
-
-        result: EnrollmentStatus = await self.until(there, step=step, limit=limit)
-        return result
+        return await self.until_status(
+            handle, lambda s: s.current_step == step_id, step=step, limit=limit
+        )
 
     async def until_emailed(
         self,
@@ -336,6 +345,12 @@ class Harness:
         with self.sessions() as session:
             return session.get(Enrollment, workflow_id)
 
+    def stored_end(self, workflow_id: str) -> tuple[str, str | None]:
+        """(status, outcome) of the enrollment as the store's projection has it."""
+        enrollment = self.enrollment(workflow_id)
+        assert enrollment is not None, f"no stored enrollment {workflow_id}"
+        return enrollment.status, enrollment.outcome
+
     def customer(self, customer_id: str | None = None) -> Customer:
         with self.sessions() as session:
             customer = session.get(Customer, customer_id or self.customer_id)
@@ -387,6 +402,25 @@ def _at_rest(history: WorkflowHistory) -> bool:
 
 
 @asynccontextmanager
+async def playbook_worker(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    activities: PlaybookActivities,
+    max_workers: int = 8,
+) -> AsyncIterator[Worker]:
+    """A worker running the real workflow and ``activities`` (the sync ones in threads)."""
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[PlaybookWorkflow],
+            activities=activities.all(),
+            activity_executor=pool,
+        ) as worker:
+            yield worker
+
+
+@asynccontextmanager
 async def running(
     env: WorkflowEnvironment,
     sessions: sessionmaker[Session],
@@ -394,17 +428,9 @@ async def running(
     mailer: Mailer | None = None,
     customer_id: str = "acme",
 ) -> AsyncIterator[Harness]:
-    activities = PlaybookActivities(sessions, mailer)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[PlaybookWorkflow],
-            activities=activities.all(),
-            activity_executor=pool,
-        ):
-            harness = Harness(env, sessions, task_queue, customer_id)
-            try:
-                yield harness
-            finally:
-                await harness.stop_leftovers()
+    async with playbook_worker(env, task_queue, PlaybookActivities(sessions, mailer)):
+        harness = Harness(env, sessions, task_queue, customer_id)
+        try:
+            yield harness
+        finally:
+            await harness.stop_leftovers()

@@ -9,7 +9,6 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,17 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
 from engine.plan import CompiledPlan
 from engine.store.models import OutboxMessage, Task
-from tests.helpers.harness import seed_customer
+from tests.helpers.harness import playbook_worker, seed_customer
 from tests.helpers.polling import eventually
 from workflows.models import EnrollmentResult, EnrollmentStatus
-from workflows.playbook import PlaybookWorkflow
 
 # An environment variable, not a pytest option: options can only be registered by the root
 # conftest.
@@ -209,15 +206,8 @@ async def inprocess_worker(
 ) -> AsyncIterator[PlaybookActivities]:
     """The real workflow and activities in this process (for faults that need no kill)."""
     activities = PlaybookActivities(sessions, mailer, signing_secret="reliability-secret")
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[PlaybookWorkflow],
-            activities=activities.all(),
-            activity_executor=pool,
-        ):
-            yield activities
+    async with playbook_worker(env, task_queue, activities, max_workers=16):
+        yield activities
 
 
 async def waiting_for(handle: WorkflowHandle[Any, Any], what: str, seconds: float = 30) -> Any:

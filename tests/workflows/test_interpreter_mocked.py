@@ -46,6 +46,7 @@ from workflows.playbook import PlaybookWorkflow
 CUSTOMER = "acme"
 CONTACT = "ada@acme.example"
 TASK_ID = "task-1"
+CALL = "task 'Call Acme Corp'"
 UNSUBSCRIBE = '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
 
 GREET = f"""\
@@ -211,6 +212,14 @@ async def waiting_for(handle: Handle, what: str) -> None:
     await eventually(waits, 10, what=f"{handle.id} waiting for {what}")
 
 
+async def hold_the_call(handle: Handle) -> None:
+    """Once the enrollment waits on the call, complete it as held (on to the milestone)."""
+    await waiting_for(handle, CALL)
+    await handle.signal(
+        PlaybookWorkflow.task_completed, TaskCompletion(task_id=TASK_ID, outcome="held")
+    )
+
+
 def event(name: str) -> EventSignal:
     return EventSignal(id=uuid.uuid4().hex, name=name)
 
@@ -251,7 +260,7 @@ async def test_task_outcome_picks_the_next_step(
     mocks = MockedActivities()
     async with mocked_worker(temporal_env, task_queue, mocks) as start:
         handle = await start(paths)
-        await waiting_for(handle, "task 'Call Acme Corp'")
+        await waiting_for(handle, CALL)
         [created] = mocks.inputs("create_task")
         assert (created.step_id, created.iteration) == ("call", 1)
         assert created.task.outcomes == ["held", "no_response"]
@@ -276,10 +285,7 @@ async def test_milestone_reached_during_the_wait_goes_on(temporal_env, task_queu
     mocks = MockedActivities()
     async with mocked_worker(temporal_env, task_queue, mocks) as start:
         handle = await start(paths)
-        await waiting_for(handle, "task 'Call Acme Corp'")
-        await handle.signal(
-            PlaybookWorkflow.task_completed, TaskCompletion(task_id=TASK_ID, outcome="held")
-        )
+        await hold_the_call(handle)
         await waiting_for(handle, "milestone integration_connected")
         await handle.signal(PlaybookWorkflow.event, event("integration.connected"))
         result = await handle.result()
@@ -299,10 +305,7 @@ async def test_milestone_already_reached_skips_the_wait(temporal_env, task_queue
     mocks = MockedActivities(milestones_already_reached={"integration_connected"})
     async with mocked_worker(temporal_env, task_queue, mocks) as start:
         handle = await start(paths)
-        await waiting_for(handle, "task 'Call Acme Corp'")
-        await handle.signal(
-            PlaybookWorkflow.task_completed, TaskCompletion(task_id=TASK_ID, outcome="held")
-        )
+        await hold_the_call(handle)
         result = await handle.result()
 
     assert result.outcome == "connected"
@@ -315,10 +318,7 @@ async def test_milestone_wait_times_out_to_on_timeout(temporal_env, task_queue, 
     mocks = MockedActivities()
     async with mocked_worker(temporal_env, task_queue, mocks) as start:
         handle = await start(paths)
-        await waiting_for(handle, "task 'Call Acme Corp'")
-        await handle.signal(
-            PlaybookWorkflow.task_completed, TaskCompletion(task_id=TASK_ID, outcome="held")
-        )
+        await hold_the_call(handle)
         result = await handle.result()  # skips the 7 days
 
     assert (result.outcome, result.ended_at_step) == ("not_connected", "not_connected")
@@ -332,7 +332,7 @@ async def test_exit_event_mid_wait_ends_the_enrollment(temporal_env, task_queue,
     mocks = MockedActivities()
     async with mocked_worker(temporal_env, task_queue, mocks) as start:
         handle = await start(paths)
-        await waiting_for(handle, "task 'Call Acme Corp'")
+        await waiting_for(handle, CALL)
         await handle.signal(PlaybookWorkflow.event, event("customer.churned"))
         result = await handle.result()
 

@@ -34,17 +34,15 @@ async def test_the_same_event_twice_counts_once(onboarding):
         assert len([r for r in records(status, "event") if r.detail == "user.invited"]) == 2
 
         await h.event(handle, "user.invited", {"email": "z@acme.example"})
-        status = await h.until(
-            lambda: _past(h, handle, "await_team"), step=timedelta(hours=2), limit=timedelta(days=4)
+        status = await h.until_status(
+            handle,
+            lambda s: s.current_step != "await_team",
+            step=timedelta(hours=2),
+            limit=timedelta(days=4),
         )
         assert "team_invited" in status.milestones
         [reached] = records(status, "milestone", "await_team")
         assert reached.detail == "team_invited reached"
-
-
-async def _past(h, handle, step_id: str) -> EnrollmentStatus | None:
-    status = await h.status(handle)
-    return status if status.current_step != step_id else None
 
 
 async def test_status_query_says_what_the_enrollment_waits_for_and_until_when(onboarding):
@@ -125,9 +123,7 @@ async def test_cancel_stops_the_enrollment_and_cancels_its_tasks(onboarding):
     assert (result.outcome, result.status) == ("cancelled", "cancelled")
     assert result.reason == "customer asked"
     assert h.task(kickoff.id).status == "cancelled"
-    enrollment = h.enrollment(handle.id)
-    assert enrollment is not None
-    assert (enrollment.status, enrollment.outcome) == ("cancelled", "cancelled")
+    assert h.stored_end(handle.id) == ("cancelled", "cancelled")
 
 
 async def test_exit_event_ends_a_paused_enrollment(temporal_env, onboarding):
