@@ -20,11 +20,13 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .playbook .pytest_cache .hypothesis
+	rm -rf $(VENV) .playbook .pytest_cache .hypothesis .mypy_cache

@@ -27,7 +27,8 @@ from workflows.sweep import TriggerSweepWorkflow
 
 def build_activities(settings: Settings, client: Client | None = None) -> PlaybookActivities:
     """The activities wired to the configured store and mail provider."""
-    from engine.enrollment import AlreadyEnrolled, enroll
+    from engine.enrollment import enroll
+    from engine.errors import AlreadyEnrolled
     from engine.store import repository
 
     sessions = session_factory(settings.database_url)

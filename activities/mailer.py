@@ -20,6 +20,8 @@ from typing import Any, Protocol
 import sendgrid
 from python_http_client import exceptions as http_errors
 
+from engine.errors import ProviderRejected, ProviderRetryable, ProviderUnconfirmed
+
 
 @dataclass
 class OutgoingEmail:
@@ -36,25 +38,6 @@ class OutgoingEmail:
     headers: dict[str, str] = field(default_factory=dict)
     custom_args: dict[str, str] = field(default_factory=dict)
     categories: list[str] = field(default_factory=list)
-
-
-class ProviderRetryable(Exception):
-    """Not accepted; safe to try again (after ``delay_seconds`` when the provider said)."""
-
-    def __init__(self, message: str, delay_seconds: float | None = None) -> None:
-        super().__init__(message)
-        self.delay_seconds = delay_seconds
-
-
-class ProviderRejected(Exception):
-    """Rejected for good (a 4xx other than 429); the message says why."""
-
-
-class ProviderUnconfirmed(Exception):
-    """The request was sent but its answer never came (timeout, connection dropped).
-
-    The provider may have accepted the message: the caller must not send it again.
-    """
 
 
 class Mailer(Protocol):

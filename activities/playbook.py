@@ -22,15 +22,26 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.mailer import (
-    CaptureMailer,
-    Mailer,
-    OutgoingEmail,
+from activities.mailer import CaptureMailer, Mailer, OutgoingEmail
+from engine.context import (
+    contact_dict,
+    customer_snapshot,
+    decide,
+    evaluation_context,
+    member_with_role,
+    team_member,
+)
+from engine.errors import (
+    ErrorType,
+    ExpressionError,
     ProviderRejected,
     ProviderRetryable,
     ProviderUnconfirmed,
+    TemplateRenderError,
 )
-from activities.models import (
+from engine.expressions import evaluate
+from engine.messages import (
+    ActivityName,
     CheckMilestoneInput,
     CreateTaskInput,
     DecideInput,
@@ -44,42 +55,20 @@ from activities.models import (
     TaskRef,
     UpdateCustomerInput,
 )
-from engine.context import (
-    contact_dict,
-    customer_snapshot,
-    decide,
-    evaluation_context,
-    member_with_role,
-    team_member,
-)
-from engine.expressions import ExpressionError, evaluate
 from engine.milestones import matches
 from engine.plan import EmailPlan, MilestonePlan
 from engine.signing import unsubscribe_token
+from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.models import Customer, Event, Task
-from engine.templates import TemplateRenderError, html_to_text, render, render_text
+from engine.templates import html_to_text, render, render_text
 
 # Seconds between tries to record an accepted email as 'sent' while the database is away.
 SENT_WRITE_PAUSES = (1, 2, 4, 8, 10, 10, 10)
-# Outbox states this module moves through, besides the store's final ones.
-PENDING, SENDING, UNCONFIRMED, CAPTURED = "pending", "sending", "unconfirmed", "captured"
 NO_PROVIDER = "no mail provider configured"
-DONE = {
-    CAPTURED,
-    "sent",
-    "suppressed",
-    "failed",
-    UNCONFIRMED,
-    "delivered",
-    "opened",
-    "clicked",
-    "bounced",
-    "dropped",
-    "deferred",
-    "spam_reported",
-    "unsubscribed",
-}
+# A row in any status but these two is final: a retry reports it and sends nothing.
+IN_FLIGHT = {OutboxStatus.PENDING, OutboxStatus.SENDING}
+DONE = frozenset(OutboxStatus) - IN_FLIGHT
 
 Enroller = Callable[[str, str, str], Awaitable[str]]
 
@@ -158,7 +147,7 @@ class PlaybookActivities:
     def _customer(self, session: Session, customer_id: str) -> Customer | None:
         return repository.get_customer(session, customer_id)
 
-    @activity.defn(name="decide")
+    @activity.defn(name=ActivityName.DECIDE)
     def decide(self, input: DecideInput) -> DecideResult:
         """Evaluate expressions over the customer's current data, at workflow time."""
         with self.sessions() as session:
@@ -172,7 +161,7 @@ class PlaybookActivities:
             )
         return DecideResult(found=found, timezone=timezone, values=values, errors=errors)
 
-    @activity.defn(name="check_milestone")
+    @activity.defn(name=ActivityName.CHECK_MILESTONE)
     def check_milestone(self, input: CheckMilestoneInput) -> bool:
         """Whether the customer reached a milestone since ``since`` (from stored events)."""
         milestone = MilestonePlan.model_validate({**input.definition, "name": input.milestone})
@@ -191,10 +180,10 @@ class PlaybookActivities:
         needed = milestone.count if milestone.event else 1
         return count >= needed
 
-    @activity.defn(name="record_enrollment")
+    @activity.defn(name=ActivityName.RECORD_ENROLLMENT)
     def record_enrollment(self, input: RecordEnrollmentInput) -> None:
         """Keep the store's enrollment projection (for reports and the UI) up to date."""
-        ended = input.status != "running"
+        ended = input.status != EnrollmentStatus.RUNNING
         with self.sessions.begin() as session:
             repository.upsert_enrollment(
                 session,
@@ -212,7 +201,7 @@ class PlaybookActivities:
             if input.close_open_tasks:
                 open_tasks = session.scalars(
                     select(Task).where(
-                        Task.enrollment_id == input.enrollment_id, Task.status == "open"
+                        Task.enrollment_id == input.enrollment_id, Task.status == TaskStatus.OPEN
                     )
                 )
                 for task in open_tasks:
@@ -221,7 +210,7 @@ class PlaybookActivities:
                     )
 
     # -- email ---------------------------------------------------------------------------
-    @activity.defn(name="send_email")
+    @activity.defn(name=ActivityName.SEND_EMAIL)
     @_heartbeating
     def send_email(self, input: SendEmailInput) -> SendEmailResult:
         """Render and send one email step to its recipients, at most once each.
@@ -235,7 +224,7 @@ class PlaybookActivities:
             if customer is None:
                 raise ApplicationError(
                     f"customer {input.customer_id} not found",
-                    type="CustomerNotFound",
+                    type=ErrorType.CUSTOMER_NOT_FOUND,
                     non_retryable=True,
                 )
             snapshot = customer_snapshot(session, customer)
@@ -298,7 +287,7 @@ class PlaybookActivities:
     ) -> EmailDelivery:
         address = contact["email"]
         key = f"{input.enrollment_id}:{input.step_id}:{input.iteration}:{address.lower()}"
-        common = {
+        common: dict[str, Any] = {
             "enrollment_id": input.enrollment_id,
             "playbook_id": input.playbook,
             "step_id": input.step_id,
@@ -309,15 +298,21 @@ class PlaybookActivities:
             row = repository.get_outbox(session, key)
             if row is not None and row.status in DONE:
                 return _delivery(
-                    address, row.status, row.subject, row.reason, row.provider_message_id
+                    address,
+                    OutboxStatus(row.status),
+                    row.subject,
+                    row.reason,
+                    row.provider_message_id,
                 )
-            if row is not None and row.status == SENDING:
+            if row is not None and row.status == OutboxStatus.SENDING:
                 reason = (
                     "the previous attempt stopped after handing the email to the "
                     "provider; not sent again to avoid a duplicate"
                 )
-                repository.update_outbox_status(session, key, UNCONFIRMED, reason=reason)
-                return _delivery(address, UNCONFIRMED, row.subject, reason)
+                repository.update_outbox_status(
+                    session, key, OutboxStatus.UNCONFIRMED, reason=reason
+                )
+                return _delivery(address, OutboxStatus.UNCONFIRMED, row.subject, reason)
             suppressed = self._suppression_reason(session, contact)
         token = unsubscribe_token(self.signing_secret, input.customer_id, address)
         unsubscribe_url = f"{self.public_base_url}/unsubscribe/{token}"
@@ -329,11 +324,11 @@ class PlaybookActivities:
                     key,
                     address,
                     _safe_subject(input.email, context),
-                    status="suppressed",
+                    status=OutboxStatus.SUPPRESSED,
                     reason=suppressed,
                     **common,
                 )
-            return _delivery(address, "suppressed", None, suppressed)
+            return _delivery(address, OutboxStatus.SUPPRESSED, None, suppressed)
         try:
             subject = render_text(input.email.subject, context)
             context["preheader"] = (
@@ -353,11 +348,11 @@ class PlaybookActivities:
                     key,
                     address,
                     input.email.subject,
-                    status="failed",
+                    status=OutboxStatus.FAILED,
                     reason=reason,
                     **common,
                 )
-            return _delivery(address, "failed", None, reason)
+            return _delivery(address, OutboxStatus.FAILED, None, reason)
         sender_email = input.sender.email if input.sender else self.default_from_email
         sender_name = input.sender.name if input.sender else self.default_from_name
         headers = {
@@ -376,16 +371,18 @@ class PlaybookActivities:
                 html=html,
                 text=text,
                 headers=headers,
-                status=CAPTURED if capture else PENDING,
+                status=OutboxStatus.CAPTURED if capture else OutboxStatus.PENDING,
                 reason=NO_PROVIDER if capture else None,
                 **common,
             )
             if capture and not created:  # a pending row left by an earlier attempt
-                repository.update_outbox_status(session, key, CAPTURED, reason=NO_PROVIDER)
+                repository.update_outbox_status(
+                    session, key, OutboxStatus.CAPTURED, reason=NO_PROVIDER
+                )
         if capture:
-            return _delivery(address, CAPTURED, subject)
+            return _delivery(address, OutboxStatus.CAPTURED, subject)
         with self.sessions.begin() as session:
-            repository.update_outbox_status(session, key, SENDING, count_attempt=True)
+            repository.update_outbox_status(session, key, OutboxStatus.SENDING, count_attempt=True)
         outgoing = OutgoingEmail(
             to_email=address,
             to_name=contact.get("name"),
@@ -408,24 +405,26 @@ class PlaybookActivities:
             message_id = self.mailer.send(outgoing)
         except ProviderRetryable as exc:
             with self.sessions.begin() as session:
-                repository.update_outbox_status(session, key, PENDING, reason=str(exc))
+                repository.update_outbox_status(session, key, OutboxStatus.PENDING, reason=str(exc))
             delay = timedelta(seconds=exc.delay_seconds) if exc.delay_seconds else None
             raise ApplicationError(
-                str(exc), type="ProviderRetryable", next_retry_delay=delay
+                str(exc), type=ErrorType.PROVIDER_RETRYABLE, next_retry_delay=delay
             ) from None
         except ProviderRejected as exc:
             with self.sessions.begin() as session:
-                repository.update_outbox_status(session, key, "failed", reason=str(exc))
-            return _delivery(address, "failed", subject, str(exc))
+                repository.update_outbox_status(session, key, OutboxStatus.FAILED, reason=str(exc))
+            return _delivery(address, OutboxStatus.FAILED, subject, str(exc))
         except ProviderUnconfirmed as exc:
             # The request went out and its answer was lost (client timeout): recorded as
             # such now, with the cause, rather than by the retry, and never sent again.
             reason = f"{exc}; not sent again to avoid a duplicate"
             with self.sessions.begin() as session:
-                repository.update_outbox_status(session, key, UNCONFIRMED, reason=reason)
-            return _delivery(address, UNCONFIRMED, subject, reason)
+                repository.update_outbox_status(
+                    session, key, OutboxStatus.UNCONFIRMED, reason=reason
+                )
+            return _delivery(address, OutboxStatus.UNCONFIRMED, subject, reason)
         self._record_sent(key, message_id)
-        return _delivery(address, "sent", subject, None, message_id)
+        return _delivery(address, OutboxStatus.SENT, subject, None, message_id)
 
     def _record_sent(self, key: str, message_id: str | None) -> None:
         """Write 'sent', retrying while the database is away: SendGrid accepted the email,
@@ -437,7 +436,7 @@ class PlaybookActivities:
                     repository.update_outbox_status(
                         session,
                         key,
-                        "sent",
+                        OutboxStatus.SENT,
                         provider_message_id=message_id,
                         sent_at=datetime.now().astimezone(),
                     )
@@ -456,7 +455,7 @@ class PlaybookActivities:
         return None
 
     # -- tasks ---------------------------------------------------------------------------
-    @activity.defn(name="create_task")
+    @activity.defn(name=ActivityName.CREATE_TASK)
     @_heartbeating
     def create_task(self, input: CreateTaskInput) -> TaskRef:
         """Create the step's task once (keyed by enrollment, step and iteration)."""
@@ -466,7 +465,7 @@ class PlaybookActivities:
             if customer is None:
                 raise ApplicationError(
                     f"customer {input.customer_id} not found",
-                    type="CustomerNotFound",
+                    type=ErrorType.CUSTOMER_NOT_FOUND,
                     non_retryable=True,
                 )
             context = evaluation_context(
@@ -511,7 +510,7 @@ class PlaybookActivities:
             return member.email if member else customer.owner_email
         return assignee
 
-    @activity.defn(name="escalate_task")
+    @activity.defn(name=ActivityName.ESCALATE_TASK)
     @_heartbeating
     def escalate_task(self, input: EscalateTaskInput) -> TaskRef:
         """Escalate an overdue task: a linked urgent task for the manager (or whom it names)."""
@@ -520,7 +519,7 @@ class PlaybookActivities:
             customer = self._customer(session, input.customer_id)
             if original is None or customer is None:
                 raise ApplicationError(
-                    "task or customer not found", type="InvalidInput", non_retryable=True
+                    "task or customer not found", type=ErrorType.INVALID_INPUT, non_retryable=True
                 )
             assignee = self._assignee(session, customer, input.escalate_to)
             row, created = repository.create_task(
@@ -552,7 +551,7 @@ class PlaybookActivities:
             )
 
     # -- customer data and other playbooks -------------------------------------------------
-    @activity.defn(name="update_customer")
+    @activity.defn(name=ActivityName.UPDATE_CUSTOMER)
     @_heartbeating
     def update_customer(self, input: UpdateCustomerInput) -> None:
         """Set attributes and tags once per (enrollment, step, visit)."""
@@ -566,7 +565,7 @@ class PlaybookActivities:
             if customer is None:
                 raise ApplicationError(
                     f"customer {input.customer_id} not found",
-                    type="CustomerNotFound",
+                    type=ErrorType.CUSTOMER_NOT_FOUND,
                     non_retryable=True,
                 )
             if not repository.record_event(
@@ -576,7 +575,7 @@ class PlaybookActivities:
                 "customer.updated",
                 input.now,
                 {"by": input.playbook, "step": input.step_id},
-                status="applied",
+                status=EventStatus.APPLIED,
             ):
                 return
             context = evaluation_context(
@@ -590,7 +589,7 @@ class PlaybookActivities:
             customer.attributes = attributes
             customer.tags = tags
 
-    @activity.defn(name="enroll_customer")
+    @activity.defn(name=ActivityName.ENROLL_CUSTOMER)
     async def enroll_customer(self, input: EnrollCustomerInput) -> str:
         """Start another playbook for this customer (already enrolled is not an error)."""
         if self.enroller is None:
@@ -600,7 +599,7 @@ class PlaybookActivities:
 
 def _delivery(
     contact: str,
-    status: str,
+    status: OutboxStatus,
     subject: str | None,
     reason: str | None = None,
     message_id: str | None = None,
@@ -608,7 +607,7 @@ def _delivery(
     return EmailDelivery(
         contact=contact,
         status=status,
-        subject=subject,  # type: ignore[arg-type]
+        subject=subject,
         reason=reason,
         message_id=message_id,
     )

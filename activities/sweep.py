@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.client import Client
 
-from activities.models import SweepInput, SweepResult
+from engine.messages import ActivityName, SweepInput, SweepResult
 from engine.plan import CompiledPlan
 from engine.store import repository
 from engine.triggers import sweep
@@ -27,7 +27,7 @@ class SweepActivities:
         self.task_queue = task_queue
         self.use_search_attributes = use_search_attributes
 
-    @activity.defn(name="sweep_triggers")
+    @activity.defn(name=ActivityName.SWEEP_TRIGGERS)
     async def sweep_triggers(self, input: SweepInput) -> SweepResult:
         with self.sessions() as session:
             data = repository.latest_plan(session, input.playbook)

@@ -1,4 +1,4 @@
-"""``python -m bench`` (also ``playbook bench``): the engine against hand-written Temporal.
+"""``python -m bench`` (also ``playbook-bench``): the engine against hand-written Temporal.
 
 See bench/README.md for what each scenario measures; bench/RESULTS.md for the figures.
 Exits 1 if any run did not do all of its work exactly once (or any scenario failed).
@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -21,6 +22,8 @@ from rich.progress import Progress as RichProgress
 
 from bench.report import Metric, Report, markdown, print_report
 from bench.scenarios import QUICK, SCENARIOS, Sizes, run_scenarios
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 
 class BarProgress:
@@ -38,76 +41,42 @@ class BarProgress:
         return lambda done: self.progress.update(task, completed=done)
 
 
+def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], FC]:
+    """``--<name>``, which sets `Sizes.<name>`; its default is the one `Sizes` gives."""
+    flag = "--" + name.replace("_", "-")
+    return click.option(flag, type=kind, default=getattr(Sizes, name), show_default=True, help=help)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option(
-    "--enrollments",
-    type=click.IntRange(1),
-    default=Sizes.enrollments,
-    show_default=True,
-    help="Throughput: enrollments per run (the issue's full size: 1000).",
+@size_option(
+    "enrollments",
+    click.IntRange(1),
+    "Throughput: enrollments per run (the issue's full size: 1000).",
 )
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0.1),
-    default=Sizes.rate,
-    show_default=True,
-    help="Latency: events posted per second.",
+@size_option("rate", click.FloatRange(min=0.1), "Latency: events posted per second.")
+@size_option("events", click.IntRange(2), "Latency: events (parked customers) per run.")
+@size_option(
+    "parked",
+    click.IntRange(1),
+    "Memory: enrollments parked on a wait per run (the issue's full size: 10000).",
 )
-@click.option(
-    "--events",
-    type=click.IntRange(2),
-    default=Sizes.events,
-    show_default=True,
-    help="Latency: events (parked customers) per run.",
+@size_option(
+    "rounds",
+    click.IntRange(1),
+    "Runs per variant of each Temporal scenario, alternating who goes first.",
 )
-@click.option(
-    "--parked",
-    type=click.IntRange(1),
-    default=Sizes.parked,
-    show_default=True,
-    help="Memory: enrollments parked on a wait per run (the issue's full size: 10000).",
+@size_option("sim_runs", click.IntRange(1), "Simulation: runs (the median is reported).")
+@size_option("compile_steps", click.IntRange(2), "Compile: steps of the generated playbook.")
+@size_option("compile_runs", click.IntRange(1), "Compile: runs (the median is reported).")
+@size_option(
+    "stall_timeout",
+    click.FloatRange(min=1),
+    "Fail a run when nothing progresses for this long (s).",
 )
-@click.option(
-    "--rounds",
-    type=click.IntRange(1),
-    default=Sizes.rounds,
-    show_default=True,
-    help="Runs per variant of each Temporal scenario, alternating who goes first.",
-)
-@click.option(
-    "--sim-runs",
-    type=click.IntRange(1),
-    default=Sizes.sim_runs,
-    show_default=True,
-    help="Simulation: runs (the median is reported).",
-)
-@click.option(
-    "--compile-steps",
-    type=click.IntRange(2),
-    default=Sizes.compile_steps,
-    show_default=True,
-    help="Compile: steps of the generated playbook.",
-)
-@click.option(
-    "--compile-runs",
-    type=click.IntRange(1),
-    default=Sizes.compile_runs,
-    show_default=True,
-    help="Compile: runs (the median is reported).",
-)
-@click.option(
-    "--stall-timeout",
-    type=click.FloatRange(min=1),
-    default=Sizes.stall_timeout,
-    show_default=True,
-    help="Fail a run when nothing progresses for this long (s).",
-)
-@click.option(
-    "--temporal-db",
-    type=click.Choice(["memory", "file"]),
-    default=Sizes.temporal_db,
-    show_default=True,
-    help="Dev server persistence: in memory, or a SQLite file (as `playbook up`).",
+@size_option(
+    "temporal_db",
+    click.Choice(["memory", "file"]),
+    "Dev server persistence: in memory, or a SQLite file (as `playbook up`).",
 )
 @click.option(
     "--bytecode/--no-bytecode",
@@ -159,10 +128,9 @@ def main(
             value = QUICK[f.name]
         if value is not None:
             setattr(sizes, f.name, value)
-    # `playbook bench` forwards here with prog_name "playbook bench" (argv: playbook bench ...)
-    prog = ctx.info_name if ctx.info_name == "playbook bench" else "python -m bench"
-    args = sys.argv[2:] if prog == "playbook bench" else sys.argv[1:]
-    report = Report(command=" ".join([prog, *map(shlex.quote, args)]), sizes=asdict(sizes))
+    # click names the program "python -m bench" or "playbook-bench", as it was started
+    prog = ctx.info_name or "python -m bench"
+    report = Report(command=" ".join([prog, *map(shlex.quote, sys.argv[1:])]), sizes=asdict(sizes))
     err = Console(stderr=True)
     out = err if as_json else Console()
     if not out.is_terminal:  # piped or captured: no 80-column wrapping of the table

@@ -23,18 +23,23 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import (
+    from engine.errors import NON_RETRYABLE_ERROR_TYPES
+    from engine.messages import (
+        SA_STEP,
+        ActivityName,
         CheckMilestoneInput,
         CreateTaskInput,
         DecideInput,
         DecideResult,
+        EventSignal,
         RecordEnrollmentInput,
         SendEmailInput,
         SendEmailResult,
+        SignalName,
         TaskRef,
     )
     from engine.plan import CompiledPlan, EmailPlan, MilestonePlan, TaskPlan
-    from workflows.models import SA_STEP, EventSignal
+    from engine.statuses import EnrollmentStatus
 
 BASELINE_WORKFLOW = "BenchBaselineWorkflow"
 BASELINE_PREFIX = "bench_baseline"
@@ -67,7 +72,7 @@ EFFECT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["CustomerNotFound", "InvalidInput"],
+    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
 )
 LOCAL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
@@ -94,7 +99,7 @@ class BaselineWorkflow:
         self.input = input
         self.activated = False
 
-    @workflow.signal
+    @workflow.signal(name=SignalName.EVENT)
     def event(self, event: EventSignal) -> None:
         """The same signal the event router sends to every running enrollment."""
         if event.name == MILESTONE.event:
@@ -103,7 +108,7 @@ class BaselineWorkflow:
     @workflow.run
     async def run(self, input: BaselineInput) -> str:
         decision: DecideResult = await workflow.execute_local_activity(
-            "decide",
+            ActivityName.DECIDE,
             DecideInput(
                 customer_id=input.customer_id,
                 playbook=PLAYBOOK,
@@ -116,12 +121,12 @@ class BaselineWorkflow:
         )
         if not decision.found:
             return "exited"
-        await self._project("running", "welcome")
+        await self._project(EnrollmentStatus.RUNNING, "welcome")
 
         await self._email("welcome", WELCOME)
 
         await workflow.execute_activity(
-            "create_task",
+            ActivityName.CREATE_TASK,
             CreateTaskInput(
                 enrollment_id=input.enrollment_id,
                 playbook=PLAYBOOK,
@@ -144,7 +149,7 @@ class BaselineWorkflow:
             await workflow.sleep(until - workflow.now())
 
         reached: bool = await workflow.execute_local_activity(
-            "check_milestone",
+            ActivityName.CHECK_MILESTONE,
             CheckMilestoneInput(
                 customer_id=input.customer_id,
                 milestone=MILESTONE.name,
@@ -164,12 +169,14 @@ class BaselineWorkflow:
         await self._email("activated", ACTIVATED)
 
         workflow.upsert_search_attributes([STEP_KEY.value_set("end")])
-        await self._project("completed", None, outcome="completed", close_open_tasks=True)
+        await self._project(
+            EnrollmentStatus.COMPLETED, None, outcome="completed", close_open_tasks=True
+        )
         return "completed"
 
     async def _email(self, step_id: str, email: EmailPlan) -> SendEmailResult:
         result: SendEmailResult = await workflow.execute_activity(
-            "send_email",
+            ActivityName.SEND_EMAIL,
             SendEmailInput(
                 enrollment_id=self.input.enrollment_id,
                 playbook=PLAYBOOK,
@@ -190,17 +197,17 @@ class BaselineWorkflow:
 
     async def _mark(self, step_id: str) -> None:
         workflow.upsert_search_attributes([STEP_KEY.value_set(step_id)])
-        await self._project("running", step_id)
+        await self._project(EnrollmentStatus.RUNNING, step_id)
 
     async def _project(
         self,
-        status: str,
+        status: EnrollmentStatus,
         step: str | None,
         outcome: str | None = None,
         close_open_tasks: bool = False,
     ) -> None:
         await workflow.execute_local_activity(
-            "record_enrollment",
+            ActivityName.RECORD_ENROLLMENT,
             RecordEnrollmentInput(
                 enrollment_id=self.input.enrollment_id,
                 playbook=PLAYBOOK,
@@ -236,7 +243,11 @@ def check_matches_plan(plan: CompiledPlan) -> None:
     same("kickoff", KICKOFF, steps["kickoff"].task)
     same("pause", PAUSE.total_seconds(), steps["pause"].wait and steps["pause"].wait.seconds)
     wait_for = steps["await_activation"].wait_for
-    same("milestone", MILESTONE, plan.milestones.get(wait_for.milestone if wait_for else ""))
+    same(
+        "milestone",
+        MILESTONE,
+        plan.milestones.get(wait_for.milestone if wait_for and wait_for.milestone else ""),
+    )
     same("timeout", ACTIVATION_TIMEOUT.total_seconds(), wait_for and wait_for.timeout_seconds)
     same("activated", ACTIVATED, steps["activated"].email)
     same("templates", TEMPLATES, plan.templates)

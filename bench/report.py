@@ -167,3 +167,12 @@ def percentile(values: list[float], pct: float) -> float:
 
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def median_time(scenario: str, name: str, seconds: list[float], limit: float, note: str) -> Metric:
+    """The median of timed runs (no baseline), held to a goal of under ``limit`` seconds."""
+    metric = Metric(
+        scenario, name, "s", median(seconds), goal=f"< {limit:g} s", note=f"median of {note}"
+    )
+    metric.met = metric.engine is not None and metric.engine < limit
+    return metric

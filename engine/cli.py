@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from engine.diagnostics import PlaybookError
+from engine.errors import PlaybookError
+from engine.statuses import OutboxStatus
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
@@ -203,7 +204,7 @@ def simulate(
     """
     import asyncio
 
-    from engine.simulation import SimulationInputError
+    from engine.errors import SimulationInputError
 
     try:
         if all_fixtures:
@@ -307,7 +308,7 @@ async def _simulate_all(root: Path, team: Path | None) -> bool:
             bar = progress.add_task("simulating", total=len(runs))
             for plan, customer in runs:
                 timeline = await sim.run(plan, customer, team=members)
-                broken = [e for e in timeline.emails if e.status == "failed"]
+                broken = [e for e in timeline.emails if e.status == OutboxStatus.FAILED]
                 failed = failed or bool(broken)
                 problems = [f"{e.step}: {e.reason}" for e in broken]
                 problems += [w for w in timeline.warnings if "still running" not in w]
@@ -317,7 +318,7 @@ async def _simulate_all(root: Path, team: Path | None) -> bool:
                     customer.id,
                     timeline.outcome,
                     str(last_day),
-                    str(sum(1 for e in timeline.emails if e.status == "captured")),
+                    str(sum(1 for e in timeline.emails if e.status == OutboxStatus.CAPTURED)),
                     str(sum(1 for e in timeline.timeline if e.kind == "task")),
                     "; ".join(problems) or "-",
                 )
@@ -466,7 +467,8 @@ def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
 
     from temporalio.service import RPCError
 
-    from engine.enrollment import AlreadyEnrolled, enroll
+    from engine.enrollment import enroll
+    from engine.errors import AlreadyEnrolled
     from engine.project import load_plan
     from engine.store import repository
 
@@ -566,12 +568,12 @@ async def _print_live_status(settings, workflow_id: str) -> None:
     from temporalio.client import WorkflowQueryFailedError
     from temporalio.service import RPCError
 
-    from workflows.models import EnrollmentStatus
+    from engine.messages import EnrollmentSnapshot
 
     client = await _temporal_client(settings)
     try:
         now = await client.get_workflow_handle(workflow_id).query(
-            "status", result_type=EnrollmentStatus
+            "status", result_type=EnrollmentSnapshot
         )
     except (RPCError, WorkflowQueryFailedError) as exc:
         raise click.ClickException(f"cannot ask {workflow_id}: {exc}") from None
@@ -717,12 +719,12 @@ def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from engine.customers_import import (
-        ImportFileError,
         ImportResult,
         plan_import,
         read_rows,
         run_import,
     )
+    from engine.errors import ImportFileError
 
     try:
         rows = read_rows(file, fmt)
@@ -747,19 +749,6 @@ def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
         err_console.print(f"[red]{summary}; {len(result.failed_rows)} row(s) failed[/]")
         sys.exit(1)
     err_console.print(f"[green]{summary}[/]")
-
-
-@main.command(
-    "bench",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def bench_command(ctx: click.Context) -> None:
-    """Benchmark the engine against hand-written Temporal (`python -m bench`; see --help)."""
-    from bench.__main__ import main as bench_main
-
-    bench_main.main(args=ctx.args, prog_name="playbook bench")
 
 
 def _plan_or_exit(ref: str, root: Path):

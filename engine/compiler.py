@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from jinja2.exceptions import TemplateSyntaxError
 
@@ -36,6 +36,7 @@ from engine.plan import (
     ExitPlan,
     GoalPlan,
     MilestonePlan,
+    RecipientKind,
     SenderPlan,
     StepPlan,
     TaskPlan,
@@ -78,6 +79,17 @@ class ProjectContext:
     milestones: dict[str, MilestoneDefinition]
     templates: TemplateLibrary
     playbook_ids: set[str] | None = None
+
+
+class _Delivery(TypedDict):
+    """The `EmailPlan` fields a template email and an inline one fill alike."""
+
+    to: str | None
+    recipient: RecipientKind
+    recipient_value: str | None
+    window: WindowPlan | None
+    sender: SenderPlan | None
+    reply_to: str | None
 
 
 @dataclass
@@ -146,9 +158,10 @@ class _Compiler:
         else:
             plan_kwargs["reenroll"] = "after"
             plan_kwargs["reenroll_after_seconds"] = parse_duration(pb.reenroll)
-        if any(d.severity == "error" for d in self.diagnostics) or None in plans:
+        compiled = [plan for plan in plans if plan is not None]
+        if any(d.severity == "error" for d in self.diagnostics) or len(compiled) < len(plans):
             return None
-        return CompiledPlan(steps=plans, **plan_kwargs).with_version()
+        return CompiledPlan(steps=compiled, **plan_kwargs).with_version()
 
     def _step_ids(self) -> set[str]:
         seen: dict[str, int] = {}
@@ -338,12 +351,14 @@ class _Compiler:
             return StepPlan(end=EndPlan(outcome=step.end.outcome), **common)
         return None
 
-    def _recipient(self, loc: Loc, to: str | None) -> tuple[str, str | None] | None:
+    def _recipient(self, loc: Loc, to: str | None) -> tuple[RecipientKind, str | None] | None:
         if to is None:
             return "contacts", None
         value = to.strip()
-        if value in ("owner", "manager"):
-            return value, None
+        if value == "owner":
+            return "owner", None
+        if value == "manager":
+            return "manager", None
         if value.startswith("role:"):
             return "role", value.removeprefix("role:").strip()
         if EMAIL_ADDRESS.match(value):
@@ -371,7 +386,7 @@ class _Compiler:
             if email.send_window is not None
             else (self.playbook.defaults.send_window or DEFAULT_WINDOW)
         )
-        common = {
+        common: _Delivery = {
             "to": email.to if recipient and recipient[0] == "contacts" else None,
             "recipient": recipient[0] if recipient else "contacts",
             "recipient_value": recipient[1] if recipient else None,

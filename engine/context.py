@@ -106,7 +106,8 @@ def decide(
     """
     from datetime import date
 
-    from engine.expressions import ExpressionError, evaluate
+    from engine.errors import ExpressionError
+    from engine.expressions import evaluate
 
     customer = repository.get_customer(session, customer_id)
     if customer is None:

@@ -33,9 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.errors import ImportFileError
 from engine.store import repository
 
 CUSTOMER_COLUMNS = ("id", "name", "segment", "timezone", "owner", "renewal_date", "health_score")
@@ -49,10 +51,6 @@ JSON_ONLY = ("attributes", "tags", "contacts")
 ATTRIBUTE_PREFIX = "attributes."
 STORE_NAMES = {"owner": "owner_email"}  # our column -> CustomerData field
 COLUMN_NAMES = {v: k for k, v in STORE_NAMES.items()}
-
-
-class ImportFileError(ValueError):
-    """The file as a whole cannot be imported (not CSV/JSON, unknown columns...)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -145,7 +143,7 @@ def _csv_rows(text: str) -> Iterator[Row]:
         except csv.Error as exc:
             raise ImportFileError(f"line {line}: {exc}") from None
         row = Row(number=line)
-        if record.get(None):  # type: ignore[call-overload]
+        if record.get(None):
             row.errors.append(RowError(line, "-", "more cells than the header has columns"))
         for column, value in record.items():
             if column is None or not _given(value):
@@ -206,7 +204,7 @@ def _json_rows(text: str) -> Iterator[Row]:
 
 
 # -- checking and merging -----------------------------------------------------------------
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
@@ -280,18 +278,20 @@ def _merge(
     try:
         data = repository.CustomerData(id=customer_id, contacts=contacts or None, **values)
     except ValidationError as exc:
-        bad_rows = set()
+        bad_rows: set[int] = set()
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "-"
             column = COLUMN_NAMES.get(name, name)
-            row = source.get(column, used[0])
-            bad_rows.add(row)
-            errors.append(RowError(row, column, _message(error)))
-        for row in used:
-            if row not in bad_rows:
+            number = source.get(column, used[0])
+            bad_rows.add(number)
+            errors.append(RowError(number, column, _message(error)))
+        for number in used:
+            if number not in bad_rows:
                 first = min(bad_rows)
                 errors.append(
-                    RowError(row, "id", f"customer {customer_id!r} not imported (see row {first})")
+                    RowError(
+                        number, "id", f"customer {customer_id!r} not imported (see row {first})"
+                    )
                 )
         return []
     return [CustomerImport(data=data, rows=used)]

@@ -29,18 +29,6 @@ class Diagnostic:
         return f"{self.path}:{self.line}:{self.column}: {prefix}{self.message}"
 
 
-class PlaybookError(Exception):
-    """Raised when a playbook (or a set of them) has errors; carries every diagnostic."""
-
-    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
-        self.diagnostics = sorted(diagnostics)
-        super().__init__("\n".join(str(d) for d in self.diagnostics))
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "error"]
-
-
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or an empty string."""
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from engine.errors import DurationError
+
 _SHORT = re.compile(r"^\s*(?P<n>\d+)\s*(?P<unit>s|m|h|d|w)\s*$")
 _COMPOUND = re.compile(r"^(?:\d+[smhdw])+$")
 _ISO = re.compile(
@@ -18,10 +20,6 @@ _ISO = re.compile(
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 DURATION_HELP = "a duration such as '30m', '12h', '3d', '2w', '1d12h' or ISO 8601 'P14D'"
-
-
-class DurationError(ValueError):
-    """The text is not a duration this language accepts."""
 
 
 def parse_duration(text: str | int) -> int:

@@ -19,8 +19,8 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from engine.plan import CompiledPlan
-from workflows.models import (
+from engine.errors import AlreadyEnrolled
+from engine.messages import (
     SA_CUSTOMER,
     SA_PLAYBOOK,
     SA_STEP,
@@ -29,10 +29,7 @@ from workflows.models import (
     EnrollmentInput,
     EventSignal,
 )
-
-
-class AlreadyEnrolled(Exception):
-    """The customer is (or, with ``reenroll: never``, was) enrolled in this playbook."""
+from engine.plan import CompiledPlan
 
 
 def enrollment_id(playbook: str, customer_id: str, cycle_key: str | None = None) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.milestones import matches
 from engine.plan import MilestonePlan
+from engine.statuses import EnrollmentStatus, EventStatus
 from engine.store import repository
 from engine.store.models import Enrollment, Event
 
@@ -52,7 +53,7 @@ def ingest_event(
         name,
         at,
         properties,
-        status="received" if known else "unknown_customer",
+        status=EventStatus.RECEIVED if known else EventStatus.UNKNOWN_CUSTOMER,
         note=None if known else f"no customer '{customer_id}'",
     )
     result = Ingested(new=new, known_customer=known)
@@ -82,9 +83,11 @@ def ingest_event(
     result.enrollments = list(
         session.scalars(
             select(Enrollment.workflow_id).where(
-                Enrollment.customer_id == customer_id, Enrollment.status == "running"
+                Enrollment.customer_id == customer_id,
+                Enrollment.status == EnrollmentStatus.RUNNING,
             )
         )
     )
-    repository.set_event_status(session, event_id, "routed" if result.enrollments else "stored")
+    status = EventStatus.ROUTED if result.enrollments else EventStatus.STORED
+    repository.set_event_status(session, event_id, status)
     return result

@@ -21,6 +21,7 @@ from jinja2.parser import Parser
 from jinja2.sandbox import SecurityError
 
 from engine.diagnostics import did_you_mean
+from engine.errors import ExpressionError
 from engine.sandbox import check_size, shared_sandbox
 
 CUSTOMER_FIELDS = (
@@ -49,10 +50,6 @@ HELPERS = ("days", "hours", "weeks", "days_until", "days_since", "date")
 BASE_NAMES = ("customer", "owner", "milestones", "now", "today", "playbook", *HELPERS)
 
 _env = shared_sandbox()
-
-
-class ExpressionError(ValueError):
-    """An expression that does not parse, names something unknown, or fails to evaluate."""
 
 
 # -- parsed sources, each walked once ------------------------------------------------------
@@ -164,7 +161,9 @@ class SourceTree:
             from jinja2 import meta
 
             return frozenset(meta.find_undeclared_variables(self.tree))
-        bound = self.tree.environment.globals
+        env = self.tree.environment
+        assert env is not None  # parsing sets every node's environment
+        bound = env.globals
         return frozenset(
             node.name
             for node in self.all_nodes
@@ -177,7 +176,8 @@ def _is_plain_node(node: Any, env: Any) -> bool:
     if kind not in _PLAIN_NODES:
         return False
     if kind is nodes.Name or kind is nodes.Tuple:
-        return node.ctx == "load"  # type: ignore[no-any-return]
+        ctx: str = node.ctx
+        return ctx == "load"
     # Jinja's code generator folds constants: it looks up attributes and items of constants
     # and runs filters and tests on them, and an undefined result can then fail the compile.
     # Only what reads a variable (or calls something) is never folded. (A slice of a constant

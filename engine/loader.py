@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from engine.diagnostics import Diagnostic, did_you_mean, one_of
+from engine.errors import YamlSourceError
 from engine.schema import ACTIONS, MilestoneFile, Playbook, step_action
-from engine.yaml_source import SourceDocument, YamlSourceError, load_yaml
+from engine.yaml_source import SourceDocument, load_yaml
 
 MODEL_NAMES = {
     "Playbook": "playbook",
@@ -157,7 +159,7 @@ def _step_problem(doc: SourceDocument, step_path: tuple[Any, ...], step: Any) ->
     return doc.diagnostic(step_path, f"{label} has no action; add one of {one_of(ACTIONS)}")
 
 
-def _message(error: dict[str, Any], model: type[BaseModel] | None, field_name: Any) -> str:
+def _message(error: ErrorDetails, model: type[BaseModel] | None, field_name: Any) -> str:
     kind = error["type"]
     where = MODEL_NAMES.get(model.__name__, model.__name__) if model else "here"
     msg = str(error["msg"])
@@ -223,7 +225,7 @@ def validation_diagnostics(
     return list(diags.values())
 
 
-def _other_union_member_explains(error: Any, errors: list[Any]) -> bool:
+def _other_union_member_explains(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
     """A mapping or list given where a union allows ``X | Literal[...]``: the literal's
     "must be 'anytime'" is noise next to the real error from the model member."""
     loc = tuple(error["loc"])

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 END = "end"
 StepKind = Literal["email", "task", "wait", "wait_for", "branch", "update", "enroll", "end"]
+RecipientKind = Literal["contacts", "owner", "manager", "role", "address"]
 
 
 class PlanModel(BaseModel):
@@ -48,7 +49,7 @@ class EmailPlan(PlanModel):
         default_factory=list, description="Every template file this email renders from."
     )
     to: str | None = None
-    recipient: Literal["contacts", "owner", "manager", "role", "address"] = "contacts"
+    recipient: RecipientKind = "contacts"
     recipient_value: str | None = None
     window: WindowPlan | None = None
     sender: SenderPlan | None = None

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.compiler import ProjectContext, compile_loaded
-from engine.diagnostics import Diagnostic, PlaybookError
+from engine.diagnostics import Diagnostic
+from engine.errors import PlaybookError
 from engine.loader import LoadedFile, load_milestones, load_playbook
 from engine.plan import CompiledPlan, MilestonePlan
 from engine.schema import MilestoneDefinition

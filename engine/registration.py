@@ -19,10 +19,9 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from activities.models import SweepInput
+from engine.messages import SWEEP_WORKFLOW_NAME, SweepInput
 from engine.project import Project
 from engine.store import repository
-from workflows.sweep import SWEEP_WORKFLOW
 
 SWEEP_EVERY = timedelta(hours=1)
 
@@ -59,7 +58,10 @@ async def ensure_schedules(
             continue
         schedule = Schedule(
             action=ScheduleActionStartWorkflow(
-                SWEEP_WORKFLOW, SweepInput(playbook=pid), id=f"sweep-{pid}", task_queue=task_queue
+                SWEEP_WORKFLOW_NAME,
+                SweepInput(playbook=pid),
+                id=f"sweep-{pid}",
+                task_queue=task_queue,
             ),
             spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=SWEEP_EVERY)]),
             policy=SchedulePolicy(

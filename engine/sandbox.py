@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import StrictUndefined
 from jinja2.compiler import CodeGenerator, Frame
@@ -21,6 +21,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 MAX_OUTPUT_CHARS = 200_000
 MAX_SEQUENCE = 100_000
 MAX_EXPONENT = 100
+
+_T = TypeVar("_T")
 
 
 class OutputTooLarge(SecurityError):
@@ -105,7 +107,7 @@ def written_size(value: Any, budget: int = MAX_OUTPUT_CHARS) -> int:
     return total
 
 
-def check_size(value: Any, what: str = "value") -> Any:
+def check_size(value: _T, what: str = "value") -> _T:
     """``value`` unchanged, or OutputTooLarge if writing it out would pass the output cap."""
     if written_size(value) > MAX_OUTPUT_CHARS:
         raise OutputTooLarge(f"{what} would be longer than {MAX_OUTPUT_CHARS} characters")

@@ -71,6 +71,7 @@ StepRef = Annotated[
     Field(description="The id of a step in this playbook, or 'end'.", pattern=STEP_ID_PATTERN),
 ]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WORKING_DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
 
 
 class Model(BaseModel):
@@ -82,9 +83,7 @@ class Model(BaseModel):
 class SendWindow(Model):
     """When emails may go out, in the customer's own time zone."""
 
-    days: list[Weekday] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1
-    )
+    days: list[Weekday] = Field(default_factory=lambda: list(WORKING_DAYS), min_length=1)
     between: tuple[TimeOfDay, TimeOfDay] = ("09:00", "17:00")
 
     @model_validator(mode="after")

@@ -12,9 +12,7 @@ import hmac
 import json
 from typing import Any
 
-
-class BadToken(ValueError):
-    """The token is malformed or its signature does not match."""
+from engine.errors import BadToken
 
 
 def _b64(data: bytes) -> str:

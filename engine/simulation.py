@@ -34,25 +34,27 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mailer import CaptureMailer
-from activities.models import DecideInput
 from activities.playbook import PlaybookActivities
 from engine.diagnostics import Diagnostic
+from engine.errors import SimulationInputError, YamlSourceError
 from engine.events import ingest_event
 from engine.loader import LoadedFile, parse_text
-from engine.plan import CompiledPlan
-from engine.sendwindow import zone
-from engine.store import repository
-from engine.store.models import Base, OutboxMessage, Task, TeamMember, check_timezone
-from engine.temporal import find_binary, quiet_runtime
-from workflows.models import (
+from engine.messages import (
     WORKFLOW_NAME,
+    DecideInput,
     EnrollmentInput,
     EnrollmentResult,
-    EnrollmentStatus,
+    EnrollmentSnapshot,
     EventSignal,
     StepRecord,
     TaskCompletion,
 )
+from engine.plan import CompiledPlan
+from engine.sendwindow import zone
+from engine.statuses import EnrollmentStatus, OutboxStatus, TaskStatus
+from engine.store import repository
+from engine.store.models import Base, OutboxMessage, Task, TeamMember, check_timezone
+from engine.temporal import find_binary, quiet_runtime
 from workflows.playbook import PlaybookWorkflow
 
 MAX_DAYS = 400
@@ -72,10 +74,6 @@ KINDS = (
     "goal",
     "end",
 )
-
-
-class SimulationInputError(ValueError):
-    """A customer file, event or completion the simulator cannot use; says what and where."""
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -281,7 +279,7 @@ def load_customer(path: Path) -> SimCustomer:
 
 
 def load_team(path: Path) -> list[SimTeamMember]:
-    from engine.yaml_source import YamlSourceError, load_yaml
+    from engine.yaml_source import load_yaml
 
     try:
         doc = load_yaml(path.read_text(encoding="utf-8"), str(path))
@@ -522,7 +520,9 @@ class Simulator:
             task = session.scalars(
                 select(Task)
                 .where(
-                    Task.step_id == action.step, Task.status == "open", Task.escalation_of.is_(None)
+                    Task.step_id == action.step,
+                    Task.status == TaskStatus.OPEN,
+                    Task.escalation_of.is_(None),
                 )
                 .order_by(Task.created_at.desc())
             ).first()
@@ -551,7 +551,7 @@ class Simulator:
     async def _settle(self, run: _Run) -> None:
         """Let in-flight workflow tasks and activities finish at this moment."""
         for _ in range(3):
-            await run.handle.query("status", result_type=EnrollmentStatus)
+            await run.handle.query("status", result_type=EnrollmentSnapshot)
 
     async def _finish(
         self, run: _Run, horizon: datetime
@@ -560,7 +560,7 @@ class Simulator:
         if ended:
             result = await run.handle.result()
             return result, result.records
-        status = await run.handle.query("status", result_type=EnrollmentStatus)
+        status = await run.handle.query("status", result_type=EnrollmentSnapshot)
         await run.handle.terminate("simulation horizon reached")
         return None, status.records
 
@@ -613,7 +613,12 @@ def _describe(action: ScheduledEvent | ScheduledCompletion) -> str:
     return f"completing {action.step} on day {action.day}"
 
 
-_FINISH_KIND = {"exited": "exit", "goal_reached": "goal", "completed": "end", "cancelled": "end"}
+_FINISH_KIND = {
+    EnrollmentStatus.EXITED: "exit",
+    EnrollmentStatus.GOAL_REACHED: "goal",
+    EnrollmentStatus.COMPLETED: "end",
+    EnrollmentStatus.CANCELLED: "end",
+}
 
 
 def _timeline(
@@ -677,8 +682,12 @@ def _entry(
     data = record.data
     kind = record.kind
     if kind == "email":
-        sent = [d for d in data.get("deliveries", []) if d["status"] != "suppressed"]
-        held = [d["contact"] for d in data.get("deliveries", []) if d["status"] == "suppressed"]
+        sent = [d for d in data.get("deliveries", []) if d["status"] != OutboxStatus.SUPPRESSED]
+        held = [
+            d["contact"]
+            for d in data.get("deliveries", [])
+            if d["status"] == OutboxStatus.SUPPRESSED
+        ]
         subjects = [d["subject"] for d in sent if d.get("subject")]
         return TimelineEntry(
             kind="email",

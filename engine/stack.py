@@ -25,13 +25,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.api.app import create_app
 from engine.api.services import Services
-from engine.diagnostics import PlaybookError
+from engine.errors import PlaybookError
+from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import load_project
 from engine.registration import ensure_schedules, register_versions
 from engine.settings import Settings
 from engine.store.db import migrate, session_factory
 from engine.temporal import connect, find_binary, quiet_runtime, register_search_attributes
-from workflows.models import SEARCH_ATTRIBUTES
 
 
 @dataclass

@@ -29,6 +29,7 @@ from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SecurityError
 
 from engine.diagnostics import Diagnostic
+from engine.errors import TemplateRenderError
 from engine.expressions import SourceTree, check_names, check_names_located
 from engine.sandbox import make_sandbox, render_capped, shared_sandbox
 
@@ -53,10 +54,6 @@ EMAIL_NAMES = (
     "days_since",
     "date",
 )
-
-
-class TemplateRenderError(ValueError):
-    """A template failed to render (bad data, sandbox violation, output cap)."""
 
 
 @dataclass

@@ -15,8 +15,8 @@ from temporalio.client import Client, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
+from engine.messages import SEARCH_ATTRIBUTES
 from engine.settings import Settings
-from workflows.models import SEARCH_ATTRIBUTES
 
 
 def find_binary(name: str) -> Path:

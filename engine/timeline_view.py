@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.simulation import Timeline, TimelineEntry
+from engine.statuses import OutboxStatus
 
 TEMPLATES = Path(__file__).resolve().parent / "web" / "templates"
 KIND_STYLE = {
@@ -96,5 +97,8 @@ def to_html(timeline: Timeline) -> str:
     for email in timeline.emails:
         emails_by_step.setdefault(email.step, []).append(email)
     return env.get_template("simulation.html").render(
-        timeline=timeline, describe=describe, emails_by_step=emails_by_step
+        timeline=timeline,
+        describe=describe,
+        emails_by_step=emails_by_step,
+        OutboxStatus=OutboxStatus,
     )

@@ -22,12 +22,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from engine.context import decide
-from engine.enrollment import AlreadyEnrolled, enroll
+from engine.enrollment import enroll
+from engine.errors import AlreadyEnrolled
 from engine.events import Ingested, ingest_event
+from engine.messages import EventSignal
 from engine.plan import CompiledPlan, MilestonePlan, TriggerPlan
 from engine.sendwindow import zone
 from engine.store.models import Customer, Enrollment
-from workflows.models import EventSignal
 
 log = logging.getLogger(__name__)
 CATCH_UP = timedelta(days=7)

@@ -20,22 +20,25 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from yaml.composer import Composer
-from yaml.events import ScalarEvent
+from yaml.events import Event, ScalarEvent
 from yaml.resolver import Resolver
 
-from engine.diagnostics import Diagnostic
+from engine.diagnostics import Diagnostic, Severity
+from engine.errors import YamlSourceError
 
 try:
-    from yaml.cyaml import CParser
+    from yaml._yaml import CParser
+
+    HAVE_LIBYAML = True
 except ImportError:  # PyYAML built without libyaml: PyYAML's parser does it all
-    CParser = None
+    HAVE_LIBYAML = False
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 50_000
@@ -91,18 +94,10 @@ class SourceDocument:
         return Position(1, 1)
 
     def diagnostic(
-        self, loc: Path, message: str, *, key: bool = False, severity: str = "error"
+        self, loc: Path, message: str, *, key: bool = False, severity: Severity = "error"
     ) -> Diagnostic:
         pos = self.where(loc, key=key)
-        return Diagnostic(self.path, pos.line, pos.column, message, severity)  # type: ignore[arg-type]
-
-
-class YamlSourceError(Exception):
-    """The text is not YAML this engine accepts; carries the diagnostics."""
-
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
-        self.diagnostics = diagnostics
-        super().__init__("\n".join(map(str, diagnostics)))
+        return Diagnostic(self.path, pos.line, pos.column, message, severity)
 
 
 class _Builder:
@@ -135,6 +130,7 @@ class _Builder:
             return self.scalar(node)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, i), depth + 1) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.MappingNode)  # the composer makes no fourth kind of node
         return self.mapping(node, loc, depth)
 
     def mapping(self, node: yaml.MappingNode, loc: Path, depth: int) -> dict[str, Any]:
@@ -184,8 +180,9 @@ class _TooLarge(Exception):
 
 
 class _TooDeep(Exception):
-    def __init__(self, mark: yaml.Mark) -> None:
-        self.mark = mark
+    def __init__(self, event: Event) -> None:
+        mark = event.start_mark  # both parsers mark every event; the stubs allow None
+        self.position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
 
 
 class _TooManyNodes(_TooDeep):
@@ -198,6 +195,8 @@ class _LimitedComposer(Composer):
 
     _depth = 0
     _nodes = 0
+    # Given by the parser the loader mixes this composer with.
+    peek_event: Callable[[], Event]
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._depth += 1
@@ -206,9 +205,9 @@ class _LimitedComposer(Composer):
         self._nodes += 1
         try:
             if self._depth > MAX_DEPTH + 1:
-                raise _TooDeep(self.peek_event().start_mark)
+                raise _TooDeep(self.peek_event())
             if self._nodes > MAX_NODES:
-                raise _TooManyNodes(self.peek_event().start_mark)
+                raise _TooManyNodes(self.peek_event())
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -227,9 +226,9 @@ class _PositionsDiverge(Exception):
     """libyaml would place a node elsewhere than PyYAML does: read the text with PyYAML."""
 
 
-if CParser is not None:
+if HAVE_LIBYAML:
 
-    class _LibyamlLoader(_LimitedComposer, CParser, Resolver):  # type: ignore[misc, valid-type]
+    class _LibyamlLoader(_LimitedComposer, CParser, Resolver):
         """libyaml's scanner and parser (the events) under the same limited composer."""
 
         def __init__(self, stream: str) -> None:
@@ -251,9 +250,14 @@ if CParser is not None:
 
 def _compose(text: str) -> yaml.Node | None:
     """The node tree of ``text``; PyYAML's errors (and positions) when it has any."""
-    if CParser is not None and not _LIBYAML_DIVERGES.search(text):
+    if HAVE_LIBYAML and not _LIBYAML_DIVERGES.search(text):
         try:
-            return yaml.compose(text, Loader=_LibyamlLoader)
+            # What yaml.compose does, which PyYAML's stubs let take only PyYAML's own loaders.
+            loader = _LibyamlLoader(text)
+            try:
+                return loader.get_single_node()
+            finally:
+                loader.dispose()
         except _TooDeep:
             raise  # the limits were hit while composing: same nodes, same marks
         except (yaml.YAMLError, UnicodeError, RecursionError, _PositionsDiverge):
@@ -308,7 +312,7 @@ def _load(text: str, path: str) -> SourceDocument:
             else f"nesting is deeper than {MAX_DEPTH} levels"
         )
         raise YamlSourceError(
-            [Diagnostic(path, exc.mark.line + 1, exc.mark.column + 1, message)]
+            [Diagnostic(path, exc.position.line, exc.position.column, message)]
         ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

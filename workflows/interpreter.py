@@ -20,7 +20,7 @@ commands it issues have not changed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,33 +28,34 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError
 
-from activities.models import (
+from engine.errors import NON_RETRYABLE_ERROR_TYPES
+from engine.messages import (
+    SA_STEP,
+    ActivityName,
+    CancelRequest,
     CheckMilestoneInput,
     CreateTaskInput,
     DecideInput,
     DecideResult,
     EnrollCustomerInput,
+    EnrollmentInput,
+    EnrollmentResult,
+    EnrollmentSnapshot,
     EscalateTaskInput,
+    EventSignal,
+    InterpreterState,
     RecordEnrollmentInput,
     SendEmailInput,
     SendEmailResult,
+    SkipRequest,
+    StepRecord,
+    TaskCompletion,
     TaskRef,
     UpdateCustomerInput,
 )
 from engine.plan import END, CompiledPlan, StepPlan
 from engine.sendwindow import local_datetime, next_opening
-from workflows.models import (
-    SA_STEP,
-    CancelRequest,
-    EnrollmentInput,
-    EnrollmentResult,
-    EnrollmentStatus,
-    EventSignal,
-    InterpreterState,
-    SkipRequest,
-    StepRecord,
-    TaskCompletion,
-)
+from engine.statuses import EnrollmentStatus
 
 MAX_RECORDS = 300
 MAX_SEEN_EVENTS = 2_000
@@ -67,12 +68,14 @@ PATCH_EVENTS_BEFORE_WAIT = "events-before-wait-count"
 STEP_KEY = SearchAttributeKey.for_keyword(SA_STEP)
 # `workflow.patched` ids of behaviour changes to the interpreter (see the replay tests).
 PATCH_PAUSED_WAKES_ON_EVENTS = "paused-wakes-on-events"
+# A `_step_<kind>` method: runs one step and returns the id of the next.
+StepHandler = Callable[[StepPlan, int, list[Any]], Awaitable[str]]
 
 EFFECT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["CustomerNotFound", "InvalidInput"],
+    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
 )
 # Effect activities heartbeat every 2 s (activities/playbook.py); a worker killed mid-activity
 # is noticed after this long instead of the start-to-close timeout (minutes). Timeouts are not
@@ -86,7 +89,7 @@ LOCAL_RETRY = RetryPolicy(
 class _Finish(Exception):
     """Internal: the enrollment ends now with this outcome."""
 
-    def __init__(self, outcome: str, status: str, reason: str | None = None) -> None:
+    def __init__(self, outcome: str, status: EnrollmentStatus, reason: str | None = None) -> None:
         self.outcome = outcome
         self.status = status
         self.reason = reason
@@ -128,12 +131,12 @@ class Interpreter:
         """A CSM completed a task this enrollment created."""
         self.completions.setdefault(completion.task_id, completion)
 
-    def pause(self) -> EnrollmentStatus:
+    def pause(self) -> EnrollmentSnapshot:
         """Hold the enrollment before its next step (waits keep their deadlines)."""
         self.state.paused = True
         return self.status()
 
-    def resume(self) -> EnrollmentStatus:
+    def resume(self) -> EnrollmentSnapshot:
         """Let a paused enrollment go on."""
         self.state.paused = False
         return self.status()
@@ -148,7 +151,7 @@ class Interpreter:
         if not self.state.paused:
             raise ValueError("the enrollment is not paused")
 
-    def skip_to_step(self, request: SkipRequest) -> EnrollmentStatus:
+    def skip_to_step(self, request: SkipRequest) -> EnrollmentSnapshot:
         """Leave the current step (or wait) and continue at another step."""
         self.skip_to = request.step
         self._record(
@@ -164,9 +167,9 @@ class Interpreter:
         if self.finish is not None:
             raise ValueError("the enrollment is already ending")
 
-    def cancel(self, request: CancelRequest) -> EnrollmentStatus:
+    def cancel(self, request: CancelRequest) -> EnrollmentSnapshot:
         """Stop the enrollment now with outcome 'cancelled'."""
-        self.finish = _Finish("cancelled", "cancelled", request.reason)
+        self.finish = _Finish("cancelled", EnrollmentStatus.CANCELLED, request.reason)
         return self.status()
 
     def validate_cancel(self, request: CancelRequest) -> None:
@@ -174,9 +177,9 @@ class Interpreter:
         if self.finish is not None:
             raise ValueError("the enrollment is already ending")
 
-    def status(self) -> EnrollmentStatus:
+    def status(self) -> EnrollmentSnapshot:
         """Where the enrollment stands: current step, what it waits for and until when."""
-        return EnrollmentStatus(
+        return EnrollmentSnapshot(
             enrollment_id=self.input.enrollment_id,
             playbook=self.plan.playbook,
             version=self.plan.version,
@@ -204,7 +207,7 @@ class Interpreter:
                 if self.skip_to is not None:
                     self.state.current, self.skip_to = self.skip_to, None
                 if self.state.current == END:
-                    raise _Finish("completed", "completed")
+                    raise _Finish("completed", EnrollmentStatus.COMPLETED)
                 if self.state.paused:
                     # A paused enrollment still listens: an exit or goal event must end it
                     # ("from whatever step it is in"), so wake for queued events too and let
@@ -212,13 +215,15 @@ class Interpreter:
                     # ignored `customer.churned` until resumed; guarded by a patch so
                     # histories recorded before it still replay.
                     wake_on_events = workflow.patched(PATCH_PAUSED_WAKES_ON_EVENTS)
-                    await workflow.wait_condition(
-                        lambda wake=wake_on_events: (
+
+                    def unpaused(wake: bool = wake_on_events) -> bool:
+                        return (
                             not self.state.paused
                             or self.finish is not None
                             or (wake and bool(self.inbox))
                         )
-                    )
+
+                    await workflow.wait_condition(unpaused)
                     continue
                 if self._history_is_long():
                     self._continue_as_new()
@@ -238,9 +243,11 @@ class Interpreter:
         goal = self.plan.goal
         if goal and goal.milestone and await self._milestone_reached(goal.milestone):
             raise _Finish(
-                "goal_reached", "goal_reached", f"milestone {goal.milestone} already reached"
+                "goal_reached",
+                EnrollmentStatus.GOAL_REACHED,
+                f"milestone {goal.milestone} already reached",
             )
-        await self._project("running", self.plan.start)
+        await self._project(EnrollmentStatus.RUNNING, self.plan.start)
 
     async def _run_step(self, step: StepPlan) -> str:
         iteration = self.state.visits.get(step.id, 0) + 1
@@ -260,11 +267,13 @@ class Interpreter:
             decision = await self._decide(exprs, self.input.trigger_event)
             values = list(decision.values)
             if exit_cond and values.pop(0) is True:
-                raise _Finish("exited", "exited", f"exit condition holds: {exit_cond}")
+                raise _Finish(
+                    "exited", EnrollmentStatus.EXITED, f"exit condition holds: {exit_cond}"
+                )
             if step.condition and values.pop(0) is not True:
                 self._record(step.id, "skipped", f"if: {step.condition} is false")
                 return step.next
-        handler = getattr(self, f"_step_{step.kind}")
+        handler: StepHandler = getattr(self, f"_step_{step.kind}")
         return await handler(step, iteration, values)
 
     # -- step kinds ----------------------------------------------------------------------
@@ -282,7 +291,7 @@ class Interpreter:
         templates = {name: self.plan.templates[name] for name in email.files}
         try:
             result: SendEmailResult = await workflow.execute_activity(
-                "send_email",
+                ActivityName.SEND_EMAIL,
                 SendEmailInput(
                     enrollment_id=self.input.enrollment_id,
                     playbook=self.plan.playbook,
@@ -318,7 +327,7 @@ class Interpreter:
         task = step.task
         assert task is not None
         ref: TaskRef = await workflow.execute_activity(
-            "create_task",
+            ActivityName.CREATE_TASK,
             CreateTaskInput(
                 enrollment_id=self.input.enrollment_id,
                 playbook=self.plan.playbook,
@@ -345,7 +354,7 @@ class Interpreter:
         outcome = await self._wait(step.id, label, deadline, done)
         if outcome == "timeout":
             await workflow.execute_activity(
-                "escalate_task",
+                ActivityName.ESCALATE_TASK,
                 EscalateTaskInput(
                     task_id=ref.task_id,
                     enrollment_id=self.input.enrollment_id,
@@ -471,7 +480,7 @@ class Interpreter:
     async def _step_update(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.update is not None
         await workflow.execute_activity(
-            "update_customer",
+            ActivityName.UPDATE_CUSTOMER,
             UpdateCustomerInput(
                 enrollment_id=self.input.enrollment_id,
                 step_id=step.id,
@@ -494,7 +503,7 @@ class Interpreter:
     async def _step_enroll(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.enroll is not None
         started: str = await workflow.execute_activity(
-            "enroll_customer",
+            ActivityName.ENROLL_CUSTOMER,
             EnrollCustomerInput(
                 enrollment_id=self.input.enrollment_id,
                 step_id=step.id,
@@ -510,7 +519,7 @@ class Interpreter:
 
     async def _step_end(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.end is not None
-        raise _Finish(step.end.outcome, "completed", f"reached end step {step.id}")
+        raise _Finish(step.end.outcome, EnrollmentStatus.COMPLETED, f"reached end step {step.id}")
 
     # -- waiting and events ------------------------------------------------------------
     async def _wait(
@@ -561,12 +570,14 @@ class Interpreter:
             )
             plan = self.plan
             if plan.exit and event.name in plan.exit.on_events:
-                self.finish = self.finish or _Finish("exited", "exited", f"event {event.name}")
+                self.finish = self.finish or _Finish(
+                    "exited", EnrollmentStatus.EXITED, f"event {event.name}"
+                )
             for name in self.state.tracker.observe(plan.milestones, event.name, event.properties):
                 self._record(self.state.current, "milestone", f"{name} reached", {"name": name})
                 if plan.goal and plan.goal.milestone == name:
                     self.finish = self.finish or _Finish(
-                        "goal_reached", "goal_reached", f"milestone {name}"
+                        "goal_reached", EnrollmentStatus.GOAL_REACHED, f"milestone {name}"
                     )
             if (
                 plan.goal
@@ -574,7 +585,7 @@ class Interpreter:
                 and await self._holds(plan.goal.condition, event)
             ):
                 self.finish = self.finish or _Finish(
-                    "goal_reached", "goal_reached", f"event {event.name}"
+                    "goal_reached", EnrollmentStatus.GOAL_REACHED, f"event {event.name}"
                 )
             if (
                 self.wait_event == event.name
@@ -611,7 +622,7 @@ class Interpreter:
     # -- activities used by the interpreter itself ----------------------------------------
     async def _decide(self, expressions: list[str], event: EventSignal | None) -> DecideResult:
         decision: DecideResult = await workflow.execute_local_activity(
-            "decide",
+            ActivityName.DECIDE,
             DecideInput(
                 customer_id=self.input.customer_id,
                 playbook=self.plan.playbook,
@@ -624,7 +635,9 @@ class Interpreter:
             retry_policy=LOCAL_RETRY,
         )
         if not decision.found:
-            raise _Finish("exited", "exited", f"customer {self.input.customer_id} not found")
+            raise _Finish(
+                "exited", EnrollmentStatus.EXITED, f"customer {self.input.customer_id} not found"
+            )
         self.state.timezone = decision.timezone
         for expr, error in zip(expressions, decision.errors, strict=False):
             if error:
@@ -636,7 +649,7 @@ class Interpreter:
         if definition is None:
             return False
         reached: bool = await workflow.execute_local_activity(
-            "check_milestone",
+            ActivityName.CHECK_MILESTONE,
             CheckMilestoneInput(
                 customer_id=self.input.customer_id,
                 milestone=name,
@@ -653,13 +666,13 @@ class Interpreter:
 
     async def _project(
         self,
-        status: str,
+        status: EnrollmentStatus,
         step: str | None,
         outcome: str | None = None,
         close_open_tasks: bool = False,
     ) -> None:
         await workflow.execute_local_activity(
-            "record_enrollment",
+            ActivityName.RECORD_ENROLLMENT,
             RecordEnrollmentInput(
                 enrollment_id=self.input.enrollment_id,
                 playbook=self.plan.playbook,
@@ -680,7 +693,7 @@ class Interpreter:
         """Where the enrollment waits: a search attribute and the store's projection."""
         if self.input.use_search_attributes:
             workflow.upsert_search_attributes([STEP_KEY.value_set(step_id)])
-        await self._project("running", step_id)
+        await self._project(EnrollmentStatus.RUNNING, step_id)
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _now(self) -> datetime:
@@ -724,13 +737,13 @@ class Interpreter:
         # manager's review of a declined QBR, the renewal escalation, created just before
         # the end): cancelling them too, as before, withdrew them the moment they appeared.
         # Only a local activity's input changes, so recorded histories still replay.
-        cut_short = done.status != "completed"
+        cut_short = done.status != EnrollmentStatus.COMPLETED
         await self._project(done.status, None, done.outcome, close_open_tasks=cut_short)
         return EnrollmentResult(
             outcome=done.outcome,
             reason=done.reason,
             ended_at_step=self.state.current,
-            status=done.status,  # type: ignore[arg-type]
+            status=done.status,
             records=list(self.state.records),
         )
 

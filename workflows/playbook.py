@@ -18,17 +18,20 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.interpreter import Interpreter
-    from workflows.models import (
+    from engine.messages import (
         WORKFLOW_NAME,
         CancelRequest,
         EnrollmentInput,
         EnrollmentResult,
-        EnrollmentStatus,
+        EnrollmentSnapshot,
         EventSignal,
+        QueryName,
+        SignalName,
         SkipRequest,
         TaskCompletion,
+        UpdateName,
     )
+    from workflows.interpreter import Interpreter
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -45,19 +48,19 @@ class PlaybookWorkflow:
         return await self.interpreter.run()
 
     # -- signals ---------------------------------------------------------------------------
-    @workflow.signal
+    @workflow.signal(name=SignalName.EVENT)
     def event(self, event: EventSignal) -> None:
         """A lifecycle or usage event for this customer; the same id counts once."""
         self.interpreter.event(event)
 
-    @workflow.signal
+    @workflow.signal(name=SignalName.TASK_COMPLETED)
     def task_completed(self, completion: TaskCompletion) -> None:
         """A CSM completed a task this enrollment created."""
         self.interpreter.task_completed(completion)
 
     # -- updates and their validators ------------------------------------------------------
-    @workflow.update
-    def pause(self) -> EnrollmentStatus:
+    @workflow.update(name=UpdateName.PAUSE)
+    def pause(self) -> EnrollmentSnapshot:
         """Hold the enrollment before its next step (waits keep their deadlines)."""
         return self.interpreter.pause()
 
@@ -65,8 +68,8 @@ class PlaybookWorkflow:
     def _validate_pause(self) -> None:
         self.interpreter.validate_pause()
 
-    @workflow.update
-    def resume(self) -> EnrollmentStatus:
+    @workflow.update(name=UpdateName.RESUME)
+    def resume(self) -> EnrollmentSnapshot:
         """Let a paused enrollment go on."""
         return self.interpreter.resume()
 
@@ -74,8 +77,8 @@ class PlaybookWorkflow:
     def _validate_resume(self) -> None:
         self.interpreter.validate_resume()
 
-    @workflow.update
-    def skip_to_step(self, request: SkipRequest) -> EnrollmentStatus:
+    @workflow.update(name=UpdateName.SKIP_TO_STEP)
+    def skip_to_step(self, request: SkipRequest) -> EnrollmentSnapshot:
         """Leave the current step (or wait) and continue at another step."""
         return self.interpreter.skip_to_step(request)
 
@@ -83,8 +86,8 @@ class PlaybookWorkflow:
     def _validate_skip(self, request: SkipRequest) -> None:
         self.interpreter.validate_skip(request)
 
-    @workflow.update
-    def cancel(self, request: CancelRequest) -> EnrollmentStatus:
+    @workflow.update(name=UpdateName.CANCEL)
+    def cancel(self, request: CancelRequest) -> EnrollmentSnapshot:
         """Stop the enrollment now with outcome 'cancelled'."""
         return self.interpreter.cancel(request)
 
@@ -93,7 +96,7 @@ class PlaybookWorkflow:
         self.interpreter.validate_cancel(request)
 
     # -- query -----------------------------------------------------------------------------
-    @workflow.query
-    def status(self) -> EnrollmentStatus:
+    @workflow.query(name=QueryName.STATUS)
+    def status(self) -> EnrollmentSnapshot:
         """Where the enrollment stands: current step, what it waits for and until when."""
         return self.interpreter.status()

@@ -10,19 +10,18 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.models import SweepInput, SweepResult
-
-SWEEP_WORKFLOW = "TriggerSweepWorkflow"
+    from engine.messages import SWEEP_WORKFLOW_NAME, ActivityName, SweepInput, SweepResult
 
 
-@workflow.defn(name=SWEEP_WORKFLOW)
+@workflow.defn(name=SWEEP_WORKFLOW_NAME)
 class TriggerSweepWorkflow:
     @workflow.run
     async def run(self, input: SweepInput) -> SweepResult:
-        return await workflow.execute_activity(
-            "sweep_triggers",
+        result: SweepResult = await workflow.execute_activity(
+            ActivityName.SWEEP_TRIGGERS,
             input,
             result_type=SweepResult,
             start_to_close_timeout=timedelta(minutes=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
         )
+        return result

@@ -20,7 +20,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.signing import BadToken, sign, verify
+from engine.errors import BadToken
+from engine.signing import sign, verify
 from engine.store.models import ApiToken, TeamMember, utcnow
 
 SESSION_COOKIE = "playbook_session"

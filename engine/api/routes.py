@@ -37,10 +37,12 @@ from engine.api.schemas import (
     TeamMemberIn,
 )
 from engine.api.services import Services
-from engine.enrollment import AlreadyEnrolled, enroll
+from engine.enrollment import enroll
+from engine.errors import AlreadyEnrolled, ConflictError
+from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest, TaskCompletion
+from engine.statuses import TaskStatus
 from engine.store import repository
 from engine.store.models import Customer, Enrollment, Task, TeamMember
-from workflows.models import CancelRequest, EnrollmentStatus, SkipRequest, TaskCompletion
 
 
 def _renderable(error: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +256,7 @@ async def complete_and_signal(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task '{task_id}'")
         try:
             task = repository.complete_task(session, task_id, outcome, by, note=note)
-        except repository.ConflictError as exc:
+        except ConflictError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         except ValueError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
@@ -288,7 +290,7 @@ def reassign_task(task_id: str, body: TaskReassign, svc: Svc) -> TaskOut:
         task = repository.get_task(session, task_id)
         if task is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task '{task_id}'")
-        if task.status != "open":
+        if task.status != TaskStatus.OPEN:
             raise HTTPException(status.HTTP_409_CONFLICT, f"task is {task.status}")
         task.assignee_email = body.assignee.lower()
         return task_out(task)
@@ -365,14 +367,14 @@ async def post_enrollment(body: EnrollIn, svc: Svc) -> EnrollmentOut:
 
 @router.get(
     "/enrollments/{enrollment_id:path}/status",
-    response_model=EnrollmentStatus,
+    response_model=EnrollmentSnapshot,
     tags=["enrollments"],
 )
-async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
+async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     """Where an enrollment stands now (asks the workflow)."""
     try:
         return await svc.client.get_workflow_handle(enrollment_id).query(
-            "status", result_type=EnrollmentStatus
+            "status", result_type=EnrollmentSnapshot
         )
     except WorkflowQueryFailedError as exc:
         raise HTTPException(
@@ -389,11 +391,11 @@ async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
 
 async def _update(
     svc: Services, enrollment_id: str, name: str, arg: Any = None
-) -> EnrollmentStatus:
+) -> EnrollmentSnapshot:
     handle = svc.client.get_workflow_handle(enrollment_id)
     try:
         args = [] if arg is None else [arg]
-        return await handle.execute_update(name, *args, result_type=EnrollmentStatus)
+        return await handle.execute_update(name, *args, result_type=EnrollmentSnapshot)
     except WorkflowUpdateFailedError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc.cause or exc)) from None
     except RPCError as exc:
@@ -406,25 +408,29 @@ async def _update(
 
 
 @router.post(
-    "/enrollments/{enrollment_id:path}/pause", response_model=EnrollmentStatus, tags=["enrollments"]
+    "/enrollments/{enrollment_id:path}/pause",
+    response_model=EnrollmentSnapshot,
+    tags=["enrollments"],
 )
-async def pause(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
+async def pause(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     return await _update(svc, enrollment_id, "pause")
 
 
 @router.post(
     "/enrollments/{enrollment_id:path}/resume",
-    response_model=EnrollmentStatus,
+    response_model=EnrollmentSnapshot,
     tags=["enrollments"],
 )
-async def resume(enrollment_id: str, svc: Svc) -> EnrollmentStatus:
+async def resume(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     return await _update(svc, enrollment_id, "resume")
 
 
 @router.post(
-    "/enrollments/{enrollment_id:path}/skip", response_model=EnrollmentStatus, tags=["enrollments"]
+    "/enrollments/{enrollment_id:path}/skip",
+    response_model=EnrollmentSnapshot,
+    tags=["enrollments"],
 )
-async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentStatus:
+async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentSnapshot:
     return await _update(
         svc, enrollment_id, "skip_to_step", SkipRequest(step=body.step, reason=body.reason)
     )
@@ -432,10 +438,12 @@ async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentStatus:
 
 @router.post(
     "/enrollments/{enrollment_id:path}/cancel",
-    response_model=EnrollmentStatus,
+    response_model=EnrollmentSnapshot,
     tags=["enrollments"],
 )
-async def cancel(enrollment_id: str, body: CancelIn, svc: Svc, caller: Authed) -> EnrollmentStatus:
+async def cancel(
+    enrollment_id: str, body: CancelIn, svc: Svc, caller: Authed
+) -> EnrollmentSnapshot:
     return await _update(
         svc, enrollment_id, "cancel", CancelRequest(reason=body.reason, by=caller.name)
     )

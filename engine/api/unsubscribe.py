@@ -21,7 +21,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from engine.api.services import Services
-from engine.signing import BadToken, read_unsubscribe_token
+from engine.errors import BadToken
+from engine.signing import read_unsubscribe_token
 from engine.store import repository
 
 router = APIRouter(tags=["unsubscribe"], include_in_schema=True)

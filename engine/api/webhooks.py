@@ -48,8 +48,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from engine.api.services import Services
+from engine.errors import StoreError
+from engine.statuses import OutboxStatus
 from engine.store import repository
-from engine.store.models import Enrollment, OutboxMessage, OutboxStatus, WebhookEvent
+from engine.store.models import Enrollment, OutboxMessage, WebhookEvent
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -71,7 +73,7 @@ STATUS = {
 }
 # How final a status is: an event never moves a row to a less final one (events arrive
 # out of order, in separate batches). Our own statuses (sent, unconfirmed...) rank 0.
-RANK = {
+RANK: dict[str, int] = {
     OutboxStatus.DEFERRED: 1,
     OutboxStatus.DELIVERED: 2,
     OutboxStatus.OPENED: 3,
@@ -318,7 +320,7 @@ def apply_events(sessions: sessionmaker[Session], events: list[Any]) -> Applied:
             summary.processed += 1
             if routable is not None:  # only once its transaction committed
                 applied.routable.append(routable)
-        except (ValueError, repository.StoreError) as exc:
+        except (ValueError, StoreError) as exc:
             summary.invalid += 1
             log.warning("SendGrid event %s not applied: %s", dedupe, exc)
         except Exception:

@@ -11,8 +11,8 @@ Conventions that hold for every table:
   index); assign a new dict/list to change one, in-place mutation is not tracked;
 - emails are stored lower-cased and stripped, so suppression and lookups match however the
   sender capitalised them;
-- statuses are plain strings (the `*Status` enums list the known values) so that a new
-  status is a code change, not a migration;
+- statuses are plain strings (the `*Status` enums of `engine/statuses.py` list the known
+  values) so that a new status is a code change, not a migration;
 - history tables (events, tasks, outbox, enrollments) carry `customer_id` without a foreign
   key: they record what happened, including for customers that are unknown or deleted.
 
@@ -45,6 +45,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskStatus
 
 # Deterministic constraint and index names: Alembic needs them to drop or alter constraints
 # later, and they make the PostgreSQL and SQLite schemas line up name for name.
@@ -130,23 +132,6 @@ class Base(DeclarativeBase):
     }
 
 
-class EventStatus(enum.StrEnum):
-    """Known values of `Event.status`."""
-
-    RECEIVED = "received"
-    ROUTED = "routed"
-    UNKNOWN_CUSTOMER = "unknown_customer"
-    FAILED = "failed"
-
-
-class TaskStatus(enum.StrEnum):
-    """Values of `Task.status`."""
-
-    OPEN = "open"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-
-
 class TaskPriority(enum.StrEnum):
     """Known values of `Task.priority`."""
 
@@ -154,34 +139,6 @@ class TaskPriority(enum.StrEnum):
     NORMAL = "normal"
     HIGH = "high"
     URGENT = "urgent"
-
-
-class OutboxStatus(enum.StrEnum):
-    """Known values of `OutboxMessage.status`: our own steps, then SendGrid's events."""
-
-    CAPTURED = "captured"
-    SENT = "sent"
-    FAILED = "failed"
-    SUPPRESSED = "suppressed"
-    DEFERRED = "deferred"
-    DELIVERED = "delivered"
-    DROPPED = "dropped"
-    BOUNCED = "bounced"
-    OPENED = "opened"
-    CLICKED = "clicked"
-    SPAM_REPORTED = "spam_reported"
-    UNSUBSCRIBED = "unsubscribed"
-
-
-class EnrollmentStatus(enum.StrEnum):
-    """Known values of `Enrollment.status`."""
-
-    RUNNING = "running"
-    COMPLETED = "completed"
-    EXITED = "exited"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TERMINATED = "terminated"
 
 
 class Customer(Base):

@@ -29,40 +29,25 @@ from sqlalchemy import CursorResult, Executable, Table, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
+from engine.errors import ConflictError, NotFoundError
+from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskStatus
 from engine.store.models import (
     Base,
     Contact,
     Customer,
     Enrollment,
-    EnrollmentStatus,
     Event,
-    EventStatus,
     MilestoneState,
     OutboxMessage,
-    OutboxStatus,
     PlaybookVersion,
     Suppression,
     Task,
     TaskPriority,
-    TaskStatus,
     WebhookEvent,
     check_timezone,
     normalize_email,
     utcnow,
 )
-
-
-class StoreError(Exception):
-    """Base class of the errors raised by the repository."""
-
-
-class NotFoundError(StoreError, LookupError):
-    """The row a function was asked to change does not exist."""
-
-
-class ConflictError(StoreError, ValueError):
-    """The change contradicts what is stored (e.g. completing a cancelled task)."""
-
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -235,7 +220,7 @@ def record_event(
     at: datetime,
     properties: dict[str, Any] | None = None,
     *,
-    status: str | None = None,
+    status: EventStatus | None = None,
     note: str | None = None,
 ) -> bool:
     """Store an event once per `event_id`; True if this call stored it, False if a repeat.
@@ -273,7 +258,9 @@ def get_event(session: Session, event_id: str) -> Event | None:
     return session.get(Event, event_id, populate_existing=True)
 
 
-def set_event_status(session: Session, event_id: str, status: str, note: str | None = None) -> None:
+def set_event_status(
+    session: Session, event_id: str, status: EventStatus, note: str | None = None
+) -> None:
     """Record what became of an event (e.g. `routed`), with an optional explanation."""
     statement = update(_table(Event)).where(Event.id == event_id)
     if _rowcount(session, statement.values(status=str(status), note=note)) == 0:
@@ -464,7 +451,7 @@ def insert_outbox(
     playbook_id: str | None = None,
     step_id: str | None = None,
     customer_id: str | None = None,
-    status: str = OutboxStatus.CAPTURED,
+    status: OutboxStatus = OutboxStatus.CAPTURED,
     reason: str | None = None,
 ) -> tuple[OutboxMessage, bool]:
     """Record an email once per `idempotency_key`; returns (message, created).
@@ -525,7 +512,7 @@ def get_outbox_by_provider_message_id(
 def update_outbox_status(
     session: Session,
     idempotency_key: str,
-    status: str,
+    status: OutboxStatus,
     *,
     reason: str | None = None,
     provider_message_id: str | None = None,
@@ -661,7 +648,7 @@ def upsert_enrollment(
     playbook_id: str,
     version: str,
     customer_id: str,
-    status: str = EnrollmentStatus.RUNNING,
+    status: EnrollmentStatus = EnrollmentStatus.RUNNING,
     cycle_key: str | None = None,
     current_step: str | None = None,
     outcome: str | None = None,

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine.statuses import TaskStatus
 from engine.store.models import Customer, Event, MilestoneState, OutboxMessage, Task, utcnow
 
 QUARTER_DAYS = 90
@@ -126,7 +127,9 @@ def build_brief(
     open_tasks = session.scalars(
         select(Task)
         .where(
-            Task.customer_id == customer_id, Task.status == "open", Task.id != (exclude_task or "")
+            Task.customer_id == customer_id,
+            Task.status == TaskStatus.OPEN,
+            Task.id != (exclude_task or ""),
         )
         .order_by(Task.due_at.is_(None), Task.due_at)
     )

@@ -32,13 +32,14 @@ from engine.api.auth import (
 )
 from engine.api.routes import complete_and_signal
 from engine.api.services import Services
-from engine.signing import BadToken, sign, verify
+from engine.errors import BadToken
+from engine.signing import sign, verify
+from engine.statuses import EnrollmentStatus, OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.models import (
     Customer,
     Enrollment,
     OutboxMessage,
-    OutboxStatus,
     Task,
     TeamMember,
     normalize_email,
@@ -109,12 +110,12 @@ def _local(value: datetime | None, zone: str) -> str:
 
 
 def is_overdue(task: Task, now: datetime) -> bool:
-    return task.status == "open" and task.due_at is not None and task.due_at < now
+    return task.status == TaskStatus.OPEN and task.due_at is not None and task.due_at < now
 
 
 def due_soon(task: Task, now: datetime) -> bool:
     return (
-        task.status == "open"
+        task.status == TaskStatus.OPEN
         and task.due_at is not None
         and now <= task.due_at < now + timedelta(days=1)
     )
@@ -131,6 +132,9 @@ def _templates() -> Environment:
     )
     env.filters.update(when=_when, relative=_relative, local=_local)
     env.globals.update(is_overdue=is_overdue, due_soon=due_soon)
+    env.globals.update(
+        EnrollmentStatus=EnrollmentStatus, OutboxStatus=OutboxStatus, TaskStatus=TaskStatus
+    )
     return env
 
 
@@ -327,9 +331,9 @@ def _assignee_choices(viewer: Viewer, members: list[TeamMember]) -> list[tuple[s
 def _inbox_query(viewer: Viewer, assignee: str, show: str) -> Any:
     query = select(Task, Customer).outerjoin(Customer, Customer.id == Task.customer_id)
     if show == "open":
-        query = query.where(Task.status == "open")
+        query = query.where(Task.status == TaskStatus.OPEN)
     elif show == "closed":
-        query = query.where(Task.status != "open")
+        query = query.where(Task.status != TaskStatus.OPEN)
     if assignee == "me":
         query = query.where(Task.assignee_email == viewer.email)
     elif assignee == "team":
@@ -357,7 +361,7 @@ def inbox(
         rows = session.execute(_inbox_query(viewer, assignee, show)).all()
     names = {m.email: m.name for m in members}
     now = utcnow()
-    overdue = sum(1 for t, _ in rows if t.status == "open" and t.due_at and t.due_at < now)
+    overdue = sum(1 for t, _ in rows if t.status == TaskStatus.OPEN and t.due_at and t.due_at < now)
     return render(
         request,
         "inbox.html",
@@ -470,7 +474,7 @@ async def reassign_task(
         target = session.get(TeamMember, normalize_email(assignee)) if assignee else None
         if target is None:
             problem = "Choose a team member to hand the task to."
-        elif task.status != "open":
+        elif task.status != TaskStatus.OPEN:
             problem = f"The task is {task.status}; only open tasks can be reassigned."
         else:
             # A plain UPDATE of the owner: the workflow waits on the task id, not on a person.
@@ -501,7 +505,9 @@ def enrollments(
     if playbook:
         query = query.where(Enrollment.playbook_id == playbook)
     if step:
-        query = query.where(Enrollment.current_step == step, Enrollment.status == "running")
+        query = query.where(
+            Enrollment.current_step == step, Enrollment.status == EnrollmentStatus.RUNNING
+        )
     if status:
         query = query.where(Enrollment.status == status)
     with services.sessions() as session:
@@ -535,14 +541,16 @@ def customers(
         running = dict(
             session.execute(
                 select(Enrollment.customer_id, func.count())
-                .where(Enrollment.customer_id.in_(ids), Enrollment.status == "running")
+                .where(
+                    Enrollment.customer_id.in_(ids), Enrollment.status == EnrollmentStatus.RUNNING
+                )
                 .group_by(Enrollment.customer_id)
             ).all()
         )
         open_tasks = dict(
             session.execute(
                 select(Task.customer_id, func.count())
-                .where(Task.customer_id.in_(ids), Task.status == "open")
+                .where(Task.customer_id.in_(ids), Task.status == TaskStatus.OPEN)
                 .group_by(Task.customer_id)
             ).all()
         )
@@ -571,7 +579,9 @@ async def customer_page(request: Request, customer_id: str, viewer: ViewerDep) -
             session.scalars(
                 select(Enrollment)
                 .where(Enrollment.customer_id == customer_id)
-                .order_by(Enrollment.status != "running", Enrollment.started_at.desc())
+                .order_by(
+                    Enrollment.status != EnrollmentStatus.RUNNING, Enrollment.started_at.desc()
+                )
                 .limit(10)
             )
         )

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
+from engine.messages import EnrollmentSnapshot, StepRecord
 from engine.plan import CompiledPlan
+from engine.statuses import EnrollmentStatus, TaskStatus
 from engine.store.models import Enrollment, Event, OutboxMessage, Task
-from workflows.models import EnrollmentStatus, StepRecord
 
 QUERY_TIMEOUT_SECONDS = 3.0
 # Step records the store shows better (with links): the outbox row, the task, the event.
@@ -62,14 +63,14 @@ def funnels(session: Session, plans: dict[str, CompiledPlan]) -> list[Funnel]:
     at_step: dict[str, dict[str, int]] = {}
     for playbook, step, count in session.execute(
         select(Enrollment.playbook_id, Enrollment.current_step, func.count())
-        .where(Enrollment.status == "running")
+        .where(Enrollment.status == EnrollmentStatus.RUNNING)
         .group_by(Enrollment.playbook_id, Enrollment.current_step)
     ):
         at_step.setdefault(playbook, {})[step or "(starting)"] = count
     ended: dict[str, list[tuple[str, str, int]]] = {}
     for playbook, status, outcome, count in session.execute(
         select(Enrollment.playbook_id, Enrollment.status, Enrollment.outcome, func.count())
-        .where(Enrollment.status != "running")
+        .where(Enrollment.status != EnrollmentStatus.RUNNING)
         .group_by(Enrollment.playbook_id, Enrollment.status, Enrollment.outcome)
         .order_by(func.count().desc())
     ):
@@ -93,7 +94,7 @@ class EnrollmentView:
     """An enrollment as the store projects it, plus what the workflow answered (if it did)."""
 
     row: Enrollment
-    status: EnrollmentStatus | None = None
+    status: EnrollmentSnapshot | None = None
     error: str | None = None
 
     @property
@@ -113,7 +114,7 @@ async def _query(client: Client, row: Enrollment) -> EnrollmentView:
     try:
         status = await asyncio.wait_for(
             client.get_workflow_handle(row.workflow_id).query(
-                "status", result_type=EnrollmentStatus
+                "status", result_type=EnrollmentSnapshot
             ),
             QUERY_TIMEOUT_SECONDS,
         )
@@ -198,7 +199,7 @@ def _task_items(task: Task) -> list[TimelineItem]:
         playbook=task.playbook_id,
         step=task.step_id,
         link=link,
-        status="completed",
+        status=TaskStatus.COMPLETED,
     )
     return [created, done]
 

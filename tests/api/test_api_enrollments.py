@@ -99,12 +99,11 @@ async def test_unknown_playbooks_customers_and_enrollments_are_404(
 async def test_a_workflow_that_is_not_an_enrollment_is_not_an_enrollment(
     api: httpx.AsyncClient, services: Services
 ) -> None:
-    from activities.models import SweepInput
-    from workflows.sweep import SWEEP_WORKFLOW
+    from engine.messages import SWEEP_WORKFLOW_NAME, SweepInput
 
     workflow_id = f"sweep-test-{uuid.uuid4().hex[:6]}"
     handle = await services.client.start_workflow(
-        SWEEP_WORKFLOW,
+        SWEEP_WORKFLOW_NAME,
         SweepInput(playbook="no_such_playbook"),
         id=workflow_id,
         task_queue=services.settings.temporal_task_queue,

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from engine.api.services import Services
+from engine.messages import EnrollmentResult
 from engine.store import repository
 from engine.store.models import Event, OutboxMessage, Suppression
 from engine.triggers import EventRouter
 from tests.helpers.api import admin_of, outbox_rows, seed, sign_webhook
 from tests.helpers.polling import eventually
-from workflows.models import EnrollmentResult
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"

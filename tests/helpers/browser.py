@@ -18,8 +18,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.api.services import Services
+from engine.messages import EnrollmentSnapshot
 from engine.settings import Settings
-from workflows.models import EnrollmentStatus
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -50,10 +50,10 @@ class Stack:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def status(self, enrollment_id: str) -> EnrollmentStatus:
+    def status(self, enrollment_id: str) -> EnrollmentSnapshot:
         assert self.services is not None
         handle = self.services.client.get_workflow_handle(enrollment_id)
-        return self.run(handle.query("status", result_type=EnrollmentStatus))
+        return self.run(handle.query("status", result_type=EnrollmentSnapshot))
 
     def api(self) -> httpx.Client:
         return httpx.Client(

@@ -33,18 +33,18 @@ from temporalio.worker import Worker
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
+from engine.messages import (
+    EnrollmentResult,
+    EnrollmentSnapshot,
+    EventSignal,
+    StepRecord,
+    TaskCompletion,
+)
 from engine.plan import CompiledPlan
 from engine.project import Project, load_project
 from engine.store import repository
 from engine.store.models import Customer, Enrollment, OutboxMessage, Task, TeamMember
 from tests.helpers.paths import PLAYBOOKS
-from workflows.models import (
-    EnrollmentResult,
-    EnrollmentStatus,
-    EventSignal,
-    StepRecord,
-    TaskCompletion,
-)
 from workflows.playbook import PlaybookWorkflow
 
 ADMIN_AND_CHAMPION = {"ada@acme.example", "carl@acme.example"}
@@ -124,7 +124,7 @@ def in_window(
 
 
 def records(
-    source: EnrollmentStatus | EnrollmentResult, kind: str, step: str | None = None
+    source: EnrollmentSnapshot | EnrollmentResult, kind: str, step: str | None = None
 ) -> list[StepRecord]:
     """The timeline records of one kind (and step), oldest first."""
     return [r for r in source.records if r.kind == kind and (step is None or r.step == step)]
@@ -187,18 +187,18 @@ class Harness:
     async def until_status(
         self,
         handle: WorkflowHandle[Any, Any],
-        holds: Callable[[EnrollmentStatus], bool],
+        holds: Callable[[EnrollmentSnapshot], bool],
         *,
         step: timedelta,
         limit: timedelta,
-    ) -> EnrollmentStatus:
+    ) -> EnrollmentSnapshot:
         """Move time until the enrollment's status satisfies ``holds``; return the status."""
 
-        async def check() -> EnrollmentStatus | None:
+        async def check() -> EnrollmentSnapshot | None:
             status = await self.status(handle)
             return status if holds(status) else None
 
-        result: EnrollmentStatus = await self.until(check, step=step, limit=limit)
+        result: EnrollmentSnapshot = await self.until(check, step=step, limit=limit)
         return result
 
     async def until_waiting(
@@ -208,7 +208,7 @@ class Harness:
         *,
         step: timedelta = timedelta(hours=1),
         limit: timedelta = timedelta(days=30),
-    ) -> EnrollmentStatus:
+    ) -> EnrollmentSnapshot:
         """Move time until the enrollment waits for something whose label contains ``what``."""
         return await self.until_status(
             handle, lambda s: bool(s.waiting_for) and what in s.waiting_for, step=step, limit=limit
@@ -221,7 +221,7 @@ class Harness:
         *,
         step: timedelta = timedelta(hours=6),
         limit: timedelta = timedelta(days=200),
-    ) -> EnrollmentStatus:
+    ) -> EnrollmentSnapshot:
         """Move time until the enrollment stands at ``step_id``."""
         return await self.until_status(
             handle, lambda s: s.current_step == step_id, step=step, limit=limit
@@ -242,12 +242,12 @@ class Harness:
         await self.until(emailed, step=step)
         return self.outbox(step_id)
 
-    async def settle(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentStatus:
+    async def settle(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentSnapshot:
         """Let the workflow handle what it was just sent, without moving virtual time."""
         await asyncio.sleep(0.3)
         return await self.status(handle)
 
-    async def status(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentStatus:
+    async def status(self, handle: WorkflowHandle[Any, Any]) -> EnrollmentSnapshot:
         """The status query; retried when a loaded machine makes it miss its deadline.
 
         Each attempt gets 10 s (the client's own limit would be 30 s, and a query the test
@@ -256,7 +256,7 @@ class Harness:
         for attempt in range(5):
             try:
                 return await handle.query(
-                    "status", result_type=EnrollmentStatus, rpc_timeout=QUERY_TIMEOUT
+                    "status", result_type=EnrollmentSnapshot, rpc_timeout=QUERY_TIMEOUT
                 )
             except RPCError as exc:
                 if exc.status not in RETRIED_QUERY_STATUSES or attempt == 4:

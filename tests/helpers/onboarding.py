@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from engine.messages import EnrollmentResult, EnrollmentSnapshot
 from engine.project import Project
 from engine.store.models import Task
 from tests.helpers.harness import Harness, running, seed_customer
-from workflows.models import EnrollmentResult, EnrollmentStatus
 
 KICKOFF = "task 'Kickoff call with Acme Corp'"
 AWAIT_INTEGRATION = "milestone integration_connected"
@@ -50,7 +50,7 @@ async def kickoff_task(h: Harness) -> Task:
     return kickoff
 
 
-async def hold_kickoff(h: Harness, handle: Handle) -> EnrollmentStatus:
+async def hold_kickoff(h: Harness, handle: Handle) -> EnrollmentSnapshot:
     """Complete the kickoff as held and move on to the wait for the integration."""
     kickoff = await kickoff_task(h)
     await h.complete(handle, kickoff.id, "held")

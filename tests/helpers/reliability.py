@@ -22,11 +22,11 @@ from temporalio.testing import WorkflowEnvironment
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
 from engine.enrollment import enroll
+from engine.messages import EnrollmentResult, EnrollmentSnapshot
 from engine.plan import CompiledPlan
 from engine.store.models import OutboxMessage, Task
 from tests.helpers.harness import playbook_worker, seed_customer
 from tests.helpers.polling import eventually
-from workflows.models import EnrollmentResult, EnrollmentStatus
 
 # An environment variable, not a pytest option: options can only be registered by the root
 # conftest.
@@ -211,8 +211,8 @@ async def inprocess_worker(
 
 
 async def waiting_for(handle: WorkflowHandle[Any, Any], what: str, seconds: float = 30) -> Any:
-    async def check() -> EnrollmentStatus | None:
-        status = await handle.query("status", result_type=EnrollmentStatus)
+    async def check() -> EnrollmentSnapshot | None:
+        status = await handle.query("status", result_type=EnrollmentSnapshot)
         return status if status.waiting_for and what in status.waiting_for else None
 
     return await eventually(check, seconds, what=f"{handle.id} waiting for {what}")

@@ -25,12 +25,12 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from engine.messages import EnrollmentSnapshot, SkipRequest
 from engine.project import Project, load_project
 from engine.store.db import migrate, session_factory
 from tests.helpers.harness import Harness, local, running, seed_customer
 from tests.helpers.paths import PLAYBOOKS, REPO
 from tests.helpers.temporal import start_time_skipping
-from workflows.models import EnrollmentStatus, SkipRequest
 
 HERE = Path(__file__).resolve().parent
 Handle = WorkflowHandle[Any, Any]
@@ -75,14 +75,14 @@ async def onboarding_nudged(h: Harness, project: Project) -> Handle:
     """
     handle = await h.start(project.plan("onboarding"))
     await h.until_waiting(handle, "milestone integration_connected", step=HOURS)
-    await handle.execute_update("pause", result_type=EnrollmentStatus)
+    await handle.execute_update("pause", result_type=EnrollmentSnapshot)
     await h.env.sleep(timedelta(days=8))
-    await handle.execute_update("resume", result_type=EnrollmentStatus)
+    await handle.execute_update("resume", result_type=EnrollmentSnapshot)
     await h.until_waiting(
         handle, "milestone team_invited", step=timedelta(hours=6), limit=timedelta(days=40)
     )
     await handle.execute_update(
-        "skip_to_step", SkipRequest(step="check_in"), result_type=EnrollmentStatus
+        "skip_to_step", SkipRequest(step="check_in"), result_type=EnrollmentSnapshot
     )
     return handle
 

@@ -18,6 +18,7 @@ from jinja2.exceptions import TemplateError, TemplateSyntaxError
 
 from engine import yaml_source
 from engine.diagnostics import did_you_mean
+from engine.errors import YamlSourceError
 from engine.expressions import (
     BASE_NAMES,
     FIELDS,
@@ -28,9 +29,9 @@ from engine.expressions import (
 )
 from engine.sandbox import shared_sandbox
 from engine.templates import EMAIL_NAMES, check_text
-from engine.yaml_source import YamlSourceError, load_yaml
+from engine.yaml_source import load_yaml
 
-needs_libyaml = pytest.mark.skipif(yaml_source.CParser is None, reason="PyYAML without libyaml")
+needs_libyaml = pytest.mark.skipif(not yaml_source.HAVE_LIBYAML, reason="PyYAML without libyaml")
 
 
 def _loaded(text: str) -> object:
@@ -44,7 +45,7 @@ def _loaded(text: str) -> object:
 
 def _loaded_by_pyyaml(text: str, monkeypatch: pytest.MonkeyPatch) -> object:
     with monkeypatch.context() as patch:
-        patch.setattr(yaml_source, "CParser", None)
+        patch.setattr(yaml_source, "HAVE_LIBYAML", False)
         return _loaded(text)
 
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.durations import DurationError, format_duration, parse_duration
+from engine.durations import format_duration, parse_duration
+from engine.errors import DurationError
 
 DAY = 86_400
 

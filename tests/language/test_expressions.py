@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from engine.errors import ExpressionError
 from engine.expressions import (
     BASE_NAMES,
-    ExpressionError,
     check_expression,
     evaluate,
     helpers,

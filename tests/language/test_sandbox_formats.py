@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.expressions import ExpressionError, evaluate
+from engine.errors import ExpressionError
+from engine.expressions import evaluate
 
 
 @pytest.mark.parametrize(

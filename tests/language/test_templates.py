@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.errors import TemplateRenderError
 from engine.templates import (
     TemplateLibrary,
-    TemplateRenderError,
     html_to_text,
     render,
     render_text,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from engine.messages import EventSignal
 from engine.plan import CompiledPlan
 from engine.project import Project
 from engine.store.models import Task
@@ -25,7 +26,6 @@ from tests.helpers.reliability import (
     start_all,
     waiting_for,
 )
-from workflows.models import EventSignal
 
 EVENTS_PLAYBOOK = """\
 playbook: events

@@ -66,8 +66,9 @@ TEMPLATES = [
 CHILD = r"""
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (1024**3, 1024**3))
-from engine.expressions import ExpressionError, evaluate
-from engine.templates import TemplateRenderError, render_text
+from engine.errors import ExpressionError, TemplateRenderError
+from engine.expressions import evaluate
+from engine.templates import render_text
 cases = json.loads(sys.stdin.read())
 out = []
 for kind, source in cases:

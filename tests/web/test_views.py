@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.messages import EnrollmentSnapshot, StepRecord
 from engine.project import load_project
 from engine.store import repository
 from engine.store.models import Enrollment, TeamMember
 from engine.web.security import csrf_token, safe_next, team_of
 from engine.web.timeline import EnrollmentView, customer_timeline, funnels
 from tests.helpers.paths import PLAYBOOKS
-from workflows.models import EnrollmentStatus, StepRecord
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -98,7 +98,7 @@ def test_timeline_merges_steps_emails_tasks_and_events_newest_first(
             session, task.id, "held", "csm@x.example", note="went well", at=T0 + timedelta(hours=1)
         )
         row = Enrollment(workflow_id="onb/acme", playbook_id="onb", version="v", customer_id="acme")
-    status = EnrollmentStatus(
+    status = EnrollmentSnapshot(
         enrollment_id="onb/acme",
         playbook="onb",
         version="v",

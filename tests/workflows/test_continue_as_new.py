@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from engine.messages import EnrollmentSnapshot
 from tests.helpers.harness import records, running, seed_customer, write_project
-from workflows.models import EnrollmentStatus
 
 VISITS = 12
 
@@ -52,7 +52,7 @@ async def test_a_looping_playbook_continues_as_new_with_its_state_intact(
         first = await h.event(handle, "user.invited", {"email": "x@acme.example"})
         await h.event(handle, "user.invited", {"email": "y@acme.example"})
 
-        async def in_a_later_run() -> EnrollmentStatus | None:
+        async def in_a_later_run() -> EnrollmentSnapshot | None:
             status = await h.status(handle)
             return status if records(status, "continue_as_new") else None
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
 from activities.mailer import CaptureMailer, OutgoingEmail, SendGridMailer
-from activities.models import SendEmailInput
 from activities.playbook import PlaybookActivities
+from engine.messages import SendEmailInput
 from engine.plan import CompiledPlan
 from engine.store import repository
 from engine.store.models import OutboxMessage

@@ -1,10 +1,10 @@
 """The interpreter's paths with every activity mocked by name: no store, no mailer.
 
-The worker registers stand-ins under the activities' names (``send_email``, ``create_task``,
-``decide``...), as temporalio/samples-python's tests/sleep_for_days does, so these tests
-check what the workflow decides and what it asks of its activities, in milliseconds of real
-time on the time-skipping server. The tests with the real activities against a real store
-(test_onboarding.py, test_signals.py and the rest) check the effects.
+The worker registers stand-ins under the activities' names (`ActivityName`: ``send_email``,
+``create_task``, ``decide``...), as temporalio/samples-python's tests/sleep_for_days does, so
+these tests check what the workflow decides and what it asks of its activities, in
+milliseconds of real time on the time-skipping server. The tests with the real activities
+against a real store (test_onboarding.py, test_signals.py and the rest) check the effects.
 """
 
 from __future__ import annotations
@@ -23,24 +23,28 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.models import (
+from engine.messages import (
+    ActivityName,
     CheckMilestoneInput,
     CreateTaskInput,
     DecideInput,
     DecideResult,
     EmailDelivery,
     EnrollCustomerInput,
+    EnrollmentInput,
+    EnrollmentResult,
     EscalateTaskInput,
+    EventSignal,
     RecordEnrollmentInput,
     SendEmailInput,
     SendEmailResult,
+    TaskCompletion,
     TaskRef,
     UpdateCustomerInput,
 )
 from engine.plan import CompiledPlan
 from tests.helpers.harness import records, write_project
 from tests.helpers.polling import eventually
-from workflows.models import EnrollmentInput, EnrollmentResult, EventSignal, TaskCompletion
 from workflows.playbook import PlaybookWorkflow
 
 CUSTOMER = "acme"
@@ -124,9 +128,9 @@ class MockedActivities:
             self.enroll_customer,
         ]
 
-    @activity.defn(name="decide")
+    @activity.defn(name=ActivityName.DECIDE)
     async def decide(self, input: DecideInput) -> DecideResult:
-        self.calls.append(("decide", input))
+        self.calls.append((ActivityName.DECIDE, input))
         return DecideResult(
             found=True,
             timezone="Europe/Berlin",
@@ -134,38 +138,38 @@ class MockedActivities:
             errors=[None] * len(input.expressions),
         )
 
-    @activity.defn(name="check_milestone")
+    @activity.defn(name=ActivityName.CHECK_MILESTONE)
     async def check_milestone(self, input: CheckMilestoneInput) -> bool:
-        self.calls.append(("check_milestone", input))
+        self.calls.append((ActivityName.CHECK_MILESTONE, input))
         return input.milestone in self.milestones_already_reached
 
-    @activity.defn(name="record_enrollment")
+    @activity.defn(name=ActivityName.RECORD_ENROLLMENT)
     async def record_enrollment(self, input: RecordEnrollmentInput) -> None:
-        self.calls.append(("record_enrollment", input))
+        self.calls.append((ActivityName.RECORD_ENROLLMENT, input))
 
-    @activity.defn(name="send_email")
+    @activity.defn(name=ActivityName.SEND_EMAIL)
     async def send_email(self, input: SendEmailInput) -> SendEmailResult:
-        self.calls.append(("send_email", input))
+        self.calls.append((ActivityName.SEND_EMAIL, input))
         delivery = EmailDelivery(contact=CONTACT, status="captured", subject=input.email.subject)
         return SendEmailResult(deliveries=[delivery])
 
-    @activity.defn(name="create_task")
+    @activity.defn(name=ActivityName.CREATE_TASK)
     async def create_task(self, input: CreateTaskInput) -> TaskRef:
-        self.calls.append(("create_task", input))
+        self.calls.append((ActivityName.CREATE_TASK, input))
         return TaskRef(task_id=TASK_ID, assignee="csm@vendor.example", title="Call Acme Corp")
 
-    @activity.defn(name="escalate_task")
+    @activity.defn(name=ActivityName.ESCALATE_TASK)
     async def escalate_task(self, input: EscalateTaskInput) -> TaskRef:
-        self.calls.append(("escalate_task", input))
+        self.calls.append((ActivityName.ESCALATE_TASK, input))
         return TaskRef(task_id="task-2", assignee="boss@vendor.example", title="Escalated")
 
-    @activity.defn(name="update_customer")
+    @activity.defn(name=ActivityName.UPDATE_CUSTOMER)
     async def update_customer(self, input: UpdateCustomerInput) -> None:
-        self.calls.append(("update_customer", input))
+        self.calls.append((ActivityName.UPDATE_CUSTOMER, input))
 
-    @activity.defn(name="enroll_customer")
+    @activity.defn(name=ActivityName.ENROLL_CUSTOMER)
     async def enroll_customer(self, input: EnrollCustomerInput) -> str:
-        self.calls.append(("enroll_customer", input))
+        self.calls.append((ActivityName.ENROLL_CUSTOMER, input))
         return f"{input.playbook}/{input.customer_id}"
 
 
@@ -240,14 +244,16 @@ async def test_email_step_then_end(temporal_env, task_queue, tmp_path):
     assert [r.kind for r in result.records] == ["start", "email", "completed"]
     [email] = records(result, "email", "hello")
     assert email.detail == f"{CONTACT} (captured)"
-    [sent] = mocks.inputs("send_email")
+    [sent] = mocks.inputs(ActivityName.SEND_EMAIL)
     assert (sent.enrollment_id, sent.customer_id) == (handle.id, CUSTOMER)
     assert (sent.step_id, sent.iteration) == ("hello", 1)
     assert sent.email.subject == "Hello {{ contact.first_name }}"  # rendered by the activity
-    projected = [(r.status, r.current_step, r.outcome) for r in mocks.inputs("record_enrollment")]
+    projected = [
+        (r.status, r.current_step, r.outcome) for r in mocks.inputs(ActivityName.RECORD_ENROLLMENT)
+    ]
     assert projected[0] == ("running", "hello", None)
     assert projected[-1] == ("completed", None, "greeted")
-    assert not mocks.inputs("create_task")
+    assert not mocks.inputs(ActivityName.CREATE_TASK)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +267,7 @@ async def test_task_outcome_picks_the_next_step(
     async with mocked_worker(temporal_env, task_queue, mocks) as start:
         handle = await start(paths)
         await waiting_for(handle, CALL)
-        [created] = mocks.inputs("create_task")
+        [created] = mocks.inputs(ActivityName.CREATE_TASK)
         assert (created.step_id, created.iteration) == ("call", 1)
         assert created.task.outcomes == ["held", "no_response"]
 
@@ -277,8 +283,8 @@ async def test_task_outcome_picks_the_next_step(
     assert result.outcome == end
     [completed] = records(result, "task_completed", "call")
     assert completed.data == {"task_id": TASK_ID, "outcome": outcome, "by": "csm@vendor.example"}
-    assert [e.step_id for e in mocks.inputs("send_email")] == emailed
-    assert not mocks.inputs("escalate_task")
+    assert [e.step_id for e in mocks.inputs(ActivityName.SEND_EMAIL)] == emailed
+    assert not mocks.inputs(ActivityName.ESCALATE_TASK)
 
 
 async def test_milestone_reached_during_the_wait_goes_on(temporal_env, task_queue, paths):
@@ -294,9 +300,9 @@ async def test_milestone_reached_during_the_wait_goes_on(temporal_env, task_queu
     [reached] = records(result, "milestone", "await_integration")
     assert reached.detail == "integration_connected reached"
     assert not records(result, "timeout")
-    assert not mocks.inputs("send_email")
+    assert not mocks.inputs(ActivityName.SEND_EMAIL)
     # Checked once in the store before waiting (not reached yet), since the enrollment began.
-    [checked] = mocks.inputs("check_milestone")
+    [checked] = mocks.inputs(ActivityName.CHECK_MILESTONE)
     assert checked.milestone == "integration_connected"
     assert checked.since is not None
 
@@ -324,7 +330,7 @@ async def test_milestone_wait_times_out_to_on_timeout(temporal_env, task_queue, 
     assert (result.outcome, result.ended_at_step) == ("not_connected", "not_connected")
     [timeout] = records(result, "timeout", "await_integration")
     assert timeout.detail == "timed out, going to nudge"
-    [nudge] = mocks.inputs("send_email")
+    [nudge] = mocks.inputs(ActivityName.SEND_EMAIL)
     assert (nudge.step_id, nudge.email.subject) == ("nudge", "Connect your data")
 
 
@@ -338,7 +344,7 @@ async def test_exit_event_mid_wait_ends_the_enrollment(temporal_env, task_queue,
 
     assert (result.outcome, result.status, result.ended_at_step) == ("exited", "exited", "call")
     assert not records(result, "task_completed")
-    assert not mocks.inputs("send_email")
-    last = mocks.inputs("record_enrollment")[-1]
+    assert not mocks.inputs(ActivityName.SEND_EMAIL)
+    last = mocks.inputs(ActivityName.RECORD_ENROLLMENT)[-1]
     # Cut short: the store is told to cancel the enrollment's open tasks.
     assert (last.status, last.outcome, last.close_open_tasks) == ("exited", "exited", True)

@@ -7,14 +7,14 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest
 from tests.helpers.harness import ADMIN_AND_CHAMPION, records
 from tests.helpers.onboarding import AWAIT_INTEGRATION, AWAIT_TEAM, hold_kickoff, kickoff_task
-from workflows.models import CancelRequest, EnrollmentStatus, SkipRequest
 
 
-async def _update(handle, name: str, arg=None) -> EnrollmentStatus:
+async def _update(handle, name: str, arg=None) -> EnrollmentSnapshot:
     args = [] if arg is None else [arg]
-    return await handle.execute_update(name, args=args, result_type=EnrollmentStatus)
+    return await handle.execute_update(name, args=args, result_type=EnrollmentSnapshot)
 
 
 async def test_the_same_event_twice_counts_once(onboarding):

@@ -7,7 +7,7 @@ connection in `config.attributes["connection"]` to run migrations inside its tra
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
@@ -25,7 +25,7 @@ def _target_url() -> URL:
     return resolve_url(url)
 
 
-def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render our `UTCDateTime` as the plain column type it stores as.
 
     Revision scripts must not import application types: a script is frozen history, the

@@ -10,6 +10,7 @@ revision is frozen history and must keep producing the same schema when the mode
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,12 +22,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     """A JSON document: JSONB on PostgreSQL, JSON text elsewhere."""
     return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
-def _json_nullable() -> sa.types.TypeEngine[object]:
+def _json_nullable() -> sa.types.TypeEngine[Any]:
     """Like `_json`, but Python None is stored as SQL NULL."""
     return sa.JSON(none_as_null=True).with_variant(
         postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"

@@ -1,0 +1,59 @@
+"""The five scenarios of issue 6, one module each, and `run_scenarios`, which runs them.
+
+- `spec`: the variants, `Sizes`, `Progress`, `BenchFailure`;
+- `stack`: the dev server, store, API and worker processes the Temporal scenarios share;
+- `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
+- `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile` (without it).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+
+from bench.report import Metric
+from bench.scenarios.compile import compile_scenario
+from bench.scenarios.latency import latency
+from bench.scenarios.memory import memory
+from bench.scenarios.simulation import simulation
+from bench.scenarios.spec import QUICK, BenchFailure, Progress, Sizes
+from bench.scenarios.stack import compile_bytecode, open_stack
+from bench.scenarios.throughput import throughput
+
+SCENARIOS = ("throughput", "latency", "memory", "simulation", "compile")
+
+
+async def run_scenarios(
+    sizes: Sizes,
+    scenarios: Sequence[str],
+    progress: Progress,
+    on_metrics: Callable[[list[Metric]], None],
+    on_failure: Callable[[str, BaseException], None],
+) -> None:
+    """Run the chosen scenarios; a failing scenario is reported and the others still run."""
+
+    async def guarded(name: str, run: Callable[[], Awaitable[list[Metric]]]) -> None:
+        try:
+            on_metrics(await run())
+        except BenchFailure as exc:
+            on_failure(name, exc)
+
+    if sizes.bytecode:
+        compile_bytecode()
+    temporal = [s for s in ("throughput", "latency", "memory") if s in scenarios]
+    if temporal:
+        async with open_stack(sizes.temporal_db, sizes.bytecode) as stack:
+            for name in temporal:
+                scenario = {"throughput": throughput, "latency": latency, "memory": memory}[name]
+                await guarded(name, functools.partial(scenario, stack, sizes, progress))
+    if "simulation" in scenarios:
+        await guarded("simulation", lambda: simulation(sizes, progress))
+    if "compile" in scenarios:
+
+        async def compiled() -> list[Metric]:
+            return compile_scenario(sizes, progress)
+
+        await guarded("compile", compiled)
+
+
+__all__ = ["QUICK", "SCENARIOS", "BenchFailure", "Sizes", "run_scenarios"]

@@ -1,0 +1,58 @@
+"""What every scenario module shares: the variants compared, the sizes, how a run reports
+its progress and how it fails."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+ENGINE, ENGINE_SIGNAL, BASELINE = "engine", "engine_signal", "baseline"
+CODES = {ENGINE: "e", ENGINE_SIGNAL: "s", BASELINE: "b"}
+
+ROOT = Path(__file__).resolve().parents[2]  # the project checkout
+SHIPPED = ROOT / "playbooks"
+
+
+class BenchFailure(Exception):
+    """A run did not do all of its work, or did some of it twice: it gets no figure."""
+
+
+@dataclass
+class Sizes:
+    """How big each scenario is; the defaults are the ones in bench/README.md."""
+
+    enrollments: int = 250  # the issue's full size: 1000
+    rate: float = 50.0
+    events: int = 150
+    parked: int = 300  # the issue's full size: 10000
+    rounds: int = 2
+    sim_runs: int = 5
+    compile_steps: int = 1000
+    compile_runs: int = 5
+    history_sample: int = 25
+    replays: int = 3
+    stall_timeout: float = 60.0
+    temporal_db: str = "memory"
+    bytecode: bool = True
+
+
+QUICK = {
+    "enrollments": 20,
+    "rate": 20.0,
+    "events": 20,
+    "parked": 30,
+    "rounds": 1,
+    "sim_runs": 1,
+    "compile_steps": 200,
+    "compile_runs": 1,
+    "history_sample": 5,
+    "replays": 1,
+}
+
+
+class Progress(Protocol):
+    """What the scenarios tell the user while they run (a rich progress bar in the CLI)."""
+
+    def phase(self, description: str, total: float) -> Callable[[float], None]: ...

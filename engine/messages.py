@@ -1,0 +1,306 @@
+"""Every message that crosses the workflow, activity and client boundary, and their names.
+
+The input, signals, updates, query answer and result of `PlaybookWorkflow`; the input and
+result of every activity; the task queue, workflow, signal, query, update and activity
+names; the search attributes the engine sets. Workflow code (`workflows/`), the activity
+implementations (`activities/`), the clients (API, CLI, triggers, simulation) and the
+benchmark all import them from here, so each name and shape is defined once.
+
+Pure pydantic models and string constants (no I/O, no jinja2/yaml), safe to import from
+workflow code. The names are part of recorded histories: never change a value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from pydantic import BaseModel, Field
+
+from engine.milestones import MilestoneTracker
+from engine.plan import CompiledPlan, EmailPlan, SenderPlan, TaskPlan
+from engine.statuses import EnrollmentStatus, OutboxStatus
+
+TASK_QUEUE = "playbooks"
+WORKFLOW_NAME = "PlaybookWorkflow"
+SWEEP_WORKFLOW_NAME = "TriggerSweepWorkflow"
+# Custom search attributes the engine sets (registered by `playbook up` / the test setup).
+SA_PLAYBOOK = "PlaybookId"
+SA_VERSION = "PlaybookVersion"
+SA_CUSTOMER = "CustomerId"
+SA_STEP = "PlaybookStep"
+SEARCH_ATTRIBUTES = (SA_PLAYBOOK, SA_VERSION, SA_CUSTOMER, SA_STEP)
+
+
+class SignalName:
+    """Signals `PlaybookWorkflow` accepts."""
+
+    EVENT: Final = "event"
+    TASK_COMPLETED: Final = "task_completed"
+
+
+class QueryName:
+    """Queries `PlaybookWorkflow` answers."""
+
+    STATUS: Final = "status"
+
+
+class UpdateName:
+    """Updates `PlaybookWorkflow` accepts (each with a validator)."""
+
+    PAUSE: Final = "pause"
+    RESUME: Final = "resume"
+    SKIP_TO_STEP: Final = "skip_to_step"
+    CANCEL: Final = "cancel"
+
+
+class ActivityName:
+    """Activity types, as registered by `activities/` and called by name from workflows."""
+
+    DECIDE: Final = "decide"
+    CHECK_MILESTONE: Final = "check_milestone"
+    RECORD_ENROLLMENT: Final = "record_enrollment"
+    SEND_EMAIL: Final = "send_email"
+    CREATE_TASK: Final = "create_task"
+    ESCALATE_TASK: Final = "escalate_task"
+    UPDATE_CUSTOMER: Final = "update_customer"
+    ENROLL_CUSTOMER: Final = "enroll_customer"
+    SWEEP_TRIGGERS: Final = "sweep_triggers"
+
+
+# -- the workflow's input, signals, updates, query answer and result -----------------------
+
+
+class EventSignal(BaseModel):
+    """A lifecycle or usage event delivered to an enrollment (``event`` signal)."""
+
+    id: str
+    name: str
+    at: datetime | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskCompletion(BaseModel):
+    """A CSM completed a task (``task_completed`` signal)."""
+
+    task_id: str
+    outcome: str
+    note: str | None = None
+    completed_by: str | None = None
+
+
+class SkipRequest(BaseModel):
+    """Operator update: jump to a step (or 'end')."""
+
+    step: str
+    reason: str | None = None
+
+
+class CancelRequest(BaseModel):
+    """Operator update: stop the enrollment now, outcome 'cancelled'."""
+
+    reason: str = "cancelled by an operator"
+    by: str | None = None
+
+
+class StepRecord(BaseModel):
+    """One thing that happened in an enrollment, for status and timelines."""
+
+    at: datetime
+    step: str
+    kind: str
+    detail: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class InterpreterState(BaseModel):
+    """Everything the interpreter needs to resume, carried across continue-as-new."""
+
+    current: str
+    visits: dict[str, int] = Field(default_factory=dict)
+    tracker: MilestoneTracker = Field(default_factory=MilestoneTracker)
+    seen_event_ids: list[str] = Field(default_factory=list)
+    records: list[StepRecord] = Field(default_factory=list)
+    steps_done: int = 0
+    timezone: str = "UTC"
+    paused: bool = False
+    runs: int = 1
+    # Events a `wait_for: event` step may still claim: received since the enrollment's
+    # previous wait began, not yet matched by a wait (see `Interpreter._claim_early_event`).
+    unclaimed_events: list[EventSignal] = Field(default_factory=list)
+
+
+class EnrollmentInput(BaseModel):
+    """The single input of `PlaybookWorkflow`: the plan itself, so edits never touch history."""
+
+    plan: CompiledPlan
+    customer_id: str
+    enrollment_id: str
+    cycle_key: str | None = None
+    trigger_event: EventSignal | None = None
+    started_at: datetime | None = None
+    use_search_attributes: bool = True
+    continue_as_new_after_events: int = 8_000
+    clock_offset_seconds: float = Field(
+        default=0.0,
+        description="Simulation only: shift the interpreter's clock, so a simulation can "
+        "start at any date on the time-skipping server. Zero in production.",
+    )
+    state: InterpreterState | None = None
+
+
+class EnrollmentSnapshot(BaseModel):
+    """Answer of the ``status`` query: where the enrollment stands."""
+
+    enrollment_id: str
+    playbook: str
+    version: str
+    customer_id: str
+    current_step: str | None
+    waiting_for: str | None = None
+    waiting_until: datetime | None = None
+    paused: bool = False
+    steps_done: int = 0
+    milestones: list[str] = Field(default_factory=list)
+    outcome: str | None = None
+    records: list[StepRecord] = Field(default_factory=list)
+
+
+class EnrollmentResult(BaseModel):
+    """What the workflow returns when the enrollment ends."""
+
+    outcome: str
+    reason: str | None = None
+    ended_at_step: str | None = None
+    status: EnrollmentStatus = EnrollmentStatus.COMPLETED
+    records: list[StepRecord] = Field(default_factory=list)
+
+
+# -- activity inputs and results ----------------------------------------------------------
+class DecideInput(BaseModel):
+    """Evaluate expressions over the customer's current data (``decide`` local activity)."""
+
+    customer_id: str
+    playbook: str
+    expressions: list[str] = Field(default_factory=list)
+    event: EventSignal | None = None
+    now: datetime
+
+
+class DecideResult(BaseModel):
+    found: bool
+    timezone: str = "UTC"
+    values: list[Any] = Field(default_factory=list)
+    errors: list[str | None] = Field(default_factory=list)
+
+
+class SendEmailInput(BaseModel):
+    enrollment_id: str
+    playbook: str
+    version: str
+    step_id: str
+    iteration: int
+    customer_id: str
+    email: EmailPlan
+    templates: dict[str, str]
+    sender: SenderPlan | None = None
+    reply_to: str | None = None
+    event: EventSignal | None = None
+    now: datetime
+
+
+class EmailDelivery(BaseModel):
+    contact: str
+    status: OutboxStatus
+    subject: str | None = None
+    reason: str | None = None
+    message_id: str | None = None
+
+
+class SendEmailResult(BaseModel):
+    deliveries: list[EmailDelivery] = Field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        if not self.deliveries:
+            return "no recipients"
+        return ", ".join(f"{d.contact} ({d.status})" for d in self.deliveries)
+
+
+class CreateTaskInput(BaseModel):
+    enrollment_id: str
+    playbook: str
+    step_id: str
+    iteration: int
+    customer_id: str
+    task: TaskPlan
+    event: EventSignal | None = None
+    now: datetime
+
+
+class TaskRef(BaseModel):
+    task_id: str
+    assignee: str | None
+    title: str
+    due_at: datetime | None = None
+    priority: str = "normal"
+
+
+class EscalateTaskInput(BaseModel):
+    task_id: str
+    enrollment_id: str
+    playbook: str
+    step_id: str
+    customer_id: str
+    escalate_to: str
+    now: datetime
+
+
+class CheckMilestoneInput(BaseModel):
+    customer_id: str
+    milestone: str
+    definition: dict[str, Any]
+    since: datetime | None = None
+
+
+class UpdateCustomerInput(BaseModel):
+    enrollment_id: str
+    step_id: str
+    customer_id: str
+    playbook: str
+    set: dict[str, Any] = Field(default_factory=dict)
+    add_tags: list[str] = Field(default_factory=list)
+    remove_tags: list[str] = Field(default_factory=list)
+    now: datetime
+
+
+class EnrollCustomerInput(BaseModel):
+    enrollment_id: str
+    step_id: str
+    customer_id: str
+    playbook: str
+
+
+class RecordEnrollmentInput(BaseModel):
+    """Update the enrollments projection in the store (local activity)."""
+
+    enrollment_id: str
+    playbook: str
+    version: str
+    customer_id: str
+    cycle_key: str | None = None
+    status: EnrollmentStatus
+    current_step: str | None = None
+    outcome: str | None = None
+    at: datetime
+    close_open_tasks: bool = False
+
+
+class SweepInput(BaseModel):
+    """Sweep one date- or schedule-triggered playbook (its latest registered version)."""
+
+    playbook: str
+
+
+class SweepResult(BaseModel):
+    enrolled: list[str] = Field(default_factory=list)
