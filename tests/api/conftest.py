@@ -11,29 +11,24 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
-from apikit import PROBES, public_key_b64, seed
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
-from support.sendgrid_standin import SendGridStandIn
-from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
-from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import Project, load_project
 from engine.registration import register_versions
 from engine.services import Services
 from engine.settings import Settings, load_settings
 from engine.store.db import migrate, session_factory
-from engine.temporal import find_binary
-
-SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
+from tests.helpers.api import PROBES, public_key_b64, seed
+from tests.helpers.paths import PLAYBOOKS
+from tests.helpers.sendgrid_standin import SendGridStandIn
+from tests.helpers.temporal import start_dev_server, target_of
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +47,7 @@ def sendgrid_api() -> Iterator[SendGridStandIn]:
 def api_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The shipped playbooks plus the probes, compiled."""
     root = tmp_path_factory.mktemp("project") / "playbooks"
-    shutil.copytree(SHIPPED, root)
+    shutil.copytree(PLAYBOOKS, root)
     for name, source in PROBES.items():
         (root / f"{name}.yaml").write_text(source)
     project = load_project(root)
@@ -63,12 +58,7 @@ def api_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 @pytest.fixture(scope="session")
 async def local_temporal() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's dev server (real time), with the engine's search attributes."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(find_binary("temporal")),
-        data_converter=pydantic_data_converter,
-        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
-        dev_server_log_level="error",
-    )
+    env = await start_dev_server(search_attributes=True)
     try:
         yield env
     finally:
@@ -86,7 +76,7 @@ def api_settings(
     return load_settings(
         playbook_home=home,
         database_url=f"sqlite:///{home / 'api.db'}",
-        temporal_address=local_temporal.client.service_client.config.target_host,
+        temporal_address=target_of(local_temporal),
         temporal_namespace="default",
         temporal_task_queue=f"api-{uuid.uuid4().hex[:8]}",
         sendgrid_api_key=sendgrid_api.api_key,

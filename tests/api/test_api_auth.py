@@ -5,11 +5,11 @@ from __future__ import annotations
 import warnings
 
 import httpx
-from apikit import api_routes
 from fastapi import FastAPI
 
 from engine.api.app import create_app
 from engine.services import Services
+from tests.helpers.api import api_routes
 
 
 async def test_every_api_route_refuses_a_request_without_a_token(

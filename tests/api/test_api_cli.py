@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from apikit import eventually, outbox_rows
 from click.testing import CliRunner, Result
 
 from engine.cli import main
@@ -18,6 +17,8 @@ from engine.services import Services
 from engine.settings import settings_override
 from engine.store import repository
 from engine.store.models import Enrollment
+from tests.helpers.api import outbox_rows
+from tests.helpers.polling import eventually
 
 
 async def playbook(services: Services, *args: str) -> Result:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from apikit import eventually
 
 from engine.services import Services
+from tests.helpers.polling import eventually
 
 
 async def start(api: httpx.AsyncClient, playbook: str, customer: str) -> httpx.Response:

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from apikit import api_routes
+
+from tests.helpers.api import api_routes
 
 ODD_IDS = [
     "x",

@@ -8,12 +8,13 @@ import uuid
 
 import httpx
 import pytest
-from apikit import admin_of, champion_of, eventually, outbox_rows, seed
 
 from engine.services import Services
 from engine.signing import _b64, _unb64, sign, unsubscribe_token
 from engine.store import repository
 from engine.store.models import Suppression
+from tests.helpers.api import admin_of, champion_of, outbox_rows, seed
+from tests.helpers.polling import eventually
 
 ONE_CLICK = {"Content-Type": "application/x-www-form-urlencoded"}
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from apikit import admin_of, eventually, outbox_rows, seed, sign_webhook
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
@@ -24,6 +23,8 @@ from engine.services import Services
 from engine.store import repository
 from engine.store.models import Event, OutboxMessage, Suppression
 from engine.triggers import EventRouter
+from tests.helpers.api import admin_of, outbox_rows, seed, sign_webhook
+from tests.helpers.polling import eventually
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"

@@ -5,9 +5,9 @@ Temporal's time-skipping test server, with the real activities against a throwaw
 store, and writes the finished enrollment's history to ``tests/histories/<scenario>.json``
 (``WorkflowHistory.to_json()``). See README.md in this folder for when to run it.
 
-    .venv/bin/python tests/histories/record.py              # every scenario
-    .venv/bin/python tests/histories/record.py renewal_at_risk qbr_held
-    .venv/bin/python tests/histories/record.py --list
+    .venv/bin/python -m tests.histories.record              # every scenario
+    .venv/bin/python -m tests.histories.record renewal_at_risk qbr_held
+    .venv/bin/python -m tests.histories.record --list
 """
 
 from __future__ import annotations
@@ -22,20 +22,18 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from engine.messages import SkipRequest
+from engine.project import Project, load_project
+from engine.store.db import migrate, session_factory
+from tests.helpers.harness import Harness, local, running, seed_customer
+from tests.helpers.paths import PLAYBOOKS, REPO
+from tests.helpers.temporal import start_time_skipping
+from workflows.playbook import PlaybookWorkflow
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "workflows")]
-
-from harness import Harness, local, running, seed_customer  # noqa: E402
-from temporalio.client import WorkflowHandle  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-
-from engine.messages import EnrollmentSnapshot, SkipRequest  # noqa: E402
-from engine.project import Project, load_project  # noqa: E402
-from engine.store.db import migrate, session_factory  # noqa: E402
-from engine.temporal import find_binary  # noqa: E402
-
 Handle = WorkflowHandle[Any, Any]
 Scenario = Callable[[Harness, Project], Awaitable[Handle]]
 SCENARIOS: dict[str, tuple[dict[str, Any], Scenario]] = {}
@@ -78,15 +76,13 @@ async def onboarding_nudged(h: Harness, project: Project) -> Handle:
     """
     handle = await h.start(project.plan("onboarding"))
     await h.until_waiting(handle, "milestone integration_connected", step=HOURS)
-    await handle.execute_update("pause", result_type=EnrollmentSnapshot)
+    await handle.execute_update(PlaybookWorkflow.pause)
     await h.env.sleep(timedelta(days=8))
-    await handle.execute_update("resume", result_type=EnrollmentSnapshot)
+    await handle.execute_update(PlaybookWorkflow.resume)
     await h.until_waiting(
         handle, "milestone team_invited", step=timedelta(hours=6), limit=timedelta(days=40)
     )
-    await handle.execute_update(
-        "skip_to_step", SkipRequest(step="check_in"), result_type=EnrollmentSnapshot
-    )
+    await handle.execute_update(PlaybookWorkflow.skip_to_step, SkipRequest(step="check_in"))
     return handle
 
 
@@ -176,20 +172,17 @@ async def record_one(env: WorkflowEnvironment, project: Project, name: str) -> P
             history = await handle.fetch_history()
     path = HERE / f"{name}.json"
     path.write_text(history.to_json() + "\n")
-    print(f"{path.relative_to(ROOT)}: {result.outcome}, {len(history.events)} events")
+    print(f"{path.relative_to(REPO)}: {result.outcome}, {len(history.events)} events")
     return path
 
 
 async def main(names: list[str]) -> None:
-    project = load_project(ROOT / "playbooks")
+    project = load_project(PLAYBOOKS)
     for name in names:
         # A fresh server per scenario: the test server's clock can leap years ahead once a
         # run is over (stale execution-timeout timers), and recorded dates read better
         # near today.
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=str(find_binary("temporal-test-server")),
-            data_converter=pydantic_data_converter,
-        )
+        env = await start_time_skipping()
         try:
             await record_one(env, project, name)
         finally:

@@ -19,12 +19,13 @@ from engine.language.compiler import ProjectContext, compile_loaded
 from engine.language.loader import load_playbook, parse_text
 from engine.language.schema import Playbook
 from engine.language.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
-from engine.project import load_context, playbook_files
+from engine.project import playbook_files
+from tests.helpers.fuzz import YAML_TOKENS, project_context
+from tests.helpers.paths import FIXTURES, PLAYBOOKS
 
-REPO = Path(__file__).resolve().parents[2]
-INVALID = REPO / "tests" / "fixtures" / "invalid"
-VALID = REPO / "tests" / "fixtures" / "valid"
-SHIPPED = REPO / "playbooks"
+INVALID = FIXTURES / "invalid"
+VALID = FIXTURES / "valid"
+SHIPPED = PLAYBOOKS
 DIAGNOSTIC = re.compile(r"^fuzz\.yaml:(\d+):(\d+): ")
 FUZZ = settings(
     max_examples=150,
@@ -33,21 +34,11 @@ FUZZ = settings(
 )
 
 
-def _context(root: Path) -> ProjectContext:
-    milestones, templates, _ = load_context(root)
-    ids = {
-        loaded.model.playbook
-        for loaded in map(load_playbook, playbook_files(root))
-        if loaded.model is not None
-    }
-    return ProjectContext(milestones, templates, ids)
-
-
-INVALID_CONTEXT = _context(INVALID)
+INVALID_CONTEXT = project_context(INVALID)
 SEED_ROOTS = [root for root in (SHIPPED, VALID) if root.is_dir() and playbook_files(root)]
 SEEDS = [
     (path.read_text(encoding="utf-8"), context)
-    for root, context in ((root, _context(root)) for root in SEED_ROOTS)
+    for root, context in ((root, project_context(root)) for root in SEED_ROOTS)
     for path in playbook_files(root)
 ]
 
@@ -73,64 +64,7 @@ def check(text: str, context: ProjectContext) -> None:
 
 # -- arbitrary and YAML-shaped text ------------------------------------------------------
 
-TOKENS = [
-    ":",
-    ": ",
-    "-",
-    "- ",
-    "&a ",
-    "*a",
-    "&b ",
-    "*b",
-    "{",
-    "}",
-    "[",
-    "]",
-    ",",
-    "!!",
-    "!!str ",
-    "!!python/object:os.system ",
-    "!custom ",
-    "'",
-    '"',
-    "\n",
-    "\n  ",
-    "\n    ",
-    "\t",
-    "#",
-    "? ",
-    "|",
-    ">",
-    "---\n",
-    "...\n",
-    "<<: ",
-    "%YAML 1.2\n",
-    "playbook",
-    "name",
-    "steps",
-    "id",
-    "email",
-    "task",
-    "wait_for",
-    "branch",
-    "template",
-    "onboarding/welcome",
-    "broken/syntax_error",
-    "next",
-    "goto",
-    "if",
-    "customer.segment",
-    "{{ customer.name }}",
-    "3d",
-    "09:00",
-    "end",
-    "x",
-    "0",
-    "null",
-    "true",
-    "no",
-]
-yaml_like = st.lists(st.sampled_from(TOKENS), max_size=60).map("".join)
+yaml_like = st.lists(st.sampled_from(YAML_TOKENS), max_size=60).map("".join)
 
 
 @FUZZ
@@ -187,7 +121,7 @@ def mutated(draw: st.DrawFn) -> tuple[str, ProjectContext]:
             words = re.findall(r"[\w./:-]+", lines[i])
             if words:
                 old = draw(st.sampled_from(words))
-                lines[i] = lines[i].replace(old, draw(st.sampled_from(TOKENS)), 1)
+                lines[i] = lines[i].replace(old, draw(st.sampled_from(YAML_TOKENS)), 1)
     return "".join(lines), context
 
 

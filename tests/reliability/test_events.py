@@ -11,8 +11,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from harness import write_project
-from kit import inprocess_worker, results, seed_customers, start_all, waiting_for
 from sqlalchemy import select
 
 from engine.language.plan import CompiledPlan
@@ -20,6 +18,15 @@ from engine.messages import EventSignal
 from engine.project import Project
 from engine.store.models import Task
 from engine.triggers import EventRouter
+from tests.helpers.harness import write_project
+from tests.helpers.reliability import (
+    inprocess_worker,
+    results,
+    seed_customers,
+    start_all,
+    waiting_for,
+)
+from workflows.playbook import PlaybookWorkflow
 
 EVENTS_PLAYBOOK = """\
 playbook: events
@@ -94,13 +101,14 @@ async def test_the_same_event_twice_advances_each_wait_once(
         again = await post(events, customer, connected)
         assert (first.status, again.status) == ("accepted", "duplicate")
         assert first.signalled == [handle.id] and again.signalled == []
-        await handle.signal("event", connected)  # a sender retrying behind the router's back
-        await handle.signal("event", connected)
+        # a sender retrying behind the router's back
+        await handle.signal(PlaybookWorkflow.event, connected)
+        await handle.signal(PlaybookWorkflow.event, connected)
         await waiting_for(handle, AWAIT_EVENT)
 
         alert = event("alert.created")
         await post(events, customer, alert)
-        await handle.signal("event", alert)
+        await handle.signal(PlaybookWorkflow.event, alert)
         assert (await post(events, customer, alert)).status == "duplicate"
         [result] = await results([handle], timeout=30)
 
@@ -123,7 +131,7 @@ async def test_events_before_the_wait_count_once(
         connected, alert = event("integration.connected"), event("alert.created")
         for signal in (connected, alert, connected, alert):
             await post(events, customer, signal)
-            await handle.signal("event", signal)
+            await handle.signal(PlaybookWorkflow.event, signal)
         [result] = await results([handle], timeout=30)
 
     assert result.outcome == "done"

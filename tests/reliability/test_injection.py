@@ -15,8 +15,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO
-from harness import records, running, seed_customer, write_project
+from tests.helpers.harness import records, running, seed_customer, write_project
 
 EXPRESSIONS = [
     "''.__class__.__mro__",
@@ -67,7 +66,6 @@ TEMPLATES = [
 CHILD = r"""
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (1024**3, 1024**3))
-sys.path.insert(0, sys.argv[1])
 from engine.errors import ExpressionError, TemplateRenderError
 from engine.language.expressions import evaluate
 from engine.language.templates import render_text
@@ -93,7 +91,7 @@ print(json.dumps(out))
 def test_injection_payloads_are_refused_with_a_clear_error(figures):
     cases = [["expression", e] for e in EXPRESSIONS] + [["template", t] for t in TEMPLATES]
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(REPO)],
+        [sys.executable, "-c", CHILD],
         input=json.dumps(cases),
         capture_output=True,
         text=True,

@@ -12,7 +12,8 @@ import json
 import subprocess
 import sys
 
-from conftest import HERE, LONG, REPO
+from tests.helpers.paths import REPO
+from tests.helpers.reliability import LONG
 
 INPUTS = 100_000 if LONG else 2_000
 PROCESSES = 2 if LONG else 1
@@ -22,7 +23,7 @@ def test_loader_fuzz_no_traceback_no_hang_no_blow_up(figures):
     share = INPUTS // PROCESSES
     children = [
         subprocess.Popen(
-            [sys.executable, str(HERE / "fuzz_loader.py"), str(share), str(1000 + seed)],
+            [sys.executable, "-m", "tests.reliability.fuzz_loader", str(share), str(1000 + seed)],
             cwd=str(REPO),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

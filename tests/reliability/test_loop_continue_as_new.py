@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from harness import records, running, seed_customer, write_project
+from tests.helpers.harness import records, running, seed_customer, write_project
+from workflows.playbook import PlaybookWorkflow
 
 LOOPING = """\
 playbook: looping
@@ -63,7 +64,7 @@ async def test_loop_continues_as_new_several_times_with_state_intact(
 
         await h.until(hopped_twice, step=timedelta(days=1), limit=timedelta(days=120))
         # The first event again (a retried delivery): seen before the hops, so ignored.
-        await handle.signal("event", first)
+        await handle.signal(PlaybookWorkflow.event, first)
         status = await h.settle(handle)
         assert "team_invited" not in status.milestones, "a re-delivered event counted twice"
         await h.event(handle, "user.invited", {"email": "z@acme.example"})

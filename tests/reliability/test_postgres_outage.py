@@ -17,21 +17,23 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import sized, target_of
-from harness import write_project
-from kit import (
+from sqlalchemy import create_engine, text
+
+from engine.store.db import dispose_engines, migrate, resolve_url, session_factory
+from tests.helpers.harness import write_project
+from tests.helpers.polling import eventually
+from tests.helpers.reliability import (
     SHORT_PLAYBOOK,
     assert_exactly_once,
     audit,
     contacts_for,
-    eventually,
     results,
     seed_customers,
+    sized,
     start_all,
 )
-from sqlalchemy import create_engine, text
-
-from engine.store.db import dispose_engines, migrate, resolve_url, session_factory
+from tests.helpers.temporal import target_of
+from workflows.playbook import PlaybookWorkflow
 
 OUTAGE_SECONDS = sized(10, 30)
 ENROLLMENTS = sized(12, 60)
@@ -93,7 +95,7 @@ async def test_postgres_outage_loses_and_duplicates_nothing(
     # Mid-run: the first emails are out, tasks and waits under way. (Wait for the worker to be
     # up first: a worker *starting* while the database is down exits, for its supervisor to
     # restart it; this test is about a running worker.)
-    await eventually(lambda: len(sendgrid.requests) >= ENROLLMENTS, 60, "first emails sent")
+    await eventually(lambda: len(sendgrid.requests) >= ENROLLMENTS, 60, what="first emails sent")
     await asyncio.sleep(0.5)
     stopped = time.monotonic()
     _pg_ctl(bindir, data, port, "stop")
@@ -106,7 +108,7 @@ async def test_postgres_outage_loses_and_duplicates_nothing(
     try:
         outcomes = await results(handles, timeout=180)
     except AssertionError:
-        status = await handles[0].query("status")
+        status = await handles[0].query(PlaybookWorkflow.status)
         print(worker.tail(60), status)
         raise
     assert {r.outcome for r in outcomes} == {"finished"}

@@ -20,11 +20,18 @@ import asyncio
 import time
 
 import pytest
-from harness import write_project
-from kit import SHORT_PLAYBOOK, contacts_for, inprocess_worker, results, seed_customers, start_all
 
 from activities.mailer import OutgoingEmail, SendGridMailer
 from engine.store import repository
+from tests.helpers.harness import write_project
+from tests.helpers.reliability import (
+    SHORT_PLAYBOOK,
+    contacts_for,
+    inprocess_worker,
+    results,
+    seed_customers,
+    start_all,
+)
 
 CLIENT_TIMEOUT = 1.5
 

@@ -11,11 +11,10 @@ import asyncio
 import socket
 import uuid
 
-from conftest import start_dev_server
-from harness import write_project
-from kit import results, seed_customers, start_all, waiting_for
-
 from engine.triggers import EventRouter
+from tests.helpers.harness import write_project
+from tests.helpers.reliability import results, seed_customers, start_all, waiting_for
+from tests.helpers.temporal import start_dev_server
 
 TIMER_FIRST = """\
 playbook: timer_first
@@ -48,16 +47,16 @@ def free_port() -> int:
 
 
 async def test_enrollments_resume_after_a_temporal_restart(
-    sessions, store_url, worker_process, task_queue, tmp_path, figures
+    sessions, db_url, worker_process, task_queue, tmp_path, figures
 ):
     project = write_project(
         tmp_path / "project", {"timer_first": TIMER_FIRST, "milestone_first": MILESTONE_FIRST}
     )
     customers = seed_customers(sessions, 5)
     port, db_file = free_port(), str(tmp_path / "temporal.db")
-    server = await start_dev_server(port=port, dev_server_database_filename=db_file)
+    server = await start_dev_server(ui=False, port=port, dev_server_database_filename=db_file)
     worker = worker_process(
-        temporal_address=f"127.0.0.1:{port}", task_queue=task_queue, database_url=store_url
+        temporal_address=f"127.0.0.1:{port}", task_queue=task_queue, database_url=db_url
     )
     try:
         worker.start()
@@ -73,7 +72,7 @@ async def test_enrollments_resume_after_a_temporal_restart(
         worker.kill()
         await server.shutdown()
         await asyncio.sleep(2)
-        server = await start_dev_server(port=port, dev_server_database_filename=db_file)
+        server = await start_dev_server(ui=False, port=port, dev_server_database_filename=db_file)
         worker.start()
 
         # The timers fire after the restart: those enrollments reach the milestone wait too.

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import LONG, sized, target_of
-from harness import write_project
-from kit import (
+from engine.store import repository
+from tests.helpers.harness import write_project
+from tests.helpers.polling import eventually
+from tests.helpers.reliability import (
+    LONG,
     SHORT_PLAYBOOK,
     assert_exactly_once,
     audit,
@@ -23,24 +25,24 @@ from kit import (
     results,
     seed_customers,
     seeded_random,
+    sized,
     start_all,
 )
-
-from engine.store import repository
+from tests.helpers.temporal import target_of
 
 ENROLLMENTS = sized(40, 300)
 KILLS = sized(6, 20)
 
 
 async def test_worker_sigkilled_at_random_moments_loses_and_duplicates_nothing(
-    dev_server, sessions, store_url, sendgrid, worker_process, task_queue, tmp_path, figures
+    dev_server, sessions, db_url, sendgrid, worker_process, task_queue, tmp_path, figures
 ):
     plan = write_project(tmp_path / "project", {"short": SHORT_PLAYBOOK}).plan("short")
     customers = seed_customers(sessions, ENROLLMENTS)
     worker = worker_process(
         temporal_address=target_of(dev_server),
         task_queue=task_queue,
-        database_url=store_url,
+        database_url=db_url,
         sendgrid=sendgrid,
     )
     rng, seed = seeded_random()
@@ -83,7 +85,7 @@ async def test_worker_sigkilled_at_random_moments_loses_and_duplicates_nothing(
 
 
 async def test_kill_after_the_provider_accepted_sends_once_and_records_unconfirmed(
-    dev_server, sessions, store_url, sendgrid, worker_process, task_queue, tmp_path, figures
+    dev_server, sessions, db_url, sendgrid, worker_process, task_queue, tmp_path, figures
 ):
     plan = write_project(tmp_path / "project", {"short": SHORT_PLAYBOOK}).plan("short")
     [customer] = seed_customers(sessions, 1, contacts=1)
@@ -92,13 +94,17 @@ async def test_kill_after_the_provider_accepted_sends_once_and_records_unconfirm
     worker = worker_process(
         temporal_address=target_of(dev_server),
         task_queue=task_queue,
-        database_url=store_url,
+        database_url=db_url,
         sendgrid=sendgrid,
     )
     worker.start(RELIABILITY_HOLD_AFTER_SEND="120", RELIABILITY_SENT_MARKER=str(marker))
     [handle] = await start_all(dev_server.client, plan, [customer], task_queue)
 
-    await _wait_for(lambda: marker.is_file() and marker.read_text().strip(), 30, worker)
+    def sent() -> bool:
+        assert worker.alive, worker.tail()
+        return marker.is_file() and bool(marker.read_text().strip())
+
+    await eventually(sent, 30, what="the provider's acceptance", context=worker.tail)
     # SendGrid answered 202 and the worker holds the answer: the activity has not completed.
     assert len(sendgrid.requests) == 1
     key = f"{handle.id}:hello:1:{contact}"
@@ -120,11 +126,3 @@ async def test_kill_after_the_provider_accepted_sends_once_and_records_unconfirm
     follow_up = [m for m in sendgrid.requests if m.has_custom_arg("step_id", "follow_up")]
     assert len(follow_up) == 1
     figures.update(kills_survived=1, requests_for_the_step=len(hello), status=row.status)
-
-
-async def _wait_for(check, seconds: float, worker) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert worker.alive, worker.tail()
-        assert time.monotonic() < deadline, f"not within {seconds}s\n{worker.tail()}"
-        await asyncio.sleep(0.1)

@@ -1,6 +1,6 @@
 """The worker process the reliability tests start, SIGKILL and restart.
 
-    python tests/reliability/worker_main.py
+    python -m tests.reliability.worker_main     (from the repository root)
 
 It is `worker.run_worker` with settings from the environment (``DATABASE_URL``,
 ``TEMPORAL_ADDRESS``, ``TEMPORAL_TASK_QUEUE``, ``SENDGRID_API_KEY``, ``SENDGRID_HOST``,
@@ -18,16 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-import worker  # noqa: E402
-from activities.mailer import Mailer, OutgoingEmail  # noqa: E402
-from engine.settings import load_settings  # noqa: E402
+import worker
+from activities.mailer import Mailer, OutgoingEmail
+from engine.settings import load_settings
 
 HOLD_ENV = "RELIABILITY_HOLD_AFTER_SEND"
 MARKER_ENV = "RELIABILITY_SENT_MARKER"

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
-from simkit import EXAMPLES, PLAYBOOKS
 
 import engine.cli
 from engine.cli import main
 from engine.simulation import KINDS, Simulator, Timeline
+from tests.helpers.paths import EXAMPLES, PLAYBOOKS
 
 HOSHINO = EXAMPLES / "hoshino-logistics.yaml"
 THORNBURY = EXAMPLES / "thornbury-capital.yaml"

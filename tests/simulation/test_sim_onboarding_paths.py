@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 
-from simkit import MANAGER, OWNER, at, customer, entries, index, local, near, one, show
+import pytest
 
 from engine.simulation import ScheduledCompletion, ScheduledEvent
+from tests.helpers.simulation import (
+    MANAGER,
+    OWNER,
+    at,
+    customer,
+    entries,
+    index,
+    local,
+    near,
+    one,
+    show,
+)
 
 BERLIN = "Europe/Berlin"
 MONDAY = at(BERLIN, 2026, 11, 23, 10, 0)  # Monday 10:00, inside the send window
@@ -83,39 +95,26 @@ async def test_integration_connected_after_the_nudge_goes_on_to_invite_team(sim,
 
 
 # -- goal and exit in the middle of a wait --------------------------------------------------
-async def test_first_report_mid_wait_reaches_the_goal_and_stops(sim, project):
+@pytest.mark.parametrize(
+    ("name", "outcome", "kind"),
+    [("report.created", "goal_reached", "goal"), ("customer.churned", "exited", "exit")],
+)
+async def test_goal_or_exit_event_mid_wait_ends_the_run_there(sim, project, name, outcome, kind):
     timeline = await sim.run(
         project.plan("onboarding"),
         customer(BERLIN),
         start=MONDAY,
-        events=[event(3, "report.created", 15)],
+        events=[event(3, name, 15)],
     )
-    assert timeline.outcome == "goal_reached", show(timeline)
-    goal = timeline.timeline[-1]
-    assert goal.kind == "goal", show(timeline)
-    assert near(goal.at, at(BERLIN, 2026, 11, 26, 15, 0))
-    assert entries(timeline, "wait", "await_integration"), "the goal arrived mid-wait"
+    assert timeline.outcome == outcome, show(timeline)
+    last = timeline.timeline[-1]
+    assert last.kind == kind, show(timeline)
+    assert near(last.at, at(BERLIN, 2026, 11, 26, 15, 0))
+    assert entries(timeline, "wait", "await_integration"), "the event arrived mid-wait"
     assert not entries(timeline, "email", "nudge_integration")
-    assert [e.kind for e in timeline.timeline].count("goal") == 1
-    assert all(e.at <= goal.at for e in timeline.timeline)
-    assert timeline.end == goal.at
-    assert {e.step for e in timeline.emails} == {"welcome"}
-
-
-async def test_churn_mid_wait_exits_and_stops(sim, project):
-    timeline = await sim.run(
-        project.plan("onboarding"),
-        customer(BERLIN),
-        start=MONDAY,
-        events=[event(3, "customer.churned", 15)],
-    )
-    assert timeline.outcome == "exited", show(timeline)
-    leave = timeline.timeline[-1]
-    assert leave.kind == "exit", show(timeline)
-    assert near(leave.at, at(BERLIN, 2026, 11, 26, 15, 0))
-    assert [e.kind for e in timeline.timeline].count("exit") == 1
-    assert all(e.at <= leave.at for e in timeline.timeline)
-    assert not entries(timeline, "email", "nudge_integration")
+    assert [e.kind for e in timeline.timeline].count(kind) == 1
+    assert all(e.at <= last.at for e in timeline.timeline)
+    assert timeline.end == last.at
     assert {e.step for e in timeline.emails} == {"welcome"}
 
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from datetime import date, time, timedelta
 
-from simkit import MANAGER, OWNER, at, customer, entries, index, local, near, one, show
-
 from engine.simulation import ScheduledCompletion, ScheduledEvent
+from tests.helpers.simulation import (
+    MANAGER,
+    OWNER,
+    at,
+    customer,
+    entries,
+    index,
+    local,
+    near,
+    one,
+    show,
+)
 
 NEW_YORK = "America/New_York"
 RENEWS = date(2027, 6, 30)  # a Wednesday; the 60-day mark (2027-05-01) is a Saturday

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from simkit import at, customer, entries, index, local, one, show
+
+from tests.helpers.simulation import at, customer, entries, index, local, one, show
 
 WELCOME_RECIPIENTS = ["ada@globex.example", "carl@globex.example"]
 

@@ -26,10 +26,16 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-from webkit import (
+
+from engine.api.app import create_app
+from engine.api.auth import create_api_token, hash_password
+from engine.project import Project, load_project
+from engine.registration import register_versions
+from engine.services import Services
+from engine.settings import load_settings
+from engine.store.db import migrate, session_factory
+from engine.store.models import TeamMember
+from tests.helpers.browser import (
     ADMIN,
     CHROMEDRIVER,
     CHROMIUM,
@@ -37,37 +43,20 @@ from webkit import (
     CSM_B,
     MANAGER,
     PASSWORD,
-    PLAYBOOKS,
     STARTUP_SECONDS,
     Browser,
     Stack,
 )
-
-from engine.api.app import create_app
-from engine.api.auth import create_api_token, hash_password
-from engine.messages import SEARCH_ATTRIBUTES
-from engine.project import Project, load_project
-from engine.registration import register_versions
-from engine.services import Services
-from engine.settings import load_settings
-from engine.store.db import migrate, session_factory
-from engine.store.models import TeamMember
-from engine.temporal import find_binary
+from tests.helpers.paths import PLAYBOOKS
+from tests.helpers.temporal import start_dev_server, target_of
 
 
 async def _serve(stack: Stack, project: Project, sock: socket.socket, stop: asyncio.Event) -> None:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(find_binary("temporal")),
-        data_converter=pydantic_data_converter,
-        search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
-        dev_server_log_level="error",
-    )
+    env = await start_dev_server(search_attributes=True)
     try:
         from worker import build_activities, build_worker
 
-        settings = stack.settings.model_copy(
-            update={"temporal_address": env.client.service_client.config.target_host}
-        )
+        settings = stack.settings.model_copy(update={"temporal_address": target_of(env)})
         stack.settings = settings
         with ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities) as pool:
             worker = build_worker(

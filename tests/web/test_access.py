@@ -9,10 +9,10 @@ from datetime import timedelta
 import httpx
 import pytest
 from selenium.webdriver.support.ui import Select
-from webkit import ADMIN, CSM_A, CSM_B, MANAGER, PASSWORD, Browser, Stack
 
 from engine.store import repository
 from engine.store.models import Task, utcnow
+from tests.helpers.browser import ADMIN, CSM_A, CSM_B, MANAGER, PASSWORD, Browser, Stack
 
 
 def seed_task(stack: Stack, assignee: str | None, title: str, **fields: object) -> str:

@@ -6,10 +6,10 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
-from webkit import CSM_A, Browser, Stack
 
 from engine.store import repository
 from engine.web.brief import build_brief
+from tests.helpers.browser import CSM_A, Browser, Stack
 
 NOW = datetime(2026, 12, 10, 15, 0, tzinfo=UTC)
 

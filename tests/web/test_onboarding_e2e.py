@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from webkit import CSM_A, Browser, Stack, wait_until
 
 from engine.store.models import Enrollment, OutboxMessage, Task
+from tests.helpers.browser import CSM_A, Browser, Stack
+from tests.helpers.polling import wait_until
 
 EARLIEST, LATEST = 9 * 60 + 10, 16 * 60 + 15  # minutes of the local day, inside the window
 

@@ -6,9 +6,9 @@ import uuid
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
-from webkit import CSM_B, Browser, Stack
 
 from engine.store import repository
+from tests.helpers.browser import CSM_B, Browser, Stack
 
 HTML = """<!doctype html><html><body style="font-family: sans-serif">
 <h1 id="greeting" style="color: #2f5bd3">Welcome aboard, Ida</h1>

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
-from webkit import PLAYBOOKS
 
 from engine.messages import EnrollmentSnapshot, StepRecord
 from engine.project import load_project
@@ -13,6 +12,7 @@ from engine.store import repository
 from engine.store.models import Enrollment, TeamMember
 from engine.web.security import csrf_token, safe_next, team_of
 from engine.web.timeline import EnrollmentView, customer_timeline, funnels
+from tests.helpers.paths import PLAYBOOKS
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from harness import OWNER, in_window, records, running, seed_customer
+from tests.helpers.harness import OWNER, in_window, records, running, seed_customer
 
 ZONE = "America/New_York"
 TUE_TO_THU = (1, 2, 3)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from harness import records, running, seed_customer, write_project
-
 from engine.messages import EnrollmentSnapshot
+from tests.helpers.harness import records, running, seed_customer, write_project
 
 VISITS = 12
 

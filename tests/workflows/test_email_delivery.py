@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from harness import records, running, seed_customer, write_project
 from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
@@ -20,6 +19,7 @@ from engine.language.plan import CompiledPlan
 from engine.messages import SendEmailInput
 from engine.store import repository
 from engine.store.models import OutboxMessage
+from tests.helpers.harness import records, running, seed_customer, write_project
 
 ADA, CARL = "ada@acme.example", "carl@acme.example"
 

@@ -5,26 +5,33 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from harness import ADMIN_AND_CHAMPION, MANAGER, OWNER, in_window, records, running, seed_customer
+
+from tests.helpers.harness import (
+    ADMIN_AND_CHAMPION,
+    MANAGER,
+    OWNER,
+    in_window,
+    records,
+)
+from tests.helpers.onboarding import (
+    AWAIT_INTEGRATION,
+    AWAIT_TEAM,
+    KICKOFF,
+    hold_kickoff,
+    kickoff_task,
+)
 
 WEEKDAYS = (0, 1, 2, 3, 4)
 OFFICE_HOURS = (9, 17)
-KICKOFF = "task 'Kickoff call with Acme Corp'"
-AWAIT_INTEGRATION = "milestone integration_connected"
-AWAIT_TEAM = "milestone team_invited"
 
 
 @pytest.mark.parametrize("delivery", ["signalled", "stored_only"])
-async def test_integration_connected_before_the_wait_passes_it_at_once(
-    temporal_env, sessions, task_queue, project, customer_id, delivery
-):
+async def test_integration_connected_before_the_wait_passes_it_at_once(onboarding, delivery):
     # The event arrives while the CSM's kickoff task is still open. Signalled, the
     # workflow's tracker notes it; only stored (the signal was lost), check_milestone finds
     # it. Either way the wait_for must not wait, and no nudge goes out.
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
+    async with onboarding() as (h, handle):
+        kickoff = await kickoff_task(h)
         await h.event(handle, "integration.connected", signal=delivery == "signalled")
         await h.complete(handle, kickoff.id, "held")
 
@@ -37,14 +44,10 @@ async def test_integration_connected_before_the_wait_passes_it_at_once(
 
 
 async def test_integration_connected_during_the_wait_ends_it_before_the_timeout(
-    temporal_env, sessions, task_queue, project, customer_id
+    temporal_env, onboarding
 ):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
-        await h.complete(handle, kickoff.id, "held")
-        waiting = await h.until_waiting(handle, AWAIT_INTEGRATION)
+    async with onboarding() as (h, handle):
+        waiting = await hold_kickoff(h, handle)
         started = records(waiting, "wait", "await_integration")[-1].at
         assert waiting.current_step == "await_integration"
         assert waiting.waiting_until is not None
@@ -63,15 +66,13 @@ async def test_integration_connected_during_the_wait_ends_it_before_the_timeout(
 
 
 async def test_integration_never_connected_nudges_inside_the_send_window_then_hands_over(
-    temporal_env, sessions, task_queue, project, customer_id
+    onboarding,
 ):
     # Tokyo's office hours (09:00-17:00 JST) do not overlap UTC's, so a window computed in
     # the wrong zone fails this test.
     zone = "Asia/Tokyo"
-    seed_customer(sessions, customer_id, timezone=zone)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
+    async with onboarding(timezone=zone) as (h, handle):
+        kickoff = await kickoff_task(h)
         # Complete the kickoff outside office hours: the nudge falls due exactly 7 days
         # later, also outside them, and must wait for the window to open.
         await h.until(lambda: _outside_office_hours(h, zone), step=timedelta(hours=1))
@@ -111,13 +112,9 @@ async def _outside_office_hours(h, zone: str) -> bool:
     ("outcome", "follow_up_email"),
     [("held", False), ("rescheduled", False), ("no_response", True)],
 )
-async def test_kickoff_outcome_routes(
-    temporal_env, sessions, task_queue, project, customer_id, outcome, follow_up_email
-):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
+async def test_kickoff_outcome_routes(onboarding, outcome, follow_up_email):
+    async with onboarding() as (h, handle):
+        kickoff = await kickoff_task(h)
         assert kickoff.assignee_email == OWNER
         assert kickoff.priority == "high"
         assert kickoff.outcomes == ["held", "rescheduled", "no_response"]
@@ -141,13 +138,9 @@ async def test_kickoff_outcome_routes(
     assert result.outcome == "goal_reached"
 
 
-async def test_kickoff_left_open_escalates_to_the_managers_task_and_keeps_waiting(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
+async def test_kickoff_left_open_escalates_to_the_managers_task_and_keeps_waiting(onboarding):
+    async with onboarding() as (h, handle):
+        kickoff = await kickoff_task(h)
         created = records(await h.status(handle), "task", "kickoff")[0].at
 
         def escalations():
@@ -172,13 +165,9 @@ async def test_kickoff_left_open_escalates_to_the_managers_task_and_keeps_waitin
         assert len(escalations()) == 1
 
 
-async def test_churned_mid_wait_exits_and_cancels_open_tasks(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
+async def test_churned_mid_wait_exits_and_cancels_open_tasks(temporal_env, onboarding):
+    async with onboarding() as (h, handle):
+        kickoff = await kickoff_task(h)
         await temporal_env.sleep(timedelta(days=1))
         await h.event(handle, "customer.churned")
         result = await h.result(handle)
@@ -186,39 +175,25 @@ async def test_churned_mid_wait_exits_and_cancels_open_tasks(
     assert (result.outcome, result.status) == ("exited", "exited")
     assert result.ended_at_step == "kickoff"
     assert h.task(kickoff.id).status == "cancelled"
-    enrollment = h.enrollment(handle.id)
-    assert enrollment is not None
-    assert (enrollment.status, enrollment.outcome) == ("exited", "exited")
+    assert h.stored_end(handle.id) == ("exited", "exited")
     assert {m.step_id for m in h.outbox()} <= {"welcome"}
 
 
-async def test_first_value_mid_wait_reaches_the_goal(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
-        await h.complete(handle, kickoff.id, "held")
-        await h.until_waiting(handle, AWAIT_INTEGRATION)
+async def test_first_value_mid_wait_reaches_the_goal(temporal_env, onboarding):
+    async with onboarding() as (h, handle):
+        await hold_kickoff(h, handle)
         await temporal_env.sleep(timedelta(days=2))
         await h.event(handle, "report.created")
         result = await h.result(handle)
 
     assert (result.outcome, result.status) == ("goal_reached", "goal_reached")
     assert result.ended_at_step == "await_integration"
-    enrollment = h.enrollment(handle.id)
-    assert enrollment is not None
-    assert (enrollment.status, enrollment.outcome) == ("goal_reached", "goal_reached")
+    assert h.stored_end(handle.id) == ("goal_reached", "goal_reached")
     assert not h.outbox("nudge_integration")
 
 
-async def test_smb_customers_skip_the_kickoff(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id, segment="smb")
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
+async def test_smb_customers_skip_the_kickoff(onboarding):
+    async with onboarding(segment="smb") as (h, handle):
         status = await h.until_waiting(handle, AWAIT_INTEGRATION, step=timedelta(hours=2))
 
     assert not h.tasks()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from harness import MANAGER, OWNER, records, running, seed_customer
+from tests.helpers.harness import MANAGER, OWNER, records, running, seed_customer
 
 CONTACTS = [
     {"email": "ada@acme.example", "first_name": "Ada", "role": "admin"},

@@ -1,7 +1,7 @@
 """Replay the recorded histories in tests/histories/ against today's workflow code.
 
 Each history is a real enrollment of a shipped playbook, recorded by
-``tests/histories/record.py``. If a change to the interpreter would make it issue different
+``python -m tests.histories.record``. If a change to the interpreter would make it issue different
 commands for the same history, Temporal could not resume enrollments that are running now;
 the Replayer raises and this test fails. Guard such changes with ``workflow.patched``
 instead of re-recording (see tests/histories/README.md).
@@ -17,10 +17,10 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.helpers.paths import PLAYBOOKS
 from workflows.playbook import PlaybookWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 FILES = sorted(HISTORIES.glob("*.json"))
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from harness import ADMIN_AND_CHAMPION, records, running, seed_customer
 from temporalio.client import WorkflowUpdateFailedError
 
 from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest
-
-AWAIT_INTEGRATION = "milestone integration_connected"
-AWAIT_TEAM = "milestone team_invited"
+from tests.helpers.harness import ADMIN_AND_CHAMPION, records
+from tests.helpers.onboarding import AWAIT_INTEGRATION, AWAIT_TEAM, hold_kickoff, kickoff_task
 
 
 async def _update(handle, name: str, arg=None) -> EnrollmentSnapshot:
@@ -19,13 +17,9 @@ async def _update(handle, name: str, arg=None) -> EnrollmentSnapshot:
     return await handle.execute_update(name, args=args, result_type=EnrollmentSnapshot)
 
 
-async def test_the_same_event_twice_counts_once(
-    temporal_env, sessions, task_queue, project, customer_id
-):
+async def test_the_same_event_twice_counts_once(onboarding):
     # team_invited needs three user.invited events.
-    seed_customer(sessions, customer_id, segment="smb")
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
+    async with onboarding(segment="smb") as (h, handle):
         await h.until_waiting(handle, AWAIT_INTEGRATION, step=timedelta(hours=2))
         await h.event(handle, "integration.connected")
         await h.until_waiting(handle, AWAIT_TEAM, step=timedelta(hours=2))
@@ -40,26 +34,20 @@ async def test_the_same_event_twice_counts_once(
         assert len([r for r in records(status, "event") if r.detail == "user.invited"]) == 2
 
         await h.event(handle, "user.invited", {"email": "z@acme.example"})
-        status = await h.until(
-            lambda: _past(h, handle, "await_team"), step=timedelta(hours=2), limit=timedelta(days=4)
+        status = await h.until_status(
+            handle,
+            lambda s: s.current_step != "await_team",
+            step=timedelta(hours=2),
+            limit=timedelta(days=4),
         )
         assert "team_invited" in status.milestones
         [reached] = records(status, "milestone", "await_team")
         assert reached.detail == "team_invited reached"
 
 
-async def _past(h, handle, step_id: str) -> EnrollmentSnapshot | None:
-    status = await h.status(handle)
-    return status if status.current_step != step_id else None
-
-
-async def test_status_query_says_what_the_enrollment_waits_for_and_until_when(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
+async def test_status_query_says_what_the_enrollment_waits_for_and_until_when(onboarding):
+    async with onboarding() as (h, handle):
+        kickoff = await kickoff_task(h)
         status = await h.status(handle)
         created = records(status, "task", "kickoff")[0].at
         assert status.current_step == "kickoff"
@@ -79,12 +67,8 @@ async def test_status_query_says_what_the_enrollment_waits_for_and_until_when(
         assert status.steps_done == 2
 
 
-async def test_pause_holds_the_next_step_and_resume_continues(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id, segment="smb")
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
+async def test_pause_holds_the_next_step_and_resume_continues(temporal_env, onboarding):
+    async with onboarding(segment="smb") as (h, handle):
         await h.until_waiting(handle, AWAIT_INTEGRATION, step=timedelta(hours=2))
 
         paused = await _update(handle, "pause")
@@ -108,12 +92,8 @@ async def test_pause_holds_the_next_step_and_resume_continues(
         assert {m.contact_email for m in nudges} == ADMIN_AND_CHAMPION
 
 
-async def test_skip_to_step_leaves_the_wait_and_rejects_unknown_steps(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id, segment="smb")
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
+async def test_skip_to_step_leaves_the_wait_and_rejects_unknown_steps(onboarding):
+    async with onboarding(segment="smb") as (h, handle):
         await h.until_waiting(handle, AWAIT_INTEGRATION, step=timedelta(hours=2))
 
         with pytest.raises(WorkflowUpdateFailedError) as bad:
@@ -134,33 +114,21 @@ async def test_skip_to_step_leaves_the_wait_and_rejects_unknown_steps(
     assert not h.outbox("check_in")
 
 
-async def test_cancel_stops_the_enrollment_and_cancels_its_tasks(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
+async def test_cancel_stops_the_enrollment_and_cancels_its_tasks(onboarding):
+    async with onboarding() as (h, handle):
+        kickoff = await kickoff_task(h)
         await _update(handle, "cancel", CancelRequest(reason="customer asked", by="ops@x.example"))
         result = await h.result(handle)
 
     assert (result.outcome, result.status) == ("cancelled", "cancelled")
     assert result.reason == "customer asked"
     assert h.task(kickoff.id).status == "cancelled"
-    enrollment = h.enrollment(handle.id)
-    assert enrollment is not None
-    assert (enrollment.status, enrollment.outcome) == ("cancelled", "cancelled")
+    assert h.stored_end(handle.id) == ("cancelled", "cancelled")
 
 
-async def test_exit_event_ends_a_paused_enrollment(
-    temporal_env, sessions, task_queue, project, customer_id
-):
-    seed_customer(sessions, customer_id)
-    async with running(temporal_env, sessions, task_queue, customer_id=customer_id) as h:
-        handle = await h.start(project.plan("onboarding"))
-        [kickoff] = await h.until(lambda: h.tasks("kickoff"))
-        await h.complete(handle, kickoff.id, "held")
-        await h.until_waiting(handle, AWAIT_INTEGRATION)
+async def test_exit_event_ends_a_paused_enrollment(temporal_env, onboarding):
+    async with onboarding() as (h, handle):
+        await hold_kickoff(h, handle)
         await _update(handle, "pause")
         await temporal_env.sleep(timedelta(days=8))  # the wait ends; the pause holds
         await h.event(handle, "customer.churned")

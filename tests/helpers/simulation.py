@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.simulation import SimCustomer, Timeline, TimelineEntry
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
-EXAMPLES = PLAYBOOKS / "examples"
 OWNER = "aiko.tanaka@acme.example"  # in playbooks/examples/team.yaml
 MANAGER = "kenji.watanabe@acme.example"  # Aiko's manager there
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import inspect
 import re
 from typing import Any
 
@@ -109,21 +107,6 @@ def seed(services: Services, customer_id: str, **fields: Any) -> str:
     with services.sessions.begin() as session:
         repository.upsert_customer(session, repository.CustomerData(**data))
     return customer_id
-
-
-async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
-    """Poll ``check()`` (sync or async) until it returns something truthy; return that."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 def outbox_rows(services: Services, enrollment_id: str) -> list[OutboxMessage]:

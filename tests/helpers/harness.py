@@ -44,10 +44,10 @@ from engine.messages import (
 from engine.project import Project, load_project
 from engine.store import repository
 from engine.store.models import Customer, Enrollment, OutboxMessage, Task, TeamMember
+from tests.helpers.paths import PLAYBOOKS
 from workflows.playbook import PlaybookWorkflow
 
 ADMIN_AND_CHAMPION = {"ada@acme.example", "carl@acme.example"}
-SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
 OWNER = "csm@vendor.example"
 QUERY_TIMEOUT = timedelta(seconds=10)
 RETRIED_QUERY_STATUSES = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
@@ -102,7 +102,7 @@ def write_project(root: Path, playbooks: dict[str, str]) -> Project:
     """A playbook project in ``root`` with the shipped milestones and these playbooks
     (file stem -> YAML source), compiled; fails on any error."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "milestones.yaml").write_text((SHIPPED / "milestones.yaml").read_text())
+    (root / "milestones.yaml").write_text((PLAYBOOKS / "milestones.yaml").read_text())
     for name, source in playbooks.items():
         (root / f"{name}.yaml").write_text(source)
     project = load_project(root)
@@ -184,6 +184,23 @@ class Harness:
             await self.env.sleep(step)
             waited += step
 
+    async def until_status(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        holds: Callable[[EnrollmentSnapshot], bool],
+        *,
+        step: timedelta,
+        limit: timedelta,
+    ) -> EnrollmentSnapshot:
+        """Move time until the enrollment's status satisfies ``holds``; return the status."""
+
+        async def check() -> EnrollmentSnapshot | None:
+            status = await self.status(handle)
+            return status if holds(status) else None
+
+        result: EnrollmentSnapshot = await self.until(check, step=step, limit=limit)
+        return result
+
     async def until_waiting(
         self,
         handle: WorkflowHandle[Any, Any],
@@ -193,13 +210,9 @@ class Harness:
         limit: timedelta = timedelta(days=30),
     ) -> EnrollmentSnapshot:
         """Move time until the enrollment waits for something whose label contains ``what``."""
-
-        async def waiting() -> EnrollmentSnapshot | None:
-            status = await self.status(handle)
-            return status if status.waiting_for and what in status.waiting_for else None
-
-        result: EnrollmentSnapshot = await self.until(waiting, step=step, limit=limit)
-        return result
+        return await self.until_status(
+            handle, lambda s: bool(s.waiting_for) and what in s.waiting_for, step=step, limit=limit
+        )
 
     async def until_step(
         self,
@@ -210,13 +223,9 @@ class Harness:
         limit: timedelta = timedelta(days=200),
     ) -> EnrollmentSnapshot:
         """Move time until the enrollment stands at ``step_id``."""
-
-        async def there() -> EnrollmentSnapshot | None:
-            status = await self.status(handle)
-            return status if status.current_step == step_id else None
-
-        result: EnrollmentSnapshot = await self.until(there, step=step, limit=limit)
-        return result
+        return await self.until_status(
+            handle, lambda s: s.current_step == step_id, step=step, limit=limit
+        )
 
     async def until_emailed(
         self,
@@ -285,7 +294,7 @@ class Harness:
                 event.properties,
             )
         if signal:
-            await handle.signal("event", event)
+            await handle.signal(PlaybookWorkflow.event, event)
         return event
 
     async def complete(self, handle: WorkflowHandle[Any, Any], task_id: str, outcome: str) -> None:
@@ -293,7 +302,7 @@ class Harness:
         with self.sessions.begin() as session:
             repository.complete_task(session, task_id, outcome, OWNER)
         await handle.signal(
-            "task_completed",
+            PlaybookWorkflow.task_completed,
             TaskCompletion(task_id=task_id, outcome=outcome, completed_by=OWNER),
         )
 
@@ -335,6 +344,12 @@ class Harness:
     def enrollment(self, workflow_id: str) -> Enrollment | None:
         with self.sessions() as session:
             return session.get(Enrollment, workflow_id)
+
+    def stored_end(self, workflow_id: str) -> tuple[str, str | None]:
+        """(status, outcome) of the enrollment as the store's projection has it."""
+        enrollment = self.enrollment(workflow_id)
+        assert enrollment is not None, f"no stored enrollment {workflow_id}"
+        return enrollment.status, enrollment.outcome
 
     def customer(self, customer_id: str | None = None) -> Customer:
         with self.sessions() as session:
@@ -387,6 +402,25 @@ def _at_rest(history: WorkflowHistory) -> bool:
 
 
 @asynccontextmanager
+async def playbook_worker(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    activities: PlaybookActivities,
+    max_workers: int = 8,
+) -> AsyncIterator[Worker]:
+    """A worker running the real workflow and ``activities`` (the sync ones in threads)."""
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[PlaybookWorkflow],
+            activities=activities.all(),
+            activity_executor=pool,
+        ) as worker:
+            yield worker
+
+
+@asynccontextmanager
 async def running(
     env: WorkflowEnvironment,
     sessions: sessionmaker[Session],
@@ -394,17 +428,9 @@ async def running(
     mailer: Mailer | None = None,
     customer_id: str = "acme",
 ) -> AsyncIterator[Harness]:
-    activities = PlaybookActivities(sessions, mailer)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[PlaybookWorkflow],
-            activities=activities.all(),
-            activity_executor=pool,
-        ):
-            harness = Harness(env, sessions, task_queue, customer_id)
-            try:
-                yield harness
-            finally:
-                await harness.stop_leftovers()
+    async with playbook_worker(env, task_queue, PlaybookActivities(sessions, mailer)):
+        harness = Harness(env, sessions, task_queue, customer_id)
+        try:
+            yield harness
+        finally:
+            await harness.stop_leftovers()

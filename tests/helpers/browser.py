@@ -1,12 +1,11 @@
-"""Shared parts of the browser tests: the running stack, the browser, polling."""
+"""Shared parts of the browser tests: the running stack, the browser, the team."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import threading
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.messages import EnrollmentSnapshot
 from engine.services import Services
 from engine.settings import Settings
+from workflows.playbook import PlaybookWorkflow
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PASSWORD = "correct horse battery staple"
@@ -55,7 +54,7 @@ class Stack:
     def status(self, enrollment_id: str) -> EnrollmentSnapshot:
         assert self.services is not None
         handle = self.services.client.get_workflow_handle(enrollment_id)
-        return self.run(handle.query("status", result_type=EnrollmentSnapshot))
+        return self.run(handle.query(PlaybookWorkflow.status))
 
     def api(self) -> httpx.Client:
         return httpx.Client(
@@ -63,28 +62,6 @@ class Stack:
             headers={"Authorization": f"Bearer {self.api_token}"},
             timeout=30,
         )
-
-
-def wait_until(
-    check: Callable[[], T],
-    timeout: float = 45,
-    what: str = "condition",
-    context: Callable[[], object] | None = None,
-) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds.
-
-    ``context`` is called on failure and its result added to the message (e.g. the
-    enrollment's status), so a timeout says where things stood.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            extra = f"; {context()!r}" if context else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
-        time.sleep(0.2)
 
 
 class Browser:

@@ -1,27 +1,23 @@
-"""Shared pieces of the reliability tests: playbooks, seeding, waiting, and the duplicate audit."""
+"""Shared pieces of the reliability tests: sizes, playbooks, seeding, waiting, and the
+duplicate audit."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import random
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from harness import seed_customer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
@@ -29,7 +25,19 @@ from engine.enrollment import enroll
 from engine.language.plan import CompiledPlan
 from engine.messages import EnrollmentResult, EnrollmentSnapshot
 from engine.store.models import OutboxMessage, Task
+from tests.helpers.harness import playbook_worker, seed_customer
+from tests.helpers.polling import eventually
 from workflows.playbook import PlaybookWorkflow
+
+# An environment variable, not a pytest option: options can only be registered by the root
+# conftest.
+LONG = os.environ.get("RELIABILITY_LONG", "") not in ("", "0")
+
+
+def sized(default: int, long: int) -> int:
+    """``long`` under RELIABILITY_LONG=1, else ``default``."""
+    return long if LONG else default
+
 
 # email -> task -> short wait -> email, seconds-scale so a run takes seconds.
 SHORT_PLAYBOOK = """\
@@ -199,33 +207,13 @@ async def inprocess_worker(
 ) -> AsyncIterator[PlaybookActivities]:
     """The real workflow and activities in this process (for faults that need no kill)."""
     activities = PlaybookActivities(sessions, mailer, signing_secret="reliability-secret")
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[PlaybookWorkflow],
-            activities=activities.all(),
-            activity_executor=pool,
-        ):
-            yield activities
-
-
-async def eventually(check: Callable[[], Any], seconds: float, what: str) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {seconds}s: {what}"
-        await asyncio.sleep(0.1)
+    async with playbook_worker(env, task_queue, activities, max_workers=16):
+        yield activities
 
 
 async def waiting_for(handle: WorkflowHandle[Any, Any], what: str, seconds: float = 30) -> Any:
     async def check() -> EnrollmentSnapshot | None:
-        status = await handle.query("status", result_type=EnrollmentSnapshot)
+        status = await handle.query(PlaybookWorkflow.status)
         return status if status.waiting_for and what in status.waiting_for else None
 
-    return await eventually(check, seconds, f"{handle.id} waiting for {what}")
+    return await eventually(check, seconds, what=f"{handle.id} waiting for {what}")

@@ -1,1 +1,0 @@
-"""Shared helpers for the test suite: local stand-ins for external services."""
