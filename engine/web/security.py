@@ -72,6 +72,11 @@ def team_of(session: Session, email: str) -> frozenset[str]:
     return frozenset(team)
 
 
+def team_members(session: Session) -> list[TeamMember]:
+    """Every team member, by name: for assignee choices and showing names for emails."""
+    return list(session.scalars(select(TeamMember).order_by(TeamMember.name)))
+
+
 @dataclass(frozen=True)
 class Viewer:
     """The logged-in team member and what they may see."""

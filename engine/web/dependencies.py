@@ -1,0 +1,24 @@
+"""What the web UI's handlers take from a request: the app's services, its signing secret,
+the logged-in viewer and form fields."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Form, Request
+
+from engine.services import Services
+from engine.web.security import Viewer, require_viewer
+
+ViewerDep = Annotated[Viewer, Depends(require_viewer)]
+FormStr = Annotated[str, Form()]
+
+
+def services_of(request: Request) -> Services:
+    """The `Services` that `engine.api.app.create_app` put on the app."""
+    return request.app.state.services
+
+
+def signing_secret(request: Request) -> str:
+    """The key that signs flashes, sessions and form tokens."""
+    return services_of(request).settings.signing_secret.get_secret_value()

@@ -1,0 +1,156 @@
+"""How the web UI turns a page into HTML: the Jinja2 environment, error pages and flashes.
+
+Templates live in ``engine/web/templates`` and are autoescaped; every response carries
+`SECURITY_HEADERS` (no scripts, no framing, no caching). A flash is a signed one-time message
+carried in the query string of the redirect that follows a POST, so it needs no server state.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from engine.errors import BadToken
+from engine.signing import sign, verify
+from engine.statuses import EnrollmentStatus, OutboxStatus, TaskStatus
+from engine.store.models import Task, utcnow
+from engine.web.dependencies import signing_secret
+from engine.web.security import Viewer
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SECURITY_HEADERS = {
+    # Inline styles are allowed for the emails shown in the outbox (srcdoc inherits this).
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: https:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'none'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+PAGE_SIZE = 100  # rows on one page of a list screen
+ERROR_TITLES = {403: "Not yours", 404: "Not found", 409: "Conflict", 400: "Bad request"}
+
+
+def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: bool = True) -> str:
+    """A UTC timestamp for people: `fmt`, followed by ' UTC' unless ``zone`` is False."""
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime(fmt) + (" UTC" if zone else "")
+
+
+def _relative(value: datetime | None, now: datetime | None = None) -> str:
+    """'in 2d 3h', '5 min ago': how far ``value`` is from now, roughly."""
+    if value is None:
+        return ""
+    delta = value - (now or utcnow())
+    seconds = abs(delta.total_seconds())
+    if seconds < 60:
+        return "now"
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        text = f"{days}d {hours}h" if hours and days < 7 else f"{days}d"
+    elif hours:
+        text = f"{hours}h {rest // 60}m" if rest >= 60 else f"{hours}h"
+    else:
+        text = f"{rest // 60} min"
+    return f"in {text}" if delta.total_seconds() > 0 else f"{text} ago"
+
+
+def _local(value: datetime | None, zone: str) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(ZoneInfo(zone)).strftime("%a %Y-%m-%d %H:%M")
+
+
+def is_overdue(task: Task, now: datetime) -> bool:
+    return task.status == TaskStatus.OPEN and task.due_at is not None and task.due_at < now
+
+
+def due_soon(task: Task, now: datetime) -> bool:
+    return (
+        task.status == TaskStatus.OPEN
+        and task.due_at is not None
+        and now <= task.due_at < now + timedelta(days=1)
+    )
+
+
+@functools.cache
+def _templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(when=_when, relative=_relative, local=_local)
+    env.globals.update(is_overdue=is_overdue, due_soon=due_soon)
+    env.globals.update(
+        EnrollmentStatus=EnrollmentStatus, OutboxStatus=OutboxStatus, TaskStatus=TaskStatus
+    )
+    return env
+
+
+def render(
+    request: Request,
+    name: str,
+    viewer: Viewer | None,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """The template ``name`` as a response, with the viewer, the time and any flash."""
+    context.setdefault("flash", _read_flash(request))
+    html = (
+        _templates()
+        .get_template(name)
+        .render(request=request, viewer=viewer, now=utcnow(), path=request.url.path, **context)
+    )
+    return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def error_page(request: Request, viewer: Viewer | None, status_code: int, message: str) -> Response:
+    return render(
+        request,
+        "error.html",
+        viewer,
+        status_code=status_code,
+        title=ERROR_TITLES.get(status_code, "Something went wrong"),
+        message=message,
+    )
+
+
+def bad_form(request: Request, viewer: Viewer) -> Response:
+    """The answer to a form whose CSRF token does not match the session's."""
+    return error_page(
+        request, viewer, 403, "The form's security token is missing or stale; reload the page."
+    )
+
+
+def flash_to(request: Request, target: str, message: str, link: str | None = None) -> Response:
+    """Redirect (303, after a POST) to ``target`` with a signed one-time message."""
+    token = sign({"m": message, "l": link}, signing_secret(request), "flash")
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}{urlencode({'flash': token})}", status_code=303)
+
+
+def _read_flash(request: Request) -> dict[str, Any] | None:
+    token = request.query_params.get("flash")
+    if not token:
+        return None
+    try:
+        payload = verify(token, signing_secret(request), "flash")
+    except BadToken:
+        return None
+    link = payload.get("l")
+    return {"message": str(payload.get("m", "")), "link": link if isinstance(link, str) else None}
