@@ -256,7 +256,7 @@ async def _simulate_one(
         parse_completion,
         parse_event,
     )
-    from engine.timeline_view import print_table, to_html, to_json
+    from engine.simulation.view import print_table, to_html, to_json
 
     plan = _plan_or_exit(playbook, root)
     customer = load_customer(customer_file)

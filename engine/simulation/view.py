@@ -9,10 +9,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from rich.console import Console
 from rich.table import Table
 
-from engine.simulation import Timeline, TimelineEntry
+from engine.simulation.timeline import Timeline, TimelineEntry
 from engine.statuses import OutboxStatus
 
-TEMPLATES = Path(__file__).resolve().parent / "web" / "templates"
+TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
 KIND_STYLE = {
     "email": "cyan",
     "task": "magenta",

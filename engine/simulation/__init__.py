@@ -1,0 +1,54 @@
+"""Simulation: run the real interpreter on Temporal's time-skipping server and print the
+customer's future, day by day, before anything ships.
+
+Where things live:
+
+- `engine.simulation.inputs`: the customer and team fixtures (`load_customer`, `load_team`)
+  and the scheduled events and task completions (`parse_event`, `parse_completion`);
+  bad input raises `SimulationInputError`.
+- `engine.simulation.timeline`: the result, a `Timeline` of `TimelineEntry` rows built from
+  the interpreter's step records, the captured outbox and the tasks.
+- `engine.simulation.runner`: the `Simulator` (time-skipping server, worker, a throwaway
+  store per run) that drives one enrollment through its schedule; `simulate` for one run.
+- `engine.simulation.view`: the timeline as a terminal table, JSON or an HTML page.
+
+This module re-exports the API (everything but the view)::
+
+    async with Simulator() as sim:
+        timeline = await sim.run(plan, customer, events=[...], completions=[...])
+"""
+
+from engine.errors import SimulationInputError
+from engine.simulation.inputs import (
+    ScheduledCompletion,
+    ScheduledEvent,
+    SimContact,
+    SimCustomer,
+    SimTeamMember,
+    load_customer,
+    load_team,
+    parse_completion,
+    parse_event,
+)
+from engine.simulation.runner import MAX_DAYS, Simulator, simulate
+from engine.simulation.timeline import KINDS, SimEmail, Timeline, TimelineEntry
+
+__all__ = [
+    "KINDS",
+    "MAX_DAYS",
+    "ScheduledCompletion",
+    "ScheduledEvent",
+    "SimContact",
+    "SimCustomer",
+    "SimEmail",
+    "SimTeamMember",
+    "SimulationInputError",
+    "Simulator",
+    "Timeline",
+    "TimelineEntry",
+    "load_customer",
+    "load_team",
+    "parse_completion",
+    "parse_event",
+    "simulate",
+]

@@ -1,0 +1,228 @@
+"""A simulation's result: the interpreter's step records, the captured outbox and the
+tasks in the throwaway store, turned into `TimelineEntry` rows of one `Timeline`."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.language.plan import CompiledPlan
+from engine.language.sendwindow import zone
+from engine.messages import EnrollmentResult, StepRecord
+from engine.simulation.inputs import SimCustomer
+from engine.statuses import EnrollmentStatus, OutboxStatus
+from engine.store.models import OutboxMessage, Task
+
+KINDS = (
+    "email",
+    "task",
+    "task_completed",
+    "task_escalated",
+    "event",
+    "milestone",
+    "branch",
+    "wait",
+    "update",
+    "enroll",
+    "skipped",
+    "exit",
+    "goal",
+    "end",
+)
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    day: int
+    step: str
+    kind: str
+    detail: str = ""
+    to: list[str] | None = None
+    subject: str | None = None
+    suppressed: list[str] | None = None
+    title: str | None = None
+    assignee: str | None = None
+    due: datetime | None = None
+    priority: str | None = None
+    outcome: str | None = None
+    name: str | None = None
+    until: datetime | None = None
+    goto: str | None = None
+    because: str | None = None
+
+
+class SimEmail(BaseModel):
+    step: str
+    to: str
+    status: str
+    subject: str
+    html: str | None = None
+    text: str | None = None
+    reason: str | None = None
+
+
+class Timeline(BaseModel):
+    """What happens to one customer in one playbook, in time order."""
+
+    playbook: str
+    version: str
+    customer: str
+    timezone: str
+    start: datetime
+    end: datetime
+    outcome: str
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    emails: list[SimEmail] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    def public_json(self) -> dict[str, Any]:
+        """The documented JSON shape (no rendered bodies)."""
+        data = self.model_dump(mode="json", exclude={"emails", "timezone"}, exclude_none=True)
+        return data
+
+
+_FINISH_KIND: dict[str, str] = {
+    EnrollmentStatus.EXITED: "exit",
+    EnrollmentStatus.GOAL_REACHED: "goal",
+    EnrollmentStatus.COMPLETED: "end",
+    EnrollmentStatus.CANCELLED: "end",
+}
+
+
+def build_timeline(
+    sessions: sessionmaker[Session],
+    plan: CompiledPlan,
+    customer: SimCustomer,
+    start: datetime,
+    *,
+    result: EnrollmentResult | None,
+    records: list[StepRecord],
+    horizon: datetime,
+    warnings: list[str],
+) -> Timeline:
+    """The timeline of a run that started at ``start``; ``result`` is None if it was still
+    running at ``horizon`` (which adds a warning to ``warnings``)."""
+    tz = zone(customer.timezone)
+    with sessions() as session:
+        outbox = list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        escalations = {
+            t.escalation_of: t
+            for t in session.scalars(select(Task).where(Task.escalation_of.is_not(None)))
+        }
+    emails = [
+        SimEmail(
+            step=o.step_id or "",
+            to=o.contact_email,
+            status=o.status,
+            subject=o.subject,
+            html=o.html,
+            text=o.text,
+            reason=o.reason,
+        )
+        for o in outbox
+    ]
+    entries: list[TimelineEntry] = []
+    for record in records:
+        entry = _entry(record, start, tz, escalations)
+        if entry is not None:
+            entries.append(entry)
+    if result is None:
+        last = records[-1] if records else None
+        outcome = "running"
+        end = horizon
+        waiting = f" (still {last.detail})" if last and last.kind == "wait" else ""
+        warnings.append(f"the enrollment was still running at the end of the simulation{waiting}")
+    else:
+        outcome = result.outcome
+        end = entries[-1].at if entries else start
+    return Timeline(
+        playbook=plan.playbook,
+        version=plan.version,
+        customer=customer.id,
+        timezone=customer.timezone,
+        start=start.astimezone(tz),
+        end=end.astimezone(tz),
+        outcome=outcome,
+        timeline=entries,
+        emails=emails,
+        warnings=warnings,
+    )
+
+
+def _entry(
+    record: StepRecord, start: datetime, tz: tzinfo, escalations: dict[str | None, Task]
+) -> TimelineEntry | None:
+    at = record.at.astimezone(tz)
+    day = int((record.at - start).total_seconds() // 86400)
+    base: dict[str, Any] = {"at": at, "day": day, "step": record.step, "detail": record.detail}
+    data = record.data
+    kind = record.kind
+    if kind == "email":
+        sent = [d for d in data.get("deliveries", []) if d["status"] != OutboxStatus.SUPPRESSED]
+        held = [
+            d["contact"]
+            for d in data.get("deliveries", [])
+            if d["status"] == OutboxStatus.SUPPRESSED
+        ]
+        subjects = [d["subject"] for d in sent if d.get("subject")]
+        return TimelineEntry(
+            kind="email",
+            to=[d["contact"] for d in sent],
+            subject=subjects[0] if subjects else None,
+            suppressed=held or None,
+            **base,
+        )
+    if kind == "email_failed":
+        return TimelineEntry(kind="email", **base)
+    if kind == "task":
+        due = data.get("due_at")
+        return TimelineEntry(
+            kind="task",
+            title=data.get("title"),
+            assignee=data.get("assignee"),
+            due=datetime.fromisoformat(due).astimezone(tz) if due else None,
+            priority=data.get("priority"),
+            **base,
+        )
+    if kind == "task_escalated":
+        # The record names only the overdue task; the escalation task (whom it went to)
+        # is in the store.
+        escalation = escalations.get(data.get("task_id"))
+        if escalation is None:
+            return TimelineEntry(kind=kind, **base)
+        base["detail"] = f"{record.detail} ({escalation.assignee_email or 'unassigned'})"
+        return TimelineEntry(
+            kind=kind,
+            title=escalation.title,
+            assignee=escalation.assignee_email,
+            due=escalation.due_at.astimezone(tz) if escalation.due_at else None,
+            priority=escalation.priority,
+            **base,
+        )
+    if kind == "task_completed":
+        return TimelineEntry(kind=kind, outcome=data.get("outcome"), **base)
+    if kind in ("event", "milestone"):
+        return TimelineEntry(kind=kind, name=data.get("name"), **base)
+    if kind == "wait":
+        until = data.get("until")
+        return TimelineEntry(
+            kind="wait",
+            until=datetime.fromisoformat(until).astimezone(tz) if until else None,
+            name=data.get("for"),
+            **base,
+        )
+    if kind == "branch":
+        return TimelineEntry(
+            kind="branch", goto=data.get("goto"), because=data.get("because"), **base
+        )
+    if kind in ("update", "enroll", "skipped"):
+        return TimelineEntry(kind=kind, **base)
+    if kind == "expression_error":
+        return TimelineEntry(kind="skipped", **{**base, "detail": f"error: {record.detail}"})
+    if kind in _FINISH_KIND:
+        return TimelineEntry(kind=_FINISH_KIND[kind], outcome=data.get("outcome"), **base)
+    return None
