@@ -35,9 +35,9 @@ from temporalio.worker import Worker
 
 from activities.mailer import CaptureMailer
 from activities.playbook import PlaybookActivities
+from engine.client.connection import find_binary, quiet_runtime
 from engine.client.playbook import EnrollmentHandle, start_enrollment
 from engine.errors import SimulationInputError, YamlSourceError
-from engine.events import ingest_event
 from engine.language.diagnostics import Diagnostic
 from engine.language.loader import LoadedFile, parse_text
 from engine.language.plan import CompiledPlan
@@ -52,8 +52,8 @@ from engine.messages import (
 )
 from engine.statuses import EnrollmentStatus, OutboxStatus, TaskStatus
 from engine.store import repository
+from engine.store.events import ingest_event
 from engine.store.models import Base, OutboxMessage, Task, TeamMember, check_timezone
-from engine.temporal import find_binary, quiet_runtime
 from workflows.playbook import PlaybookWorkflow
 
 MAX_DAYS = 400

@@ -19,8 +19,8 @@ from support.sendgrid_standin import SendGridStandIn
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from engine.client.connection import find_binary
 from engine.store.db import migrate, session_factory
-from engine.temporal import find_binary
 
 REPO = Path(__file__).resolve().parent.parent
 PLAYBOOKS = REPO / "playbooks"

@@ -25,13 +25,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
+from engine.client.connection import find_binary
+from engine.client.registration import register_versions
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import Project, load_project
-from engine.registration import register_versions
 from engine.services import Services
 from engine.settings import Settings, load_settings
 from engine.store.db import migrate, session_factory
-from engine.temporal import find_binary
 
 SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
 

@@ -19,11 +19,11 @@ from apikit import admin_of, eventually, outbox_rows, seed, sign_webhook
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
+from engine.client.routing import EventRouter
 from engine.messages import EnrollmentResult
 from engine.services import Services
 from engine.store import repository
 from engine.store.models import Event, OutboxMessage, Suppression
-from engine.triggers import EventRouter
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"

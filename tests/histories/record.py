@@ -31,10 +31,10 @@ from temporalio.client import WorkflowHandle  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
+from engine.client.connection import find_binary  # noqa: E402
 from engine.messages import EnrollmentSnapshot, SkipRequest  # noqa: E402
 from engine.project import Project, load_project  # noqa: E402
 from engine.store.db import migrate, session_factory  # noqa: E402
-from engine.temporal import find_binary  # noqa: E402
 
 Handle = WorkflowHandle[Any, Any]
 Scenario = Callable[[Harness, Project], Awaitable[Handle]]

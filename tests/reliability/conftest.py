@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from engine.client.connection import find_binary
 from engine.store.db import migrate, session_factory
-from engine.temporal import find_binary
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

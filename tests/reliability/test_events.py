@@ -15,11 +15,11 @@ from harness import write_project
 from kit import inprocess_worker, results, seed_customers, start_all, waiting_for
 from sqlalchemy import select
 
+from engine.client.routing import EventRouter
 from engine.language.plan import CompiledPlan
 from engine.messages import EventSignal
 from engine.project import Project
 from engine.store.models import Task
-from engine.triggers import EventRouter
 
 EVENTS_PLAYBOOK = """\
 playbook: events

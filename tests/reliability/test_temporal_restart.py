@@ -15,7 +15,7 @@ from conftest import start_dev_server
 from harness import write_project
 from kit import results, seed_customers, start_all, waiting_for
 
-from engine.triggers import EventRouter
+from engine.client.routing import EventRouter
 
 TIMER_FIRST = """\
 playbook: timer_first

@@ -45,14 +45,14 @@ from webkit import (
 
 from engine.api.app import create_app
 from engine.api.auth import create_api_token, hash_password
+from engine.client.connection import find_binary
+from engine.client.registration import register_versions
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import Project, load_project
-from engine.registration import register_versions
 from engine.services import Services
 from engine.settings import load_settings
 from engine.store.db import migrate, session_factory
 from engine.store.models import TeamMember
-from engine.temporal import find_binary
 
 
 async def _serve(stack: Stack, project: Project, sock: socket.socket, stop: asyncio.Event) -> None:
