@@ -27,7 +27,7 @@ from workflows.sweep import TriggerSweepWorkflow
 
 def build_activities(settings: Settings, client: Client | None = None) -> PlaybookActivities:
     """The activities wired to the configured store and mail provider."""
-    from engine.enrollment import enroll
+    from engine.client.enrollment import enroll
     from engine.errors import AlreadyEnrolled
     from engine.store import repository
 
@@ -78,7 +78,7 @@ def build_worker(
 
 async def run_worker(settings: Settings | None = None) -> None:
     """Run until SIGINT/SIGTERM, then drain and stop."""
-    from engine.temporal import connect
+    from engine.client.connection import connect
 
     settings = settings or get_settings()
     migrate(settings.database_url)

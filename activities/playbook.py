@@ -23,14 +23,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.mailer import CaptureMailer, Mailer, OutgoingEmail
-from engine.context import (
-    contact_dict,
-    customer_snapshot,
-    decide,
-    evaluation_context,
-    member_with_role,
-    team_member,
-)
 from engine.errors import (
     ErrorType,
     ExpressionError,
@@ -61,6 +53,14 @@ from engine.messages import (
 from engine.signing import unsubscribe_token
 from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskStatus
 from engine.store import repository
+from engine.store.context import (
+    contact_dict,
+    customer_snapshot,
+    decide,
+    evaluation_context,
+    member_with_role,
+    team_member,
+)
 from engine.store.models import Customer, Event, Task
 
 # Seconds between tries to record an accepted email as 'sent' while the database is away.

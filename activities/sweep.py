@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.client import Client
 
+from engine.client.sweeps import sweep
 from engine.language.plan import CompiledPlan
 from engine.messages import ActivityName, SweepInput, SweepResult
 from engine.store import repository
-from engine.triggers import sweep
 
 
 class SweepActivities:

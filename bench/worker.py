@@ -22,8 +22,8 @@ from temporalio.worker import Worker
 
 from activities.playbook import PlaybookActivities
 from bench.baseline import BaselineWorkflow
+from engine.client.connection import quiet_runtime
 from engine.settings import Settings, load_settings
-from engine.temporal import quiet_runtime
 from worker import build_activities, build_worker
 
 

@@ -443,7 +443,7 @@ def _store():  # -> (Settings, sessionmaker)
 
 
 async def _temporal_client(settings):  # -> temporalio.client.Client
-    from engine.temporal import connect
+    from engine.client.connection import connect
 
     try:
         return await connect(settings)
@@ -646,8 +646,8 @@ def events_send(
 
     from temporalio.service import RPCError
 
+    from engine.client.routing import EventRouter
     from engine.project import load_project
-    from engine.triggers import EventRouter
 
     values = _properties(properties)
     when = _aware(at)
@@ -705,13 +705,13 @@ def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from engine.customers_import import (
+    from engine.errors import ImportFileError
+    from engine.services.customers_import import (
         ImportResult,
         plan_import,
         read_rows,
         run_import,
     )
-    from engine.errors import ImportFileError
 
     try:
         rows = read_rows(file, fmt)

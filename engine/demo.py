@@ -15,11 +15,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from engine.api.auth import create_api_token, hash_password
+from engine.client.sweeps import sweep
 from engine.services import Services
 from engine.simulation import load_customer, load_team
 from engine.store import repository
 from engine.store.models import TeamMember
-from engine.triggers import sweep
 
 PASSWORD = "playbook-demo"
 ADMIN = "admin@demo.example"

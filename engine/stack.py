@@ -24,14 +24,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from engine.api.app import create_app
+from engine.client.connection import connect, find_binary, quiet_runtime, register_search_attributes
+from engine.client.registration import ensure_schedules, register_versions
 from engine.errors import PlaybookError
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import load_project
-from engine.registration import ensure_schedules, register_versions
 from engine.services import Services
 from engine.settings import Settings
 from engine.store.db import migrate, session_factory
-from engine.temporal import connect, find_binary, quiet_runtime, register_search_attributes
 
 
 @dataclass

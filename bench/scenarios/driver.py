@@ -43,8 +43,8 @@ from bench.baseline import (
 from bench.report import Metric, median
 from bench.scenarios.spec import BASELINE, CODES, ENGINE, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import Stack, WorkerProcess
+from engine.client.enrollment import enroll, enrollment_id
 from engine.client.playbook import EnrollmentHandle
-from engine.enrollment import enroll, enrollment_id
 from engine.messages import SA_CUSTOMER, SA_PLAYBOOK, SA_STEP, SA_VERSION, EventSignal
 from engine.store.models import OutboxMessage, Task
 
@@ -66,7 +66,7 @@ def workflow_id(variant: str, customer_id: str) -> str:
 
 
 def baseline_search_attributes(customer_id: str) -> TypedSearchAttributes:
-    """The same attributes `engine.enrollment.enroll` sets, with the baseline's values."""
+    """The same attributes `engine.client.enrollment.enroll` sets, with the baseline's values."""
     values = (
         (SA_PLAYBOOK, PLAYBOOK),
         (SA_VERSION, VERSION),

@@ -34,6 +34,7 @@ from bench.baseline import PLAYBOOK, check_matches_plan
 from bench.scenarios.spec import ENGINE, ENGINE_SIGNAL, ROOT, BenchFailure
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
+from engine.client.connection import find_binary, quiet_runtime
 from engine.language.plan import CompiledPlan
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import load_project
@@ -41,7 +42,6 @@ from engine.services import Services
 from engine.settings import load_settings
 from engine.store.db import dispose_engines, migrate, session_factory
 from engine.store.models import Contact, Customer, Enrollment, TeamMember, utcnow
-from engine.temporal import find_binary, quiet_runtime
 
 BENCH_PLAYBOOKS = ROOT / "bench" / "playbooks"
 OWNER = "csm@bench.example"

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from engine.client.routing import EventRouter
 from engine.project import Project
 from engine.settings import Settings
-from engine.triggers import EventRouter
 
 
 @dataclass

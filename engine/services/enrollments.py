@@ -11,8 +11,8 @@ from collections.abc import Awaitable
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine.client.enrollment import enroll
 from engine.client.playbook import EnrollmentHandle
-from engine.enrollment import enroll
 from engine.errors import AlreadyEnrolled, Conflict, NotFound, Unavailable
 from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest
 from engine.services.container import Services

@@ -122,7 +122,7 @@ async def test_a_locked_store_is_a_503_to_retry_and_the_retry_is_stored(
 
     from sqlalchemy.exc import OperationalError
 
-    from engine.triggers import EventRouter
+    from engine.client.routing import EventRouter
 
     def locked(*_: Any) -> None:
         raise OperationalError(

@@ -22,7 +22,7 @@ from engine.messages import EnrollmentResult
 from engine.services import Services
 from engine.store import repository
 from engine.store.models import Event, OutboxMessage, Suppression
-from engine.triggers import EventRouter
+from engine.client.routing import EventRouter
 from tests.helpers.api import admin_of, outbox_rows, seed, sign_webhook
 from tests.helpers.polling import eventually
 

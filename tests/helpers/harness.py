@@ -32,7 +32,7 @@ from temporalio.worker import Worker
 
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
-from engine.enrollment import enroll
+from engine.client.enrollment import enroll
 from engine.language.plan import CompiledPlan
 from engine.messages import (
     EnrollmentResult,

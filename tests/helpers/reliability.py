@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.mailer import Mailer
 from activities.playbook import PlaybookActivities
-from engine.enrollment import enroll
+from engine.client.enrollment import enroll
 from engine.language.plan import CompiledPlan
 from engine.messages import EnrollmentResult, EnrollmentSnapshot
 from engine.store.models import OutboxMessage, Task

@@ -15,7 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from engine.messages import SEARCH_ATTRIBUTES
-from engine.temporal import find_binary
+from engine.client.connection import find_binary
 
 
 async def start_time_skipping() -> WorkflowEnvironment:

@@ -17,7 +17,7 @@ from engine.language.plan import CompiledPlan
 from engine.messages import EventSignal
 from engine.project import Project
 from engine.store.models import Task
-from engine.triggers import EventRouter
+from engine.client.routing import EventRouter
 from tests.helpers.harness import write_project
 from tests.helpers.reliability import (
     inprocess_worker,

@@ -11,7 +11,7 @@ import asyncio
 import socket
 import uuid
 
-from engine.triggers import EventRouter
+from engine.client.routing import EventRouter
 from tests.helpers.harness import write_project
 from tests.helpers.reliability import results, seed_customers, start_all, waiting_for
 from tests.helpers.temporal import start_dev_server

@@ -1,19 +1,16 @@
-"""Triggers: who gets enrolled, when.
+"""Live event routing: each posted event stored once, then sent where it matters.
 
-- ``on_event``: `EventRouter.handle` stores each event once, signals the customer's running
-  enrollments (milestones, goal, exit) and starts the playbooks the event triggers.
-- ``on_date`` and ``schedule``: a Temporal Schedule runs a sweep every hour; for each
-  customer whose cycle is due (in the customer's own calendar) the sweep enrolls them with
-  the cycle as part of the enrollment ID, so retries and catch-up after downtime never
-  enroll anyone twice for the same cycle.
+`EventRouter.handle` stores the event (`engine.store.events`, once per id), signals the
+customer's running enrollments (milestones, goal, exit, `wait_for`) and starts the
+playbooks whose ``on_event`` trigger it matches, subject to their condition and
+``reenroll`` gap. Date and schedule triggers are not live: see `engine.client.sweeps`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -21,59 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from engine.client.enrollment import enroll
 from engine.client.playbook import EnrollmentHandle
-from engine.context import decide
-from engine.enrollment import enroll
 from engine.errors import AlreadyEnrolled
-from engine.events import Ingested, ingest_event
-from engine.language.plan import CompiledPlan, MilestonePlan, TriggerPlan
-from engine.language.sendwindow import zone
+from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.messages import EventSignal
-from engine.store.models import Customer, Enrollment
-
-log = logging.getLogger(__name__)
-CATCH_UP = timedelta(days=7)
-
-
-def period(every: str, today: date) -> tuple[date, date, str]:
-    """(first day, last day, cycle key) of the period of ``every`` containing ``today``."""
-    if every == "day":
-        return today, today, today.isoformat()
-    if every == "week":
-        start = today - timedelta(days=today.weekday())
-        iso = today.isocalendar()
-        return start, start + timedelta(days=6), f"{iso.year}-W{iso.week:02d}"
-    if every == "month":
-        start = today.replace(day=1)
-        nxt = (start + timedelta(days=32)).replace(day=1)
-        return start, nxt - timedelta(days=1), f"{today:%Y-%m}"
-    if every == "quarter":
-        q = (today.month - 1) // 3
-        start = date(today.year, 3 * q + 1, 1)
-        nxt = date(today.year + (q == 3), (3 * q + 3) % 12 + 1, 1)
-        return start, nxt - timedelta(days=1), f"{today.year}-Q{q + 1}"
-    start = date(today.year, 1, 1)
-    return start, date(today.year, 12, 31), str(today.year)
-
-
-def due_cycle(trigger: TriggerPlan, today: date, date_value: date | None = None) -> str | None:
-    """The cycle key if a date or schedule trigger is due on ``today`` (customer's calendar).
-
-    A trigger stays due for a while after its day (`CATCH_UP` for dates, the rest of the
-    period for schedules), so a sweep missed during downtime still enrolls.
-    """
-    if trigger.kind == "date":
-        if date_value is None:
-            return None
-        return date_value.isoformat() if date_value <= today <= date_value + CATCH_UP else None
-    if trigger.kind == "schedule" and trigger.every:
-        first, last, key = period(trigger.every, today)
-        if trigger.before_end_seconds is not None:
-            opens = last - timedelta(seconds=trigger.before_end_seconds) + timedelta(days=1)
-        else:
-            opens = first + timedelta(seconds=trigger.after_start_seconds or 0)
-        return key if max(first, opens) <= today <= last else None
-    return None
+from engine.store.context import decide
+from engine.store.events import Ingested, ingest_event
+from engine.store.models import Enrollment
 
 
 @dataclass
@@ -218,50 +170,3 @@ def reenroll_allowed(session: Session, plan: CompiledPlan, customer_id: str) -> 
     if last.ended_at is None:
         return False
     return datetime.now(UTC) - last.ended_at >= timedelta(seconds=plan.reenroll_after_seconds)
-
-
-async def sweep(
-    sessions: sessionmaker[Session],
-    client: Client,
-    plan: CompiledPlan,
-    task_queue: str,
-    now: datetime,
-    use_search_attributes: bool = True,
-) -> list[str]:
-    """Enroll every customer whose date or schedule cycle is due; returns the new IDs."""
-    trig = plan.trigger
-    if trig is None or trig.kind not in ("date", "schedule"):
-        return []
-    started: list[str] = []
-    with sessions() as session:
-        customers = session.execute(
-            select(Customer.id, Customer.timezone).order_by(Customer.id)
-        ).all()
-    for customer_id, timezone in customers:
-        today = now.astimezone(zone(timezone)).date()
-        exprs = [e for e in (trig.date, trig.condition) if e]
-        with sessions() as session:
-            _, _, values, _ = decide(session, customer_id, plan.playbook, exprs, now)
-        date_value = None
-        if trig.date:
-            raw = values.pop(0) if values else None
-            date_value = date.fromisoformat(raw[:10]) if isinstance(raw, str) else None
-        if trig.condition and (not values or values[0] is not True):
-            continue
-        cycle = due_cycle(trig, today, date_value)
-        if cycle is None:
-            continue
-        try:
-            started.append(
-                await enroll(
-                    client,
-                    plan,
-                    customer_id,
-                    task_queue=task_queue,
-                    cycle_key=cycle,
-                    use_search_attributes=use_search_attributes,
-                )
-            )
-        except AlreadyEnrolled:
-            continue
-    return started

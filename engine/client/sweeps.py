@@ -1,0 +1,71 @@
+"""The date and schedule trigger sweep: enroll every customer whose cycle is due.
+
+A Temporal Schedule per date- or schedule-triggered playbook (`engine.client.registration`)
+runs `TriggerSweepWorkflow` every hour, whose activity (`activities/sweep.py`) calls
+`sweep`. Whether a cycle is due is calendar math in the customer's own time zone
+(`engine.language.calendar`); the cycle is part of the enrollment ID, so retries and
+catch-up after downtime never enroll anyone twice for the same cycle.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from engine.client.enrollment import enroll
+from engine.errors import AlreadyEnrolled
+from engine.language.calendar import due_cycle
+from engine.language.plan import CompiledPlan
+from engine.language.sendwindow import zone
+from engine.store.context import decide
+from engine.store.models import Customer
+
+
+async def sweep(
+    sessions: sessionmaker[Session],
+    client: Client,
+    plan: CompiledPlan,
+    task_queue: str,
+    now: datetime,
+    use_search_attributes: bool = True,
+) -> list[str]:
+    """Enroll every customer whose date or schedule cycle is due; returns the new IDs."""
+    trig = plan.trigger
+    if trig is None or trig.kind not in ("date", "schedule"):
+        return []
+    started: list[str] = []
+    with sessions() as session:
+        customers = session.execute(
+            select(Customer.id, Customer.timezone).order_by(Customer.id)
+        ).all()
+    for customer_id, timezone in customers:
+        today = now.astimezone(zone(timezone)).date()
+        exprs = [e for e in (trig.date, trig.condition) if e]
+        with sessions() as session:
+            _, _, values, _ = decide(session, customer_id, plan.playbook, exprs, now)
+        date_value = None
+        if trig.date:
+            raw = values.pop(0) if values else None
+            date_value = date.fromisoformat(raw[:10]) if isinstance(raw, str) else None
+        if trig.condition and (not values or values[0] is not True):
+            continue
+        cycle = due_cycle(trig, today, date_value)
+        if cycle is None:
+            continue
+        try:
+            started.append(
+                await enroll(
+                    client,
+                    plan,
+                    customer_id,
+                    task_queue=task_queue,
+                    cycle_key=cycle,
+                    use_search_attributes=use_search_attributes,
+                )
+            )
+        except AlreadyEnrolled:
+            continue
+    return started

@@ -1,0 +1,57 @@
+"""Calendar math for date and schedule triggers: periods, cycle keys and when a cycle is due.
+
+Pure functions of a trigger and a day in the customer's own calendar (the caller converts
+"now" to the customer's time zone). The sweep (`engine.client.sweeps`) asks `due_cycle`
+for every customer; the cycle key becomes part of the enrollment ID, so a cycle enrolls a
+customer once however often the sweep runs.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from engine.language.plan import TriggerPlan
+
+# How long after its day a date trigger stays due, for sweeps missed during downtime.
+CATCH_UP = timedelta(days=7)
+
+
+def period(every: str, today: date) -> tuple[date, date, str]:
+    """(first day, last day, cycle key) of the period of ``every`` containing ``today``."""
+    if every == "day":
+        return today, today, today.isoformat()
+    if every == "week":
+        start = today - timedelta(days=today.weekday())
+        iso = today.isocalendar()
+        return start, start + timedelta(days=6), f"{iso.year}-W{iso.week:02d}"
+    if every == "month":
+        start = today.replace(day=1)
+        nxt = (start + timedelta(days=32)).replace(day=1)
+        return start, nxt - timedelta(days=1), f"{today:%Y-%m}"
+    if every == "quarter":
+        q = (today.month - 1) // 3
+        start = date(today.year, 3 * q + 1, 1)
+        nxt = date(today.year + (q == 3), (3 * q + 3) % 12 + 1, 1)
+        return start, nxt - timedelta(days=1), f"{today.year}-Q{q + 1}"
+    start = date(today.year, 1, 1)
+    return start, date(today.year, 12, 31), str(today.year)
+
+
+def due_cycle(trigger: TriggerPlan, today: date, date_value: date | None = None) -> str | None:
+    """The cycle key if a date or schedule trigger is due on ``today`` (customer's calendar).
+
+    A trigger stays due for a while after its day (`CATCH_UP` for dates, the rest of the
+    period for schedules), so a sweep missed during downtime still enrolls.
+    """
+    if trigger.kind == "date":
+        if date_value is None:
+            return None
+        return date_value.isoformat() if date_value <= today <= date_value + CATCH_UP else None
+    if trigger.kind == "schedule" and trigger.every:
+        first, last, key = period(trigger.every, today)
+        if trigger.before_end_seconds is not None:
+            opens = last - timedelta(seconds=trigger.before_end_seconds) + timedelta(days=1)
+        else:
+            opens = first + timedelta(seconds=trigger.after_start_seconds or 0)
+        return key if max(first, opens) <= today <= last else None
+    return None
