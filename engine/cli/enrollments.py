@@ -78,23 +78,14 @@ def status_command(
     import asyncio
 
     from rich.table import Table
-    from sqlalchemy import select
-    from sqlalchemy.orm import InstrumentedAttribute
 
-    from engine.store.models import Enrollment
+    from engine.store import repository
 
     settings, sessions = store()
-    query = select(Enrollment).order_by(Enrollment.started_at.desc()).limit(limit)
-    filters: tuple[tuple[InstrumentedAttribute[str], str | None], ...] = (
-        (Enrollment.playbook_id, playbook),
-        (Enrollment.customer_id, customer_id),
-        (Enrollment.status, status_),
-    )
-    for column, value in filters:
-        if value:
-            query = query.where(column == value)
     with sessions() as session:
-        rows = list(session.scalars(query))
+        rows = repository.list_enrollments(
+            session, playbook_id=playbook, customer_id=customer_id, status=status_, limit=limit
+        )
     table = Table(title=f"{len(rows)} enrollment(s)", title_justify="left")
     for header in ("enrollment", "version", "status", "step", "outcome", "started", "ended"):
         table.add_column(header, overflow="fold")
