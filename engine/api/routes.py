@@ -40,7 +40,7 @@ from engine.api.schemas import (
 from engine.messages import EnrollmentSnapshot
 from engine.services import Services, enrollments, tasks
 from engine.store import repository
-from engine.store.models import Enrollment, Task, TeamMember
+from engine.store.models import Task, TeamMember
 
 
 def _renderable(error: dict[str, Any]) -> dict[str, Any]:
@@ -224,15 +224,11 @@ def list_enrollments(
     status_: StatusFilter = None,
     limit: Limit = 200,
 ) -> list[EnrollmentOut]:
-    query = select(Enrollment).order_by(Enrollment.started_at.desc()).limit(limit)
-    if playbook:
-        query = query.where(Enrollment.playbook_id == playbook)
-    if customer:
-        query = query.where(Enrollment.customer_id == customer)
-    if status_:
-        query = query.where(Enrollment.status == status_)
     with svc.sessions() as session:
-        return [EnrollmentOut.model_validate(e) for e in session.scalars(query)]
+        rows = repository.list_enrollments(
+            session, playbook_id=playbook, customer_id=customer, status=status_, limit=limit
+        )
+        return [EnrollmentOut.model_validate(e) for e in rows]
 
 
 @router.post(

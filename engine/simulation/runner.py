@@ -28,9 +28,9 @@ from temporalio.worker import Worker
 
 from activities.mailer import CaptureMailer
 from activities.playbook import PlaybookActivities
+from engine.client.connection import find_binary, quiet_runtime
 from engine.client.playbook import EnrollmentHandle, start_enrollment
 from engine.errors import SimulationInputError
-from engine.store.events import ingest_event
 from engine.language.plan import CompiledPlan
 from engine.language.sendwindow import zone
 from engine.messages import (
@@ -52,8 +52,8 @@ from engine.simulation.inputs import (
 from engine.simulation.timeline import Timeline, build_timeline
 from engine.statuses import TaskStatus
 from engine.store import repository
+from engine.store.events import ingest_event
 from engine.store.models import Base, Task, TeamMember
-from engine.client.connection import find_binary, quiet_runtime
 from workflows.playbook import PlaybookWorkflow
 
 MAX_DAYS = 400

@@ -690,6 +690,25 @@ def upsert_enrollment(
     return enrollment
 
 
+def list_enrollments(
+    session: Session,
+    *,
+    playbook_id: str | None = None,
+    customer_id: str | None = None,
+    status: str | None = None,
+    limit: int,
+) -> list[Enrollment]:
+    """Enrollments, newest first, of the playbook, customer and status given (any if None)."""
+    query = select(Enrollment).order_by(Enrollment.started_at.desc()).limit(limit)
+    if playbook_id:
+        query = query.where(Enrollment.playbook_id == playbook_id)
+    if customer_id:
+        query = query.where(Enrollment.customer_id == customer_id)
+    if status:
+        query = query.where(Enrollment.status == status)
+    return list(session.scalars(query))
+
+
 # --- webhooks ------------------------------------------------------------------------------
 
 

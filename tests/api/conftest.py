@@ -20,8 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
-from engine.project import Project, load_project
 from engine.client.registration import register_versions
+from engine.project import Project, load_project
 from engine.services import Services
 from engine.settings import Settings, load_settings
 from engine.store.db import migrate, session_factory

@@ -18,11 +18,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
+from engine.client.routing import EventRouter
 from engine.messages import EnrollmentResult
 from engine.services import Services
 from engine.store import repository
 from engine.store.models import Event, OutboxMessage, Suppression
-from engine.client.routing import EventRouter
 from tests.helpers.api import admin_of, outbox_rows, seed, sign_webhook
 from tests.helpers.polling import eventually
 

@@ -14,8 +14,8 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from engine.messages import SEARCH_ATTRIBUTES
 from engine.client.connection import find_binary
+from engine.messages import SEARCH_ATTRIBUTES
 
 
 async def start_time_skipping() -> WorkflowEnvironment:

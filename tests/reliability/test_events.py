@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from engine.client.routing import EventRouter
 from engine.language.plan import CompiledPlan
 from engine.messages import EventSignal
 from engine.project import Project
 from engine.store.models import Task
-from engine.client.routing import EventRouter
 from tests.helpers.harness import write_project
 from tests.helpers.reliability import (
     inprocess_worker,

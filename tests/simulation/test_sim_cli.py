@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-import engine.cli
+import engine.cli.simulate
 from engine.cli import main
 from engine.simulation import KINDS, Simulator, Timeline
 from tests.helpers.paths import EXAMPLES, PLAYBOOKS
@@ -281,7 +281,7 @@ def test_nothing_leaves_the_process(tmp_path, monkeypatch, sendgrid):
 
 # -- 10. every fixture --------------------------------------------------------------------
 def test_all_fixtures_simulates_every_playbook_for_every_example_customer(monkeypatch):
-    monkeypatch.setattr(engine.cli, "out_console", Console(width=240, highlight=False))
+    monkeypatch.setattr(engine.cli.simulate, "out_console", Console(width=240, highlight=False))
     result = simulate("--all-fixtures")
     assert result.exit_code == 0, result.output
     playbooks = sorted(p.stem for p in PLAYBOOKS.glob("*.yaml") if p.stem != "milestones")

@@ -444,6 +444,34 @@ def test_upsert_enrollment_creates_then_updates_progress(session: Session) -> No
     assert ended.ended_at == NOW + timedelta(days=9)
 
 
+def test_list_enrollments_is_newest_first_and_filtered(session: Session) -> None:
+    for day, (playbook, customer, status) in enumerate(
+        (
+            ("onboarding", "acme", "completed"),
+            ("onboarding", "zeta", "running"),
+            ("qbr", "acme", "running"),
+        )
+    ):
+        repo.upsert_enrollment(
+            session,
+            workflow_id=f"{playbook}/{customer}",
+            playbook_id=playbook,
+            version="abc123",
+            customer_id=customer,
+            status=status,
+            started_at=NOW + timedelta(days=day),
+        )
+
+    def ids(**filters: str | None) -> list[str]:
+        rows = repo.list_enrollments(session, limit=10, **filters)
+        return [row.workflow_id for row in rows]
+
+    assert ids() == ["qbr/acme", "onboarding/zeta", "onboarding/acme"]
+    assert ids(playbook_id="onboarding") == ["onboarding/zeta", "onboarding/acme"]
+    assert ids(customer_id="acme", status="running") == ["qbr/acme"]
+    assert [row.workflow_id for row in repo.list_enrollments(session, limit=1)] == ["qbr/acme"]
+
+
 def test_webhook_events_are_deduplicated(session: Session) -> None:
     assert repo.record_webhook_event(session, "sg-evt-1") is True
     assert repo.record_webhook_event(session, "sg-evt-1") is False

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.api.app import create_app
 from engine.api.auth import create_api_token, hash_password
-from engine.project import Project, load_project
 from engine.client.registration import register_versions
+from engine.project import Project, load_project
 from engine.services import Services
 from engine.settings import load_settings
 from engine.store.db import migrate, session_factory

@@ -1,0 +1,50 @@
+"""The ``playbook`` command: validate, graph, schema, compile, simulate, and run.
+
+Each subcommand is a thin layer over the engine's Python API (the operations shared with
+the API and the web UI live in `engine.services`), so everything the CLI does can also be
+done (and is tested) from Python. One module per command group:
+
+- `engine.cli.language`: ``validate``, ``graph``, ``compile``, ``schema`` (the project
+  folder only).
+- `engine.cli.simulate`: ``simulate``, on Temporal's time-skipping server.
+- `engine.cli.stack`: ``up`` (everything on one machine) and ``worker``.
+- `engine.cli.enrollments`: ``enroll`` and ``status``.
+- `engine.cli.data`: ``events send`` and ``customers import``.
+- `engine.cli.tokens`: ``token create``.
+- `engine.cli.context`: what they share: the consoles, the ``--root`` options, reaching
+  the project, the store and Temporal.
+
+Commands import what they need inside their bodies, so ``playbook --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from engine.cli import data, enrollments, language, simulate, stack, tokens
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    commands=[
+        language.validate,
+        language.graph,
+        language.compile,
+        language.schema,
+        simulate.simulate,
+        stack.up,
+        stack.worker,
+        tokens.token,
+        enrollments.enroll_command,
+        enrollments.status_command,
+        data.events_group,
+        data.customers_group,
+    ],
+)
+@click.version_option(package_name="playbook-engine")
+def main() -> None:
+    """Customer-success playbooks as code, run durably on Temporal.
+
+    Write playbooks in YAML under playbooks/, check them with `playbook validate`, see
+    them with `playbook graph`, and run them with `playbook up`.
+    """

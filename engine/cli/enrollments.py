@@ -1,0 +1,133 @@
+"""Enrollments by hand: ``enroll`` a customer now, and the ``status`` of enrollments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+
+from engine.cli.context import (
+    err_console,
+    load_plan_or_exit,
+    operator_root_option,
+    out_console,
+    store,
+    temporal_client,
+)
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
+
+
+@click.command("enroll")
+@click.argument("playbook")
+@click.option("--customer", "customer_id", required=True, help="The customer's id.")
+@operator_root_option
+def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
+    """Enroll a customer in a playbook now, on the configured Temporal.
+
+    The playbook's current version is registered in the store first. Prints the
+    enrollment id (the workflow id).
+    """
+    import asyncio
+
+    from engine.services import ServiceError, Services
+    from engine.services.enrollments import enroll_customer
+    from engine.store import repository
+
+    project, plan = load_plan_or_exit(playbook, root)
+    settings, sessions = store()
+    with sessions.begin() as session:
+        repository.register_playbook_version(
+            session,
+            playbook_id=plan.playbook,
+            version=plan.version,
+            name=plan.name,
+            source=project.sources.get(plan.playbook, ""),
+            plan=plan.model_dump(mode="json"),
+        )
+
+    async def start() -> str:
+        client = await temporal_client(settings)
+        svc = Services(settings=settings, sessions=sessions, client=client, project=project)
+        return (await enroll_customer(svc, plan.playbook, customer_id)).workflow_id
+
+    try:
+        workflow_id = asyncio.run(start())
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+    err_console.print(f"[green]enrolled[/] {customer_id} in {plan.playbook}@{plan.short_version}")
+    click.echo(workflow_id)
+
+
+@click.command("status")
+@click.option("--playbook", help="Only this playbook.")
+@click.option("--customer", "customer_id", help="Only this customer.")
+@click.option("--status", "status_", help="Only enrollments with this status (running...).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def status_command(
+    playbook: str | None, customer_id: str | None, status_: str | None, limit: int
+) -> None:
+    """Enrollments from the store, newest first, with their current step and outcome.
+
+    With both --playbook and --customer, also asks the enrollment's workflow where it
+    stands now: the step, what it waits for and until when, and its latest records.
+    """
+    import asyncio
+
+    from rich.table import Table
+
+    from engine.store import repository
+
+    settings, sessions = store()
+    with sessions() as session:
+        rows = repository.list_enrollments(
+            session, playbook_id=playbook, customer_id=customer_id, status=status_, limit=limit
+        )
+    table = Table(title=f"{len(rows)} enrollment(s)", title_justify="left")
+    for header in ("enrollment", "version", "status", "step", "outcome", "started", "ended"):
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.workflow_id,
+            row.version[:12],
+            row.status,
+            row.current_step or "-",
+            row.outcome or "-",
+            f"{row.started_at:%Y-%m-%d %H:%M}",
+            f"{row.ended_at:%Y-%m-%d %H:%M}" if row.ended_at else "-",
+        )
+    Console(highlight=False, width=max(out_console.width, 120)).print(table)
+    if playbook and customer_id and rows:
+        asyncio.run(_print_live_status(settings, rows[0].workflow_id))
+
+
+async def _print_live_status(settings: Settings, workflow_id: str) -> None:
+    from temporalio.client import WorkflowQueryFailedError
+    from temporalio.service import RPCError
+
+    from engine.client.playbook import EnrollmentHandle
+
+    client = await temporal_client(settings)
+    try:
+        now = await EnrollmentHandle.get(client, workflow_id).status()
+    except (RPCError, WorkflowQueryFailedError) as exc:
+        raise click.ClickException(f"cannot ask {workflow_id}: {exc}") from None
+    lines = [
+        f"[bold]{workflow_id}[/] (asked Temporal)",
+        f"  step:        {now.current_step or '-'}"
+        + ("  [yellow](paused)[/]" if now.paused else ""),
+        f"  waiting for: {now.waiting_for or '-'}"
+        + (f" until {now.waiting_until:%Y-%m-%d %H:%M} UTC" if now.waiting_until else ""),
+        f"  steps done:  {now.steps_done}",
+        f"  milestones:  {', '.join(now.milestones) or '-'}",
+        f"  outcome:     {now.outcome or '-'}",
+    ]
+    for record in now.records[-8:]:
+        lines.append(
+            f"    {record.at:%Y-%m-%d %H:%M}  {record.step:<20} {record.kind:<10} {record.detail}"
+        )
+    for line in lines:
+        out_console.print(line, soft_wrap=True)

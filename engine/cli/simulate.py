@@ -1,0 +1,225 @@
+"""Trying a playbook before it ships: ``simulate``, on Temporal's time-skipping server."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+
+from engine.cli.context import err_console, out_console, plan_or_exit, root_option
+from engine.statuses import OutboxStatus
+
+if TYPE_CHECKING:
+    from engine.simulation import SimTeamMember
+
+
+@click.command()
+@click.argument("playbook", required=False)
+@click.option(
+    "--customer",
+    "customer_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Customer file (YAML or JSON): id, name, segment, timezone, owner, ...",
+)
+@click.option(
+    "--start",
+    type=click.DateTime(
+        ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M"]
+    ),
+    help="When the enrollment starts (ISO; no offset = customer time). "
+    "Default: now, or the trigger date for on_date playbooks.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 400),
+    help="Stop after this many days (default: until the enrollment ends, max 400).",
+)
+@click.option(
+    "--event",
+    "events",
+    multiple=True,
+    metavar="'DAY[@HH:MM] NAME [k=v ...]'",
+    help="Deliver an event, e.g. '3@10:00 integration.connected source=crm'.",
+)
+@click.option(
+    "--complete-task",
+    "completions",
+    multiple=True,
+    metavar="'STEP@DAY[@HH:MM][:OUTCOME]'",
+    help="Complete the open task of a step, e.g. 'kickoff@4:held'.",
+)
+@click.option(
+    "--team",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Team file (CSMs and managers). Default: <project>/examples/team.yaml.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the timeline as an HTML page with every email viewable.",
+)
+@click.option(
+    "--all-fixtures",
+    is_flag=True,
+    help="Simulate every playbook against every customer in <project>/examples/ "
+    "and print a summary; exit 1 if any email fails to render.",
+)
+@root_option
+def simulate(
+    playbook: str | None,
+    customer_file: Path | None,
+    start: datetime | None,
+    days: int | None,
+    events: tuple[str, ...],
+    completions: tuple[str, ...],
+    team: Path | None,
+    fmt: str,
+    html_file: Path | None,
+    all_fixtures: bool,
+    root: Path,
+) -> None:
+    """Show what a customer would receive from a playbook, and when, day by day.
+
+    Runs the real playbook interpreter on Temporal's time-skipping test server, with real
+    template rendering and decisions, against a throwaway store: nothing is sent and
+    nothing is written anywhere. Days count from the start; times are the customer's.
+
+    \b
+    Examples:
+      playbook simulate onboarding --customer playbooks/examples/hoshino-logistics.yaml \\
+          --start 2026-11-20T15:00:00+0000 --event '4@10:00 integration.connected' \\
+          --complete-task kickoff@3:held
+      playbook simulate renewal --customer playbooks/examples/thornbury-capital.yaml --days 365
+      playbook simulate --all-fixtures
+    """
+    import asyncio
+
+    from engine.errors import SimulationInputError
+
+    try:
+        if all_fixtures:
+            failed = asyncio.run(_simulate_all(root, team))
+            sys.exit(1 if failed else 0)
+        if not playbook or not customer_file:
+            raise click.UsageError("name a PLAYBOOK and --customer (or use --all-fixtures)")
+        asyncio.run(
+            _simulate_one(
+                playbook,
+                customer_file,
+                start,
+                days,
+                events,
+                completions,
+                team,
+                fmt,
+                html_file,
+                root,
+            )
+        )
+    except SimulationInputError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+def _team(root: Path, team: Path | None) -> list[SimTeamMember]:
+    from engine.simulation import load_team
+
+    path = team or root / "examples" / "team.yaml"
+    return load_team(path) if path.is_file() else []
+
+
+async def _simulate_one(
+    playbook: str,
+    customer_file: Path,
+    start: datetime | None,
+    days: int | None,
+    events: tuple[str, ...],
+    completions: tuple[str, ...],
+    team: Path | None,
+    fmt: str,
+    html_file: Path | None,
+    root: Path,
+) -> None:
+    from engine.simulation import (
+        Simulator,
+        load_customer,
+        parse_completion,
+        parse_event,
+    )
+    from engine.simulation.view import print_table, to_html, to_json
+
+    plan = plan_or_exit(playbook, root)
+    customer = load_customer(customer_file)
+    scheduled = [parse_event(e) for e in events]
+    tasks = [parse_completion(c) for c in completions]
+    with err_console.status("simulating on the time-skipping server..."):
+        async with Simulator() as sim:
+            timeline = await sim.run(
+                plan,
+                customer,
+                team=_team(root, team),
+                start=start,
+                days=days,
+                events=scheduled,
+                completions=tasks,
+            )
+    if fmt == "json":
+        click.echo(to_json(timeline))
+    else:
+        print_table(timeline, Console(highlight=False, width=max(out_console.width, 140)))
+    if html_file:
+        html_file.write_text(to_html(timeline), encoding="utf-8")
+        err_console.print(f"wrote {html_file}")
+
+
+async def _simulate_all(root: Path, team: Path | None) -> bool:
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from engine.project import load_project
+    from engine.simulation import Simulator, load_customer
+
+    project = load_project(root)
+    for diag in project.errors:
+        click.echo(str(diag), err=True)
+    customers = [
+        load_customer(p)
+        for p in sorted((root / "examples").glob("*.y*ml"))
+        if p.name != "team.yaml"
+    ]
+    members = _team(root, team)
+    table = Table(title="simulations of every playbook and example customer")
+    for column in ("playbook", "customer", "outcome", "days", "emails", "tasks", "problems"):
+        table.add_column(column)
+    failed = bool(project.errors)
+    runs = [(plan, c) for plan in project.plans.values() for c in customers]
+    async with Simulator() as sim:
+        with Progress(console=err_console, transient=True) as progress:
+            bar = progress.add_task("simulating", total=len(runs))
+            for plan, customer in runs:
+                timeline = await sim.run(plan, customer, team=members)
+                broken = [e for e in timeline.emails if e.status == OutboxStatus.FAILED]
+                failed = failed or bool(broken)
+                problems = [f"{e.step}: {e.reason}" for e in broken]
+                problems += [w for w in timeline.warnings if "still running" not in w]
+                last_day = timeline.timeline[-1].day if timeline.timeline else 0
+                table.add_row(
+                    plan.playbook,
+                    customer.id,
+                    timeline.outcome,
+                    str(last_day),
+                    str(sum(1 for e in timeline.emails if e.status == OutboxStatus.CAPTURED)),
+                    str(sum(1 for e in timeline.timeline if e.kind == "task")),
+                    "; ".join(problems) or "-",
+                )
+                progress.advance(bar)
+    out_console.print(table)
+    return failed

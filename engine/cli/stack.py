@@ -1,0 +1,89 @@
+"""Running the system: ``up`` (everything on one machine) and ``worker`` (a worker alone)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from engine.cli.context import err_console, root_option
+from engine.errors import PlaybookError
+
+
+@click.command()
+@click.option("--demo", is_flag=True, help="Seed demo customers, a team and a usage stream.")
+@root_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
+@click.option("--port", default=8000, show_default=True, type=int, help="HTTP port.")
+@click.option(
+    "--temporal/--no-temporal",
+    "dev_server",
+    default=True,
+    show_default=True,
+    help="Start the local Temporal dev server (--no-temporal: connect to "
+    "TEMPORAL_ADDRESS, e.g. a cluster or Temporal Cloud).",
+)
+@click.option("--temporal-port", default=7233, show_default=True, type=int)
+@click.option("--temporal-ui-port", default=8233, show_default=True, type=int)
+def up(
+    demo: bool,
+    root: Path,
+    host: str,
+    port: int,
+    dev_server: bool,
+    temporal_port: int,
+    temporal_ui_port: int,
+) -> None:
+    """Start everything: Temporal (dev server), database, worker, API and web UI.
+
+    Data lives in PLAYBOOK_HOME (default ./.playbook): the app database and Temporal's
+    own SQLite file, so enrollments survive a restart. Stop with Ctrl-C.
+    """
+    import asyncio
+
+    from engine.settings import get_settings
+    from engine.stack import UpOptions
+    from engine.stack import up as run_up
+
+    options = UpOptions(
+        root=root,
+        host=host,
+        port=port,
+        demo=demo,
+        dev_server=dev_server,
+        temporal_port=temporal_port,
+        temporal_ui_port=temporal_ui_port,
+    )
+    try:
+        asyncio.run(run_up(get_settings(), options, err_console))
+    except PlaybookError as exc:
+        for diag in exc.diagnostics:
+            click.echo(str(diag), err=True)
+        sys.exit(1)
+    _exit_after_clean_shutdown()
+
+
+@click.command()
+def worker() -> None:
+    """Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE until Ctrl-C."""
+    import asyncio
+    import logging
+
+    from worker import run_worker
+
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(run_worker())
+    _exit_after_clean_shutdown()
+
+
+def _exit_after_clean_shutdown() -> None:
+    """Leave without interpreter finalization once everything has shut down.
+
+    Everything has stopped and been flushed by now; what remains are the Temporal core's
+    native threads, which can abort the process (SIGABRT) if Python finalizes around them.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
