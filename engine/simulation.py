@@ -34,7 +34,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mailer import CaptureMailer
-from activities.playbook import PlaybookActivities
+from activities.registry import PlaybookActivities
 from engine.client.playbook import EnrollmentHandle, start_enrollment
 from engine.errors import SimulationInputError, YamlSourceError
 from engine.events import ingest_event
@@ -405,7 +405,7 @@ class Simulator:
         start = start if start.tzinfo else start.replace(tzinfo=tz)
         horizon = start + timedelta(days=days or MAX_DAYS)
         if plan.trigger and plan.trigger.condition:
-            holds = self._activities.decide(
+            holds = self._activities.decisions.decide(
                 DecideInput(
                     customer_id=customer.id,
                     playbook=plan.playbook,
@@ -461,7 +461,7 @@ class Simulator:
         if start is not None:
             return start
         if plan.trigger and plan.trigger.kind == "date" and plan.trigger.date:
-            decided = self._activities.decide(
+            decided = self._activities.decisions.decide(
                 DecideInput(
                     customer_id=customer.id,
                     playbook=plan.playbook,

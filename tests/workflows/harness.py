@@ -31,7 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mailer import Mailer
-from activities.playbook import PlaybookActivities
+from activities.registry import PlaybookActivities
 from engine.enrollment import enroll
 from engine.language.plan import CompiledPlan
 from engine.messages import (
