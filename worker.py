@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.mailer import mailer_from_settings
-from activities.playbook import PlaybookActivities
+from activities.registry import PlaybookActivities
 from activities.sweep import SweepActivities
 from engine.settings import Settings, get_settings
 from engine.store.db import migrate, session_factory

@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities.playbook import PlaybookActivities
+from activities.registry import PlaybookActivities
 from bench.baseline import BaselineWorkflow
 from engine.client.connection import quiet_runtime
 from engine.settings import Settings, load_settings

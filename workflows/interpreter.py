@@ -77,7 +77,7 @@ EFFECT_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=10),
     non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
 )
-# Effect activities heartbeat every 2 s (activities/playbook.py); a worker killed mid-activity
+# Effect activities heartbeat every 2 s (activities/heartbeat.py); a worker killed mid-activity
 # is noticed after this long instead of the start-to-close timeout (minutes). Timeouts are not
 # part of the determinism check, so running enrollments pick this up safely.
 EFFECT_HEARTBEAT = timedelta(seconds=10)

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from activities.playbook import PlaybookActivities
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowExecutionStatus
@@ -27,7 +28,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mailer import CaptureMailer
-from activities.playbook import PlaybookActivities
 from engine.client.connection import find_binary, quiet_runtime
 from engine.client.playbook import EnrollmentHandle, start_enrollment
 from engine.errors import SimulationInputError

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from activities.playbook import PlaybookActivities
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import EventType
@@ -31,7 +32,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mailer import Mailer
-from activities.playbook import PlaybookActivities
 from engine.client.enrollment import enroll
 from engine.language.plan import CompiledPlan
 from engine.messages import (

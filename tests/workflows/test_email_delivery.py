@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
+from activities.email import EmailActivities
 from activities.mailer import CaptureMailer, OutgoingEmail, SendGridMailer
-from activities.playbook import PlaybookActivities
 from engine.language.plan import CompiledPlan
 from engine.messages import SendEmailInput
 from engine.store import repository
@@ -228,7 +228,7 @@ def test_without_a_provider_a_row_left_pending_by_an_earlier_attempt_is_captured
     key = f"{enrollment}:hello:0:{ADA}"
     with sessions.begin() as session:
         repository.insert_outbox(session, key, ADA, "Hello Ada", status="pending")
-    activities = PlaybookActivities(sessions, CaptureMailer())
+    activities = EmailActivities(sessions, CaptureMailer())
     result = ActivityEnvironment().run(
         activities.send_email,
         SendEmailInput(

@@ -1,0 +1,343 @@
+"""The `send_email` activity: render an email step and send it to each recipient at most once.
+
+Every recipient gets an outbox row keyed by enrollment, step, iteration and address, written
+before the provider is called: a retry finds it and reports it instead of sending again.
+Unsubscribed and suppressed addresses are recorded and skipped; every email carries a signed
+one-click unsubscribe link.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any, TypedDict
+
+from engine.context import (
+    contact_dict,
+    customer_snapshot,
+    evaluation_context,
+    member_with_role,
+    team_member,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.base import StoreActivities, require_customer
+from activities.heartbeat import heartbeating
+from activities.mailer import CaptureMailer, Mailer, OutgoingEmail
+from engine.errors import (
+    ErrorType,
+    ExpressionError,
+    ProviderRejected,
+    ProviderRetryable,
+    ProviderUnconfirmed,
+    TemplateRenderError,
+)
+from engine.language.expressions import evaluate
+from engine.language.plan import EmailPlan
+from engine.language.templates import html_to_text, render, render_text
+from engine.messages import ActivityName, EmailDelivery, SendEmailInput, SendEmailResult
+from engine.signing import unsubscribe_token
+from engine.statuses import OutboxStatus
+from engine.store import repository
+from engine.store.models import Customer
+
+# Seconds between tries to record an accepted email as 'sent' while the database is away.
+SENT_WRITE_PAUSES = (1, 2, 4, 8, 10, 10, 10)
+NO_PROVIDER = "no mail provider configured"
+# A row in any status but these two is final: a retry reports it and sends nothing.
+IN_FLIGHT = {OutboxStatus.PENDING, OutboxStatus.SENDING}
+DONE = frozenset(OutboxStatus) - IN_FLIGHT
+
+
+class EmailOptions(TypedDict, total=False):
+    """`EmailActivities`' keyword options, for whoever builds it on a caller's behalf."""
+
+    signing_secret: str
+    public_base_url: str
+    default_from_email: str
+    default_from_name: str | None
+
+
+class EmailActivities(StoreActivities):
+    """Email steps, sent through ``mailer`` (captured in the outbox when there is none)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        mailer: Mailer | None = None,
+        *,
+        signing_secret: str = "dev-secret",
+        public_base_url: str = "http://localhost:8000",
+        default_from_email: str = "success@example.com",
+        default_from_name: str | None = "Customer Success",
+    ) -> None:
+        super().__init__(sessions)
+        self.mailer = mailer or CaptureMailer()
+        self.signing_secret = signing_secret
+        self.public_base_url = public_base_url.rstrip("/")
+        self.default_from_email = default_from_email
+        self.default_from_name = default_from_name
+
+    @activity.defn(name=ActivityName.SEND_EMAIL)
+    @heartbeating
+    def send_email(self, input: SendEmailInput) -> SendEmailResult:
+        """Render and send one email step to its recipients, at most once each.
+
+        The outbox row is written before the provider is called and marked 'sending'; a
+        retry that finds 'sending' cannot know whether the provider accepted it, so it
+        marks the row 'unconfirmed' instead of sending a second copy.
+        """
+        with self.sessions() as session:
+            customer = require_customer(session, input.customer_id)
+            snapshot = customer_snapshot(session, customer)
+            recipients = self._recipients(session, customer, snapshot, input)
+        result = SendEmailResult()
+        for contact, context in recipients:
+            result.deliveries.append(self._deliver(input, contact, context))
+        return result
+
+    def _recipients(
+        self, session: Session, customer: Customer, snapshot: dict[str, Any], input: SendEmailInput
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        email = input.email
+        base = evaluation_context(
+            snapshot, input.now, input.playbook, input.event, step=input.step_id
+        )
+        people: list[dict[str, Any]] = []
+        if email.recipient == "contacts":
+            for contact in customer.contacts:
+                data = contact_dict(contact)
+                if email.to:
+                    try:
+                        if not evaluate(email.to, {**base, "contact": data}):
+                            continue
+                    except ExpressionError as exc:
+                        activity.logger.warning("to: expression failed: %s", exc)
+                        continue
+                people.append(data)
+        else:
+            address = self._internal_address(session, customer, email)
+            if address:
+                member = team_member(session, address)
+                name = member.name if member else address
+                people.append(
+                    {
+                        "email": address,
+                        "first_name": name.split(" ")[0],
+                        "last_name": "",
+                        "name": name,
+                        "role": "team",
+                        "unsubscribed": False,
+                    }
+                )
+        return [(p, {**base, "contact": p}) for p in people]
+
+    @staticmethod
+    def _internal_address(session: Session, customer: Customer, email: EmailPlan) -> str | None:
+        if email.recipient == "owner":
+            return customer.owner_email
+        if email.recipient == "manager":
+            owner = team_member(session, customer.owner_email)
+            return owner.manager_email if owner else None
+        if email.recipient == "role":
+            member = member_with_role(session, email.recipient_value or "")
+            return member.email if member else None
+        return email.recipient_value
+
+    def _deliver(
+        self, input: SendEmailInput, contact: dict[str, Any], context: dict[str, Any]
+    ) -> EmailDelivery:
+        address = contact["email"]
+        key = f"{input.enrollment_id}:{input.step_id}:{input.iteration}:{address.lower()}"
+        common: dict[str, Any] = {
+            "enrollment_id": input.enrollment_id,
+            "playbook_id": input.playbook,
+            "step_id": input.step_id,
+            "customer_id": input.customer_id,
+            "to_name": contact.get("name"),
+        }
+        with self.sessions.begin() as session:
+            row = repository.get_outbox(session, key)
+            if row is not None and row.status in DONE:
+                return _delivery(
+                    address,
+                    OutboxStatus(row.status),
+                    row.subject,
+                    row.reason,
+                    row.provider_message_id,
+                )
+            if row is not None and row.status == OutboxStatus.SENDING:
+                reason = (
+                    "the previous attempt stopped after handing the email to the "
+                    "provider; not sent again to avoid a duplicate"
+                )
+                repository.update_outbox_status(
+                    session, key, OutboxStatus.UNCONFIRMED, reason=reason
+                )
+                return _delivery(address, OutboxStatus.UNCONFIRMED, row.subject, reason)
+            suppressed = self._suppression_reason(session, contact)
+        token = unsubscribe_token(self.signing_secret, input.customer_id, address)
+        unsubscribe_url = f"{self.public_base_url}/unsubscribe/{token}"
+        context = {**context, "unsubscribe_url": unsubscribe_url}
+        if suppressed:
+            with self.sessions.begin() as session:
+                repository.insert_outbox(
+                    session,
+                    key,
+                    address,
+                    _safe_subject(input.email, context),
+                    status=OutboxStatus.SUPPRESSED,
+                    reason=suppressed,
+                    **common,
+                )
+            return _delivery(address, OutboxStatus.SUPPRESSED, None, suppressed)
+        try:
+            subject = render_text(input.email.subject, context)
+            context["preheader"] = (
+                render_text(input.email.preheader, context) if input.email.preheader else ""
+            )
+            html = render(input.templates, input.email.html_template, context)
+            text = (
+                render(input.templates, input.email.text_template, context)
+                if input.email.text_template
+                else html_to_text(html)
+            )
+        except TemplateRenderError as exc:
+            reason = f"template failed to render: {exc}"
+            with self.sessions.begin() as session:
+                repository.insert_outbox(
+                    session,
+                    key,
+                    address,
+                    input.email.subject,
+                    status=OutboxStatus.FAILED,
+                    reason=reason,
+                    **common,
+                )
+            return _delivery(address, OutboxStatus.FAILED, None, reason)
+        sender_email = input.sender.email if input.sender else self.default_from_email
+        sender_name = input.sender.name if input.sender else self.default_from_name
+        headers = {
+            "List-Unsubscribe": f"<{unsubscribe_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        # Without a provider the email is captured in the same transaction that writes it:
+        # there is no send that could fail in between.
+        capture = isinstance(self.mailer, CaptureMailer)
+        with self.sessions.begin() as session:
+            _, created = repository.insert_outbox(
+                session,
+                key,
+                address,
+                subject,
+                html=html,
+                text=text,
+                headers=headers,
+                status=OutboxStatus.CAPTURED if capture else OutboxStatus.PENDING,
+                reason=NO_PROVIDER if capture else None,
+                **common,
+            )
+            if capture and not created:  # a pending row left by an earlier attempt
+                repository.update_outbox_status(
+                    session, key, OutboxStatus.CAPTURED, reason=NO_PROVIDER
+                )
+        if capture:
+            return _delivery(address, OutboxStatus.CAPTURED, subject)
+        with self.sessions.begin() as session:
+            repository.update_outbox_status(session, key, OutboxStatus.SENDING, count_attempt=True)
+        outgoing = OutgoingEmail(
+            to_email=address,
+            to_name=contact.get("name"),
+            from_email=sender_email,
+            from_name=sender_name,
+            subject=subject,
+            html=html,
+            text=text,
+            reply_to=input.reply_to,
+            headers=headers,
+            custom_args={
+                "enrollment_id": input.enrollment_id,
+                "step_id": input.step_id,
+                "outbox_key": key,
+                "playbook": input.playbook,
+            },
+            categories=[input.playbook],
+        )
+        try:
+            message_id = self.mailer.send(outgoing)
+        except ProviderRetryable as exc:
+            with self.sessions.begin() as session:
+                repository.update_outbox_status(session, key, OutboxStatus.PENDING, reason=str(exc))
+            delay = timedelta(seconds=exc.delay_seconds) if exc.delay_seconds else None
+            raise ApplicationError(
+                str(exc), type=ErrorType.PROVIDER_RETRYABLE, next_retry_delay=delay
+            ) from None
+        except ProviderRejected as exc:
+            with self.sessions.begin() as session:
+                repository.update_outbox_status(session, key, OutboxStatus.FAILED, reason=str(exc))
+            return _delivery(address, OutboxStatus.FAILED, subject, str(exc))
+        except ProviderUnconfirmed as exc:
+            # The request went out and its answer was lost (client timeout): recorded as
+            # such now, with the cause, rather than by the retry, and never sent again.
+            reason = f"{exc}; not sent again to avoid a duplicate"
+            with self.sessions.begin() as session:
+                repository.update_outbox_status(
+                    session, key, OutboxStatus.UNCONFIRMED, reason=reason
+                )
+            return _delivery(address, OutboxStatus.UNCONFIRMED, subject, reason)
+        self._record_sent(key, message_id)
+        return _delivery(address, OutboxStatus.SENT, subject, None, message_id)
+
+    def _record_sent(self, key: str, message_id: str | None) -> None:
+        """Write 'sent', retrying while the database is away: SendGrid accepted the email,
+        and an attempt that gave up here would leave the row 'sending' for the activity's
+        retry to call 'unconfirmed' (reliability suite: a PostgreSQL outage mid-send)."""
+        for pause in (*SENT_WRITE_PAUSES, None):
+            try:
+                with self.sessions.begin() as session:
+                    repository.update_outbox_status(
+                        session,
+                        key,
+                        OutboxStatus.SENT,
+                        provider_message_id=message_id,
+                        sent_at=datetime.now().astimezone(),
+                    )
+                return
+            except DBAPIError:
+                if pause is None:
+                    raise
+                time.sleep(pause)
+
+    @staticmethod
+    def _suppression_reason(session: Session, contact: dict[str, Any]) -> str | None:
+        if contact.get("unsubscribed"):
+            return "contact unsubscribed"
+        if repository.is_suppressed(session, contact["email"]):
+            return "address is on the suppression list (bounce, spam report or unsubscribe)"
+        return None
+
+
+def _delivery(
+    contact: str,
+    status: OutboxStatus,
+    subject: str | None,
+    reason: str | None = None,
+    message_id: str | None = None,
+) -> EmailDelivery:
+    return EmailDelivery(
+        contact=contact,
+        status=status,
+        subject=subject,
+        reason=reason,
+        message_id=message_id,
+    )
+
+
+def _safe_subject(email: EmailPlan, context: dict[str, Any]) -> str:
+    try:
+        return render_text(email.subject, context)
+    except TemplateRenderError:
+        return email.subject
