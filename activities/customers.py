@@ -8,7 +8,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from engine.context import customer_snapshot, evaluation_context
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
@@ -18,6 +17,7 @@ from engine.language.templates import render_text
 from engine.messages import ActivityName, EnrollCustomerInput, UpdateCustomerInput
 from engine.statuses import EventStatus
 from engine.store import repository
+from engine.store.context import customer_snapshot, evaluation_context
 
 # (playbook, customer id, enrolling enrollment id) -> what happened, for the history.
 Enroller = Callable[[str, str, str], Awaitable[str]]

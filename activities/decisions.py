@@ -6,7 +6,6 @@ They run as local activities, so their results land in history and replay identi
 
 from __future__ import annotations
 
-from engine.context import decide
 from sqlalchemy import select
 from temporalio import activity
 
@@ -22,6 +21,7 @@ from engine.messages import (
 )
 from engine.statuses import EnrollmentStatus, TaskStatus
 from engine.store import repository
+from engine.store.context import decide
 from engine.store.models import Event, Task
 
 

@@ -12,13 +12,6 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from engine.context import (
-    contact_dict,
-    customer_snapshot,
-    evaluation_context,
-    member_with_role,
-    team_member,
-)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
@@ -42,6 +35,13 @@ from engine.messages import ActivityName, EmailDelivery, SendEmailInput, SendEma
 from engine.signing import unsubscribe_token
 from engine.statuses import OutboxStatus
 from engine.store import repository
+from engine.store.context import (
+    contact_dict,
+    customer_snapshot,
+    evaluation_context,
+    member_with_role,
+    team_member,
+)
 from engine.store.models import Customer
 
 # Seconds between tries to record an accepted email as 'sent' while the database is away.

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from engine.context import customer_snapshot, evaluation_context, member_with_role, team_member
 from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -20,6 +19,12 @@ from engine.errors import ErrorType, TemplateRenderError
 from engine.language.templates import render_text
 from engine.messages import ActivityName, CreateTaskInput, EscalateTaskInput, TaskRef
 from engine.store import repository
+from engine.store.context import (
+    customer_snapshot,
+    evaluation_context,
+    member_with_role,
+    team_member,
+)
 from engine.store.models import Customer
 
 

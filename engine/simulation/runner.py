@@ -19,7 +19,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from activities.playbook import PlaybookActivities
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowExecutionStatus
@@ -28,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mailer import CaptureMailer
+from activities.registry import PlaybookActivities
 from engine.client.connection import find_binary, quiet_runtime
 from engine.client.playbook import EnrollmentHandle, start_enrollment
 from engine.errors import SimulationInputError
@@ -164,7 +164,7 @@ class Simulator:
         start = start if start.tzinfo else start.replace(tzinfo=tz)
         horizon = start + timedelta(days=days or MAX_DAYS)
         if plan.trigger and plan.trigger.condition:
-            holds = self._activities.decide(
+            holds = self._activities.decisions.decide(
                 DecideInput(
                     customer_id=customer.id,
                     playbook=plan.playbook,
@@ -229,7 +229,7 @@ class Simulator:
         if start is not None:
             return start
         if plan.trigger and plan.trigger.kind == "date" and plan.trigger.date:
-            decided = self._activities.decide(
+            decided = self._activities.decisions.decide(
                 DecideInput(
                     customer_id=customer.id,
                     playbook=plan.playbook,

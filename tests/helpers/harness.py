@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from activities.playbook import PlaybookActivities
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import EventType
@@ -32,6 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.mailer import Mailer
+from activities.registry import PlaybookActivities
 from engine.client.enrollment import enroll
 from engine.language.plan import CompiledPlan
 from engine.messages import (

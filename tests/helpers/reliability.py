@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.playbook import PlaybookActivities
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.mailer import Mailer
+from activities.registry import PlaybookActivities
 from engine.client.enrollment import enroll
 from engine.language.plan import CompiledPlan
 from engine.messages import EnrollmentResult, EnrollmentSnapshot
