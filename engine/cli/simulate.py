@@ -14,7 +14,10 @@ from engine.cli.context import err_console, out_console, plan_or_exit, root_opti
 from engine.statuses import OutboxStatus
 
 if TYPE_CHECKING:
-    from engine.simulation import SimTeamMember
+    from engine.language.plan import CompiledPlan
+    from engine.simulation import SimTeamMember, Timeline
+
+FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command()
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
 @click.option(
     "--customer",
     "customer_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="Customer file (YAML or JSON): id, name, segment, timezone, owner, ...",
 )
 @click.option(
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--team",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="Team file (CSMs and managers). Default: <project>/examples/team.yaml.",
 )
 @click.option(
@@ -63,7 +66,7 @@ if TYPE_CHECKING:
 @click.option(
     "--html",
     "html_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="Also write the timeline as an HTML page with every email viewable.",
 )
 @click.option(
@@ -103,6 +106,7 @@ def simulate(
     import asyncio
 
     from engine.errors import SimulationInputError
+    from engine.simulation.view import print_table, to_html, to_json
 
     try:
         if all_fixtures:
@@ -110,23 +114,25 @@ def simulate(
             sys.exit(1 if failed else 0)
         if not playbook or not customer_file:
             raise click.UsageError("name a PLAYBOOK and --customer (or use --all-fixtures)")
-        asyncio.run(
-            _simulate_one(
-                playbook,
-                customer_file,
-                start,
-                days,
-                events,
-                completions,
-                team,
-                fmt,
-                html_file,
-                root,
-            )
+        timeline = _simulate_one(
+            plan_or_exit(playbook, root),
+            customer_file,
+            _team(root, team),
+            start=start,
+            days=days,
+            events=events,
+            completions=completions,
         )
     except SimulationInputError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    if fmt == "json":
+        click.echo(to_json(timeline))
+    else:
+        print_table(timeline, Console(highlight=False, width=max(out_console.width, 140)))
+    if html_file:
+        html_file.write_text(to_html(timeline), encoding="utf-8")
+        err_console.print(f"wrote {html_file}")
 
 
 def _team(root: Path, team: Path | None) -> list[SimTeamMember]:
@@ -136,48 +142,39 @@ def _team(root: Path, team: Path | None) -> list[SimTeamMember]:
     return load_team(path) if path.is_file() else []
 
 
-async def _simulate_one(
-    playbook: str,
+def _simulate_one(
+    plan: CompiledPlan,
     customer_file: Path,
+    members: list[SimTeamMember],
+    *,
     start: datetime | None,
     days: int | None,
     events: tuple[str, ...],
     completions: tuple[str, ...],
-    team: Path | None,
-    fmt: str,
-    html_file: Path | None,
-    root: Path,
-) -> None:
-    from engine.simulation import (
-        Simulator,
-        load_customer,
-        parse_completion,
-        parse_event,
-    )
-    from engine.simulation.view import print_table, to_html, to_json
+) -> Timeline:
+    """Run one simulation; input errors raise `SimulationInputError`."""
+    import asyncio
 
-    plan = plan_or_exit(playbook, root)
+    from engine.simulation import Simulator, load_customer, parse_completion, parse_event
+
     customer = load_customer(customer_file)
     scheduled = [parse_event(e) for e in events]
     tasks = [parse_completion(c) for c in completions]
-    with err_console.status("simulating on the time-skipping server..."):
+
+    async def run() -> Timeline:
         async with Simulator() as sim:
-            timeline = await sim.run(
+            return await sim.run(
                 plan,
                 customer,
-                team=_team(root, team),
+                team=members,
                 start=start,
                 days=days,
                 events=scheduled,
                 completions=tasks,
             )
-    if fmt == "json":
-        click.echo(to_json(timeline))
-    else:
-        print_table(timeline, Console(highlight=False, width=max(out_console.width, 140)))
-    if html_file:
-        html_file.write_text(to_html(timeline), encoding="utf-8")
-        err_console.print(f"wrote {html_file}")
+
+    with err_console.status("simulating on the time-skipping server..."):
+        return asyncio.run(run())
 
 
 async def _simulate_all(root: Path, team: Path | None) -> bool:
