@@ -255,9 +255,7 @@ class Harness:
         """
         for attempt in range(5):
             try:
-                return await handle.query(
-                    "status", result_type=EnrollmentSnapshot, rpc_timeout=QUERY_TIMEOUT
-                )
+                return await handle.query(PlaybookWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
             except RPCError as exc:
                 if exc.status not in RETRIED_QUERY_STATUSES or attempt == 4:
                     raise
