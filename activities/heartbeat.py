@@ -12,19 +12,20 @@ import contextvars
 import functools
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from temporalio import activity
 
 HEARTBEAT_EVERY = 2.0
-_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def heartbeating(func: _F) -> _F:
+def heartbeating(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run a sync activity while a side thread heartbeats, however long a call blocks."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         if not activity.in_activity():
             return func(*args, **kwargs)
         stop = threading.Event()
@@ -45,4 +46,4 @@ def heartbeating(func: _F) -> _F:
             stop.set()
             thread.join()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
 from bench.report import Metric, Report, markdown, print_report
@@ -31,11 +31,11 @@ class BarProgress:
 
     def __init__(self, progress: RichProgress) -> None:
         self.progress = progress
-        self.current: object | None = None
+        self.current: TaskID | None = None
 
     def phase(self, description: str, total: float) -> Callable[[float], None]:
         if self.current is not None:
-            self.progress.remove_task(self.current)  # type: ignore[arg-type]
+            self.progress.remove_task(self.current)
         task = self.progress.add_task(description, total=total)
         self.current = task
         return lambda done: self.progress.update(task, completed=done)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 
@@ -96,7 +96,7 @@ def met_text(metric: Metric) -> str:
 
 def table(report: Report) -> Table:
     t = Table(title=f"engine vs hand-written Temporal ({report.machine['nproc']} cores)")
-    for column, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("scenario", "left"),
         ("figure", "left"),
         ("engine", "right"),
@@ -104,10 +104,11 @@ def table(report: Report) -> Table:
         ("engine/baseline", "right"),
         ("goal", "left"),
         ("met", "center"),
-    ):
-        t.add_column(column, justify=justify)  # type: ignore[arg-type]
+    )
+    for column, justify in columns:
+        t.add_column(column, justify=justify)
     for m in report.metrics:
-        style = {False: "red", True: "green"}.get(m.met)  # type: ignore[arg-type]
+        style = None if m.met is None else ("green" if m.met else "red")
         t.add_row(
             m.scenario,
             m.name + (f" [dim]({m.note})[/]" if m.note else ""),

@@ -60,8 +60,9 @@ async def throughput_run(
                 return await post_event(stack, customer_id)
 
         def post_for_parked(rows: list[tuple[str, str, str | None]]) -> None:
-            for failed in (t for t in posts if t.done() and t.exception()):
-                raise failed.exception()  # type: ignore[misc]
+            for task in posts:
+                if task.done() and (error := task.exception()) is not None:
+                    raise error
             for customer_id, status, step in rows:
                 if status == "running" and step == PARK_STEP and customer_id not in posted:
                     posted.add(customer_id)
