@@ -6,7 +6,8 @@
 - `backend`, `empty_db_url`, `db_url`, `sessions`, `session`: a fresh database per test,
   migrated with Alembic (`empty_db_url` is not). SQLite by default; tests/store/ overrides
   `backend` to run on PostgreSQL too (see tests/helpers/databases.py).
-- `sendgrid`: the local SendGrid stand-in that enforces the official OpenAPI contract.
+- `sendgrid`: the local SendGrid stand-in that enforces the mail-send contract carried in
+  tests/helpers/sendgrid_contract.json (cut from SendGrid's official OpenAPI).
 - `project`: the shipped playbooks, compiled once.
 """
 

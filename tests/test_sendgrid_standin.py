@@ -38,6 +38,15 @@ from sendgrid.helpers.mail import (
     To,
 )
 
+from tests.helpers.sendgrid_contract import (
+    CONTRACT_PATH,
+    OFFICIAL_ENV_VAR,
+    REGENERATE_COMMAND,
+    extract_contract,
+    extract_from_file,
+    find_official_spec,
+    load_committed,
+)
 from tests.helpers.sendgrid_standin import (
     DEFAULT_MAX_BODY_BYTES,
     SendGridStandIn,
@@ -121,6 +130,32 @@ def test_contract_is_the_mail_send_operation_of_the_spec(standin: SendGridStandI
     bad["personalizations"][0]["to"][0]["email"] = "not-an-address"
     fields = [e["field"] for e in standin.contract.mail_send_errors(bad)]
     assert fields == ["personalizations.0.to.0.email"]
+
+
+def test_standin_enforces_the_contract_carried_in_the_project(standin: SendGridStandIn) -> None:
+    assert standin.contract.uri == CONTRACT_PATH.as_uri()
+
+
+def test_committed_contract_is_a_complete_extract_and_nothing_more() -> None:
+    # Extracting again from the extract itself changes nothing: every $ref resolves inside it
+    # (a missing component raises) and no component is carried that the operation never uses.
+    committed = load_committed()
+    notice = "\n".join(committed["x-extract"]["license"])
+    assert extract_contract(committed, notice) == committed
+    assert notice.startswith("MIT License")
+
+
+def test_committed_contract_agrees_with_the_official_description() -> None:
+    official = find_official_spec()
+    if official is None:
+        pytest.skip(
+            "SendGrid's official OpenAPI file is not on this machine (no "
+            "shared/specs/sendgrid/tsg_mail_v3.json beside the repository or above it, and "
+            f"{OFFICIAL_ENV_VAR} is unset); the committed contract is used unchecked"
+        )
+    assert extract_from_file(official) == load_committed(), (
+        f"{CONTRACT_PATH.name} differs from {official}; regenerate it: {REGENERATE_COMMAND}"
+    )
 
 
 def test_spec_examples_are_accepted(

@@ -2,9 +2,10 @@
 
 The test suite points the *real* ``sendgrid`` client at this server instead of
 ``api.sendgrid.com``, so every email the engine would send is checked against the request-body
-schema of ``POST /v3/mail/send`` in SendGrid's own OpenAPI description
-(``<repo>/../shared/specs/sendgrid/tsg_mail_v3.json``, or the file named by the
-``SENDGRID_OPENAPI_SPEC`` environment variable). A body that does not validate is answered the
+schema of ``POST /v3/mail/send`` in SendGrid's own OpenAPI description, as carried in the
+project (``tests/helpers/sendgrid_contract.json``, an unchanged extract of the official
+``tsg_mail_v3.json``, checked against that file wherever it is present: see
+:mod:`tests.helpers.sendgrid_contract`). A body that does not validate is answered the
 way SendGrid answers it: ``400`` with an ``ErrorResponse`` body whose ``field`` names the
 offending path (``personalizations.0.to``, ``from``, ``content``...). A valid body gets ``202``,
 an empty body and a unique ``X-Message-Id`` header, and is recorded in
@@ -27,7 +28,7 @@ The server runs in a background thread, so async tests use it the same way (call
 ``sendgrid`` client through ``asyncio.to_thread``, or talk to :attr:`SendGridStandIn.url` with
 ``httpx.AsyncClient``).
 
-Note on the contract (the spec file is used unchanged): it declares the *top-level*
+Note on the contract (the spec is used unchanged): it declares the *top-level*
 ``custom_args`` as a string, while ``sendgrid.helpers.mail.Mail`` serialises a global
 ``CustomArg`` as an object there. The stand-in follows the spec and rejects that, so code under
 test should put custom args on a personalization (``CustomArg(key, value, p=0)``), where the
@@ -40,7 +41,6 @@ import base64
 import copy
 import http
 import json
-import os
 import threading
 import time
 import uuid
@@ -59,13 +59,8 @@ from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-SPEC_ENV_VAR = "SENDGRID_OPENAPI_SPEC"
-"""Environment variable that overrides where the OpenAPI description is read from."""
+from tests.helpers.sendgrid_contract import CONTRACT_PATH, MAIL_SEND_PATH
 
-SPEC_RELATIVE_PATH = Path("shared", "specs", "sendgrid", "tsg_mail_v3.json")
-"""Where the spec lives relative to the directory that holds the repository checkout."""
-
-MAIL_SEND_PATH = "/v3/mail/send"
 MAIL_BATCH_PATH = "/v3/mail/batch"
 
 DEFAULT_MAX_BODY_BYTES = 30 * 1024 * 1024
@@ -102,26 +97,6 @@ _INVALID_KEY_MESSAGE = "The provided authorization grant is invalid, expired, or
 # --------------------------------------------------------------------------------------------
 
 
-def default_spec_path() -> Path:
-    """Return the OpenAPI file to load: ``$SENDGRID_OPENAPI_SPEC``, else ``<repo>/../shared/...``.
-
-    If the repository is checked out somewhere else (a worktree, a CI copy), the directories
-    above this file are searched for ``shared/specs/sendgrid/tsg_mail_v3.json`` as a fallback.
-    """
-    override = os.environ.get(SPEC_ENV_VAR)
-    if override:
-        return Path(override).expanduser()
-    repo = Path(__file__).resolve().parents[2]
-    preferred = repo.parent / SPEC_RELATIVE_PATH
-    if preferred.is_file():
-        return preferred
-    for directory in repo.parents:
-        candidate = directory / SPEC_RELATIVE_PATH
-        if candidate.is_file():
-            return candidate
-    return preferred  # does not exist; MailSendContract.from_file reports it clearly
-
-
 def _json_pointer_escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
@@ -146,9 +121,11 @@ def _honour_nullable(node: Any) -> Any:
 class MailSendContract:
     """The parts of SendGrid's OpenAPI description the stand-in enforces.
 
-    Built from the whole document so that ``$ref``s such as ``#/components/schemas/MailTo``
-    resolve inside it; validation uses JSON Schema 2020-12, as OpenAPI 3.1 prescribes, with
-    format assertion on (SendGrid rejects malformed addresses, so ``format: email`` counts).
+    Built from a whole OpenAPI document (the committed extract, or the official file it was
+    cut from: both hold the operation and its components at the same places), so that
+    ``$ref``s such as ``#/components/schemas/MailTo`` resolve inside it; validation uses JSON
+    Schema 2020-12, as OpenAPI 3.1 prescribes, with format assertion on (SendGrid rejects
+    malformed addresses, so ``format: email`` counts).
     """
 
     def __init__(self, document: Mapping[str, Any], uri: str) -> None:
@@ -191,8 +168,8 @@ class MailSendContract:
 
     @classmethod
     def from_file(cls, path: Path | str | None = None) -> MailSendContract:
-        """Load the contract from ``path`` (default: :func:`default_spec_path`), cached per file."""
-        resolved = Path(path) if path is not None else default_spec_path()
+        """Load the contract from ``path`` (default: the committed extract), cached per file."""
+        resolved = Path(path) if path is not None else CONTRACT_PATH
         return _load_contract(resolved.resolve())
 
     def mail_send_errors(self, body: Any) -> list[dict[str, Any]]:
@@ -238,13 +215,7 @@ class MailSendContract:
 
 @lru_cache(maxsize=8)
 def _load_contract(path: Path) -> MailSendContract:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"SendGrid OpenAPI description not found at {path}; "
-            f"set {SPEC_ENV_VAR} to the path of tsg_mail_v3.json"
-        ) from None
+    document = json.loads(path.read_text(encoding="utf-8"))
     return MailSendContract(document, path.as_uri())
 
 
@@ -418,7 +389,8 @@ class SendGridStandIn:
         """Prepare (not start) a stand-in.
 
         ``api_key`` is the only key accepted as ``Authorization: Bearer <key>`` (a random
-        ``SG.``-style key if omitted); ``port=0`` picks a free port; ``max_body_bytes`` is the
+        ``SG.``-style key if omitted); ``spec_path`` is the OpenAPI document to enforce (the
+        committed extract if omitted); ``port=0`` picks a free port; ``max_body_bytes`` is the
         size above which a body gets ``413``.
         """
         self.api_key: str = api_key or f"SG.standin-{uuid.uuid4().hex}"
