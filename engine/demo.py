@@ -14,15 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from engine.api.auth import create_api_token, hash_password
+from engine.api.auth import hash_password
 from engine.client.sweeps import sweep
-from engine.services import Services
+from engine.scopes import Scope
+from engine.services import Services, tokens
 from engine.simulation import load_customer, load_team
 from engine.store import repository
 from engine.store.models import TeamMember
 
 PASSWORD = "playbook-demo"
 ADMIN = "admin@demo.example"
+DEMO_TOKEN = "demo"
+DEMO_TOKEN_SCOPES = (Scope.INGEST, Scope.OPERATE)
 COMPANIES = [
     ("northwind", "Northwind Traders", "mid_market", "America/Chicago", 71),
     ("globex", "Globex Corporation", "enterprise", "America/Los_Angeles", 44),
@@ -45,10 +48,13 @@ USAGE = [
 
 @dataclass
 class DemoCredentials:
+    """What `playbook up --demo` tells its user; ``api_token`` only when it was just created
+    (a later start finds the token and cannot show it again: only its hash is stored)."""
+
     customers: int
     admin_email: str
     password: str
-    api_token: str
+    api_token: str | None
 
 
 async def seed_demo(services: Services, root: Path) -> DemoCredentials:
@@ -71,7 +77,9 @@ async def seed_demo(services: Services, root: Path) -> DemoCredentials:
         admin.is_admin, admin.roles = True, ["admin"]
         admin.password_hash = admin.password_hash or hash_password(PASSWORD)
         session.add(admin)
-        token = create_api_token(session, "demo")
+        # One demo token, created on the first start; not a new secret in the log every time.
+        issued = tokens.ensure(session, DEMO_TOKEN, DEMO_TOKEN_SCOPES, created_by="demo")
+        token = issued.secret if issued else None
         customers = []
         for path in sorted((root / "examples").glob("*.y*ml")):
             if path.name == "team.yaml":

@@ -21,7 +21,8 @@ Exception hierarchy (classes that also derive from a built-in say so, so an exis
     │   ├── NotFound                  (LookupError) no such task, customer, playbook, enrollment
     │   ├── Conflict                  its state refuses the operation (already done, ended)
     │   ├── Invalid                   (ValueError) not allowed for this thing (an outcome...)
-    │   └── Unavailable               Temporal unreachable; the store's side is done
+    │   ├── Unavailable               Temporal unreachable; the store's side is done
+    │   └── TokenRefused              an API token that is unknown, expired or revoked
     ├── AlreadyEnrolled               the customer is (or was) enrolled in the playbook
     ├── SimulationInputError          (ValueError) a simulator input that cannot be used
     ├── ImportFileError               (ValueError) a customer file that cannot be imported
@@ -153,6 +154,10 @@ class Invalid(ServiceError, ValueError):
 
 class Unavailable(ServiceError):
     """Temporal could not be reached; the store's side of the operation is done."""
+
+
+class TokenRefused(ServiceError):
+    """The API token is unknown, expired or revoked (the message says which)."""
 
 
 # -- enrollments, inputs, tokens -------------------------------------------------------------

@@ -132,7 +132,16 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
                 f"log in as [bold]{credentials.admin_email}[/] / "
                 f"[bold]{credentials.password}[/]"
             )
-            console.print(f"[green]API token[/] {credentials.api_token}")
+            if credentials.api_token:
+                console.print(
+                    f"[green]API token[/] {credentials.api_token} (ingest, operate; "
+                    "shown this once, stored hashed)"
+                )
+            else:
+                console.print(
+                    "[green]API token[/] 'demo' was created on the first start; "
+                    "for another: playbook token create NAME --scope ingest --scope operate"
+                )
             demo_task = asyncio.create_task(run_demo(services, stop))
         base = f"http://{options.host}:{options.port}"
         console.print(f"\n[bold]ready[/]  app: {base}/   API docs: {base}/docs")

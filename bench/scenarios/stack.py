@@ -126,7 +126,7 @@ async def open_stack(temporal_db: str = "memory", bytecode: bool = True) -> Asyn
         sessions = session_factory(db_url)
         with sessions.begin() as session:
             session.add(TeamMember(email=OWNER, name="Casey Success", roles=["csm"]))
-            token = create_api_token(session, "bench")
+            token = create_api_token(session, "bench", ["ingest"])
         project = load_project(BENCH_PLAYBOOKS)
         if project.errors:
             raise BenchFailure("bench playbooks: " + "; ".join(map(str, project.errors)))

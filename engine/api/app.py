@@ -26,8 +26,9 @@ def create_app(services: Services) -> FastAPI:
         title="Playbook engine",
         version="0.1.0",
         description="Customer-success playbooks as code, run durably on Temporal. "
-        "Every /api route needs `Authorization: Bearer <token>` "
-        "(create one with `playbook token create NAME`).",
+        "Every /api route needs `Authorization: Bearer <token>` with the route's scope: "
+        "`ingest` (events, customers), `operate` (tasks, enrollments) or `admin` (all, plus "
+        "the team and tokens); create one with `playbook token create NAME --scope ...`.",
     )
     app.state.services = services
     app.include_router(routes.router)

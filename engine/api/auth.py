@@ -1,7 +1,8 @@
 """Credentials: API tokens (stored hashed) for /api, password logins for the web UI.
 
 - API tokens are random, shown once at creation, and stored as SHA-256 hashes; requests
-  send them as ``Authorization: Bearer <token>``.
+  send them as ``Authorization: Bearer <token>``. Each carries scopes, and each route
+  names the one it needs (`Requires`); `engine.services.tokens` issues, lists and revokes.
 - UI logins check a scrypt hash and set a signed, expiring session cookie.
 """
 
@@ -11,47 +12,40 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.errors import BadToken
+from engine.errors import BadToken, TokenRefused
+from engine.scopes import Scope, grants
+from engine.services import tokens
+from engine.services.tokens import DEFAULT_EXPIRY
 from engine.signing import sign, verify
-from engine.store.models import ApiToken, TeamMember, utcnow
+from engine.store.models import ApiToken, TeamMember
 
 SESSION_COOKIE = "playbook_session"
 SESSION_SECONDS = 12 * 3600
-# How stale `ApiToken.last_used_at` may get: writing it on every request would make each
-# read-only call a write transaction, and SQLite has one writer at a time.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 _bearer = HTTPBearer(auto_error=False, description="An API token: `playbook token create`.")
 
 
-def create_api_token(session: Session, name: str) -> str:
-    """A new token; only its hash is stored, so this is the one time it can be seen."""
-    token = "pbk_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(name=name, token_hash=ApiToken.hash_token(token)))
-    return token
+def create_api_token(
+    session: Session, name: str, scopes: Iterable[str], expires: str | None = DEFAULT_EXPIRY
+) -> str:
+    """A new token with ``scopes``; only its hash is stored, so this is the one time it can be
+    seen. (`engine.services.tokens.issue` also returns its record.)"""
+    return tokens.issue(session, name, scopes, tokens.expiry(expires)).secret
 
 
 def check_api_token(session: Session, token: str) -> ApiToken | None:
-    """The token's row if it is valid; notes when it was used, to the minute."""
-    row = session.scalars(
-        select(ApiToken).where(ApiToken.token_hash == ApiToken.hash_token(token))
-    ).first()
-    if row is not None:
-        now = utcnow()
-        last = row.last_used_at
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=UTC)
-        if last is None or now - last >= LAST_USED_RESOLUTION:
-            row.last_used_at = now
-    return row
+    """The token's row if it may be used now (see `engine.services.tokens.authenticate`)."""
+    try:
+        return tokens.authenticate(session, token)
+    except TokenRefused:
+        return None
 
 
 def hash_password(password: str) -> str:
@@ -70,18 +64,26 @@ def check_password(password: str, stored: str | None) -> bool:
 
 @dataclass
 class Caller:
-    """Who is calling: an API token or a logged-in team member."""
+    """Who is calling: an API token (its name, id and scopes) or a logged-in team member."""
 
     name: str
     email: str | None = None
-    is_admin: bool = True
+    is_admin: bool = False
+    token_id: int | None = None
+    scopes: frozenset[str] = frozenset()
+
+    @property
+    def actor(self) -> str:
+        """How the caller is recorded as the one who did something (a task's
+        `completed_by`, a cancellation's `by`): ``api:<token name>`` for a token."""
+        return self.email or f"api:{self.name}"
 
 
 def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    """Dependency for /api routes: a valid bearer token, else 401."""
+    """Dependency for /api routes: a usable bearer token, else 401 saying why."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -89,15 +91,38 @@ def require_token(
             headers={"WWW-Authenticate": "Bearer"},
         )
     services = request.app.state.services
-    with services.sessions.begin() as session:
-        row = check_api_token(session, credentials.credentials)
-        if row is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "invalid API token",
-                headers={"WWW-Authenticate": "Bearer"},
+    try:
+        with services.sessions.begin() as session:
+            row = tokens.authenticate(session, credentials.credentials)
+            return Caller(
+                name=row.name,
+                is_admin=grants(row.scopes, Scope.ADMIN),
+                token_id=row.id,
+                scopes=frozenset(row.scopes),
             )
-        return Caller(name=row.name)
+    except TokenRefused as exc:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+
+
+class Requires:
+    """Dependency of an /api route: a token holding one of ``scopes`` (``admin`` holds all),
+    else 403 naming the scope it lacks. Every /api route declares one."""
+
+    def __init__(self, *scopes: Scope) -> None:
+        assert scopes, "name at least one scope"
+        self.scopes = scopes
+
+    def __call__(self, caller: Annotated[Caller, Depends(require_token)]) -> Caller:
+        if any(grants(caller.scopes, scope) for scope in self.scopes):
+            return caller
+        needed = " or ".join(f"'{scope}'" for scope in self.scopes)
+        held = ", ".join(sorted(caller.scopes)) or "none"
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this API token lacks the {needed} scope (it has: {held})",
+        )
 
 
 def session_cookie(secret: str, email: str) -> str:

@@ -1,6 +1,8 @@
 """The /api routes: events in, customers and team from a CRM, tasks, enrollments.
 
-Every route needs an API token. Bad input is a 4xx naming the field (422 from the models,
+Every route needs an API token holding the scope it names (`Requires`): `ingest` for
+events and customers, `operate` for tasks and enrollments, `admin` for the team and tokens
+(`engine.scopes`). Bad input is a 4xx naming the field (422 from the models,
 404 for unknown things, 409 for conflicts); Temporal being unreachable is a 503. The
 operations shared with the web UI and the CLI live in `engine.services`; their refusals
 become status codes in `engine.api.errors`.
@@ -18,7 +20,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 from temporalio.service import RPCError
 
-from engine.api.auth import Caller, hash_password, require_token
+from engine.api.auth import Caller, Requires, hash_password, require_token
 from engine.api.schemas import (
     EMAIL,
     ID,
@@ -36,9 +38,13 @@ from engine.api.schemas import (
     TaskOut,
     TaskReassign,
     TeamMemberIn,
+    TokenCreated,
+    TokenIn,
+    TokenOut,
 )
 from engine.messages import EnrollmentSnapshot
-from engine.services import Services, enrollments, tasks
+from engine.scopes import Scope
+from engine.services import Services, enrollments, tasks, tokens
 from engine.store import repository
 from engine.store.models import Task, TeamMember
 
@@ -83,6 +89,9 @@ class _Route(APIRoute):
 
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], route_class=_Route)
+Ingest = [Depends(Requires(Scope.INGEST))]
+Operate = [Depends(Requires(Scope.OPERATE))]
+Admin = [Depends(Requires(Scope.ADMIN))]
 Authed = Annotated[Caller, Depends(require_token)]
 
 
@@ -103,6 +112,7 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=ID)]
     status_code=status.HTTP_202_ACCEPTED,
     responses={404: {"description": "Unknown customer (the event is stored)"}},
     tags=["events"],
+    dependencies=Ingest,
 )
 async def post_events(body: EventIn | EventBatch, svc: Svc, response: Response) -> EventsResponse:
     """Post one event or a batch (`{"events": [...]}`); idempotent by event `id`.
@@ -142,7 +152,12 @@ async def post_events(body: EventIn | EventBatch, svc: Svc, response: Response) 
 
 
 # -- customers and team ----------------------------------------------------------------------
-@router.put("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
+@router.put(
+    "/customers/{customer_id}",
+    response_model=CustomerOut,
+    tags=["customers"],
+    dependencies=Ingest,
+)
 def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> CustomerOut:
     """Create or update a customer (and upsert its contacts) from a CRM."""
     data: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"owner", "contacts"})
@@ -162,7 +177,12 @@ def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> Custome
         return CustomerOut.model_validate(customer)
 
 
-@router.get("/customers/{customer_id}", response_model=CustomerOut, tags=["customers"])
+@router.get(
+    "/customers/{customer_id}",
+    response_model=CustomerOut,
+    tags=["customers"],
+    dependencies=[Depends(Requires(Scope.INGEST, Scope.OPERATE))],
+)
 def get_customer(customer_id: str, svc: Svc) -> CustomerOut:
     with svc.sessions() as session:
         customer = repository.get_customer(session, customer_id)
@@ -171,7 +191,9 @@ def get_customer(customer_id: str, svc: Svc) -> CustomerOut:
         return CustomerOut.model_validate(customer)
 
 
-@router.put("/team/{email}", status_code=status.HTTP_204_NO_CONTENT, tags=["customers"])
+@router.put(
+    "/team/{email}", status_code=status.HTTP_204_NO_CONTENT, tags=["customers"], dependencies=Admin
+)
 def put_team_member(
     email: Annotated[str, Path(pattern=EMAIL, max_length=320)], body: TeamMemberIn, svc: Svc
 ) -> None:
@@ -188,7 +210,7 @@ def put_team_member(
 
 
 # -- tasks -------------------------------------------------------------------------------
-@router.get("/tasks", response_model=list[TaskOut], tags=["tasks"])
+@router.get("/tasks", response_model=list[TaskOut], tags=["tasks"], dependencies=Operate)
 def list_tasks(
     svc: Svc, assignee: str | None = None, status_: StatusFilter = None, limit: Limit = 200
 ) -> list[TaskOut]:
@@ -201,22 +223,28 @@ def list_tasks(
         return [TaskOut.model_validate(t) for t in session.scalars(query)]
 
 
-@router.post("/tasks/{task_id}/complete", response_model=TaskOut, tags=["tasks"])
+@router.post(
+    "/tasks/{task_id}/complete", response_model=TaskOut, tags=["tasks"], dependencies=Operate
+)
 async def complete_task(task_id: str, body: TaskComplete, svc: Svc, caller: Authed) -> TaskOut:
-    """Complete a task with one of its outcomes; the waiting enrollment moves on."""
-    task = await tasks.complete_task(
-        svc, task_id, body.outcome, body.completed_by or f"api:{caller.name}", body.note
-    )
+    """Complete a task with one of its outcomes; the waiting enrollment moves on.
+
+    It is recorded as completed by the caller: `api:<token name>`."""
+    task = await tasks.complete_task(svc, task_id, body.outcome, caller.actor, body.note)
     return TaskOut.model_validate(task)
 
 
-@router.post("/tasks/{task_id}/reassign", response_model=TaskOut, tags=["tasks"])
+@router.post(
+    "/tasks/{task_id}/reassign", response_model=TaskOut, tags=["tasks"], dependencies=Operate
+)
 def reassign_task(task_id: str, body: TaskReassign, svc: Svc) -> TaskOut:
     return TaskOut.model_validate(tasks.reassign_task(svc, task_id, body.assignee))
 
 
 # -- enrollments -------------------------------------------------------------------------
-@router.get("/enrollments", response_model=list[EnrollmentOut], tags=["enrollments"])
+@router.get(
+    "/enrollments", response_model=list[EnrollmentOut], tags=["enrollments"], dependencies=Operate
+)
 def list_enrollments(
     svc: Svc,
     playbook: str | None = None,
@@ -236,6 +264,7 @@ def list_enrollments(
     response_model=EnrollmentOut,
     status_code=status.HTTP_201_CREATED,
     tags=["enrollments"],
+    dependencies=Operate,
 )
 async def post_enrollment(body: EnrollIn, svc: Svc) -> EnrollmentOut:
     """Enroll a customer in a playbook by hand (any trigger kind)."""
@@ -248,6 +277,7 @@ async def post_enrollment(body: EnrollIn, svc: Svc) -> EnrollmentOut:
     "/enrollments/{enrollment_id:path}/status",
     response_model=EnrollmentSnapshot,
     tags=["enrollments"],
+    dependencies=Operate,
 )
 async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     """Where an enrollment stands now (asks the workflow)."""
@@ -258,6 +288,7 @@ async def enrollment_status(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     "/enrollments/{enrollment_id:path}/pause",
     response_model=EnrollmentSnapshot,
     tags=["enrollments"],
+    dependencies=Operate,
 )
 async def pause(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     return await enrollments.pause(svc, enrollment_id)
@@ -267,6 +298,7 @@ async def pause(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     "/enrollments/{enrollment_id:path}/resume",
     response_model=EnrollmentSnapshot,
     tags=["enrollments"],
+    dependencies=Operate,
 )
 async def resume(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     return await enrollments.resume(svc, enrollment_id)
@@ -276,6 +308,7 @@ async def resume(enrollment_id: str, svc: Svc) -> EnrollmentSnapshot:
     "/enrollments/{enrollment_id:path}/skip",
     response_model=EnrollmentSnapshot,
     tags=["enrollments"],
+    dependencies=Operate,
 )
 async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentSnapshot:
     return await enrollments.skip_to_step(svc, enrollment_id, body.step, body.reason)
@@ -285,8 +318,39 @@ async def skip(enrollment_id: str, body: SkipIn, svc: Svc) -> EnrollmentSnapshot
     "/enrollments/{enrollment_id:path}/cancel",
     response_model=EnrollmentSnapshot,
     tags=["enrollments"],
+    dependencies=Operate,
 )
 async def cancel(
     enrollment_id: str, body: CancelIn, svc: Svc, caller: Authed
 ) -> EnrollmentSnapshot:
-    return await enrollments.cancel(svc, enrollment_id, body.reason, caller.name)
+    return await enrollments.cancel(svc, enrollment_id, body.reason, caller.actor)
+
+
+# -- API tokens ----------------------------------------------------------------------------
+@router.get("/tokens", response_model=list[TokenOut], tags=["tokens"], dependencies=Admin)
+def list_tokens(svc: Svc) -> list[TokenOut]:
+    """Every API token, revoked and expired ones included; never their secrets."""
+    with svc.sessions() as session:
+        return [TokenOut.of(info) for info in tokens.list_tokens(session)]
+
+
+@router.post(
+    "/tokens",
+    response_model=TokenCreated,
+    status_code=status.HTTP_201_CREATED,
+    tags=["tokens"],
+    dependencies=Admin,
+)
+def create_token(body: TokenIn, svc: Svc, caller: Authed) -> TokenCreated:
+    """Create a token; the answer holds its secret, which is never shown again."""
+    expires_at = tokens.expiry(body.expires)
+    with svc.sessions.begin() as session:
+        issued = tokens.issue(session, body.name, body.scopes, expires_at, caller.actor)
+    return TokenCreated(token=issued.secret, **TokenOut.of(issued.info).model_dump())
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenOut, tags=["tokens"], dependencies=Admin)
+def revoke_token(token_id: Annotated[int, Path(ge=1, le=2**63 - 1)], svc: Svc) -> TokenOut:
+    """Revoke a token at once (it is kept, as a record); revoking it again is harmless."""
+    with svc.sessions.begin() as session:
+        return TokenOut.of(tokens.revoke(session, token_id))

@@ -7,11 +7,15 @@ the JSON (serialized by field name) unchanged; the field name still validates to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from engine.scopes import Scope
+from engine.services.tokens import DEFAULT_EXPIRY, TokenInfo
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 ID = r"^[^\x00-\x1f\x7f]+$"
@@ -144,9 +148,11 @@ class TaskOut(FromRow):
 
 
 class TaskComplete(Strict):
+    """The task is recorded as completed by the caller (``api:<token name>``); there is no
+    ``completed_by`` to fill in, and one sent is refused (422) rather than ignored."""
+
     outcome: str = Field(min_length=1, max_length=64)
     note: str | None = Field(default=None, max_length=5000)
-    completed_by: str | None = Field(default=None, pattern=EMAIL)
 
 
 class TaskReassign(Strict):
@@ -177,3 +183,39 @@ class SkipIn(Strict):
 
 class CancelIn(Strict):
     reason: str = "cancelled by an operator"
+
+
+class TokenIn(Strict):
+    """A new API token (`POST /api/tokens`, admin only)."""
+
+    name: str = Field(min_length=1, max_length=255, pattern=ID, examples=["crm-sync"])
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope), examples=[["ingest"]])
+    expires: str = Field(
+        default=DEFAULT_EXPIRY,
+        max_length=32,
+        description="Lifetime from now: a duration such as '90d' or '12h', or 'never'.",
+    )
+
+
+class TokenOut(BaseModel):
+    """An API token as listed: everything but its secret."""
+
+    id: int
+    name: str
+    scopes: list[str]
+    state: str = Field(description="active, expired or revoked")
+    created_at: datetime
+    created_by: str | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, info: TokenInfo) -> TokenOut:
+        return cls(state=info.state, **dataclasses.asdict(info))
+
+
+class TokenCreated(TokenOut):
+    """A token just created, with its secret: shown this once, never again."""
+
+    token: str

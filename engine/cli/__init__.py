@@ -10,7 +10,7 @@ done (and is tested) from Python. One module per command group:
 - `engine.cli.stack`: ``up`` (everything on one machine) and ``worker``.
 - `engine.cli.enrollments`: ``enroll`` and ``status``.
 - `engine.cli.data`: ``events send`` and ``customers import``.
-- `engine.cli.tokens`: ``token create``.
+- `engine.cli.tokens`: ``token create``, ``token list``, ``token revoke``.
 - `engine.cli.context`: what they share: the consoles, the ``--root`` options, reaching
   the project, the store and Temporal.
 

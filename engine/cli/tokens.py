@@ -1,23 +1,112 @@
-"""API tokens: ``token create``."""
+"""API tokens: ``token create``, ``token list``, ``token revoke``."""
 
 from __future__ import annotations
 
-import click
+import getpass
 
-from engine.cli.context import store
+import click
+from rich.console import Console
+
+from engine.cli.context import err_console, out_console, store
+from engine.scopes import Scope
+
+SCOPE_HELP = (
+    "What the token may do (repeat for several): ingest = events and customers; "
+    "operate = tasks and enrollments; admin = the team and tokens, and everything else."
+)
+
+
+def _operator() -> str:
+    """Who issued a token from the shell, as recorded in its `created_by`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in a bare container
+        return "cli"
 
 
 @click.group()
 def token() -> None:
-    """Manage API tokens (stored hashed; shown once)."""
+    """Manage API tokens: scoped, expiring, revocable; stored hashed, shown once."""
 
 
 @token.command("create")
 @click.argument("name")
-def token_create(name: str) -> None:
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice([s.value for s in Scope]),
+    help=SCOPE_HELP,
+)
+@click.option(
+    "--expires",
+    default="90d",
+    show_default=True,
+    help="Lifetime: a duration such as 90d, 12h or 2w, or 'never'.",
+)
+def token_create(name: str, scopes: tuple[str, ...], expires: str) -> None:
     """Create an API token called NAME and print it (the only time it is shown)."""
-    from engine.api.auth import create_api_token
+    from engine.services import ServiceError, tokens
 
     _, sessions = store()
-    with sessions.begin() as session:
-        click.echo(create_api_token(session, name))
+    try:
+        expires_at = tokens.expiry(expires)
+        with sessions.begin() as session:
+            issued = tokens.issue(session, name, scopes, expires_at, _operator())
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+    until = f"{expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "never"
+    err_console.print(
+        f"[green]created[/] token {issued.info.id} '{issued.info.name}' "
+        f"({', '.join(issued.info.scopes)}; expires {until}); it is not shown again:"
+    )
+    click.echo(issued.secret)
+
+
+@token.command("list")
+def token_list() -> None:
+    """Every API token (never its secret): id, name, scopes, state, dates, creator."""
+    from rich.table import Table
+
+    from engine.services import tokens
+
+    _, sessions = store()
+    with sessions() as session:
+        rows = tokens.list_tokens(session)
+    table = Table(title=f"{len(rows)} API token(s)", title_justify="left")
+    headers = ("id", "name", "scopes", "state", "created", "by", "expires", "last used", "revoked")
+    for header in headers:
+        table.add_column(header, overflow="fold")
+
+    def when(value: object) -> str:
+        return "-" if value is None else f"{value:%Y-%m-%d %H:%M}"
+
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.name,
+            ", ".join(row.scopes),
+            row.state,
+            when(row.created_at),
+            row.created_by or "-",
+            when(row.expires_at) if row.expires_at else "never",
+            when(row.last_used_at),
+            when(row.revoked_at),
+        )
+    Console(highlight=False, width=max(out_console.width, 140)).print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id", type=click.IntRange(1, 2**63 - 1))
+def token_revoke(token_id: int) -> None:
+    """Revoke the API token with id TOKEN_ID (see `token list`); it stops working at once."""
+    from engine.services import ServiceError, tokens
+
+    _, sessions = store()
+    try:
+        with sessions.begin() as session:
+            info = tokens.revoke(session, token_id)
+    except ServiceError as exc:
+        raise click.ClickException(str(exc)) from None
+    err_console.print(f"[green]revoked[/] token {info.id} '{info.name}' at {info.revoked_at}")

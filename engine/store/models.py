@@ -225,7 +225,11 @@ class TeamMember(Base):
 
 
 class ApiToken(Base):
-    """A credential for the HTTP API. Only the SHA-256 of the token is stored."""
+    """A credential for the HTTP API. Only the SHA-256 of the token is stored.
+
+    `scopes` holds `engine.scopes.Scope` values; a token past `expires_at` or with a
+    `revoked_at` is refused. Rows are kept after revocation, as a record of who could do what.
+    """
 
     __tablename__ = "api_tokens"
 
@@ -234,6 +238,10 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
+    scopes: Mapped[list[str]] = mapped_column(default=list)
+    created_by: Mapped[str | None] = mapped_column(String(NAME_LEN))
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
     @staticmethod
     def hash_token(token: str) -> str:

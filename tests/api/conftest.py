@@ -113,7 +113,7 @@ def app(services: Services) -> FastAPI:
 @pytest.fixture(scope="session")
 def api_token(services: Services) -> str:
     with services.sessions.begin() as session:
-        return create_api_token(session, "tests")
+        return create_api_token(session, "tests", ["admin"])
 
 
 @pytest.fixture

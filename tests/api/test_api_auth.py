@@ -1,4 +1,5 @@
-"""Every /api route needs an API token; webhooks and unsubscribe links need none."""
+"""Every /api route needs an API token holding the scope the route names; webhooks and
+unsubscribe links need none. Expired and revoked tokens stop working at once."""
 
 from __future__ import annotations
 
@@ -8,8 +9,23 @@ import httpx
 from fastapi import FastAPI
 
 from engine.api.app import create_app
+from engine.api.auth import create_api_token
+from engine.scopes import Scope
 from engine.services import Services
-from tests.helpers.api import api_routes
+from tests.helpers.api import ROUTE_SCOPES, allowed, api_routes, concrete
+
+
+def client_for(app: FastAPI, token: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app),
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def new_token(services: Services, name: str, *scopes: str, expires: str | None = "1d") -> str:
+    with services.sessions.begin() as session:
+        return create_api_token(session, name, scopes, expires)
 
 
 async def test_every_api_route_refuses_a_request_without_a_token(
@@ -77,11 +93,10 @@ async def test_token_use_is_noted_to_the_minute_without_a_write_per_request(
 
     from sqlalchemy import select
 
-    from engine.api.auth import create_api_token
     from engine.store.models import ApiToken
 
     with services.sessions.begin() as session:
-        token = create_api_token(session, "last-used-check")
+        token = create_api_token(session, "last-used-check", ["operate"])
     digest = ApiToken.hash_token(token)
 
     def last_used() -> object:
@@ -106,3 +121,121 @@ async def test_token_use_is_noted_to_the_minute_without_a_write_per_request(
         stale = last_used()
         assert (await c.get("/api/tasks")).status_code == 200
         assert last_used() > stale  # a minute later it is noted again
+
+
+async def test_every_api_route_refuses_a_token_without_its_scope(
+    app: FastAPI, services: Services
+) -> None:
+    routes = api_routes(app)
+    templates = {(method, concrete(path)): (method, path) for method, path in ROUTE_SCOPES}
+    assert set(routes) == set(templates), "classify every /api route in ROUTE_SCOPES"
+    for scope in Scope:
+        async with client_for(app, new_token(services, f"only-{scope}", scope)) as client:
+            for method, path in routes:
+                response = await client.request(method, path, json={})
+                if allowed(scope, *templates[method, path]):
+                    assert response.status_code not in (401, 403), (scope, method, path)
+                    continue
+                assert response.status_code == 403, (scope, method, path, response.text)
+                detail = response.json()["detail"]
+                needed = ROUTE_SCOPES[templates[method, path]] or {Scope.ADMIN}
+                assert "lacks the" in detail and all(f"'{s}'" in detail for s in needed), detail
+
+
+async def test_a_token_without_admin_cannot_touch_the_team(
+    app: FastAPI, services: Services
+) -> None:
+    """The issue's probe: any token reset the admin's password or made a new admin."""
+    from engine.store.models import TeamMember
+
+    body = {"name": "Mallory", "roles": ["admin"], "is_admin": True, "password": "pwned-pwned"}
+    for scope in ("ingest", "operate"):
+        async with client_for(app, new_token(services, f"team-{scope}", scope)) as client:
+            for email in ("admin@demo.example", f"mallory-{scope}@evil.example"):
+                response = await client.put(f"/api/team/{email}", json=body)
+                assert response.status_code == 403, response.text
+                assert "'admin'" in response.json()["detail"]
+                with services.sessions() as session:
+                    assert session.get(TeamMember, email) is None
+
+
+async def test_revoking_a_token_takes_effect_at_once(app: FastAPI, services: Services) -> None:
+    token = new_token(services, "to-revoke", "operate")
+    async with (
+        client_for(app, token) as client,
+        client_for(app, new_token(services, "revoker", "admin")) as admin,
+    ):
+        assert (await client.get("/api/tasks")).status_code == 200
+        [row] = [t for t in (await admin.get("/api/tokens")).json() if t["name"] == "to-revoke"]
+        revoked = await admin.delete(f"/api/tokens/{row['id']}")
+        assert revoked.status_code == 200, revoked.text
+        assert revoked.json()["state"] == "revoked" and revoked.json()["revoked_at"]
+        refused = await client.get("/api/tasks")
+        assert refused.status_code == 401
+        assert "revoked" in refused.json()["detail"]
+        assert refused.headers["www-authenticate"] == "Bearer"
+        again = await admin.delete(f"/api/tokens/{row['id']}")
+        assert again.status_code == 200
+        assert again.json()["revoked_at"] == revoked.json()["revoked_at"]  # the first time
+        assert (await admin.delete("/api/tokens/999999999")).status_code == 404
+
+
+async def test_an_expired_token_is_refused_at_once(app: FastAPI, services: Services) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from engine.store.models import ApiToken, utcnow
+
+    token = new_token(services, "short-lived", "operate", expires="1h")
+    async with client_for(app, token) as client:
+        assert (await client.get("/api/tasks")).status_code == 200
+        with services.sessions.begin() as session:
+            row = session.scalars(
+                select(ApiToken).where(ApiToken.token_hash == ApiToken.hash_token(token))
+            ).one()
+            row.expires_at = utcnow() - timedelta(seconds=1)
+        refused = await client.get("/api/tasks")
+        assert refused.status_code == 401
+        assert "expired" in refused.json()["detail"]
+
+
+async def test_tokens_are_created_listed_and_revoked_through_the_api(
+    app: FastAPI, services: Services
+) -> None:
+    async with client_for(app, new_token(services, "token-admin", "admin")) as admin:
+        created = await admin.post(
+            "/api/tokens", json={"name": "crm-sync", "scopes": ["ingest"], "expires": "30d"}
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        secret = body["token"]
+        assert secret.startswith("pbk_") and body["scopes"] == ["ingest"]
+        assert body["created_by"] == "api:token-admin" and body["state"] == "active"
+        assert body["expires_at"] is not None
+        listing = await admin.get("/api/tokens")
+        assert listing.status_code == 200
+        assert secret not in listing.text and "token_hash" not in listing.text
+        assert body["id"] in [t["id"] for t in listing.json()]
+        async with client_for(app, secret) as crm:
+            assert (await crm.get("/api/customers/nobody-here")).status_code == 404
+            assert (await crm.get("/api/tasks")).status_code == 403
+            assert (await crm.get("/api/tokens")).status_code == 403
+            assert (
+                await crm.post("/api/tokens", json={"name": "up", "scopes": ["admin"]})
+            ).status_code == 403
+
+        never = await admin.post(
+            "/api/tokens", json={"name": "forever", "scopes": ["operate"], "expires": "never"}
+        )
+        assert never.status_code == 201 and never.json()["expires_at"] is None
+        for bad in (
+            {"name": "x", "scopes": []},
+            {"name": "x", "scopes": ["root"]},
+            {"name": "x", "scopes": ["ingest"], "expires": "soon"},
+            {"name": "x", "scopes": ["ingest"], "expires": "0s"},
+            {"name": "x", "scopes": ["ingest"], "expires": "99999999999w"},
+            {"name": "", "scopes": ["ingest"]},
+        ):
+            refused = await admin.post("/api/tokens", json=bad)
+            assert refused.status_code == 422, (bad, refused.text)

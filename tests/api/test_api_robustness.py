@@ -50,11 +50,12 @@ VALID: dict[tuple[str, str], dict[str, Any]] = {
         "contacts": [{"email": "r@x.example"}],
     },
     ("PUT", "/api/team/"): {"name": "R", "roles": [], "is_admin": False, "password": "12345678"},
-    ("POST", "/complete"): {"outcome": "held", "note": "n", "completed_by": "a@b.example"},
+    ("POST", "/complete"): {"outcome": "held", "note": "n"},
     ("POST", "/reassign"): {"assignee": "a@b.example"},
     ("POST", "/api/enrollments"): {"playbook": "probe_open", "customer_id": "robust-nobody"},
     ("POST", "/skip"): {"step": "done", "reason": "r"},
     ("POST", "/cancel"): {"reason": "r"},
+    ("POST", "/api/tokens"): {"name": "robust", "scopes": ["ingest"], "expires": "1d"},
 }
 
 

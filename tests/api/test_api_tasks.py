@@ -53,11 +53,15 @@ async def test_complete_checks_the_outcome_and_the_task(
     missing = await api.post(f"/api/tasks/{task}/complete", json={})
     assert missing.status_code == 422
     assert missing.json()["detail"][0]["loc"] == ["body", "outcome"]
+    # The caller is who completed it: naming someone else is refused, not stored.
     by = await api.post(
-        f"/api/tasks/{task}/complete", json={"outcome": "held", "completed_by": "nobody"}
+        f"/api/tasks/{task}/complete",
+        json={"outcome": "held", "completed_by": "casey@vendor.example"},
     )
     assert by.status_code == 422
     assert by.json()["detail"][0]["loc"] == ["body", "completed_by"]
+    with services.sessions() as session:
+        assert repository.get_task(session, task).status == "open"
     unknown = await api.post("/api/tasks/no-such-task/complete", json={"outcome": "held"})
     assert unknown.status_code == 404
 

@@ -5,7 +5,10 @@ worker. Two passes over every operation:
 - without a token: every /api call is 401 (or the framework's 404/405 for a generated path
   that matches no route) and nothing at all changes in the store (a
   snapshot of every table is compared); no 5xx anywhere (webhooks, unsubscribe, UI included);
-- with a token: no 5xx, whatever the input.
+- with a token of each scope (ingest, operate, admin): no 5xx, whatever the input; every
+  call to a route the scope does not open is 403 (or the framework's 404/405); and a token
+  without `admin` changes neither the team nor the tokens (the way up: a password reset,
+  a new admin, a new or revoked token), whatever it sends.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from sqlalchemy import inspect, text
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
 from engine.project import load_project
+from engine.scopes import Scope
 from engine.services import Services
 from engine.settings import load_settings
+from tests.helpers.api import ROUTE_SCOPES, allowed
 from tests.helpers.paths import PLAYBOOKS
 from tests.helpers.reliability import inprocess_worker, seed_customers, sized
 
@@ -42,6 +47,20 @@ def snapshot(sessions) -> str:
             for row in sorted(map(repr, rows)):
                 digest.update(row.encode())
     return digest.hexdigest()
+
+
+def admin_state(sessions) -> str:
+    """A digest of what only `admin` may change: the team, and the tokens (all but when
+    each was last used, which any request notes)."""
+    with sessions() as session:
+        team = session.execute(text("SELECT * FROM team_members")).all()
+        tokens = session.execute(
+            text(
+                "SELECT id, name, token_hash, scopes, created_by, expires_at, revoked_at "
+                "FROM api_tokens"
+            )
+        ).all()
+    return hashlib.sha256(repr(sorted(map(repr, team + tokens))).encode()).hexdigest()
 
 
 def fuzz(app, headers: dict[str, str], examples: int) -> list[tuple[str, str, int, str, str]]:
@@ -91,20 +110,44 @@ async def test_api_fuzz_no_500_and_no_unauthenticated_state_change(
     dev_server, sessions, services, task_queue, figures
 ):
     seed_customers(sessions, 3)
+    # admin last: it may revoke the other tokens (ids are small numbers), even its own.
+    scopes = [Scope.INGEST, Scope.OPERATE, Scope.ADMIN]
     with sessions.begin() as session:
-        token = create_api_token(session, "fuzzer")
+        tokens = {s: create_api_token(session, f"fuzzer-{s}", [s], "1d") for s in scopes}
     app = create_app(services)
+    by_scope = {}
+    admin_changed = {}
     async with inprocess_worker(dev_server, sessions, task_queue):
         before = snapshot(sessions)
         anonymous = await asyncio.to_thread(fuzz, app, {}, EXAMPLES)
         after = snapshot(sessions)
-        authed = await asyncio.to_thread(fuzz, app, {"Authorization": f"Bearer {token}"}, EXAMPLES)
+        for scope in scopes:
+            guarded = admin_state(sessions)
+            headers = {"Authorization": f"Bearer {tokens[scope]}"}
+            by_scope[scope] = await asyncio.to_thread(fuzz, app, headers, EXAMPLES)
+            admin_changed[scope] = admin_state(sessions) != guarded
+    authed = [c for calls in by_scope.values() for c in calls]
 
     errors = [c for c in anonymous + authed if c[2] >= 500]
     assert not errors, errors[:10]
     # 401, or the framework's own 404/405 when the generated path matches no route at all
     # (an id with '/' in it can turn .../status into .../cancel): nothing was run or shown.
     no_route = ('{"detail":"Not Found"}', '{"detail":"Method Not Allowed"}')
+    outside = {
+        scope: [
+            c
+            for c in calls
+            if c[1].startswith("/api")
+            and not allowed(scope, *c[4].split(" ", 1))
+            and not (c[2] == 403 or (c[2] in (404, 405) and c[3] in no_route))
+        ]
+        for scope, calls in by_scope.items()
+    }
+    assert not any(outside.values()), {s: c[:10] for s, c in outside.items() if c}
+    assert not admin_changed[Scope.INGEST], "an ingest token changed the team or the tokens"
+    assert not admin_changed[Scope.OPERATE], "an operate token changed the team or the tokens"
+    api_labels = {c[4] for c in authed if c[4].split(" ", 1)[1].startswith("/api")}
+    assert api_labels == {f"{m} {p}" for m, p in ROUTE_SCOPES}, "fuzzed every /api operation"
     let_in = [
         c
         for c in anonymous
@@ -119,5 +162,11 @@ async def test_api_fuzz_no_500_and_no_unauthenticated_state_change(
         unauthenticated_state_changing=len(changing),
         unauthenticated_2xx=sum(1 for c in changing if 200 <= c[2] < 300),
         server_errors=len(errors),
-        authed_statuses=dict(Counter(c[2] for c in authed)),
+        authed_statuses={s.value: dict(Counter(c[2] for c in by_scope[s])) for s in scopes},
+        out_of_scope_refused=sum(
+            1
+            for s, calls in by_scope.items()
+            for c in calls
+            if c[1].startswith("/api") and not allowed(s, *c[4].split(" ", 1))
+        ),
     )

@@ -18,7 +18,7 @@ from engine.store.models import ApiToken
 
 def test_api_tokens_are_stored_only_as_hashes(sessions, figures):
     with sessions.begin() as session:
-        token = create_api_token(session, "ci")
+        token = create_api_token(session, "ci", ["ingest"])
     with sessions.begin() as session:
         assert check_api_token(session, token) is not None  # usable ...
         assert check_api_token(session, token + "x") is None
