@@ -25,7 +25,8 @@ Exception hierarchy (classes that also derive from a built-in say so, so an exis
     ├── AlreadyEnrolled               the customer is (or was) enrolled in the playbook
     ├── SimulationInputError          (ValueError) a simulator input that cannot be used
     ├── ImportFileError               (ValueError) a customer file that cannot be imported
-    └── BadToken                      (ValueError) a malformed or forged signed token
+    ├── BadToken                      (ValueError) a malformed or forged signed token
+    └── ConfigError                   a setting cannot be used (a short signing secret)
 
 Private control-flow exceptions (the interpreter's `_Finish`, the YAML loader's limits)
 stay in their modules. Standard library only, safe to import from workflow code.
@@ -170,3 +171,8 @@ class ImportFileError(EngineError, ValueError):
 
 class BadToken(EngineError, ValueError):
     """The token is malformed or its signature does not match."""
+
+
+class ConfigError(EngineError):
+    """A setting cannot be used: the process refuses to start (not a ValueError, so that
+    pydantic-settings lets it through unwrapped, with its own message)."""

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import BadToken
-from engine.signing import sign, verify
+from engine.signing import Keyring, Purpose, sign, verify
 from engine.store.models import ApiToken, TeamMember, utcnow
 
 SESSION_COOKIE = "playbook_session"
@@ -100,8 +100,8 @@ def require_token(
         return Caller(name=row.name)
 
 
-def session_cookie(secret: str, email: str) -> str:
-    return sign({"u": email, "exp": int(time.time()) + SESSION_SECONDS}, secret, "session")
+def session_cookie(keys: Keyring, email: str) -> str:
+    return sign({"u": email, "exp": int(time.time()) + SESSION_SECONDS}, keys, Purpose.SESSION)
 
 
 def member_from_cookie(request: Request) -> TeamMember | None:
@@ -111,7 +111,7 @@ def member_from_cookie(request: Request) -> TeamMember | None:
         return None
     services = request.app.state.services
     try:
-        payload = verify(cookie, services.settings.signing_secret.get_secret_value(), "session")
+        payload = verify(cookie, services.settings.signing_keys(), Purpose.SESSION)
     except BadToken:
         return None
     if not isinstance(payload.get("exp"), int) or payload["exp"] < time.time():
