@@ -9,7 +9,8 @@ Exception hierarchy (classes that also derive from a built-in say so, so an exis
     │   ├── YamlSourceError           not YAML this engine accepts: diagnostics
     │   ├── DurationError             (ValueError) not a duration such as '3d'
     │   ├── ExpressionError           (ValueError) does not parse, or fails to evaluate
-    │   └── TemplateRenderError       (ValueError) a template failed to render
+    │   ├── TemplateRenderError       (ValueError) a template failed to render
+    │   └── RenderBudgetExceeded      a render or expression passed its CPU or size budget
     ├── StoreError                    the repository refused a change
     │   ├── NotFoundError             (LookupError) the row does not exist
     │   └── ConflictError             (ValueError) the change contradicts what is stored
@@ -95,6 +96,11 @@ class TemplateRenderError(LanguageError, ValueError):
 
 
 # -- the store -------------------------------------------------------------------------------
+class RenderBudgetExceeded(LanguageError):
+    """A render or an expression used more CPU time or produced more than its budget allows;
+    rendering turns it into a `TemplateRenderError` or an `ExpressionError` with the place."""
+
+
 class StoreError(EngineError):
     """Base class of the errors raised by the repository."""
 
