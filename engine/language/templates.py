@@ -19,12 +19,13 @@ rendering never reads the disk and an edited template means a new plan version.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from jinja2 import DictLoader, TemplateNotFound, meta
+from jinja2 import BaseLoader, Environment, TemplateNotFound, meta
 from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SecurityError
 
@@ -235,13 +236,22 @@ def check_text(source: str, allowed: tuple[str, ...]) -> list[str]:
         return [f"text too deeply nested to check ({len(source)} characters)"]
 
 
-class _NamedDictLoader(DictLoader):
-    """A `DictLoader` whose templates carry their file name, so a failing render's
-    traceback (and so its error message) names the file and line that failed."""
+class _NamedDictLoader(BaseLoader):
+    """Templates from a dict, like `DictLoader`, each carrying its file name, so a failing
+    render's traceback (and so its error message) names the file and line that failed."""
 
-    def get_source(self, environment: Any, template: str) -> tuple[str, str, Any]:
-        source, _, uptodate = super().get_source(environment, template)
-        return source, template, uptodate
+    def __init__(self, mapping: dict[str, str]) -> None:
+        self.mapping = mapping
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        if template not in self.mapping:
+            raise TemplateNotFound(template)
+        return self.mapping[template], template, lambda: True
+
+    def list_templates(self) -> list[str]:
+        return sorted(self.mapping)
 
 
 # Everything a render in the sandbox can raise that is the template's fault, not the engine's.

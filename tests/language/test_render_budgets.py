@@ -59,6 +59,8 @@ def test_an_expression_is_budgeted_too() -> None:
 def test_budgets_are_configurable_and_normal_renders_fit() -> None:
     loop = "{% for a in range(300) %}{% for b in range(300) %}{% endfor %}{% endfor %}ok"
     assert render_text(loop, {}) == "ok"
-    with render_budget(RenderLimits(cpu_seconds=10, max_produced=1_000)):
-        with pytest.raises(TemplateRenderError, match="more than 1,000"):
-            render_text("{{ range(2000)|map('string')|join(',') }}", {})
+    with (
+        render_budget(RenderLimits(cpu_seconds=10, max_produced=1_000)),
+        pytest.raises(TemplateRenderError, match="more than 1,000"),
+    ):
+        render_text("{{ range(2000)|map('string')|join(',') }}", {})
