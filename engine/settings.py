@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     mail_from_name: str = "Customer Success"
 
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    render_cpu_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="CPU time one template render or expression may take (render budget).",
+    )
+    render_max_produced: int = Field(
+        default=10_000_000,
+        ge=1_000,
+        description="Characters or items one render may produce in all (render budget).",
+    )
 
     @field_validator("signing_secrets_previous", mode="before")
     @classmethod
