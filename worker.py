@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from activities.mailer import mailer_from_settings
 from activities.registry import PlaybookActivities
 from activities.sweep import SweepActivities
+from engine.language.jinja_env import RenderLimits, set_render_limits
 from engine.settings import Settings, get_settings
 from engine.store.db import migrate, session_factory
 from workflows.playbook import PlaybookWorkflow
@@ -49,6 +50,7 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
         except AlreadyEnrolled as exc:
             return str(exc)
 
+    set_render_limits(RenderLimits(settings.render_cpu_seconds, settings.render_max_produced))
     return PlaybookActivities(
         sessions,
         mailer_from_settings(api_key, settings.sendgrid_host),

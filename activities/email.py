@@ -32,7 +32,7 @@ from engine.language.expressions import evaluate
 from engine.language.plan import EmailPlan
 from engine.language.templates import html_to_text, render, render_text
 from engine.messages import ActivityName, EmailDelivery, SendEmailInput, SendEmailResult
-from engine.signing import unsubscribe_token
+from engine.signing import Keyring, unsubscribe_token
 from engine.statuses import OutboxStatus
 from engine.store import repository
 from engine.store.context import (
@@ -179,7 +179,7 @@ class EmailActivities(StoreActivities):
                 )
                 return _delivery(address, OutboxStatus.UNCONFIRMED, row.subject, reason)
             suppressed = self._suppression_reason(session, contact)
-        token = unsubscribe_token(self.signing_secret, input.customer_id, address)
+        token = unsubscribe_token(Keyring(self.signing_secret), input.customer_id, address)
         unsubscribe_url = f"{self.public_base_url}/unsubscribe/{token}"
         context = {**context, "unsubscribe_url": unsubscribe_url}
         if suppressed:

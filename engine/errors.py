@@ -9,7 +9,8 @@ Exception hierarchy (classes that also derive from a built-in say so, so an exis
     │   ├── YamlSourceError           not YAML this engine accepts: diagnostics
     │   ├── DurationError             (ValueError) not a duration such as '3d'
     │   ├── ExpressionError           (ValueError) does not parse, or fails to evaluate
-    │   └── TemplateRenderError       (ValueError) a template failed to render
+    │   ├── TemplateRenderError       (ValueError) a template failed to render
+    │   └── RenderBudgetExceeded      a render or expression passed its CPU or size budget
     ├── StoreError                    the repository refused a change
     │   ├── NotFoundError             (LookupError) the row does not exist
     │   └── ConflictError             (ValueError) the change contradicts what is stored
@@ -26,7 +27,8 @@ Exception hierarchy (classes that also derive from a built-in say so, so an exis
     ├── AlreadyEnrolled               the customer is (or was) enrolled in the playbook
     ├── SimulationInputError          (ValueError) a simulator input that cannot be used
     ├── ImportFileError               (ValueError) a customer file that cannot be imported
-    └── BadToken                      (ValueError) a malformed or forged signed token
+    ├── BadToken                      (ValueError) a malformed or forged signed token
+    └── ConfigError                   a setting cannot be used (a short signing secret)
 
 Private control-flow exceptions (the interpreter's `_Finish`, the YAML loader's limits)
 stay in their modules. Standard library only, safe to import from workflow code.
@@ -95,6 +97,11 @@ class TemplateRenderError(LanguageError, ValueError):
 
 
 # -- the store -------------------------------------------------------------------------------
+class RenderBudgetExceeded(LanguageError):
+    """A render or an expression used more CPU time or produced more than its budget allows;
+    rendering turns it into a `TemplateRenderError` or an `ExpressionError` with the place."""
+
+
 class StoreError(EngineError):
     """Base class of the errors raised by the repository."""
 
@@ -175,3 +182,8 @@ class ImportFileError(EngineError, ValueError):
 
 class BadToken(EngineError, ValueError):
     """The token is malformed or its signature does not match."""
+
+
+class ConfigError(EngineError):
+    """A setting cannot be used: the process refuses to start (not a ValueError, so that
+    pydantic-settings lets it through unwrapped, with its own message)."""

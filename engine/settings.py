@@ -12,16 +12,20 @@ block with `settings_override(**overrides)`.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from engine.errors import ConfigError
+from engine.signing import GENERATE_SECRET_HINT, MIN_SECRET_BYTES, Keyring
 
 SECRET_FILE_NAME = "secret"
 
@@ -63,16 +67,45 @@ class Settings(BaseSettings):
         description="Base64 ECDSA public key that signs SendGrid event webhooks.",
     )
 
+    playbook_env: Literal["production", "development"] = Field(
+        default="production",
+        description="`development` accepts a short SIGNING_SECRET (with a warning), for a "
+        "local trial or a demo; `production` refuses one.",
+    )
     signing_secret: SecretStr = Field(
         default=SecretStr(""),
-        description="Key for signed links (unsubscribe); generated and kept in "
-        "PLAYBOOK_HOME/secret when not set, so links stay valid across restarts.",
+        description="The secret every signing key is derived from (sessions, CSRF, flash "
+        "messages, unsubscribe links); generated and kept in PLAYBOOK_HOME/secret when not "
+        f"set, so links stay valid across restarts. At least {MIN_SECRET_BYTES} bytes.",
+    )
+    signing_secrets_previous: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Secrets rotated out, comma-separated: still accepted to verify sessions, "
+        "forms and unsubscribe links, never to sign. Drop one when its links may expire.",
     )
     public_base_url: str = "http://localhost:8000"
     mail_from_email: str = "success@example.com"
     mail_from_name: str = "Customer Success"
 
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    render_cpu_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="CPU time one template render or expression may take (render budget).",
+    )
+    render_max_produced: int = Field(
+        default=10_000_000,
+        ge=1_000,
+        description="Characters or items one render may produce in all (render budget).",
+    )
+
+    @field_validator("signing_secrets_previous", mode="before")
+    @classmethod
+    def _split_previous(cls, value: Any) -> Any:
+        """`SIGNING_SECRETS_PREVIOUS=old1,old2` (commas or whitespace) as a list."""
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
 
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> Settings:
@@ -84,7 +117,33 @@ class Settings(BaseSettings):
             self.signing_secret = SecretStr(_load_or_create_secret(self.playbook_home))
         self.public_base_url = self.public_base_url.rstrip("/")
         self.sendgrid_host = self.sendgrid_host.rstrip("/")
+        self._check_secret_strength()
         return self
+
+    def _check_secret_strength(self) -> None:
+        """Refuse a short signing secret in production: it lets anyone forge a session."""
+        named = [("SIGNING_SECRET", self.signing_secret)] + [
+            ("SIGNING_SECRETS_PREVIOUS", s) for s in self.signing_secrets_previous
+        ]
+        for name, secret in named:
+            size = len(secret.get_secret_value().encode("utf-8"))
+            if size >= MIN_SECRET_BYTES:
+                continue
+            message = (
+                f"{name} has {size} bytes; at least {MIN_SECRET_BYTES} are needed, or "
+                f"sessions and unsubscribe links can be forged. Generate one with: "
+                f"{GENERATE_SECRET_HINT}"
+            )
+            if self.playbook_env == "production":
+                raise ConfigError(message + " (PLAYBOOK_ENV=development accepts it for a trial)")
+            logging.getLogger(__name__).warning("%s (accepted: PLAYBOOK_ENV=development)", message)
+
+    def signing_keys(self) -> Keyring:
+        """The keyring every signed value uses: the current secret and the previous ones."""
+        return Keyring(
+            self.signing_secret.get_secret_value(),
+            tuple(s.get_secret_value() for s in self.signing_secrets_previous),
+        )
 
 
 def _load_or_create_secret(home: Path) -> str:

@@ -24,7 +24,7 @@ from engine.errors import BadToken, TokenRefused
 from engine.scopes import Scope, grants
 from engine.services import tokens
 from engine.services.tokens import DEFAULT_EXPIRY
-from engine.signing import sign, verify
+from engine.signing import Keyring, Purpose, sign, verify
 from engine.store.models import ApiToken, TeamMember
 
 SESSION_COOKIE = "playbook_session"
@@ -125,8 +125,8 @@ class Requires:
         )
 
 
-def session_cookie(secret: str, email: str) -> str:
-    return sign({"u": email, "exp": int(time.time()) + SESSION_SECONDS}, secret, "session")
+def session_cookie(keys: Keyring, email: str) -> str:
+    return sign({"u": email, "exp": int(time.time()) + SESSION_SECONDS}, keys, Purpose.SESSION)
 
 
 def member_from_cookie(request: Request) -> TeamMember | None:
@@ -136,7 +136,7 @@ def member_from_cookie(request: Request) -> TeamMember | None:
         return None
     services = request.app.state.services
     try:
-        payload = verify(cookie, services.settings.signing_secret.get_secret_value(), "session")
+        payload = verify(cookie, services.settings.signing_keys(), Purpose.SESSION)
     except BadToken:
         return None
     if not isinstance(payload.get("exp"), int) or payload["exp"] < time.time():

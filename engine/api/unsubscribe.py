@@ -56,9 +56,7 @@ def _invalid() -> HTMLResponse:
 def _contact(svc: Services, token: str) -> tuple[str, str, str, bool] | None:
     """(customer id, customer name, email, already unsubscribed) the token names, or None."""
     try:
-        customer_id, email = read_unsubscribe_token(
-            svc.settings.signing_secret.get_secret_value(), token
-        )
+        customer_id, email = read_unsubscribe_token(svc.settings.signing_keys(), token)
     except BadToken:
         return None
     with svc.sessions() as session:

@@ -22,9 +22,21 @@ from __future__ import annotations
 import click
 
 from engine.cli import data, enrollments, language, simulate, stack, tokens
+from engine.errors import ConfigError
+
+
+class _PlaybookGroup(click.Group):
+    """The command group; a setting the engine refuses is a one-line error, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 @click.group(
+    cls=_PlaybookGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     commands=[
         language.validate,

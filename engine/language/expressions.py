@@ -20,9 +20,9 @@ from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.parser import Parser
 from jinja2.sandbox import SecurityError
 
-from engine.errors import ExpressionError
+from engine.errors import ExpressionError, RenderBudgetExceeded
 from engine.language.diagnostics import did_you_mean
-from engine.language.jinja_env import check_size, shared_environment
+from engine.language.jinja_env import check_size, render_budget, shared_environment
 
 CUSTOMER_FIELDS = (
     "id",
@@ -399,7 +399,8 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     """Evaluate an expression in the sandbox; raise `ExpressionError` with the reason."""
     try:
         compiled = _env.compile_expression(source, undefined_to_none=False)
-        result = compiled(**context)
+        with render_budget():
+            result = compiled(**context)
         if isinstance(result, Undefined):
             # a bare undefined name or blocked attribute: fail here, not later in bool()
             result._fail_with_undefined_error()
@@ -409,5 +410,10 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
         raise ExpressionError(f"{source!r}: {exc.message}") from None
     except SecurityError as exc:
         raise ExpressionError(f"{source!r} was blocked by the sandbox: {exc}") from None
+    except RecursionError:
+        raise ExpressionError(f"{source!r} failed: it nests too deep (recursion)") from None
+    except (RenderBudgetExceeded, MemoryError) as exc:
+        reason = "ran out of memory" if isinstance(exc, MemoryError) else str(exc)
+        raise ExpressionError(f"{source!r} failed: {reason}") from None
     except (TemplateError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
         raise ExpressionError(f"{source!r} failed: {exc}") from None

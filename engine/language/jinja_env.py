@@ -11,12 +11,19 @@ from __future__ import annotations
 import functools
 import operator
 import re
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from jinja2 import StrictUndefined
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.nodes import Concat
+from jinja2.nodes import Call, Concat, EnvironmentAttribute, For
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from engine.errors import RenderBudgetExceeded
 
 MAX_OUTPUT_CHARS = 200_000
 MAX_SEQUENCE = 100_000
@@ -185,6 +192,101 @@ GUARDED_FILTERS = {
 }
 
 
+# -- a budget per render ---------------------------------------------------------------------
+# The bounds above look at one operation each; a loop or a filter chain repeats them. Every
+# render and expression runs under a `RenderBudget`: CPU time of its thread, and a running
+# count of what it produced (characters of strings, items of lists). Loops, calls, filters
+# and operators report to it. Memory is bounded through that count, not measured: the
+# process's RSS cannot be attributed to one render running among others.
+@dataclass(frozen=True)
+class RenderLimits:
+    """The budget of one render or expression evaluation."""
+
+    cpu_seconds: float = 1.0
+    max_produced: int = 10_000_000
+
+
+DEFAULT_LIMITS = RenderLimits()
+_limits = DEFAULT_LIMITS
+_CHECK_CLOCK_EVERY = 64  # ticks between two reads of the thread's CPU clock
+
+
+def set_render_limits(limits: RenderLimits) -> None:
+    """Set the budget of every render in this process (the worker applies its settings)."""
+    global _limits
+    _limits = limits
+
+
+class RenderBudget:
+    """What one render may still spend; `tick` and `charge` raise `RenderBudgetExceeded`."""
+
+    __slots__ = ("_ticks", "deadline", "limits", "produced")
+
+    def __init__(self, limits: RenderLimits) -> None:
+        self.limits = limits
+        self.deadline = time.thread_time() + limits.cpu_seconds
+        self.produced = 0
+        self._ticks = 0
+
+    def tick(self) -> None:
+        self._ticks += 1
+        if self._ticks % _CHECK_CLOCK_EVERY == 0 and time.thread_time() > self.deadline:
+            raise RenderBudgetExceeded(
+                f"took more than {self.limits.cpu_seconds:g} s of CPU time (render budget)"
+            )
+
+    def charge(self, value: Any) -> None:
+        if isinstance(value, str | bytes | list | tuple | dict | set | frozenset):
+            self.produced += len(value)
+        else:
+            self.produced += 1
+        if self.produced > self.limits.max_produced:
+            raise RenderBudgetExceeded(
+                f"produced more than {self.limits.max_produced:,} characters or items "
+                "(render budget)"
+            )
+        self.tick()
+
+
+_budget: ContextVar[RenderBudget | None] = ContextVar("render_budget", default=None)
+
+
+@contextmanager
+def render_budget(limits: RenderLimits | None = None) -> Iterator[RenderBudget]:
+    """Run the block under one budget (an enclosing budget, if any, is shared)."""
+    current = _budget.get()
+    if current is not None:
+        yield current
+        return
+    budget = RenderBudget(limits or _limits)
+    token = _budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _budget.reset(token)
+
+
+def charged(value: _T) -> _T:
+    """``value``, counted against the running budget (none outside a render: no-op)."""
+    budget = _budget.get()
+    if budget is not None:
+        budget.charge(value)
+    return value
+
+
+def _ticking(items: Iterable[Any], budget: RenderBudget) -> Iterator[Any]:
+    for item in items:
+        budget.tick()
+        yield item
+
+
+def _budgeted_filter(func: Any) -> Any:
+    def budgeted(*args: Any, **kwargs: Any) -> Any:
+        return charged(func(*args, **kwargs))
+
+    return functools.update_wrapper(budgeted, func)
+
+
 class _SizedConcat(CodeGenerator):
     """``a ~ b`` writes each part with str(), past the filters: check the parts first."""
 
@@ -201,6 +303,19 @@ class _SizedConcat(CodeGenerator):
             self.write(", ")
         self.write(")))")
 
+    def visit_For(self, node: For, frame: Frame) -> None:
+        """Loop over ``environment.budgeted_iter(<iterable>)``: each iteration ticks."""
+        wrapped = (
+            isinstance(node.iter, Call)
+            and isinstance(node.iter.node, EnvironmentAttribute)
+            and node.iter.node.name == "budgeted_iter"
+        )
+        if not wrapped:
+            line = node.iter.lineno
+            hook = EnvironmentAttribute("budgeted_iter", lineno=line)
+            node.iter = Call(hook, [node.iter], [], None, None, lineno=line)
+        super().visit_For(node, frame)
+
 
 class PlaybookSandbox(ImmutableSandboxedEnvironment):
     """Immutable sandbox with bounded arithmetic on strings, lists and powers."""
@@ -210,7 +325,12 @@ class PlaybookSandbox(ImmutableSandboxedEnvironment):
 
     @staticmethod
     def checked_parts(parts: tuple[Any, ...]) -> tuple[Any, ...]:
-        return check_size(parts, "joined text")
+        return charged(check_size(parts, "joined text"))
+
+    @staticmethod
+    def budgeted_iter(items: Any) -> Any:
+        budget = _budget.get()
+        return items if budget is None else _ticking(items, budget)
 
     def wrap_str_format(self, value: Any) -> Any:
         """``str.format`` / ``format_map`` with their widths bounded (Jinja wraps them here)."""
@@ -233,9 +353,12 @@ class PlaybookSandbox(ImmutableSandboxedEnvironment):
                 args = (_checked_items(args[0], __obj.__self__), *args[1:])
             elif name == "translate" and args:
                 _check_translate(__obj.__self__, args[0])
-        return super().call(__context, __obj, *args, **kwargs)
+        return charged(super().call(__context, __obj, *args, **kwargs))
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        return charged(self._bounded_binop(operator_name, left, right))
+
+    def _bounded_binop(self, operator_name: str, left: Any, right: Any) -> Any:
         if operator_name == "%":
             check_format(left)
             return operator.mod(left, right)
@@ -297,6 +420,8 @@ def make_environment(*, autoescape: bool = False, loader: Any = None) -> Playboo
         env.filters[name] = _sized_filter(name, env.filters[name])
     for name, guard in GUARDED_FILTERS.items():
         env.filters[name] = _guarded_filter(env.filters[name], guard)
+    for name, func in env.filters.items():
+        env.filters[name] = _budgeted_filter(func)
     return env
 
 
@@ -311,12 +436,32 @@ def shared_environment(*, autoescape: bool = False) -> PlaybookSandbox:
 
 
 def render_capped(template: Any, context: dict[str, Any]) -> str:
-    """Render with the output cap enforced while streaming, not after the fact."""
+    """Render under a budget, with the output cap enforced while streaming."""
     chunks: list[str] = []
     size = 0
-    for chunk in template.generate(context):
-        size += len(chunk)
-        if size > MAX_OUTPUT_CHARS:
-            raise OutputTooLarge(f"rendered output is longer than {MAX_OUTPUT_CHARS} characters")
-        chunks.append(chunk)
+    with render_budget():
+        for chunk in template.generate(context):
+            size += len(chunk)
+            if size > MAX_OUTPUT_CHARS:
+                raise OutputTooLarge(
+                    f"rendered output is longer than {MAX_OUTPUT_CHARS} characters"
+                )
+            chunks.append(chunk)
     return "".join(chunks)
+
+
+def failing_line(exc: BaseException, files: Iterable[str]) -> tuple[str, int] | None:
+    """(template file, line) of the innermost template frame of ``exc``'s traceback.
+
+    Jinja rewrites a render's traceback so template frames carry the template's file name
+    and line; a frame of another file (the engine, Python) is skipped.
+    """
+    names = set(files)
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename in names:
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found

@@ -19,19 +19,25 @@ rendering never reads the disk and an edited template means a new plan version.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from jinja2 import DictLoader, TemplateNotFound, meta
+from jinja2 import BaseLoader, Environment, TemplateNotFound, meta
 from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SecurityError
 
-from engine.errors import TemplateRenderError
+from engine.errors import RenderBudgetExceeded, TemplateRenderError
 from engine.language.diagnostics import Diagnostic
 from engine.language.expressions import SourceTree, check_names, check_names_located
-from engine.language.jinja_env import make_environment, render_capped, shared_environment
+from engine.language.jinja_env import (
+    failing_line,
+    make_environment,
+    render_capped,
+    shared_environment,
+)
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>.*?)\n---[ \t]*\n", re.DOTALL)
 FRONT_KEYS = ("subject", "preheader")
@@ -230,31 +236,66 @@ def check_text(source: str, allowed: tuple[str, ...]) -> list[str]:
         return [f"text too deeply nested to check ({len(source)} characters)"]
 
 
+class _NamedDictLoader(BaseLoader):
+    """Templates from a dict, like `DictLoader`, each carrying its file name, so a failing
+    render's traceback (and so its error message) names the file and line that failed."""
+
+    def __init__(self, mapping: dict[str, str]) -> None:
+        self.mapping = mapping
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        if template not in self.mapping:
+            raise TemplateNotFound(template)
+        return self.mapping[template], template, lambda: True
+
+    def list_templates(self) -> list[str]:
+        return sorted(self.mapping)
+
+
+# Everything a render in the sandbox can raise that is the template's fault, not the engine's.
+RENDER_FAILURES = (
+    TemplateError,
+    SecurityError,
+    RenderBudgetExceeded,
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    AttributeError,
+    RecursionError,
+    MemoryError,
+)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "macros or loops call themselves too deep (recursion); render budget"
+    if isinstance(exc, MemoryError):
+        return "ran out of memory (render budget)"
+    return str(exc)
+
+
 def render(sources: dict[str, str], file: str, context: dict[str, Any]) -> str:
     """Render ``file`` from ``sources`` (a compiled plan's templates) in the sandbox."""
-    env = make_environment(autoescape=file.endswith(".html"), loader=DictLoader(sources))
+    env = make_environment(autoescape=file.endswith(".html"), loader=_NamedDictLoader(sources))
     try:
         # Front matter is kept as blank lines (for error line numbers); drop them here.
         return render_capped(env.get_template(file), context).lstrip()
-    except (UndefinedError, SecurityError, TemplateNotFound) as exc:
-        raise TemplateRenderError(f"{file}: {exc}") from None
-    except (TemplateError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
-        raise TemplateRenderError(f"{file}: {exc}") from None
+    except (UndefinedError, TemplateNotFound, *RENDER_FAILURES) as exc:
+        where = failing_line(exc, sources)
+        place = f"{file}: line {where[1]}" if where and where[0] == file else file
+        if where and where[0] != file:
+            place = f"{file}: {where[0]} line {where[1]}"
+        raise TemplateRenderError(f"{place}: {_reason(exc)}") from None
 
 
 def render_text(source: str, context: dict[str, Any]) -> str:
     """Render a one-line text template (subject, title) in the sandbox, without escaping."""
     try:
         return render_capped(make_environment().from_string(source), context).strip()
-    except (
-        TemplateError,
-        SecurityError,
-        TypeError,
-        ValueError,
-        ArithmeticError,
-        AttributeError,
-    ) as exc:
-        raise TemplateRenderError(f"{source!r}: {exc}") from None
+    except RENDER_FAILURES as exc:
+        raise TemplateRenderError(f"{source!r}: {_reason(exc)}") from None
 
 
 class _TextExtractor(HTMLParser):

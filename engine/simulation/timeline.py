@@ -169,6 +169,13 @@ def _entry(
             if d["status"] == OutboxStatus.SUPPRESSED
         ]
         subjects = [d["subject"] for d in sent if d.get("subject")]
+        failed = [d for d in sent if d["status"] == OutboxStatus.FAILED]
+        if failed:  # a template that failed to render: say where, for the playbook author
+            reasons = "; ".join(f"{d['contact']}: {d.get('reason')}" for d in failed)
+            base["detail"] = (
+                f"{record.detail}; failed: {reasons}" if record.detail else (f"failed: {reasons}")
+            )
+            sent = [d for d in sent if d not in failed]
         return TimelineEntry(
             kind="email",
             to=[d["contact"] for d in sent],

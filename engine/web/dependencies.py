@@ -1,4 +1,4 @@
-"""What the web UI's handlers take from a request: the app's services, its signing secret,
+"""What the web UI's handlers take from a request: the app's services, its signing keys,
 the logged-in viewer and form fields."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Form, Request
 
 from engine.services import Services
+from engine.signing import Keyring
 from engine.web.security import Viewer, require_viewer
 
 ViewerDep = Annotated[Viewer, Depends(require_viewer)]
@@ -19,6 +20,6 @@ def services_of(request: Request) -> Services:
     return request.app.state.services
 
 
-def signing_secret(request: Request) -> str:
-    """The key that signs flashes, sessions and form tokens."""
-    return services_of(request).settings.signing_secret.get_secret_value()
+def signing_keys(request: Request) -> Keyring:
+    """The keyring that signs flashes, sessions and form tokens."""
+    return services_of(request).settings.signing_keys()

@@ -19,10 +19,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from engine.errors import BadToken
-from engine.signing import sign, verify
+from engine.signing import Purpose, sign, verify
 from engine.statuses import EnrollmentStatus, OutboxStatus, TaskStatus
 from engine.store.models import Task, utcnow
-from engine.web.dependencies import signing_secret
+from engine.web.dependencies import signing_keys
 from engine.web.security import Viewer
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -139,7 +139,7 @@ def bad_form(request: Request, viewer: Viewer) -> Response:
 
 def flash_to(request: Request, target: str, message: str, link: str | None = None) -> Response:
     """Redirect (303, after a POST) to ``target`` with a signed one-time message."""
-    token = sign({"m": message, "l": link}, signing_secret(request), "flash")
+    token = sign({"m": message, "l": link}, signing_keys(request), Purpose.FLASH)
     sep = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{sep}{urlencode({'flash': token})}", status_code=303)
 
@@ -149,7 +149,7 @@ def _read_flash(request: Request) -> dict[str, Any] | None:
     if not token:
         return None
     try:
-        payload = verify(token, signing_secret(request), "flash")
+        payload = verify(token, signing_keys(request), Purpose.FLASH)
     except BadToken:
         return None
     link = payload.get("l")

@@ -2,7 +2,7 @@
 
 - The session is the signed, expiring cookie of `engine.api.auth` (HttpOnly, SameSite=Lax).
 - Every state-changing form carries a CSRF token: an HMAC of the session cookie under the
-  app's signing secret. It is bound to one login, and another site can neither read the
+  CSRF key (`engine.signing`). It is bound to one login, and another site can neither read the
   cookie nor compute the token.
 - The login form carries a token bound to a random nonce cookie (double submit), so another
   site cannot log a browser in under someone else's account (login CSRF).
@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -23,27 +22,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.api.auth import SESSION_COOKIE, member_from_cookie
+from engine.signing import Keyring, Purpose
 from engine.store.models import Task, TeamMember
 
 LOGIN_COOKIE = "playbook_login"
 
 
-def _mac(secret: str, purpose: str, value: str) -> str:
-    return hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
-
-
-def csrf_token(secret: str, session_cookie: str) -> str:
+def csrf_token(keys: Keyring, session_cookie: str) -> str:
     """The CSRF token of the forms of one login session."""
-    return _mac(secret, "csrf", session_cookie)
+    return keys.mac(Purpose.CSRF, session_cookie)
 
 
 def new_login_nonce() -> str:
     return secrets.token_urlsafe(24)
 
 
-def login_token(secret: str, nonce: str) -> str:
+def login_token(keys: Keyring, nonce: str) -> str:
     """The hidden token of a login form, bound to the nonce cookie set with the form."""
-    return _mac(secret, "login", nonce)
+    return keys.mac(Purpose.LOGIN, nonce)
 
 
 def same(given: str | None, expected: str) -> bool:
@@ -120,11 +116,10 @@ def require_viewer(request: Request) -> Viewer:
     services = request.app.state.services
     with services.sessions() as session:
         team = team_of(session, member.email)
-    secret = services.settings.signing_secret.get_secret_value()
     return Viewer(
         email=member.email,
         name=member.name,
         is_admin=member.is_admin,
         team=team,
-        csrf=csrf_token(secret, request.cookies.get(SESSION_COOKIE, "")),
+        csrf=csrf_token(services.settings.signing_keys(), request.cookies.get(SESSION_COOKIE, "")),
     )

@@ -82,7 +82,7 @@ def api_settings(
         sendgrid_api_key=sendgrid_api.api_key,
         sendgrid_host=sendgrid_api.url,
         sendgrid_webhook_public_key=public_key_b64(webhook_key),
-        signing_secret="api-test-signing-secret",
+        signing_secret="api-test-signing-secret-of-32-bytes-or-more",
         public_base_url="http://testserver",
         worker_max_concurrent_activities=16,
     )

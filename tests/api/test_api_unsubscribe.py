@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from engine.services import Services
-from engine.signing import _b64, _unb64, sign, unsubscribe_token
+from engine.signing import Keyring, Purpose, _b64, _unb64, sign, unsubscribe_token
 from engine.store import repository
 from engine.store.models import Suppression
 from tests.helpers.api import admin_of, champion_of, outbox_rows, seed
@@ -20,9 +20,7 @@ ONE_CLICK = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def token_for(services: Services, customer_id: str, email: str) -> str:
-    return unsubscribe_token(
-        services.settings.signing_secret.get_secret_value(), customer_id, email
-    )
+    return unsubscribe_token(services.settings.signing_keys(), customer_id, email)
 
 
 def state(services: Services, customer_id: str, email: str) -> tuple[bool, Suppression | None]:
@@ -97,25 +95,27 @@ async def test_one_click_from_the_list_unsubscribe_header_of_a_sent_email(
 
 def forgeries(services: Services, customer: str, other: str) -> dict[str, str]:
     """Tokens that must not unsubscribe anyone, by how they were made."""
-    secret = services.settings.signing_secret.get_secret_value()
+    keys = services.settings.signing_keys()
     good = token_for(services, customer, admin_of(customer))
-    body, _, signature = good.partition(".")
+    version, body, signature = good.split(".")
     moved = _b64(_unb64(body).replace(admin_of(customer).encode(), champion_of(customer).encode()))
     flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
     return {
         "garbage": "not-a-token",
-        "empty signature": body + ".",
-        "altered signature": f"{body}.{flipped}",
-        "moved to another email": f"{moved}.{signature}",
-        "other secret": unsubscribe_token("not-our-secret", customer, admin_of(customer)),
-        "other purpose": sign({"c": customer, "e": admin_of(customer)}, secret, "session"),
-        "payload not a contact": sign({"c": customer}, secret, "unsubscribe"),
+        "empty signature": f"{version}.{body}.",
+        "altered signature": f"{version}.{body}.{flipped}",
+        "moved to another email": f"{version}.{moved}.{signature}",
+        "version removed": f"{body}.{signature}",
+        "other version": f"v3.{body}.{signature}",
+        "other secret": unsubscribe_token(Keyring("not-our-secret"), customer, admin_of(customer)),
+        "other purpose": sign({"c": customer, "e": admin_of(customer)}, keys, Purpose.SESSION),
+        "payload not a contact": sign({"c": customer}, keys, Purpose.UNSUBSCRIBE),
         # validly signed, but that address is a contact of another customer
         "contact of another customer": token_for(services, customer, admin_of(other)),
         "unknown customer": token_for(services, "no-such-customer", admin_of(customer)),
         "huge": "A" * 20_000 + "." + "B" * 100,
         "dots": "...",
-        "not ascii": f"{body}\u00e9.{signature}",
+        "not ascii": f"{version}.{body}\u00e9.{signature}",
     }
 
 

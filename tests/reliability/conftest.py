@@ -158,7 +158,7 @@ def worker_process(tmp_path: Path) -> Iterator[WorkerFactory]:
             "TEMPORAL_TASK_QUEUE": task_queue,
             "DATABASE_URL": database_url,
             "PLAYBOOK_HOME": str(tmp_path / "home"),
-            "SIGNING_SECRET": "reliability-secret",
+            "SIGNING_SECRET": "reliability-secret-of-at-least-32-bytes",
             "WORKER_MAX_CONCURRENT_ACTIVITIES": "20",
             **extra,
         }

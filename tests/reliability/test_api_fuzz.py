@@ -99,7 +99,7 @@ def services(dev_server, sessions, db_url, tmp_path, task_queue) -> Services:
     settings_ = load_settings(
         database_url=db_url,
         playbook_home=tmp_path / "home",
-        signing_secret="reliability-secret",
+        signing_secret="reliability-secret-of-at-least-32-bytes",
         temporal_task_queue=task_queue,
     )
     project = load_project(PLAYBOOKS)

@@ -121,7 +121,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         playbook_home=home,
         database_url=db_url,
         temporal_task_queue=f"web-{uuid.uuid4().hex[:8]}",
-        signing_secret="web-test-secret",
+        signing_secret="web-test-secret-of-at-least-32-bytes",
         sendgrid_api_key=None,
         worker_max_concurrent_activities=16,
         public_base_url=url,

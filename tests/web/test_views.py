@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.messages import EnrollmentSnapshot, StepRecord
 from engine.project import load_project
+from engine.signing import Keyring
 from engine.store import repository
 from engine.store.models import Enrollment, TeamMember
 from engine.web.security import csrf_token, safe_next, team_of
@@ -24,9 +25,10 @@ def test_safe_next_only_follows_local_paths() -> None:
 
 
 def test_csrf_tokens_are_bound_to_the_session_and_the_secret() -> None:
-    assert csrf_token("s1", "cookie-a") == csrf_token("s1", "cookie-a")
-    assert csrf_token("s1", "cookie-a") != csrf_token("s1", "cookie-b")
-    assert csrf_token("s1", "cookie-a") != csrf_token("s2", "cookie-a")
+    s1, s2 = Keyring("s1"), Keyring("s2")
+    assert csrf_token(s1, "cookie-a") == csrf_token(s1, "cookie-a")
+    assert csrf_token(s1, "cookie-a") != csrf_token(s1, "cookie-b")
+    assert csrf_token(s1, "cookie-a") != csrf_token(s2, "cookie-a")
 
 
 def test_a_managers_team_reaches_down_the_hierarchy_and_survives_cycles(

@@ -17,7 +17,7 @@ from engine.api.auth import (
     session_cookie,
 )
 from engine.store.models import TeamMember, normalize_email
-from engine.web.dependencies import FormStr, ViewerDep, services_of, signing_secret
+from engine.web.dependencies import FormStr, ViewerDep, services_of, signing_keys
 from engine.web.rendering import bad_form, render
 from engine.web.security import LOGIN_COOKIE, login_token, new_login_nonce, safe_next, same
 
@@ -51,7 +51,7 @@ def _login_form(
         None,
         status_code=status_code,
         next=safe_next(next_),
-        token=login_token(signing_secret(request), nonce),
+        token=login_token(signing_keys(request), nonce),
         error=error,
         email=email,
         flash=None,
@@ -84,7 +84,7 @@ def login(
     next: FormStr = "",
 ) -> Response:
     nonce = request.cookies.get(LOGIN_COOKIE, "")
-    if not nonce or not same(token, login_token(signing_secret(request), nonce)):
+    if not nonce or not same(token, login_token(signing_keys(request), nonce)):
         return _login_form(
             request, next, error="The login form expired; please try again.", status_code=400
         )
@@ -98,7 +98,7 @@ def login(
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        session_cookie(signing_secret(request), member.email),
+        session_cookie(signing_keys(request), member.email),
         max_age=SESSION_SECONDS,
         path="/",
         httponly=True,
