@@ -2,7 +2,8 @@
 
 - API tokens are random, shown once at creation, and stored as SHA-256 hashes; requests
   send them as ``Authorization: Bearer <token>``.
-- UI logins check a scrypt hash and set a signed, expiring session cookie.
+- UI logins check a scrypt hash (`hash_password`, `check_password`); their sessions are
+  server-side (`engine.store.logins`, `engine.web.security`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Annotated
@@ -20,12 +20,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.errors import BadToken
-from engine.signing import sign, verify
-from engine.store.models import ApiToken, TeamMember, utcnow
+from engine.store.models import ApiToken, utcnow
 
-SESSION_COOKIE = "playbook_session"
-SESSION_SECONDS = 12 * 3600
 # How stale `ApiToken.last_used_at` may get: writing it on every request would make each
 # read-only call a write transaction, and SQLite has one writer at a time.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -98,23 +94,3 @@ def require_token(
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return Caller(name=row.name)
-
-
-def session_cookie(secret: str, email: str) -> str:
-    return sign({"u": email, "exp": int(time.time()) + SESSION_SECONDS}, secret, "session")
-
-
-def member_from_cookie(request: Request) -> TeamMember | None:
-    """The logged-in team member, or None (bad, expired or missing cookie)."""
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return None
-    services = request.app.state.services
-    try:
-        payload = verify(cookie, services.settings.signing_secret.get_secret_value(), "session")
-    except BadToken:
-        return None
-    if not isinstance(payload.get("exp"), int) or payload["exp"] < time.time():
-        return None
-    with services.sessions() as session:
-        return session.get(TeamMember, payload.get("u"))

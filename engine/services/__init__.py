@@ -10,6 +10,8 @@ it is refused; the caller turns that into a status code, an error page or an exi
   cancel.
 - `engine.services.customers_import`: bulk customer import from CSV or JSON (needs only
   the store's sessions, so it takes those rather than a `Services`).
+- `engine.services.team`: create, update, disable, enable and remove team members, ending
+  their web sessions when that takes something away (store sessions only, too).
 """
 
 from engine.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable
