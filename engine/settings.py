@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     login_lockout_failures: int = Field(
         default=20, ge=1, description="Failed logins that lock an account out."
     )
+    login_client_backoff_after: int = Field(
+        default=20,
+        ge=0,
+        description="Like LOGIN_BACKOFF_AFTER, for one client address (an office shares one).",
+    )
     login_client_lockout_failures: int = Field(
         default=100, ge=1, description="Failed logins that lock a client address out."
     )

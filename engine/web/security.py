@@ -90,7 +90,12 @@ def throttle_policies(settings: Settings) -> tuple[logins.ThrottlePolicy, logins
         lockout_failures=settings.login_lockout_failures,
         lockout=timedelta(minutes=settings.login_lockout_minutes),
     )
-    return account, replace(account, lockout_failures=settings.login_client_lockout_failures)
+    client = replace(
+        account,
+        backoff_after=settings.login_client_backoff_after,
+        lockout_failures=settings.login_client_lockout_failures,
+    )
+    return account, client
 
 
 def client_address(request: Request) -> str:
