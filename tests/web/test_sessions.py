@@ -22,8 +22,7 @@ from engine.api.auth import hash_password
 from engine.store import logins
 from engine.store.models import LoginThrottle, Task, TeamMember, WebSession, utcnow
 from engine.web.security import LOGIN_COOKIE, SESSION_COOKIE, login_token
-from tests.helpers.browser import PASSWORD, Browser, Stack
-from tests.web.test_access import seed_task
+from tests.helpers.browser import PASSWORD, Browser, Stack, seed_task
 
 LOGIN_LOG = "engine.web.pages.login"
 
