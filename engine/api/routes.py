@@ -205,6 +205,12 @@ def enable_team_member(email: TeamEmail, svc: Svc) -> None:
     team.enable_member(svc.sessions, email)
 
 
+@router.post("/team/{email}/unlock", status_code=status.HTTP_204_NO_CONTENT, tags=["customers"])
+def unlock_team_member(email: TeamEmail, svc: Svc) -> None:
+    """End a lockout (or backoff) of failed logins on this email before it runs out."""
+    team.unlock_member(svc.sessions, email)
+
+
 @router.delete("/team/{email}", status_code=status.HTTP_204_NO_CONTENT, tags=["customers"])
 def remove_team_member(email: TeamEmail, svc: Svc) -> None:
     """Remove a member: their web sessions end and their open tasks become unassigned."""

@@ -1,4 +1,4 @@
-"""Team members: create or update, disable, enable and remove.
+"""Team members: create or update, disable, enable, remove, and unlock their logins.
 
 Every change that takes something away from a member ends their web sessions at once
 (`engine.store.logins.end_member_sessions`): a new password, losing the admin flag or a
@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import NotFound
 from engine.statuses import TaskStatus
-from engine.store.logins import end_member_sessions
-from engine.store.models import Task, TeamMember, normalize_email, utcnow
+from engine.store.logins import account_key, clear_failures, end_member_sessions
+from engine.store.models import LoginThrottle, Task, TeamMember, normalize_email, utcnow
 
 
 @dataclass(frozen=True)
@@ -97,3 +97,14 @@ def remove_member(sessions: sessionmaker[Session], email: str) -> int:
         )
         session.delete(member)
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+def unlock_member(sessions: sessionmaker[Session], email: str) -> bool:
+    """End a login lockout or backoff of the account ``email`` before it runs out (someone
+    failed on purpose with their email); returns whether there was one. Known or not, as
+    failed logins are counted for any email typed."""
+    key = account_key(email)
+    with sessions.begin() as session:
+        counted = session.get(LoginThrottle, key) is not None
+        clear_failures(session, key)
+        return counted

@@ -16,12 +16,15 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import delete, update
 
 from engine.api.auth import hash_password
+from engine.cli import main
+from engine.settings import settings_override
 from engine.store import logins
 from engine.store.models import LoginThrottle, Task, TeamMember, WebSession, utcnow
-from engine.web.security import LOGIN_COOKIE, SESSION_COOKIE, login_token
+from engine.web.security import LOGIN_COOKIE, SESSION_COOKIE, login_token, throttle_policies
 from tests.helpers.browser import PASSWORD, Browser, Stack, seed_task
 
 LOGIN_LOG = "engine.web.pages.login"
@@ -249,3 +252,47 @@ def test_a_login_form_works_once_and_not_after_it_expires(stack: Stack, member: 
     ) as late:
         expired = late.post("/login", data={"email": member, "password": PASSWORD, "token": stale})
         assert expired.status_code == 400
+
+
+def playbook(stack: Stack, *args: str) -> Result:
+    """Run `playbook ARGS...` on the stack's database."""
+    with settings_override(
+        playbook_home=stack.settings.playbook_home,
+        database_url=stack.settings.database_url,
+        signing_secret=stack.settings.signing_secret,
+    ):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def lock_out(stack: Stack, email: str) -> None:
+    policy, _ = throttle_policies(stack.settings)
+    with stack.sessions.begin() as session:
+        for _ in range(policy.lockout_failures):
+            logins.record_failure(session, logins.account_key(email), policy, utcnow())
+
+
+def test_the_team_cli_disables_enables_unlocks_and_removes(stack: Stack, member: str) -> None:
+    cookie = logged_in(stack, member)
+    assert playbook(stack, "team", "disable", member).exit_code == 0
+    assert not opens_inbox(stack, cookie)
+    assert playbook(stack, "team", "enable", member).exit_code == 0
+
+    lock_out(stack, member)  # someone failed on purpose with their email
+    with httpx.Client(base_url=stack.url, follow_redirects=False) as http:
+        assert post_login(http, member).status_code == 429
+        assert playbook(stack, "team", "unlock", member).exit_code == 0
+        assert post_login(http, member).status_code == 303
+    assert "no failed logins" in playbook(stack, "team", "unlock", member).output
+
+    assert playbook(stack, "team", "remove", member).exit_code == 0
+    missing = playbook(stack, "team", "remove", member)
+    assert missing.exit_code == 1 and "no team member" in missing.output
+
+
+def test_the_api_unlocks_a_locked_account(stack: Stack, member: str) -> None:
+    lock_out(stack, member)
+    with httpx.Client(base_url=stack.url, follow_redirects=False) as http:
+        assert post_login(http, member).status_code == 429
+        with stack.api() as api:
+            assert api.post(f"/api/team/{member}/unlock").status_code == 204
+        assert post_login(http, member).status_code == 303
