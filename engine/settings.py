@@ -107,6 +107,40 @@ class Settings(BaseSettings):
             return [part for part in value.replace(",", " ").split() if part]
         return value
 
+    session_idle_minutes: float = Field(
+        default=30, gt=0, description="A web session unused this long ends (idle timeout)."
+    )
+    session_max_hours: float = Field(
+        default=12, gt=0, description="A web session ends this long after its login, used or not."
+    )
+    login_form_minutes: float = Field(
+        default=10, gt=0, description="How long a login form (its single-use nonce) stays valid."
+    )
+    login_backoff_after: int = Field(
+        default=3,
+        ge=0,
+        description="Failed logins of an account or client address allowed before each next "
+        "try must wait (1 s, then doubling up to LOGIN_BACKOFF_MAX_SECONDS).",
+    )
+    login_backoff_max_seconds: float = Field(default=60, ge=0)
+    login_lockout_failures: int = Field(
+        default=20, ge=1, description="Failed logins that lock an account out."
+    )
+    login_client_backoff_after: int = Field(
+        default=20,
+        ge=0,
+        description="Like LOGIN_BACKOFF_AFTER, for one client address (an office shares one).",
+    )
+    login_client_lockout_failures: int = Field(
+        default=100, ge=1, description="Failed logins that lock a client address out."
+    )
+    login_lockout_minutes: float = Field(
+        default=15,
+        gt=0,
+        description="How long a lockout lasts; failures are also forgotten after this long "
+        "without a new one.",
+    )
+
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> Settings:
         """Anchor the data dir, derive the database URL and load or create the secret."""

@@ -3,7 +3,8 @@
 - API tokens are random, shown once at creation, and stored as SHA-256 hashes; requests
   send them as ``Authorization: Bearer <token>``. Each carries scopes, and each route
   names the one it needs (`Requires`); `engine.services.tokens` issues, lists and revokes.
-- UI logins check a scrypt hash and set a signed, expiring session cookie.
+- UI logins check a scrypt hash (`hash_password`, `check_password`); their sessions are
+  server-side (`engine.store.logins`, `engine.web.security`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated
@@ -20,15 +20,12 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from engine.errors import BadToken, TokenRefused
+from engine.errors import TokenRefused
 from engine.scopes import Scope, grants
 from engine.services import tokens
 from engine.services.tokens import DEFAULT_EXPIRY
-from engine.signing import Keyring, Purpose, sign, verify
-from engine.store.models import ApiToken, TeamMember
+from engine.store.models import ApiToken
 
-SESSION_COOKIE = "playbook_session"
-SESSION_SECONDS = 12 * 3600
 _bearer = HTTPBearer(auto_error=False, description="An API token: `playbook token create`.")
 
 
@@ -123,23 +120,3 @@ class Requires:
             status.HTTP_403_FORBIDDEN,
             f"this API token lacks the {needed} scope (it has: {held})",
         )
-
-
-def session_cookie(keys: Keyring, email: str) -> str:
-    return sign({"u": email, "exp": int(time.time()) + SESSION_SECONDS}, keys, Purpose.SESSION)
-
-
-def member_from_cookie(request: Request) -> TeamMember | None:
-    """The logged-in team member, or None (bad, expired or missing cookie)."""
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return None
-    services = request.app.state.services
-    try:
-        payload = verify(cookie, services.settings.signing_keys(), Purpose.SESSION)
-    except BadToken:
-        return None
-    if not isinstance(payload.get("exp"), int) or payload["exp"] < time.time():
-        return None
-    with services.sessions() as session:
-        return session.get(TeamMember, payload.get("u"))

@@ -44,9 +44,9 @@ from engine.api.schemas import (
 )
 from engine.messages import EnrollmentSnapshot
 from engine.scopes import Scope
-from engine.services import Services, enrollments, tasks, tokens
+from engine.services import Services, enrollments, tasks, team, tokens
 from engine.store import repository
-from engine.store.models import Task, TeamMember
+from engine.store.models import Task
 
 
 def _renderable(error: dict[str, Any]) -> dict[str, Any]:
@@ -191,22 +191,69 @@ def get_customer(customer_id: str, svc: Svc) -> CustomerOut:
         return CustomerOut.model_validate(customer)
 
 
+TeamEmail = Annotated[str, Path(pattern=EMAIL, max_length=320)]
+
+
 @router.put(
     "/team/{email}", status_code=status.HTTP_204_NO_CONTENT, tags=["customers"], dependencies=Admin
 )
-def put_team_member(
-    email: Annotated[str, Path(pattern=EMAIL, max_length=320)], body: TeamMemberIn, svc: Svc
-) -> None:
-    """Create or update a CSM, manager or admin (and optionally their UI password)."""
-    with svc.sessions.begin() as session:
-        member = session.get(TeamMember, email.lower()) or TeamMember(email=email.lower())
-        member.name = body.name
-        member.manager_email = body.manager.lower() if body.manager else None
-        member.roles = body.roles
-        member.is_admin = body.is_admin
-        if body.password:
-            member.password_hash = hash_password(body.password)
-        session.add(member)
+def put_team_member(email: TeamEmail, body: TeamMemberIn, svc: Svc) -> None:
+    """Create or update a CSM, manager or admin (and optionally their UI password).
+
+    A new password, or losing the admin flag or a role, ends the member's web sessions.
+    """
+    team.put_member(
+        svc.sessions,
+        email,
+        team.MemberData(
+            name=body.name,
+            manager=body.manager.lower() if body.manager else None,
+            roles=body.roles,
+            is_admin=body.is_admin,
+            password_hash=hash_password(body.password) if body.password else None,
+        ),
+    )
+
+
+@router.post(
+    "/team/{email}/disable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["customers"],
+    dependencies=Admin,
+)
+def disable_team_member(email: TeamEmail, svc: Svc) -> None:
+    """Refuse the member's logins and end their web sessions now; their tasks stay theirs."""
+    team.disable_member(svc.sessions, email)
+
+
+@router.post(
+    "/team/{email}/enable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["customers"],
+    dependencies=Admin,
+)
+def enable_team_member(email: TeamEmail, svc: Svc) -> None:
+    """Let a disabled member log in again."""
+    team.enable_member(svc.sessions, email)
+
+
+@router.post(
+    "/team/{email}/unlock",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["customers"],
+    dependencies=Admin,
+)
+def unlock_team_member(email: TeamEmail, svc: Svc) -> None:
+    """End a lockout (or backoff) of failed logins on this email before it runs out."""
+    team.unlock_member(svc.sessions, email)
+
+
+@router.delete(
+    "/team/{email}", status_code=status.HTTP_204_NO_CONTENT, tags=["customers"], dependencies=Admin
+)
+def remove_team_member(email: TeamEmail, svc: Svc) -> None:
+    """Remove a member: their web sessions end and their open tasks become unassigned."""
+    team.remove_member(svc.sessions, email)
 
 
 # -- tasks -------------------------------------------------------------------------------

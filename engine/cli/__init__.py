@@ -11,6 +11,7 @@ done (and is tested) from Python. One module per command group:
 - `engine.cli.enrollments`: ``enroll`` and ``status``.
 - `engine.cli.data`: ``events send`` and ``customers import``.
 - `engine.cli.tokens`: ``token create``, ``token list``, ``token revoke``.
+- `engine.cli.team`: ``team disable|enable|remove|unlock`` (web UI access).
 - `engine.cli.context`: what they share: the consoles, the ``--root`` options, reaching
   the project, the store and Temporal.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import data, enrollments, language, simulate, stack, tokens
+from engine.cli import data, enrollments, language, simulate, stack, team, tokens
 from engine.errors import ConfigError
 
 
@@ -47,6 +48,7 @@ class _PlaybookGroup(click.Group):
         stack.up,
         stack.worker,
         tokens.token,
+        team.team,
         enrollments.enroll_command,
         enrollments.status_command,
         data.events_group,

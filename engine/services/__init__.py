@@ -12,6 +12,8 @@ it is refused; the caller turns that into a status code, an error page or an exi
   the store's sessions, so it takes those rather than a `Services`).
 - `engine.services.tokens`: API tokens: issue, list, revoke, authenticate (needs only a
   store session).
+- `engine.services.team`: create, update, disable, enable and remove team members, ending
+  their web sessions when that takes something away (store sessions only, too).
 """
 
 from engine.errors import Conflict, Invalid, NotFound, ServiceError, Unavailable

@@ -218,10 +218,58 @@ class TeamMember(Base):
     roles: Mapped[list[str]] = mapped_column(default=list)
     is_admin: Mapped[bool] = mapped_column(default=False)
     password_hash: Mapped[str | None]
+    # Set by `POST /api/team/{email}/disable`: a disabled member cannot log in, and their
+    # sessions ended when it was set.
+    disabled_at: Mapped[datetime | None]
 
     @validates("email", "manager_email")
     def _normalize_emails(self, _key: str, value: str | None) -> str | None:
         return None if value is None else normalize_email(value)
+
+
+class WebSession(Base):
+    """A web UI login, server-side, so that it can be ended before its cookie expires.
+
+    `id` is the SHA-256 of the secret the cookie carries: reading this table does not give
+    anyone a usable session. A session is valid until `revoked_at` is set (logout, password
+    change, demotion, disable or removal), until it has been idle too long (`last_seen_at`)
+    or until its absolute lifetime from `created_at` has passed (`engine.store.logins`).
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_email: Mapped[str] = mapped_column(String(EMAIL_LEN), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class LoginThrottle(Base):
+    """Failed logins of one account or one client address, for backoff and lockout.
+
+    `key` is ``account:<email>`` or ``client:<address>``. Kept in the database, not in the
+    process, so that every API process and a restart see the same counts.
+    """
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None]
+
+
+class UsedLoginNonce(Base):
+    """A login form's nonce that has been posted once: a second post of it is refused.
+
+    `nonce_hash` is its SHA-256; rows are deleted once the form would have expired anyway.
+    """
+
+    __tablename__ = "used_login_nonces"
+
+    nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class ApiToken(Base):

@@ -1,11 +1,16 @@
 """Logins, sessions, CSRF tokens and who may see which tasks, for the web UI.
 
-- The session is the signed, expiring cookie of `engine.api.auth` (HttpOnly, SameSite=Lax).
+- A session is a row of `web_sessions` (`engine.store.logins`); the cookie (HttpOnly,
+  SameSite=Lax) carries a random secret whose hash names the row. Every request checks the
+  row, so a session ends at once on logout, a password change, a demotion, or when its
+  member is disabled or removed; and after `SESSION_IDLE_MINUTES` without a request or
+  `SESSION_MAX_HOURS` after the login, whichever comes first.
 - Every state-changing form carries a CSRF token: an HMAC of the session cookie under the
   CSRF key (`engine.signing`). It is bound to one login, and another site can neither read the
   cookie nor compute the token.
-- The login form carries a token bound to a random nonce cookie (double submit), so another
-  site cannot log a browser in under someone else's account (login CSRF).
+- The login form carries a signed token bound to a random nonce cookie (double submit), so
+  another site cannot log a browser in under someone else's account (login CSRF). The
+  token expires after `LOGIN_FORM_MINUTES`, and the nonce is used up by the first post.
 - CSMs see their own tasks; managers also those of everyone who reports to them, directly or
   further down; admins see every task.
 """
@@ -14,17 +19,21 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from fastapi import HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.api.auth import SESSION_COOKIE, member_from_cookie
-from engine.signing import Keyring, Purpose
-from engine.store.models import Task, TeamMember
+from engine.errors import BadToken
+from engine.settings import Settings
+from engine.signing import Keyring, Purpose, sign, verify
+from engine.store import logins
+from engine.store.models import Task, TeamMember, utcnow
 
+SESSION_COOKIE = "playbook_session"
 LOGIN_COOKIE = "playbook_login"
 
 
@@ -37,9 +46,70 @@ def new_login_nonce() -> str:
     return secrets.token_urlsafe(24)
 
 
-def login_token(keys: Keyring, nonce: str) -> str:
+def login_token(keys: Keyring, nonce: str, expires_at: datetime) -> str:
     """The hidden token of a login form, bound to the nonce cookie set with the form."""
-    return keys.mac(Purpose.LOGIN, nonce)
+    return sign(
+        {"n": keys.mac(Purpose.LOGIN, nonce), "exp": int(expires_at.timestamp())},
+        keys,
+        Purpose.LOGIN,
+    )
+
+
+def login_token_expiry(keys: Keyring, token: str, nonce: str, now: datetime) -> datetime | None:
+    """When the form of a valid, unexpired ``token`` for ``nonce`` expires; else None."""
+    try:
+        payload = verify(token, keys, Purpose.LOGIN)
+    except BadToken:
+        return None
+    expires = payload.get("exp")
+    if (
+        not nonce
+        or not isinstance(expires, int)
+        or not keys.check_mac(Purpose.LOGIN, nonce, payload.get("n"))
+    ):
+        return None
+    expires_at = datetime.fromtimestamp(expires, UTC)
+    return expires_at if expires_at > now else None
+
+
+def session_limits(settings: Settings) -> logins.SessionLimits:
+    return logins.SessionLimits(
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        absolute=timedelta(hours=settings.session_max_hours),
+    )
+
+
+def throttle_policies(settings: Settings) -> tuple[logins.ThrottlePolicy, logins.ThrottlePolicy]:
+    """The backoff and lockout of failed logins: per account, per client address."""
+    account = logins.ThrottlePolicy(
+        backoff_after=settings.login_backoff_after,
+        backoff_max=timedelta(seconds=settings.login_backoff_max_seconds),
+        lockout_failures=settings.login_lockout_failures,
+        lockout=timedelta(minutes=settings.login_lockout_minutes),
+    )
+    client = replace(
+        account,
+        backoff_after=settings.login_client_backoff_after,
+        lockout_failures=settings.login_client_lockout_failures,
+    )
+    return account, client
+
+
+def client_address(request: Request) -> str:
+    """The address of the client, as the server sees it: behind a reverse proxy, run
+    uvicorn with ``--proxy-headers --forwarded-allow-ips=<the proxy>`` so this is the
+    browser's and not the proxy's."""
+    return request.client.host if request.client else "unknown"
+
+
+def current_member(request: Request) -> TeamMember | None:
+    """The member the request's session cookie logs in, or None (no session, or it ended)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    services = request.app.state.services
+    with services.sessions.begin() as session:
+        return logins.session_member(session, cookie, session_limits(services.settings), utcnow())
 
 
 def same(given: str | None, expected: str) -> bool:
@@ -101,7 +171,7 @@ class Viewer:
 
 def require_viewer(request: Request) -> Viewer:
     """Dependency of every page: the logged-in member, else a redirect to the login page."""
-    member = member_from_cookie(request)
+    member = current_member(request)
     if member is None:
         target = request.url.path
         if request.url.query:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.messages import EnrollmentSnapshot
 from engine.services import Services
 from engine.settings import Settings
+from engine.store import repository
 from workflows.playbook import PlaybookWorkflow
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -103,3 +105,27 @@ class Browser:
         self.driver.set_window_size(1400, min(max(height + 40, 800), 2400))
         self.driver.save_screenshot(str(Path(folder) / f"{name}.png"))
         self.driver.set_window_size(1400, 1000)
+
+
+def seed_task(stack: Stack, assignee: str | None, title: str, **fields: object) -> str:
+    """An open task (with its customer) straight in the store; returns its id."""
+    customer_id = f"acc-{uuid.uuid4().hex[:8]}"
+    with stack.sessions.begin() as session:
+        repository.upsert_customer(
+            session,
+            repository.CustomerData(
+                id=customer_id, name=f"Customer {customer_id}", owner_email=assignee
+            ),
+        )
+        task, _ = repository.create_task(
+            session,
+            f"test:{customer_id}",
+            title,
+            customer_id=customer_id,
+            assignee_email=assignee,
+            playbook_id="onboarding",
+            step_id="kickoff",
+            outcomes=["held", "rescheduled"],
+            **fields,  # type: ignore[arg-type]
+        )
+        return task.id

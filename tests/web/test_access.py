@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import timedelta
 
 import httpx
 import pytest
 from selenium.webdriver.support.ui import Select
 
-from engine.store import repository
 from engine.store.models import Task, utcnow
-from tests.helpers.browser import ADMIN, CSM_A, CSM_B, MANAGER, PASSWORD, Browser, Stack
-
-
-def seed_task(stack: Stack, assignee: str | None, title: str, **fields: object) -> str:
-    """An open task (with its customer) straight in the store; returns its id."""
-    customer_id = f"acc-{uuid.uuid4().hex[:8]}"
-    with stack.sessions.begin() as session:
-        repository.upsert_customer(
-            session,
-            repository.CustomerData(
-                id=customer_id, name=f"Customer {customer_id}", owner_email=assignee
-            ),
-        )
-        task, _ = repository.create_task(
-            session,
-            f"test:{customer_id}",
-            title,
-            customer_id=customer_id,
-            assignee_email=assignee,
-            playbook_id="onboarding",
-            step_id="kickoff",
-            outcomes=["held", "rescheduled"],
-            **fields,  # type: ignore[arg-type]
-        )
-        return task.id
+from tests.helpers.browser import ADMIN, CSM_A, CSM_B, MANAGER, PASSWORD, Browser, Stack, seed_task
 
 
 @pytest.fixture(scope="module")
