@@ -101,7 +101,7 @@ def _seed_team(sessions: sessionmaker[Session]) -> str:
                     password_hash=digest,
                 )
             )
-        return create_api_token(session, "web-tests", ["ingest", "operate"])
+        return create_api_token(session, "web-tests", ["admin"])
 
 
 @pytest.fixture(scope="session")

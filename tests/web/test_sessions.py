@@ -245,8 +245,7 @@ def test_a_login_form_works_once_and_not_after_it_expires(stack: Stack, member: 
         assert reused.status_code == 400 and "The login form expired" in reused.text
         assert SESSION_COOKIE not in reused.cookies
 
-    secret = stack.settings.signing_secret.get_secret_value()
-    stale = login_token(secret, "a-nonce", utcnow() - timedelta(seconds=1))
+    stale = login_token(stack.settings.signing_keys(), "a-nonce", utcnow() - timedelta(seconds=1))
     with httpx.Client(
         base_url=stack.url, cookies={LOGIN_COOKIE: "a-nonce"}, follow_redirects=False
     ) as late:
