@@ -65,6 +65,11 @@ from engine.language.schema import (
     step_action,
 )
 from engine.language.templates import EMAIL_NAMES, TemplateLibrary, check_text
+from engine.language.unbounded import (
+    unbounded_constructs,
+    unbounded_in_expression,
+    unbounded_in_text,
+)
 from engine.language.yaml_source import SourceDocument
 
 EMAIL_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -119,12 +124,16 @@ class _Compiler:
             return
         for problem in check_expression(source, names):
             self.error(loc, problem)
+        for problem in unbounded_in_expression(source):
+            self.warning(loc, problem)
 
     def text(self, loc: Loc, source: str | None, names: Iterable[str]) -> None:
         if source is None:
             return
         for problem in check_text(source, tuple(names)):
             self.error(loc, problem)
+        for _, problem in unbounded_in_text(source):
+            self.warning(loc, problem)
 
     # -- names -----------------------------------------------------------------------
     @property
@@ -364,6 +373,8 @@ class _Compiler:
         if EMAIL_ADDRESS.match(value):
             return "address", value
         checked = analyse_expression(value, (*self.step_names, "contact"))
+        for problem in unbounded_in_expression(value):
+            self.warning(loc, problem)
         if checked.problems:
             for problem in checked.problems:
                 self.error(loc, problem)
@@ -437,19 +448,32 @@ class _Compiler:
         try:
             tree = SourceTree.walk(env.parse(source), source)
         except TemplateSyntaxError as exc:
-            pos = self.doc.where(loc)
+            line, column = self._inline_position(loc, exc.lineno or 1)
             self.diagnostics.append(
-                Diagnostic(
-                    self.doc.path,
-                    pos.line + (exc.lineno or 1) - 1,
-                    pos.column,
-                    f"body does not parse: {exc.message}",
-                )
+                Diagnostic(self.doc.path, line, column, f"body does not parse: {exc.message}")
             )
             return
+        for body_line, problem in unbounded_constructs(tree.tree):
+            line, column = self._inline_position(loc, body_line)
+            self.diagnostics.append(
+                Diagnostic(self.doc.path, line, column, problem, severity="warning")
+            )
         for problem in check_names(tree, EMAIL_NAMES):
             self.error(loc, problem)
         self.templates[key] = source
+
+    def _inline_position(self, loc: Loc, body_line: int) -> tuple[int, int]:
+        """The file line and column of line ``body_line`` of the inline text at ``loc``.
+
+        A block scalar (``body: |``) starts on the line after its indicator."""
+        pos = self.doc.where(loc)
+        lines = self.doc.text.splitlines()
+        start = lines[pos.line - 1][pos.column - 1 :] if pos.line <= len(lines) else ""
+        if not start.startswith(("|", ">")):
+            return pos.line + body_line - 1, pos.column
+        line = pos.line + body_line
+        text = lines[line - 1] if line <= len(lines) else ""
+        return line, len(text) - len(text.lstrip()) + 1
 
     def _assignee(self, loc: Loc, value: str, allowed: tuple[str, ...]) -> None:
         if value in allowed or value.startswith("role:") or EMAIL_ADDRESS.match(value):

@@ -38,6 +38,7 @@ from engine.language.jinja_env import (
     render_capped,
     shared_environment,
 )
+from engine.language.unbounded import unbounded_constructs, unbounded_in_text
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>.*?)\n---[ \t]*\n", re.DOTALL)
 FRONT_KEYS = ("subject", "preheader")
@@ -174,6 +175,10 @@ class TemplateLibrary:
                 Diagnostic(self.display(html_file), line, 1, msg)
                 for msg in check_text(text, EMAIL_NAMES)
             ]
+            diags += [
+                Diagnostic(self.display(html_file), line, 1, msg, severity="warning")
+                for _, msg in unbounded_in_text(text)
+            ]
         return template, diags
 
     def _collect(self, file: str, sources: dict[str, str]) -> list[Diagnostic]:
@@ -197,7 +202,12 @@ class TemplateLibrary:
                     f"template does not parse: {exc.message}",
                 )
             ]
+        # Before the name checks: Jinja's analysis there may fold constants in the tree.
         diags = [
+            Diagnostic(self.display(file), line, 1, msg, severity="warning")
+            for line, msg in unbounded_constructs(tree.tree)
+        ]
+        diags += [
             Diagnostic(self.display(file), line, 1, msg)
             for line, msg in check_names_located(tree, EMAIL_NAMES)
         ]
