@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.base import StoreActivities, require_customer
 from activities.heartbeat import heartbeating
 from activities.mailer import CaptureMailer, Mailer, OutgoingEmail
+from engine.addresses import one_line
 from engine.errors import (
     ErrorType,
     ExpressionError,
@@ -157,7 +158,7 @@ class EmailActivities(StoreActivities):
             "playbook_id": input.playbook,
             "step_id": input.step_id,
             "customer_id": input.customer_id,
-            "to_name": contact.get("name"),
+            "to_name": _header_text(contact.get("name")),
         }
         with self.sessions.begin() as session:
             row = repository.get_outbox(session, key)
@@ -195,7 +196,7 @@ class EmailActivities(StoreActivities):
                 )
             return _delivery(address, OutboxStatus.SUPPRESSED, None, suppressed)
         try:
-            subject = render_text(input.email.subject, context)
+            subject = one_line(render_text(input.email.subject, context))
             context["preheader"] = (
                 render_text(input.email.preheader, context) if input.email.preheader else ""
             )
@@ -219,7 +220,7 @@ class EmailActivities(StoreActivities):
                 )
             return _delivery(address, OutboxStatus.FAILED, None, reason)
         sender_email = input.sender.email if input.sender else self.default_from_email
-        sender_name = input.sender.name if input.sender else self.default_from_name
+        sender_name = _header_text(input.sender.name if input.sender else self.default_from_name)
         headers = {
             "List-Unsubscribe": f"<{unsubscribe_url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -250,7 +251,7 @@ class EmailActivities(StoreActivities):
             repository.update_outbox_status(session, key, OutboxStatus.SENDING, count_attempt=True)
         outgoing = OutgoingEmail(
             to_email=address,
-            to_name=contact.get("name"),
+            to_name=common["to_name"],
             from_email=sender_email,
             from_name=sender_name,
             subject=subject,
@@ -336,8 +337,13 @@ def _delivery(
     )
 
 
+def _header_text(value: str | None) -> str | None:
+    """A name for a ``To:`` or ``From:`` header: one line, whatever the store held."""
+    return None if value is None else one_line(value)
+
+
 def _safe_subject(email: EmailPlan, context: dict[str, Any]) -> str:
     try:
-        return render_text(email.subject, context)
+        return one_line(render_text(email.subject, context))
     except TemplateRenderError:
-        return email.subject
+        return one_line(email.subject)

@@ -141,6 +141,35 @@ class Settings(BaseSettings):
         "without a new one.",
     )
 
+    # Request limits of the HTTP server (docs/deploy.md, "Limits").
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest /api request body (413 past it)."
+    )
+    webhook_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest webhook body (SendGrid batches)."
+    )
+    form_max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest body of any other route (UI forms)."
+    )
+    http_body_timeout: float = Field(
+        default=60, gt=0, description="Seconds a client has to send a whole request body (408)."
+    )
+    http_header_timeout: float = Field(
+        default=10, gt=0, description="Seconds a client has to send a request's line and headers."
+    )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024, ge=4096, description="Largest request line plus headers (400)."
+    )
+    http_keep_alive_timeout: int = Field(
+        default=5, ge=1, description="Seconds an idle keep-alive connection stays open."
+    )
+    http_limit_concurrency: int = Field(
+        default=200, ge=1, description="Connections and requests at once; more are 503."
+    )
+    api_docs: bool = Field(
+        default=True, description="Serve /docs and /redoc (assets are local, never a CDN)."
+    )
+
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> Settings:
         """Anchor the data dir, derive the database URL and load or create the secret."""

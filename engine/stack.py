@@ -24,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from engine.api.app import create_app
+from engine.api.serving import server_config
 from engine.client.connection import connect, find_binary, quiet_runtime, register_search_attributes
 from engine.client.registration import ensure_schedules, register_versions
 from engine.errors import PlaybookError
@@ -107,8 +108,13 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
             services = Services(settings, sessions, client, project)
             app = create_app(services)
             server = uvicorn.Server(
-                uvicorn.Config(
-                    app, host=options.host, port=options.port, log_level="warning", lifespan="off"
+                server_config(
+                    app,
+                    settings,
+                    options.host,
+                    options.port,
+                    log_level="warning",
+                    lifespan="off",
                 )
             )
             serving = asyncio.create_task(server.serve())

@@ -3,26 +3,80 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
 
 from engine.api import routes, unsubscribe, webhooks
 from engine.api.errors import service_error_response
+from engine.api.limits import BodyLimits, RequestLimits
 from engine.services import ServiceError, Services
 from engine.web import pages
 
 log = logging.getLogger(__name__)
+# Field names whose values a 422 never echoes back.
+SENSITIVE = ("password", "secret", "token")
+HIDDEN = "(hidden)"
+MAX_ECHO = 2000  # characters of a rejected input a 422 shows
+
+
+def _sensitive(name: object) -> bool:
+    return isinstance(name, str) and any(word in name.lower() for word in SENSITIVE)
+
+
+def _scrub(value: Any) -> Any:
+    """``value`` with every sensitive key's value hidden, at any depth."""
+    if isinstance(value, dict):
+        return {k: HIDDEN if _sensitive(k) else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def redact(error: dict[str, Any]) -> dict[str, Any]:
+    """A validation error safe to send back: no password, secret or token in its input.
+
+    An error about such a field loses its input; any other input (a whole body for a
+    missing field, say) has those keys hidden, and one too large to be worth echoing
+    (an oversized ``properties``) is summarised.
+    """
+    fixed = dict(error)
+    if "input" in fixed:
+        if any(_sensitive(part) for part in error.get("loc", ())):
+            fixed["input"] = HIDDEN
+        elif len(shown := repr(fixed["input"])) > MAX_ECHO:
+            fixed["input"] = f"(not shown: {len(shown)} characters)"
+        else:
+            fixed["input"] = _scrub(fixed["input"])
+    return fixed
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, minus echoed secrets."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(
+        {"detail": jsonable_encoder([redact(e) for e in exc.errors()])}, status_code=422
+    )
 
 
 def create_app(services: Services) -> FastAPI:
     """The app for ``services``: the API, the webhooks, the unsubscribe pages and the web UI.
 
     Each router is imported and included explicitly, so a broken import in any of them
-    fails the start instead of silently leaving its routes out.
+    fails the start instead of silently leaving its routes out. /docs and /redoc load their
+    scripts from a copy shipped in a Python package (``fastapi-offline``), never from a CDN,
+    and are left out with ``API_DOCS=false``.
     """
-    app = FastAPI(
+    docs = services.settings.api_docs
+    app = FastAPIOffline(
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        static_url="/docs-assets",
         title="Playbook engine",
         version="0.1.0",
         description="Customer-success playbooks as code, run durably on Temporal. "
@@ -36,7 +90,9 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(unsubscribe.router)
     app.include_router(pages.router)
 
+    app.add_middleware(RequestLimits, limits=BodyLimits.from_settings(services.settings))
     app.add_exception_handler(ServiceError, service_error_response)
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     @app.exception_handler(OperationalError)
     async def store_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

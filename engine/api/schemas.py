@@ -3,6 +3,12 @@
 The `...Out` models read store rows directly (``CustomerOut.model_validate(row)``): a field
 named differently from its column takes the column as its validation alias, which leaves
 the JSON (serialized by field name) unchanged; the field name still validates too.
+
+Every field is bounded: text by length (names and other values that can reach an email
+header are also one line), lists by count, and the free-form JSON objects (event
+``properties``, customer ``attributes``) by their size as JSON, so a 422 names the field
+that is too large before anything is stored. The body as a whole is capped before it is
+parsed (`engine.api.limits`).
 """
 
 from __future__ import annotations
@@ -14,24 +20,51 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from engine.addresses import MAX_EMAIL_LENGTH, NO_CONTROL, check_email
 from engine.scopes import Scope
 from engine.services.tokens import DEFAULT_EXPIRY, TokenInfo
 
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_ADDRESS_PART = r'[^@\s\x00-\x1f\x7f"<>()\[\]\\,;:]+'
+EMAIL = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$"
+"""A first sieve for addresses (no quotes, brackets, markup or whitespace); `Email` fields
+are then checked by ``email-validator`` (`engine.addresses.check_email`)."""
 ID = r"^[^\x00-\x1f\x7f]+$"
 """Ids are any text without control characters (PostgreSQL refuses NUL in text)."""
+MAX_PROPERTIES_BYTES = 32 * 1024
+"""An event's ``properties``, as JSON (UTF-8)."""
+MAX_ATTRIBUTES_BYTES = 64 * 1024
+"""A customer's ``attributes``, as JSON (UTF-8)."""
+MAX_REASON_LENGTH = 1000
+"""Free-text reasons (skip, cancel)."""
+
+Email = Annotated[
+    str,
+    Field(pattern=EMAIL, max_length=MAX_EMAIL_LENGTH, json_schema_extra={"format": "email"}),
+    AfterValidator(check_email),
+]
+Line = Annotated[str, Field(pattern=NO_CONTROL)]
+"""One line of text: names and values that can reach an email header."""
+Label = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL)]
 
 
-def _strict_json(value: dict[str, Any]) -> dict[str, Any]:
-    """Refuse what parses but cannot be stored as JSON: NaN, Infinity, lone surrogates."""
-    try:
-        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    except ValueError as exc:  # UnicodeEncodeError is a ValueError
-        raise ValueError(f"not storable as JSON: {exc}") from None
-    return value
+def _strict_json(limit: int) -> AfterValidator:
+    """Refuse what parses but cannot be stored as JSON (NaN, Infinity, lone surrogates),
+    and objects larger than ``limit`` bytes as JSON."""
+
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = len(json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8"))
+        except ValueError as exc:  # UnicodeEncodeError is a ValueError
+            raise ValueError(f"not storable as JSON: {exc}") from None
+        if size > limit:
+            raise ValueError(f"{size} bytes as JSON; at most {limit} are accepted")
+        return value
+
+    return AfterValidator(check)
 
 
-JSONObject = Annotated[dict[str, Any], AfterValidator(_strict_json)]
+Properties = Annotated[dict[str, Any], _strict_json(MAX_PROPERTIES_BYTES)]
+Attributes = Annotated[dict[str, Any], _strict_json(MAX_ATTRIBUTES_BYTES)]
 
 
 class Strict(BaseModel):
@@ -59,7 +92,9 @@ class EventIn(Strict):
         description="When it happened, with a UTC offset (default: now).",
         examples=["2026-01-05T10:00:00+01:00"],
     )
-    properties: JSONObject = Field(default_factory=dict)
+    properties: Properties = Field(
+        default_factory=dict, description=f"At most {MAX_PROPERTIES_BYTES} bytes as JSON."
+    )
 
 
 class EventBatch(Strict):
@@ -79,24 +114,26 @@ class EventsResponse(BaseModel):
 
 
 class ContactIn(Strict):
-    email: str = Field(pattern=EMAIL, max_length=320)
-    first_name: str | None = Field(default=None, max_length=255)
-    last_name: str | None = Field(default=None, max_length=255)
-    role: str | None = Field(default=None, max_length=64)
+    email: Email
+    first_name: Line | None = Field(default=None, max_length=255)
+    last_name: Line | None = Field(default=None, max_length=255)
+    role: Line | None = Field(default=None, max_length=64)
 
 
 class CustomerIn(Strict):
     """A customer as a CRM sends it; contacts are upserted by email, never deleted."""
 
-    name: str = Field(min_length=1, max_length=255)
-    segment: str | None = Field(default=None, max_length=64)
+    name: Line = Field(min_length=1, max_length=255)
+    segment: Line | None = Field(default=None, max_length=64)
     timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Berlin"])
-    owner: str | None = Field(default=None, pattern=EMAIL, description="The CSM's email.")
+    owner: Email | None = Field(default=None, description="The CSM's email.")
     renewal_date: date | None = None
     health_score: int | None = Field(default=None, ge=0, le=100)
-    attributes: JSONObject = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
-    contacts: list[ContactIn] | None = None
+    attributes: Attributes = Field(
+        default_factory=dict, description=f"At most {MAX_ATTRIBUTES_BYTES} bytes as JSON."
+    )
+    tags: list[Label] = Field(default_factory=list, max_length=100)
+    contacts: list[ContactIn] | None = Field(default=None, max_length=1000)
 
 
 class ContactOut(FromRow):
@@ -121,9 +158,9 @@ class CustomerOut(FromRow):
 
 
 class TeamMemberIn(Strict):
-    name: str = Field(min_length=1, max_length=255)
-    manager: str | None = Field(default=None, pattern=EMAIL)
-    roles: list[str] = Field(default_factory=list)
+    name: Line = Field(min_length=1, max_length=255)
+    manager: Email | None = None
+    roles: list[Label] = Field(default_factory=list, max_length=20)
     is_admin: bool = False
     password: str | None = Field(
         default=None, min_length=8, max_length=200, description="Sets the UI login password."
@@ -156,7 +193,7 @@ class TaskComplete(Strict):
 
 
 class TaskReassign(Strict):
-    assignee: str = Field(pattern=EMAIL)
+    assignee: Email
 
 
 class EnrollIn(Strict):
@@ -178,11 +215,11 @@ class EnrollmentOut(FromRow):
 
 class SkipIn(Strict):
     step: str = Field(min_length=1, max_length=128)
-    reason: str | None = None
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)
 
 
 class CancelIn(Strict):
-    reason: str = "cancelled by an operator"
+    reason: str = Field(default="cancelled by an operator", max_length=MAX_REASON_LENGTH)
 
 
 class TokenIn(Strict):

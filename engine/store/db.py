@@ -1,7 +1,8 @@
 """Engines, sessions and schema migrations for the store.
 
-- `create_engine_for(url)` makes a new engine, tuned per backend (SQLite pragmas, pool
-  pre-ping on PostgreSQL). `engine_for(url)` returns a cached one per URL.
+- `create_engine_for(url)` makes a new engine, tuned per backend (SQLite pragmas and a
+  new file created with mode 0600, pool pre-ping on PostgreSQL). `engine_for(url)`
+  returns a cached one per URL.
 - `session_factory(url)` returns the cached `sessionmaker` for a URL; use it as
   `with session_factory(url).begin() as session: ...` so a block commits or rolls back as
   a whole. Repository functions never commit on their own.
@@ -14,6 +15,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,18 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file (and its folder) readable by its owner only, if it is new.
+
+    The store holds customer data, password hashes and token hashes; SQLite would create
+    the file with the umask's mode (usually 0644). Its -wal and -shm files take the
+    database file's mode. An existing file keeps the mode it has.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """Per-connection SQLite settings.
 
@@ -79,7 +94,7 @@ def create_engine_for(url: str | URL | None = None, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_file(parsed)
         if path is not None:
-            path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path.expanduser())
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine

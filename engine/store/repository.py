@@ -29,6 +29,7 @@ from sqlalchemy import CursorResult, Executable, Table, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
+from engine.addresses import check_email, check_line
 from engine.errors import ConflictError, NotFoundError
 from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskStatus
 from engine.store.models import (
@@ -83,11 +84,7 @@ def _rowcount(session: Session, statement: Executable) -> int:
 
 
 def _check_email(value: str) -> str:
-    value = normalize_email(value)
-    local, at, domain = value.partition("@")
-    if not (local and at and domain) or any(ch.isspace() for ch in value):
-        raise ValueError(f"not an email address: {value!r}")
-    return value
+    return check_email(value)
 
 
 # --- customers -----------------------------------------------------------------------------
@@ -107,6 +104,11 @@ class ContactData(BaseModel):
     @classmethod
     def _email(cls, value: str) -> str:
         return _check_email(value)
+
+    @field_validator("first_name", "last_name", "role")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        return None if value is None else check_line(value)  # they reach email headers
 
 
 class CustomerData(BaseModel):
@@ -134,6 +136,11 @@ class CustomerData(BaseModel):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return check_timezone(value)
+
+    @field_validator("name", "segment")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        return None if value is None else check_line(value)  # they reach email subjects
 
     @field_validator("owner_email")
     @classmethod

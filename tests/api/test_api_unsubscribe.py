@@ -12,7 +12,7 @@ import pytest
 from engine.services import Services
 from engine.signing import Keyring, Purpose, _b64, _unb64, sign, unsubscribe_token
 from engine.store import repository
-from engine.store.models import Suppression
+from engine.store.models import Contact, Suppression
 from tests.helpers.api import admin_of, champion_of, outbox_rows, seed
 from tests.helpers.polling import eventually
 
@@ -146,12 +146,9 @@ async def test_pages_escape_what_they_show(anon: httpx.AsyncClient, services: Se
     customer = f"cust-{uuid.uuid4().hex[:10]}"
     odd = f"o'<i>x</i>.{customer}@example.com"
     with services.sessions.begin() as session:
-        repository.upsert_customer(
-            session,
-            repository.CustomerData(
-                id=customer, name="Odd", contacts=[repository.ContactData(email=odd)]
-            ),
-        )
+        repository.upsert_customer(session, repository.CustomerData(id=customer, name="Odd"))
+        # The store refuses such an address now; one stored before that is still escaped.
+        session.add(Contact(customer_id=customer, email=odd))
     page = await anon.get(f"/unsubscribe/{token_for(services, customer, odd)}")
     assert page.status_code == 200
     assert "<i>x</i>" not in page.text

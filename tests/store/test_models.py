@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -211,3 +212,19 @@ def test_session_factory_is_cached_and_keeps_objects_after_commit(db_url: str) -
         session.add(customer)
 
     assert customer.name == "Acme Inc."  # expire_on_commit=False: still readable
+
+
+def test_a_new_sqlite_file_is_readable_by_its_owner_only(tmp_path) -> None:
+    path = tmp_path / "home" / "playbook.db"
+    engine = create_engine_for(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:  # WAL: the -wal and -shm files appear too
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+            made = [p for p in path.parent.iterdir() if p.name.startswith("playbook.db")]
+            assert {p.name for p in made} >= {"playbook.db", "playbook.db-wal"}
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in made}
+    finally:
+        engine.dispose()
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes
+    assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0

@@ -524,3 +524,26 @@ def test_completing_a_task_cancels_its_open_escalations(session: Session) -> Non
     assert "completed" in (closed.note or "")
     untouched = repo.get_task(session, other.id)
     assert untouched is not None and untouched.status == "open"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        '"><img/src=x/onerror=alert(1)>@xss.example',
+        '"quoted"@acme.example',
+        "Ann <ann@acme.example>",
+        "ann@[127.0.0.1]",
+        "ann@acme.example\r\nBcc: all@evil.example",
+    ],
+)
+def test_the_store_refuses_what_is_not_a_plain_address(email: str) -> None:
+    with pytest.raises(ValidationError, match="not an email address"):
+        repo.ContactData(email=email)
+
+
+def test_the_store_refuses_line_breaks_in_what_reaches_email_headers() -> None:
+    with pytest.raises(ValidationError, match="one line"):
+        repo.ContactData(email="ann@acme.example", first_name="Ann\r\nBcc: all@evil.example")
+    with pytest.raises(ValidationError, match="one line"):
+        repo.CustomerData(id="c", name="Acme\nSubject: x")
+    assert repo.ContactData(email=" Ann@Acme.Example ").email == "ann@acme.example"

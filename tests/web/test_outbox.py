@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -70,3 +71,13 @@ def test_outbox_lists_emails_and_shows_the_rendered_body(stack: Stack, browser: 
         browser.driver.switch_to.default_content()
     assert "List-Unsubscribe" in browser.text("aside")
     browser.screenshot("outbox-message")
+
+
+def test_a_page_number_past_any_offset_is_a_clean_400(stack: Stack, browser: Browser) -> None:
+    browser.login(CSM_B)
+    browser.get("/outbox?page=4611686018427387904")  # (page - 1) * 100 overflows 64 bits
+    assert "There is no such page" in browser.text(".error-message")
+    with httpx.Client(base_url=stack.url) as client:  # the status, which a browser hides
+        cookies = {c["name"]: c["value"] for c in browser.driver.get_cookies()}
+        response = client.get("/outbox?page=4611686018427387904", cookies=cookies)
+    assert response.status_code == 400

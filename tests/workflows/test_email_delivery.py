@@ -18,7 +18,7 @@ from activities.mailer import CaptureMailer, OutgoingEmail, SendGridMailer
 from engine.language.plan import CompiledPlan
 from engine.messages import SendEmailInput
 from engine.store import repository
-from engine.store.models import OutboxMessage
+from engine.store.models import Contact, OutboxMessage
 from tests.helpers.harness import records, running, seed_customer, write_project
 
 ADA, CARL = "ada@acme.example", "carl@acme.example"
@@ -255,3 +255,54 @@ def test_without_a_provider_a_row_left_pending_by_an_earlier_attempt_is_captured
     assert left is not None and left.status == "captured"
     assert left.reason == "no mail provider configured"
     assert sorted(m.contact_email for m in rows) == [CARL]  # Ada's row is the pre-existing one
+
+
+class Recording:
+    """A mailer that keeps what it was asked to send."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingEmail] = []
+
+    def send(self, email: OutgoingEmail) -> str | None:
+        self.sent.append(email)
+        return f"msg-{len(self.sent)}"
+
+
+def test_a_line_break_in_a_stored_name_never_reaches_a_header(sessions, plan, customer_id) -> None:
+    """A name stored before names were checked (or written around the API) is flattened to
+    one line in the subject and the To: name: no header can be injected."""
+    seed_customer(sessions, customer_id)
+    with sessions.begin() as session:
+        contact = session.scalars(
+            select(Contact).where(Contact.customer_id == customer_id, Contact.email == ADA)
+        ).one()
+        contact.first_name = "Ada\r\nBcc: all@evil.example"
+    step = next(s for s in plan.steps if s.id == "hello")
+    assert step.email is not None
+    mailer = Recording()
+    ActivityEnvironment().run(
+        EmailActivities(sessions, mailer).send_email,
+        SendEmailInput(
+            enrollment_id=f"one_email/{customer_id}",
+            playbook="one_email",
+            version=plan.version,
+            step_id="hello",
+            iteration=0,
+            customer_id=customer_id,
+            email=step.email,
+            templates=plan.templates,
+            now=datetime.now(UTC),
+        ),
+    )
+    [to_ada] = [m for m in mailer.sent if m.to_email == ADA]
+    assert to_ada.subject == "Hello Ada Bcc: all@evil.example"
+    assert "\n" not in (to_ada.to_name or "") and "\r" not in (to_ada.to_name or "")
+    with sessions() as session:
+        row = session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.customer_id == customer_id, OutboxMessage.contact_email == ADA
+            )
+        ).one()
+    assert row is not None and "\n" not in row.subject and "\r" not in row.subject

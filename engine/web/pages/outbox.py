@@ -12,6 +12,7 @@ from engine.web.dependencies import ViewerDep, services_of
 from engine.web.rendering import PAGE_SIZE, error_page, render
 
 router = APIRouter()
+MAX_PAGE = 1_000_000
 
 
 @router.get("/outbox")
@@ -24,6 +25,8 @@ def outbox(
     page: int = 1,
 ) -> Response:
     page = max(page, 1)
+    if page > MAX_PAGE:  # an offset past what the database's integers hold
+        return error_page(request, viewer, 400, f"There is no such page (at most {MAX_PAGE:,}).")
     query = select(OutboxMessage, Customer).outerjoin(
         Customer, Customer.id == OutboxMessage.customer_id
     )
