@@ -80,7 +80,13 @@ def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    """Dependency for /api routes: a usable bearer token, else 401 saying why."""
+    """Dependency for /api routes: a usable bearer token, else 401 saying why.
+
+    The limits middleware (`engine.api.limits`) checks the token before the body is read and
+    leaves the caller on ``request.state``; it is taken from there when present."""
+    checked = getattr(request.state, "api_caller", None)
+    if isinstance(checked, Caller):
+        return checked
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

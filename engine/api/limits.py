@@ -175,7 +175,9 @@ async def _unauthenticated(scope: Scope) -> JSONResponse | None:
     request = Request(scope)  # no receive: the body cannot be read from here
     try:
         credentials = await _bearer(request)
-        await run_in_threadpool(require_token, request, credentials)
+        # The route's own `require_token` dependency reuses this caller (`request.state`
+        # lives in the ASGI scope), so a request costs one token lookup, not two.
+        request.state.api_caller = await run_in_threadpool(require_token, request, credentials)
     except HTTPException as exc:
         return _answer(exc)
     return None

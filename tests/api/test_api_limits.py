@@ -13,14 +13,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
 
 from engine.api.schemas import MAX_ATTRIBUTES_BYTES, MAX_PROPERTIES_BYTES
 from engine.api.serving import server_config
-from engine.services import Services
+from engine.services import Services, tokens
 from engine.settings import Settings
-from engine.store.models import Customer, TeamMember
+from engine.store.models import ApiToken, Customer, TeamMember
 
 HUNDRED_MB = 100 * 1024 * 1024
 XSS_EMAIL = '"><img/src=x/onerror=alert(1)>@xss.example'
@@ -87,6 +89,22 @@ async def test_a_token_still_opens_the_api(api: httpx.AsyncClient, customer: str
 
 
 # -- bodies capped while they stream -------------------------------------------------------
+async def test_one_token_lookup_per_request(
+    api: httpx.AsyncClient, customer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The middleware checks the token before the body; the route reuses that check."""
+    lookups: list[str] = []
+    real = tokens.authenticate
+
+    def counted(session: Session, secret: str) -> ApiToken:
+        lookups.append(secret)
+        return real(session, secret)
+
+    monkeypatch.setattr(tokens, "authenticate", counted)
+    assert (await api.get(f"/api/customers/{customer}")).status_code == 200
+    assert len(lookups) == 1
+
+
 async def test_a_chunked_webhook_body_over_the_cap_is_413_before_it_is_all_read(
     anon: httpx.AsyncClient, api_settings: Settings
 ) -> None:
