@@ -28,7 +28,7 @@ from workflows.sweep import TriggerSweepWorkflow
 
 def build_activities(settings: Settings, client: Client | None = None) -> PlaybookActivities:
     """The activities wired to the configured store and mail provider."""
-    from engine.client.enrollment import enroll
+    from engine.client.enrollment import enroll, reenroll_allowed
     from engine.errors import AlreadyEnrolled
     from engine.store import repository
 
@@ -45,6 +45,9 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
         if plan_data is None:
             return f"not enrolled in {playbook}: no registered version"
         plan = CompiledPlan.model_validate(plan_data)
+        with sessions() as session:
+            if not reenroll_allowed(session, plan, customer_id):
+                return f"not enrolled in {playbook}: enrolled before (reenroll: {plan.reenroll})"
         try:
             return await enroll(client, plan, customer_id, task_queue=settings.temporal_task_queue)
         except AlreadyEnrolled as exc:

@@ -77,7 +77,9 @@ class DecisionActivities(StoreActivities):
                 # An ended enrollment stands nowhere: "end" rather than its last wait step.
                 current_step="end" if ended else input.current_step,
                 outcome=input.outcome,
+                started_at=input.at if input.started else None,
                 ended_at=input.at if ended else None,
+                new=input.started,
             )
             if input.close_open_tasks:
                 open_tasks = session.scalars(

@@ -152,7 +152,10 @@ class EmailActivities(StoreActivities):
         self, input: SendEmailInput, contact: dict[str, Any], context: dict[str, Any]
     ) -> EmailDelivery:
         address = contact["email"]
-        key = f"{input.enrollment_id}:{input.step_id}:{input.iteration}:{address.lower()}"
+        # The enrollment's own key: its workflow ID repeats when the customer is enrolled
+        # again (no key: an enrollment started before keys, which keeps its old keys).
+        enrollment = input.enrollment_key or input.enrollment_id
+        key = f"{enrollment}:{input.step_id}:{input.iteration}:{address.lower()}"
         common: dict[str, Any] = {
             "enrollment_id": input.enrollment_id,
             "playbook_id": input.playbook,

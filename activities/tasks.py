@@ -1,7 +1,9 @@
 """The task activities: `create_task` for a task step and `escalate_task` for an overdue one.
 
 Each creates its task once, keyed by enrollment, step and iteration (an escalation by the
-task it escalates), so a retry returns the task an earlier attempt made.
+task it escalates), so a retry returns the task an earlier attempt made. The enrollment part
+is the enrollment's own key, not its workflow ID, which a re-enrollment of the customer
+reuses: each enrollment creates its own tasks.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class TaskActivities(StoreActivities):
     @heartbeating
     def create_task(self, input: CreateTaskInput) -> TaskRef:
         """Create the step's task once (keyed by enrollment, step and iteration)."""
-        key = f"{input.enrollment_id}:{input.step_id}:{input.iteration}"
+        enrollment = input.enrollment_key or input.enrollment_id  # no key: started before keys
+        key = f"{enrollment}:{input.step_id}:{input.iteration}"
         with self.sessions.begin() as session:
             customer = require_customer(session, input.customer_id)
             context = evaluation_context(

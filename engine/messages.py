@@ -136,6 +136,10 @@ class EnrollmentInput(BaseModel):
     plan: CompiledPlan
     customer_id: str
     enrollment_id: str
+    # Unique to this enrollment (the workflow ID repeats when a customer is enrolled again):
+    # the prefix of its email and task idempotency keys. None in enrollments started before
+    # it existed, which keep their workflow ID as the prefix, so none of their effects repeats.
+    enrollment_key: str | None = None
     cycle_key: str | None = None
     trigger_event: EventSignal | None = None
     started_at: datetime | None = None
@@ -196,6 +200,7 @@ class DecideResult(BaseModel):
 
 class SendEmailInput(BaseModel):
     enrollment_id: str
+    enrollment_key: str | None = None
     playbook: str
     version: str
     step_id: str
@@ -229,6 +234,7 @@ class SendEmailResult(BaseModel):
 
 class CreateTaskInput(BaseModel):
     enrollment_id: str
+    enrollment_key: str | None = None
     playbook: str
     step_id: str
     iteration: int
@@ -302,6 +308,9 @@ class RecordEnrollmentInput(BaseModel):
     outcome: str | None = None
     at: datetime
     close_open_tasks: bool = False
+    # The enrollment's first record: a new enrollment under a reused workflow ID replaces
+    # the ended one's start, end and outcome.
+    started: bool = False
 
 
 class SweepInput(BaseModel):

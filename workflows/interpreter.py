@@ -247,7 +247,7 @@ class Interpreter:
                 EnrollmentStatus.GOAL_REACHED,
                 f"milestone {goal.milestone} already reached",
             )
-        await self._project(EnrollmentStatus.RUNNING, self.plan.start)
+        await self._project(EnrollmentStatus.RUNNING, self.plan.start, started=True)
 
     async def _run_step(self, step: StepPlan) -> str:
         iteration = self.state.visits.get(step.id, 0) + 1
@@ -294,6 +294,7 @@ class Interpreter:
                 ActivityName.SEND_EMAIL,
                 SendEmailInput(
                     enrollment_id=self.input.enrollment_id,
+                    enrollment_key=self.input.enrollment_key,
                     playbook=self.plan.playbook,
                     version=self.plan.version,
                     step_id=step.id,
@@ -330,6 +331,7 @@ class Interpreter:
             ActivityName.CREATE_TASK,
             CreateTaskInput(
                 enrollment_id=self.input.enrollment_id,
+                enrollment_key=self.input.enrollment_key,
                 playbook=self.plan.playbook,
                 step_id=step.id,
                 iteration=iteration,
@@ -670,6 +672,7 @@ class Interpreter:
         step: str | None,
         outcome: str | None = None,
         close_open_tasks: bool = False,
+        started: bool = False,
     ) -> None:
         await workflow.execute_local_activity(
             ActivityName.RECORD_ENROLLMENT,
@@ -684,6 +687,7 @@ class Interpreter:
                 outcome=outcome,
                 at=self._now(),
                 close_open_tasks=close_open_tasks,
+                started=started,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LOCAL_RETRY,

@@ -2,13 +2,19 @@
 
 The enrollment ID is the workflow ID, so Temporal itself refuses a second concurrent
 enrollment of the same customer in the same playbook; `reenroll` picks the ID reuse policy
-for enrollments that already ended.
+for enrollments that already ended, and `reenroll_allowed` checks it against the store,
+which remembers ended enrollments after Temporal's retention has dropped them. A
+re-enrollment reuses the workflow ID, so each enrollment also gets its own key
+(`EnrollmentInput.enrollment_key`), the prefix of its email and task idempotency keys.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributeKey,
@@ -30,6 +36,7 @@ from engine.messages import (
     EnrollmentInput,
     EventSignal,
 )
+from engine.store.models import Enrollment
 
 
 def enrollment_id(playbook: str, customer_id: str, cycle_key: str | None = None) -> str:
@@ -77,6 +84,7 @@ async def enroll(
         plan=plan,
         customer_id=customer_id,
         enrollment_id=workflow_id,
+        enrollment_key=f"{workflow_id}@{uuid.uuid4().hex}",
         cycle_key=cycle_key,
         trigger_event=trigger_event,
         use_search_attributes=use_search_attributes,
@@ -104,4 +112,31 @@ async def enroll(
     return workflow_id
 
 
-__all__ = ["SA_STEP", "AlreadyEnrolled", "enroll", "enrollment_id"]
+def reenroll_allowed(
+    session: Session, plan: CompiledPlan, customer_id: str, cycle_key: str | None = None
+) -> bool:
+    """Whether the store's past enrollments let the customer enroll (again) now.
+
+    ``reenroll: never``: no enrollment under the same ID (playbook, customer and cycle) was
+    ever recorded; Temporal's ``REJECT_DUPLICATE`` alone forgets a closed workflow once its
+    retention ends. ``reenroll: <gap>``: the playbook's last enrollment of the customer
+    ended at least that long ago. ``always``: yes.
+    """
+    if plan.reenroll == "never":
+        workflow_id = enrollment_id(plan.playbook, customer_id, cycle_key)
+        return session.get(Enrollment, workflow_id) is None
+    if plan.reenroll != "after" or not plan.reenroll_after_seconds:
+        return True
+    last = session.scalars(
+        select(Enrollment)
+        .where(Enrollment.playbook_id == plan.playbook, Enrollment.customer_id == customer_id)
+        .order_by(Enrollment.started_at.desc())
+    ).first()
+    if last is None:
+        return True
+    if last.ended_at is None:
+        return False
+    return datetime.now(UTC) - last.ended_at >= timedelta(seconds=plan.reenroll_after_seconds)
+
+
+__all__ = ["SA_STEP", "AlreadyEnrolled", "enroll", "enrollment_id", "reenroll_allowed"]

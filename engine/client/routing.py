@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from engine.client.enrollment import enroll
+from engine.client.enrollment import enroll, reenroll_allowed
 from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled
 from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.messages import EventSignal
 from engine.store.context import decide
 from engine.store.events import Ingested, ingest_event
-from engine.store.models import Enrollment
 
 
 @dataclass
@@ -132,7 +130,11 @@ class EventRouter:
                 if values[0] is not True:
                     return errors[0] or f"{plan.trigger.condition} is false"
             if not reenroll_allowed(session, plan, customer_id):
-                return "reenroll gap"
+                return (
+                    "already enrolled once; reenroll: never"
+                    if plan.reenroll == "never"
+                    else "reenroll gap"
+                )
         return None
 
     async def _trigger(
@@ -154,19 +156,3 @@ class EventRouter:
             routed.enrolled.append(workflow_id)
         except AlreadyEnrolled as exc:
             routed.notes.append(f"{plan.playbook}: {exc}")
-
-
-def reenroll_allowed(session: Session, plan: CompiledPlan, customer_id: str) -> bool:
-    """For ``reenroll: <gap>``: the last enrollment ended at least that long ago."""
-    if plan.reenroll != "after" or not plan.reenroll_after_seconds:
-        return True
-    last = session.scalars(
-        select(Enrollment)
-        .where(Enrollment.playbook_id == plan.playbook, Enrollment.customer_id == customer_id)
-        .order_by(Enrollment.started_at.desc())
-    ).first()
-    if last is None:
-        return True
-    if last.ended_at is None:
-        return False
-    return datetime.now(UTC) - last.ended_at >= timedelta(seconds=plan.reenroll_after_seconds)

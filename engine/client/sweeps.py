@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from engine.client.enrollment import enroll
+from engine.client.enrollment import enroll, reenroll_allowed
 from engine.errors import AlreadyEnrolled
 from engine.language.calendar import due_cycle
 from engine.language.plan import CompiledPlan
@@ -55,6 +55,9 @@ async def sweep(
         cycle = due_cycle(trig, today, date_value)
         if cycle is None:
             continue
+        with sessions() as session:
+            if not reenroll_allowed(session, plan, customer_id, cycle):
+                continue
         try:
             started.append(
                 await enroll(

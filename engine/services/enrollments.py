@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.client.enrollment import enroll
+from engine.client.enrollment import enroll, reenroll_allowed
 from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled, Conflict, NotFound, Unavailable
 from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest
@@ -28,6 +28,10 @@ async def enroll_customer(svc: Services, playbook: str, customer_id: str) -> Enr
     with svc.sessions() as session:
         if not repository.customer_exists(session, customer_id):
             raise NotFound(f"no customer '{customer_id}'")
+        if not reenroll_allowed(session, plan, customer_id):
+            raise Conflict(
+                f"{customer_id} was already enrolled in {playbook} (reenroll: {plan.reenroll})"
+            )
     try:
         workflow_id = await enroll(
             svc.client,

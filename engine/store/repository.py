@@ -661,11 +661,14 @@ def upsert_enrollment(
     outcome: str | None = None,
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
+    new: bool = False,
 ) -> Enrollment:
     """Create or update the projection of an enrollment (keyed by its workflow id).
 
     Status, playbook, version and customer are always written; the optional fields only
     when given (None leaves the stored value), so progress updates need not repeat them.
+    ``new`` marks an enrollment's start: a re-enrollment under the same workflow id then
+    replaces the ended one's start, end and outcome instead of inheriting them.
     """
     now = utcnow()
     stmt = _insert(session, Enrollment).values(
@@ -691,6 +694,8 @@ def upsert_enrollment(
     }
     set_ = {name: stmt.excluded[name] for name in always}
     set_.update({name: stmt.excluded[name] for name, v in optional.items() if v is not None})
+    if new:
+        set_.update({name: stmt.excluded[name] for name in ("started_at", "ended_at", "outcome")})
     session.execute(stmt.on_conflict_do_update(index_elements=["workflow_id"], set_=set_))
     enrollment = session.get(Enrollment, workflow_id, populate_existing=True)
     assert enrollment is not None
