@@ -42,6 +42,13 @@ FILE = click.Path(dir_okay=False, path_type=Path)
     help="Stop after this many days (default: until the enrollment ends, max 400).",
 )
 @click.option(
+    "--trigger",
+    metavar="'NAME [k=v ...]'",
+    help="The event that enrolls the customer in an on_event playbook, e.g. "
+    "'health.changed score=30': the trigger's if is tried against it, and templates read "
+    "it as event.properties.",
+)
+@click.option(
     "--event",
     "events",
     multiple=True,
@@ -81,6 +88,7 @@ def simulate(
     customer_file: Path | None,
     start: datetime | None,
     days: int | None,
+    trigger: str | None,
     events: tuple[str, ...],
     completions: tuple[str, ...],
     team: Path | None,
@@ -100,6 +108,8 @@ def simulate(
       playbook simulate onboarding --customer playbooks/examples/hoshino-logistics.yaml \\
           --start 2026-11-20T15:00:00+0000 --event '4@10:00 integration.connected' \\
           --complete-task kickoff@3:held
+      playbook simulate adoption --customer playbooks/examples/kaffeehaus-digital.yaml \\
+          --trigger 'customer.onboarded plan=pro'
       playbook simulate renewal --customer playbooks/examples/thornbury-capital.yaml --days 365
       playbook simulate --all-fixtures
     """
@@ -120,6 +130,7 @@ def simulate(
             _team(root, team),
             start=start,
             days=days,
+            trigger=trigger,
             events=events,
             completions=completions,
         )
@@ -149,15 +160,23 @@ def _simulate_one(
     *,
     start: datetime | None,
     days: int | None,
+    trigger: str | None,
     events: tuple[str, ...],
     completions: tuple[str, ...],
 ) -> Timeline:
     """Run one simulation; input errors raise `SimulationInputError`."""
     import asyncio
 
-    from engine.simulation import Simulator, load_customer, parse_completion, parse_event
+    from engine.simulation import (
+        Simulator,
+        load_customer,
+        parse_completion,
+        parse_event,
+        parse_trigger,
+    )
 
     customer = load_customer(customer_file)
+    trigger_event = parse_trigger(trigger) if trigger is not None else None
     scheduled = [parse_event(e) for e in events]
     tasks = [parse_completion(c) for c in completions]
 
@@ -171,6 +190,7 @@ def _simulate_one(
                 days=days,
                 events=scheduled,
                 completions=tasks,
+                trigger=trigger_event,
             )
 
     with err_console.status("simulating on the time-skipping server..."):

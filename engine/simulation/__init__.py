@@ -4,7 +4,8 @@ customer's future, day by day, before anything ships.
 Where things live:
 
 - `engine.simulation.inputs`: the customer and team fixtures (`load_customer`, `load_team`)
-  and the scheduled events and task completions (`parse_event`, `parse_completion`);
+  the scheduled events and task completions (`parse_event`, `parse_completion`) and the
+  trigger event of an ``on_event`` playbook (`parse_trigger`);
   bad input raises `SimulationInputError`.
 - `engine.simulation.timeline`: the result, a `Timeline` of `TimelineEntry` rows built from
   the interpreter's step records, the captured outbox and the tasks.
@@ -25,13 +26,15 @@ from engine.simulation.inputs import (
     SimContact,
     SimCustomer,
     SimTeamMember,
+    TriggerEvent,
     load_customer,
     load_team,
     parse_completion,
     parse_event,
+    parse_trigger,
 )
 from engine.simulation.runner import MAX_DAYS, Simulator, simulate
-from engine.simulation.timeline import KINDS, SimEmail, Timeline, TimelineEntry
+from engine.simulation.timeline import KINDS, SimEmail, Timeline, TimelineEntry, Waiting
 
 __all__ = [
     "KINDS",
@@ -46,9 +49,12 @@ __all__ = [
     "Simulator",
     "Timeline",
     "TimelineEntry",
+    "TriggerEvent",
+    "Waiting",
     "load_customer",
     "load_team",
     "parse_completion",
     "parse_event",
+    "parse_trigger",
     "simulate",
 ]

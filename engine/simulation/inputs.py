@@ -2,7 +2,8 @@
 
 A customer file (``playbooks/examples/*.yaml``) and a team file load into `SimCustomer` and
 `SimTeamMember`; ``--event`` and ``--complete-task`` specs parse into `ScheduledEvent` and
-`ScheduledCompletion`, which `schedule` puts in time order. Bad input raises
+`ScheduledCompletion`, which `schedule` puts in time order; ``--trigger`` parses into the
+`TriggerEvent` that enrolls the customer in an ``on_event`` playbook. Bad input raises
 `SimulationInputError` with the file, line and field, or the spec, in its message.
 """
 
@@ -93,6 +94,14 @@ class ScheduledEvent(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
+class TriggerEvent(BaseModel):
+    """The event that enrolls the customer (``--trigger``), delivered at the start: what
+    ``event.properties`` reads in the trigger's ``if`` and in the playbook's templates."""
+
+    name: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
 class ScheduledCompletion(BaseModel):
     """The CSM completes the open task of ``step`` on ``day`` with ``outcome``."""
 
@@ -103,6 +112,7 @@ class ScheduledCompletion(BaseModel):
 
 
 _EVENT = re.compile(r"^(?P<day>\d+)(?:@(?P<at>\d{1,2}:\d{2}))?\s+(?P<name>[\w.:-]+)(?P<rest>.*)$")
+_TRIGGER = re.compile(r"^(?P<name>[\w.:-]+)(?P<rest>.*)$")
 _COMPLETE = re.compile(
     r"^(?P<step>[A-Za-z0-9_-]+)@(?P<day>\d+)(?:@(?P<at>\d{1,2}:\d{2}))?(?::(?P<outcome>[a-z0-9_]+))?$"
 )
@@ -116,15 +126,7 @@ def parse_event(spec: str) -> ScheduledEvent:
             f"--event {spec!r}: expected '<day>[@HH:MM] <event name> [key=value ...]', "
             "e.g. '3@10:00 integration.connected source=salesforce'"
         )
-    properties: dict[str, Any] = {}
-    for pair in match["rest"].split():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SimulationInputError(f"--event {spec!r}: '{pair}' is not key=value")
-        try:
-            properties[key] = json.loads(value)
-        except ValueError:
-            properties[key] = value
+    properties = _properties("--event", spec, match["rest"])
     at = None
     if match["at"]:
         try:
@@ -132,6 +134,32 @@ def parse_event(spec: str) -> ScheduledEvent:
         except ValueError:
             raise SimulationInputError(f"--event {spec!r}: '{match['at']}' is not HH:MM") from None
     return ScheduledEvent(day=int(match["day"]), at=at, name=match["name"], properties=properties)
+
+
+def parse_trigger(spec: str) -> TriggerEvent:
+    """``"<name> [key=value ...]"``; values read as JSON when they can."""
+    match = _TRIGGER.match(spec.strip())
+    if not match or (match["rest"] and not match["rest"][0].isspace()):
+        raise SimulationInputError(
+            f"--trigger {spec!r}: expected '<event name> [key=value ...]', "
+            "e.g. 'health.changed score=30'"
+        )
+    return TriggerEvent(
+        name=match["name"], properties=_properties("--trigger", spec, match["rest"])
+    )
+
+
+def _properties(option: str, spec: str, rest: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for pair in rest.split():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SimulationInputError(f"{option} {spec!r}: '{pair}' is not key=value")
+        try:
+            properties[key] = json.loads(value)
+        except ValueError:
+            properties[key] = value
+    return properties
 
 
 def parse_completion(spec: str) -> ScheduledCompletion:

@@ -37,6 +37,7 @@ from engine.messages import (
     DecideInput,
     EnrollmentInput,
     EnrollmentResult,
+    EnrollmentSnapshot,
     EventSignal,
     StepRecord,
     TaskCompletion,
@@ -46,6 +47,7 @@ from engine.simulation.inputs import (
     ScheduledEvent,
     SimCustomer,
     SimTeamMember,
+    TriggerEvent,
     describe_action,
     schedule,
 )
@@ -136,11 +138,17 @@ class Simulator:
         days: int | None = None,
         events: list[ScheduledEvent] | None = None,
         completions: list[ScheduledCompletion] | None = None,
+        trigger: TriggerEvent | None = None,
     ) -> Timeline:
-        """Simulate ``customer`` in ``plan``; return the timeline. Runs are sequential."""
+        """Simulate ``customer`` in ``plan``; return the timeline. Runs are sequential.
+
+        ``trigger`` is the event that enrolls the customer in an ``on_event`` playbook: the
+        trigger's ``if`` is tried against it first, and the enrollment gets it as its
+        trigger event (``event.properties`` in templates and conditions).
+        """
         async with self._lock:
             return await self._run(
-                plan, customer, team or [], start, days, events or [], completions or []
+                plan, customer, team or [], start, days, events or [], completions or [], trigger
             )
 
     async def _run(
@@ -152,6 +160,7 @@ class Simulator:
         days: int | None,
         events: list[ScheduledEvent],
         completions: list[ScheduledCompletion],
+        trigger: TriggerEvent | None,
     ) -> Timeline:
         if days is not None and not 0 < days <= MAX_DAYS:
             raise SimulationInputError(f"--days must be between 1 and {MAX_DAYS}")
@@ -163,28 +172,30 @@ class Simulator:
         start = await self._default_start(plan, customer, start, real_now)
         start = start if start.tzinfo else start.replace(tzinfo=tz)
         horizon = start + timedelta(days=days or MAX_DAYS)
-        if plan.trigger and plan.trigger.condition:
-            holds = self._activities.decisions.decide(
-                DecideInput(
+        signal = _trigger_signal(plan, trigger, start)
+        if signal is not None:  # stored first, as the live event route does before enrolling
+            with sessions.begin() as session:
+                ingest_event(
+                    session,
+                    event_id=signal.id,
                     customer_id=customer.id,
-                    playbook=plan.playbook,
-                    expressions=[plan.trigger.condition],
-                    now=start,
+                    name=signal.name,
+                    at=start,
+                    properties=signal.properties,
+                    milestones=plan.milestones,
                 )
+        why_not = self._why_not_enrolled(plan, customer, trigger, signal, start)
+        if why_not is not None:
+            return Timeline(
+                playbook=plan.playbook,
+                version=plan.version,
+                customer=customer.id,
+                timezone=customer.timezone,
+                start=start,
+                end=start,
+                outcome="not_enrolled",
+                warnings=[why_not],
             )
-            if holds.values and holds.values[0] is not True:
-                return Timeline(
-                    playbook=plan.playbook,
-                    version=plan.version,
-                    customer=customer.id,
-                    timezone=customer.timezone,
-                    start=start,
-                    end=start,
-                    outcome="not_enrolled",
-                    warnings=[
-                        f"trigger condition is false for {customer.id}: {plan.trigger.condition}"
-                    ],
-                )
         server_now = await self.env.get_current_time()
         offset = start - server_now
         enrollment = f"{plan.playbook}/{customer.id}"
@@ -194,6 +205,7 @@ class Simulator:
                 plan=plan,
                 customer_id=customer.id,
                 enrollment_id=enrollment,
+                trigger_event=signal,
                 started_at=start,
                 use_search_attributes=False,
                 clock_offset_seconds=offset.total_seconds(),
@@ -211,7 +223,7 @@ class Simulator:
                 run.warnings.append(f"{describe_action(action)}: the enrollment had already ended")
                 break
             await self._deliver(run, action, moment)
-        result, records = await self._finish(run, horizon)
+        result, records, waiting = await self._finish(run, horizon)
         return build_timeline(
             run.sessions,
             run.plan,
@@ -221,6 +233,44 @@ class Simulator:
             records=records,
             horizon=horizon,
             warnings=run.warnings,
+            waiting=waiting,
+        )
+
+    def _why_not_enrolled(
+        self,
+        plan: CompiledPlan,
+        customer: SimCustomer,
+        trigger: TriggerEvent | None,
+        signal: EventSignal | None,
+        start: datetime,
+    ) -> str | None:
+        """Why the trigger would not enroll ``customer`` at ``start``, or None if it would."""
+        if plan.trigger is None or not plan.trigger.condition:
+            return None
+        condition = plan.trigger.condition
+        holds = self._activities.decisions.decide(
+            DecideInput(
+                customer_id=customer.id,
+                playbook=plan.playbook,
+                expressions=[condition],
+                event=signal,
+                now=start,
+            )
+        )
+        if not holds.values or holds.values[0] is True:
+            return None
+        on = f" on {_describe_trigger(trigger)}" if trigger else ""
+        error = holds.errors[0] if holds.errors else None
+        if error:
+            hint = ""
+            if trigger is None and plan.trigger.kind == "event":
+                hint = f"; pass the trigger event, e.g. --trigger '{plan.trigger.event} key=value'"
+            return (
+                f"{customer.id} would not be enrolled{on}: the trigger condition "
+                f"{condition} cannot be evaluated: {error}{hint}"
+            )
+        return (
+            f"{customer.id} would not be enrolled{on}: the trigger condition is false: {condition}"
         )
 
     async def _default_start(
@@ -320,14 +370,44 @@ class Simulator:
 
     async def _finish(
         self, run: _Run, horizon: datetime
-    ) -> tuple[EnrollmentResult | None, list[StepRecord]]:
+    ) -> tuple[EnrollmentResult | None, list[StepRecord], EnrollmentSnapshot | None]:
+        """The result and records; for a run still going at ``horizon``, no result and the
+        status there (what it waits for), then the run is terminated."""
         ended = await self._advance(run, horizon)
         if ended:
             result = await run.enrollment.workflow.result()
-            return result, result.records
+            return result, result.records, None
         status = await run.enrollment.status()
         await run.enrollment.workflow.terminate("simulation horizon reached")
-        return None, status.records
+        return None, status.records, status
+
+
+def _trigger_signal(
+    plan: CompiledPlan, trigger: TriggerEvent | None, start: datetime
+) -> EventSignal | None:
+    """The trigger event as the live route would deliver it; a name the playbook does not
+    start on is an input error (the live system would not enroll at all)."""
+    if trigger is None:
+        return None
+    if plan.trigger is None or plan.trigger.kind != "event":
+        kind = plan.trigger.kind if plan.trigger else "manual"
+        raise SimulationInputError(
+            f"--trigger {trigger.name}: {plan.playbook} does not start on an event "
+            f"(its trigger is {kind})"
+        )
+    if trigger.name != plan.trigger.event:
+        raise SimulationInputError(
+            f"--trigger {trigger.name}: {plan.playbook} starts on {plan.trigger.event}, "
+            f"not {trigger.name}"
+        )
+    return EventSignal(
+        id=uuid.uuid4().hex, name=trigger.name, at=start, properties=trigger.properties
+    )
+
+
+def _describe_trigger(trigger: TriggerEvent) -> str:
+    pairs = " ".join(f"{k}={v}" for k, v in trigger.properties.items())
+    return f"{trigger.name} {pairs}".strip()
 
 
 def _seed(

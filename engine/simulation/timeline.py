@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.language.plan import CompiledPlan
 from engine.language.sendwindow import zone
-from engine.messages import EnrollmentResult, StepRecord
+from engine.messages import EnrollmentResult, EnrollmentSnapshot, StepRecord
 from engine.simulation.inputs import SimCustomer
 from engine.statuses import EnrollmentStatus, OutboxStatus
 from engine.store.models import OutboxMessage, Task
@@ -26,6 +26,7 @@ KINDS = (
     "milestone",
     "branch",
     "wait",
+    "timeout",
     "update",
     "enroll",
     "skipped",
@@ -43,6 +44,8 @@ class TimelineEntry(BaseModel):
     detail: str = ""
     to: list[str] | None = None
     subject: str | None = None
+    # An email to several contacts: each one's subject (templates may personalise it).
+    subjects: dict[str, str] | None = None
     suppressed: list[str] | None = None
     title: str | None = None
     assignee: str | None = None
@@ -65,6 +68,23 @@ class SimEmail(BaseModel):
     reason: str | None = None
 
 
+class Waiting(BaseModel):
+    """What a run still going at the end of the simulation waits for."""
+
+    step: str | None
+    # "task 'Kickoff call with Globex'", "milestone integration_connected", "event x",
+    # "send window" or "time", as the interpreter's status query says.
+    waiting_for: str | None = None
+    until: datetime | None = None
+
+    def describe(self) -> str:
+        step = f"step '{self.step}'" if self.step else "the enrollment"
+        until = f"until {self.until:%a %Y-%m-%d %H:%M %Z}" if self.until else "with no deadline"
+        if not self.waiting_for or self.waiting_for == "time":
+            return f"{step} waits {until}"
+        return f"{step} waits for {self.waiting_for}, {until}"
+
+
 class Timeline(BaseModel):
     """What happens to one customer in one playbook, in time order."""
 
@@ -78,6 +98,7 @@ class Timeline(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     emails: list[SimEmail] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    waiting: Waiting | None = None
 
     def public_json(self) -> dict[str, Any]:
         """The documented JSON shape (no rendered bodies)."""
@@ -103,9 +124,11 @@ def build_timeline(
     records: list[StepRecord],
     horizon: datetime,
     warnings: list[str],
+    waiting: EnrollmentSnapshot | None = None,
 ) -> Timeline:
     """The timeline of a run that started at ``start``; ``result`` is None if it was still
-    running at ``horizon`` (which adds a warning to ``warnings``)."""
+    running at ``horizon``, with ``waiting`` its status there (which adds a warning, naming
+    what it waits for, to ``warnings``)."""
     tz = zone(customer.timezone)
     with sessions() as session:
         outbox = list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
@@ -127,15 +150,21 @@ def build_timeline(
     ]
     entries: list[TimelineEntry] = []
     for record in records:
-        entry = _entry(record, start, tz, escalations)
+        entry = _entry(record, plan, start, tz, escalations)
         if entry is not None:
             entries.append(entry)
+    blocked = None
     if result is None:
-        last = records[-1] if records else None
         outcome = "running"
         end = horizon
-        waiting = f" (still {last.detail})" if last and last.kind == "wait" else ""
-        warnings.append(f"the enrollment was still running at the end of the simulation{waiting}")
+        if waiting is not None:
+            blocked = Waiting(
+                step=waiting.current_step,
+                waiting_for=waiting.waiting_for,
+                until=waiting.waiting_until.astimezone(tz) if waiting.waiting_until else None,
+            )
+        what = f": {blocked.describe()}" if blocked else ""
+        warnings.append(f"the enrollment was still running at the end of the simulation{what}")
     else:
         outcome = result.outcome
         end = entries[-1].at if entries else start
@@ -150,11 +179,16 @@ def build_timeline(
         timeline=entries,
         emails=emails,
         warnings=warnings,
+        waiting=blocked,
     )
 
 
 def _entry(
-    record: StepRecord, start: datetime, tz: tzinfo, escalations: dict[str | None, Task]
+    record: StepRecord,
+    plan: CompiledPlan,
+    start: datetime,
+    tz: tzinfo,
+    escalations: dict[str | None, Task],
 ) -> TimelineEntry | None:
     at = record.at.astimezone(tz)
     day = int((record.at - start).total_seconds() // 86400)
@@ -180,6 +214,9 @@ def _entry(
             kind="email",
             to=[d["contact"] for d in sent],
             subject=subjects[0] if subjects else None,
+            subjects={d["contact"]: d.get("subject") or "" for d in sent}
+            if len(sent) > 1
+            else None,
             suppressed=held or None,
             **base,
         )
@@ -214,14 +251,17 @@ def _entry(
         return TimelineEntry(kind=kind, outcome=data.get("outcome"), **base)
     if kind in ("event", "milestone"):
         return TimelineEntry(kind=kind, name=data.get("name"), **base)
+    if kind == "event_matched":  # the awaited event had come before the wait began
+        return TimelineEntry(kind="event", name=data.get("for"), **base)
     if kind == "wait":
         until = data.get("until")
-        return TimelineEntry(
-            kind="wait",
-            until=datetime.fromisoformat(until).astimezone(tz) if until else None,
-            name=data.get("for"),
-            **base,
-        )
+        local_until = datetime.fromisoformat(until).astimezone(tz) if until else None
+        if local_until is not None and record.detail.startswith("until "):
+            # A duration wait's detail carries the deadline in UTC: say it in the customer's.
+            base["detail"] = f"until {local_until.isoformat()}"
+        return TimelineEntry(kind="wait", until=local_until, name=data.get("for"), **base)
+    if kind == "timeout":
+        return _timeout(plan, record, base)
     if kind == "branch":
         return TimelineEntry(
             kind="branch", goto=data.get("goto"), because=data.get("because"), **base
@@ -233,3 +273,18 @@ def _entry(
     if kind in _FINISH_KIND:
         return TimelineEntry(kind=_FINISH_KIND[kind], outcome=data.get("outcome"), **base)
     return None
+
+
+def _timeout(plan: CompiledPlan, record: StepRecord, base: dict[str, Any]) -> TimelineEntry:
+    """A ``wait_for`` that ran out: what it waited for and the step it went on to."""
+    try:
+        step = plan.step(record.step)
+    except KeyError:
+        return TimelineEntry(kind="timeout", **base)
+    wf = step.wait_for
+    if wf is None:
+        return TimelineEntry(kind="timeout", **base)
+    goto = wf.on_timeout or step.next
+    awaited = f"milestone {wf.milestone}" if wf.milestone else f"event {wf.event}"
+    base["detail"] = f"no {awaited} before the timeout, going to {goto}"
+    return TimelineEntry(kind="timeout", name=wf.milestone or wf.event, goto=goto, **base)

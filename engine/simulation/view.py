@@ -22,6 +22,7 @@ KIND_STYLE = {
     "milestone": "green",
     "branch": "blue",
     "wait": "dim",
+    "timeout": "yellow",
     "skipped": "dim",
     "exit": "red",
     "goal": "bold green",
@@ -32,7 +33,9 @@ KIND_STYLE = {
 def describe(entry: TimelineEntry) -> str:
     """One line saying what happened, for the table and the page."""
     if entry.kind == "email":
-        if entry.to:
+        if entry.subjects and len(set(entry.subjects.values())) > 1:
+            text = "; ".join(f'{to}: "{subject}"' for to, subject in entry.subjects.items())
+        elif entry.to:
             text = f'{", ".join(entry.to)}: "{entry.subject}"'
         else:
             text = entry.detail or "no recipients"
@@ -43,8 +46,10 @@ def describe(entry: TimelineEntry) -> str:
         due = f", due {entry.due:%a %d %b %H:%M}" if entry.due else ""
         return f"{entry.title} -> {entry.assignee or 'unassigned'} ({entry.priority}{due})"
     if entry.kind == "wait":
-        until = f" until {entry.until:%a %Y-%m-%d %H:%M}" if entry.until else ""
-        return f"{entry.detail}{until}" if "until" not in entry.detail else entry.detail
+        if entry.until is None:
+            return entry.detail
+        until = f"until {entry.until:%a %Y-%m-%d %H:%M}"
+        return until if entry.detail.startswith("until ") else f"{entry.detail} {until}"
     if entry.kind == "branch":
         return f"-> {entry.goto} (because {entry.because})"
     if entry.kind in ("task_completed", "exit", "goal", "end"):
