@@ -193,10 +193,13 @@ EXPORTS = {
         "Simulator",
         "Timeline",
         "TimelineEntry",
+        "TriggerEvent",
+        "Waiting",
         "load_customer",
         "load_team",
         "parse_completion",
         "parse_event",
+        "parse_trigger",
         "simulate",
     },
     "engine.services": {
