@@ -2,15 +2,17 @@
 
 Every recipient gets an outbox row keyed by enrollment, step, iteration and address, written
 before the provider is called: a retry finds it and reports it instead of sending again.
-Unsubscribed and suppressed addresses are recorded and skipped; every email carries a signed
-one-click unsubscribe link.
+Unsubscribed and suppressed addresses are recorded and skipped. An email to one of the
+customer's contacts carries a signed one-click unsubscribe link (``List-Unsubscribe`` and
+``unsubscribe_url``); one to the team (owner, manager, a role or a fixed address that is no
+contact of the customer) carries neither, since the unsubscribe endpoint only knows contacts.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,6 +53,15 @@ NO_PROVIDER = "no mail provider configured"
 # A row in any status but these two is final: a retry reports it and sends nothing.
 IN_FLIGHT = {OutboxStatus.PENDING, OutboxStatus.SENDING}
 DONE = frozenset(OutboxStatus) - IN_FLIGHT
+
+
+class Recipient(NamedTuple):
+    """One address an email step goes to, with what its templates see."""
+
+    person: dict[str, Any]  # the template's ``contact``
+    context: dict[str, Any]
+    # One of the customer's contacts: gets unsubscribe headers and link (the team does not).
+    customer_contact: bool
 
 
 class EmailOptions(TypedDict, total=False):
@@ -96,18 +107,19 @@ class EmailActivities(StoreActivities):
             snapshot = customer_snapshot(session, customer)
             recipients = self._recipients(session, customer, snapshot, input)
         result = SendEmailResult()
-        for contact, context in recipients:
-            result.deliveries.append(self._deliver(input, contact, context))
+        for recipient in recipients:
+            result.deliveries.append(self._deliver(input, recipient))
         return result
 
     def _recipients(
         self, session: Session, customer: Customer, snapshot: dict[str, Any], input: SendEmailInput
-    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    ) -> list[Recipient]:
         email = input.email
         base = evaluation_context(
             snapshot, input.now, input.playbook, input.event, step=input.step_id
         )
         people: list[dict[str, Any]] = []
+        contacts = {c.email.lower(): c for c in customer.contacts}
         if email.recipient == "contacts":
             for contact in customer.contacts:
                 data = contact_dict(contact)
@@ -121,7 +133,10 @@ class EmailActivities(StoreActivities):
                 people.append(data)
         else:
             address = self._internal_address(session, customer, email)
-            if address:
+            if address and address.lower() in contacts:
+                # A fixed address that is one of this customer's contacts is that contact.
+                people.append(contact_dict(contacts[address.lower()]))
+            elif address:
                 member = team_member(session, address)
                 name = member.name if member else address
                 people.append(
@@ -134,7 +149,9 @@ class EmailActivities(StoreActivities):
                         "unsubscribed": False,
                     }
                 )
-        return [(p, {**base, "contact": p}) for p in people]
+        return [
+            Recipient(p, {**base, "contact": p}, p["email"].lower() in contacts) for p in people
+        ]
 
     @staticmethod
     def _internal_address(session: Session, customer: Customer, email: EmailPlan) -> str | None:
@@ -148,9 +165,8 @@ class EmailActivities(StoreActivities):
             return member.email if member else None
         return email.recipient_value
 
-    def _deliver(
-        self, input: SendEmailInput, contact: dict[str, Any], context: dict[str, Any]
-    ) -> EmailDelivery:
+    def _deliver(self, input: SendEmailInput, recipient: Recipient) -> EmailDelivery:
+        contact = recipient.person
         address = contact["email"]
         # The enrollment's own key: its workflow ID repeats when the customer is enrolled
         # again (no key: an enrollment started before keys, which keeps its old keys).
@@ -183,9 +199,18 @@ class EmailActivities(StoreActivities):
                 )
                 return _delivery(address, OutboxStatus.UNCONFIRMED, row.subject, reason)
             suppressed = self._suppression_reason(session, contact)
-        token = unsubscribe_token(Keyring(self.signing_secret), input.customer_id, address)
-        unsubscribe_url = f"{self.public_base_url}/unsubscribe/{token}"
-        context = {**context, "unsubscribe_url": unsubscribe_url}
+        # The team gets no unsubscribe link: empty, so a layout shared with customer emails
+        # renders (and hides the link behind `{% if unsubscribe_url %}`).
+        unsubscribe_url = ""
+        headers: dict[str, str] = {}
+        if recipient.customer_contact:
+            token = unsubscribe_token(Keyring(self.signing_secret), input.customer_id, address)
+            unsubscribe_url = f"{self.public_base_url}/unsubscribe/{token}"
+            headers = {
+                "List-Unsubscribe": f"<{unsubscribe_url}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
+        context = {**recipient.context, "unsubscribe_url": unsubscribe_url}
         if suppressed:
             with self.sessions.begin() as session:
                 repository.insert_outbox(
@@ -224,10 +249,6 @@ class EmailActivities(StoreActivities):
             return _delivery(address, OutboxStatus.FAILED, None, reason)
         sender_email = input.sender.email if input.sender else self.default_from_email
         sender_name = _header_text(input.sender.name if input.sender else self.default_from_name)
-        headers = {
-            "List-Unsubscribe": f"<{unsubscribe_url}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        }
         # Without a provider the email is captured in the same transaction that writes it:
         # there is no send that could fail in between.
         capture = isinstance(self.mailer, CaptureMailer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -24,6 +25,7 @@ from engine.services import Services
 from engine.store import repository
 from engine.store.models import Event, OutboxMessage, Suppression
 from tests.helpers.api import admin_of, outbox_rows, seed, sign_webhook
+from tests.helpers.paths import REPO
 from tests.helpers.polling import eventually
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
@@ -179,6 +181,10 @@ async def test_without_a_configured_key_every_request_is_refused_and_it_says_why
     response = await post(anon, webhook_key, body)
     assert response.status_code == 403
     assert "SENDGRID_WEBHOOK_PUBLIC_KEY" in response.json()["detail"]
+    # ... and the deployment guide says so.
+    deploy = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    [row] = [line for line in deploy.splitlines() if line.startswith("| `SENDGRID_WEBHOOK_PUB")]
+    assert re.findall(r"answers (\d{3})", row) == ["403"], row
 
 
 async def test_signed_but_malformed_bodies_are_400(

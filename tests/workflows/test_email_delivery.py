@@ -2,11 +2,13 @@
 
 Never twice (a crash after the provider accepted), retried on 429 after the reset, failed
 for good on 400 with SendGrid's own message, never to an unsubscribed contact; and in every
-case the enrollment goes on to its next step.
+case the enrollment goes on to its next step. Only customer contacts get unsubscribe headers
+and links: the team (owner, manager, a role, a fixed address) gets neither.
 """
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +21,15 @@ from engine.language.plan import CompiledPlan
 from engine.messages import SendEmailInput
 from engine.store import repository
 from engine.store.models import Contact, OutboxMessage
-from tests.helpers.harness import records, running, seed_customer, write_project
+from tests.helpers.harness import (
+    MANAGER,
+    OWNER,
+    records,
+    running,
+    seed_customer,
+    write_project,
+)
+from tests.helpers.paths import PLAYBOOKS
 
 ADA, CARL = "ada@acme.example", "carl@acme.example"
 
@@ -129,6 +139,85 @@ async def test_every_email_carries_unsubscribe_headers_and_its_enrollment(
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert mail.has_custom_arg("step_id", "hello")
     assert mail.subject == "Hello Ada"
+
+
+TEAM_AND_CONTACT = """\
+playbook: team_and_contact
+name: One template to a contact and to the team
+trigger: {manual: true}
+steps:
+  - id: to_contact
+    email: {template: notes/status, to: contact.role == "admin", send_window: anytime}
+  - id: to_owner
+    email: {template: notes/status, to: owner, send_window: anytime}
+  - id: to_manager
+    email: {template: notes/status, to: manager, send_window: anytime}
+  - id: to_role
+    email: {template: notes/status, to: "role:csm", send_window: anytime}
+  - id: to_address
+    email: {template: notes/status, to: ops@vendor.example, send_window: anytime}
+  - id: to_contact_address
+    email: {template: notes/status, to: carl@acme.example, send_window: anytime}
+  - id: done
+    end: {outcome: emailed}
+"""
+STATUS_HTML = """\
+---
+subject: "Status of {{ customer.name }}"
+---
+{% extends "_layout.html" %}
+{% block content %}<p>Hello {{ contact.first_name }}, a note about {{ customer.name }}.</p>
+{% endblock %}
+"""
+STATUS_TEXT = """\
+{% extends "_layout.txt" %}
+{% block content %}Hello {{ contact.first_name }}, a note about {{ customer.name }}.
+{% endblock %}
+"""
+
+
+async def test_only_customer_contacts_get_unsubscribe_headers_and_links(
+    temporal_env, sessions, task_queue, customer_id, sendgrid, tmp_path
+):
+    """The shipped customer layout, sent to a contact and to the team: the unsubscribe
+    endpoint knows only contacts, so the team's copies carry no header and no link."""
+    root = tmp_path / "project"
+    shutil.copytree(PLAYBOOKS / "templates", root / "templates")
+    (root / "templates" / "notes").mkdir()
+    (root / "templates" / "notes" / "status.html").write_text(STATUS_HTML)
+    (root / "templates" / "notes" / "status.txt").write_text(STATUS_TEXT)
+    plan = write_project(root, {"team_and_contact": TEAM_AND_CONTACT}).plan("team_and_contact")
+    seed_customer(sessions, customer_id)
+    async with running(temporal_env, sessions, task_queue, real_mailer(sendgrid), customer_id) as h:
+        handle = await h.start(plan)
+        result = await h.result(handle)
+        rows = {m.step_id: m for m in h.outbox()}
+    assert result.outcome == "emailed"
+
+    def received(step: str, address: str) -> tuple[dict[str, str], str]:
+        [mail] = accepted(sendgrid, handle.id, step, address)
+        bodies = {c["type"]: c["value"] for c in mail.body["content"]}
+        assert set(bodies) == {"text/plain", "text/html"}
+        return mail.body.get("headers", {}), bodies["text/plain"] + bodies["text/html"]
+
+    # A fixed address that is one of the customer's contacts is that contact.
+    for step, address in (("to_contact", ADA), ("to_contact_address", CARL)):
+        headers, body = received(step, address)
+        assert headers["List-Unsubscribe"].startswith("<http") and "/unsubscribe/" in body
+        assert rows[step].headers["List-Unsubscribe"] == headers["List-Unsubscribe"]
+        assert "Unsubscribe" in f"{rows[step].html}{rows[step].text}"
+    for step, address in (
+        ("to_owner", OWNER),
+        ("to_manager", MANAGER),
+        ("to_role", MANAGER),  # the first team member (by address) with the role csm
+        ("to_address", "ops@vendor.example"),
+    ):
+        headers, body = received(step, address)
+        assert not any(h.lower().startswith("list-unsubscribe") for h in headers), step
+        assert "unsubscribe" not in body.lower(), step
+        row = rows[step]
+        assert (row.contact_email, row.status, row.headers) == (address, "sent", {}), step
+        assert "unsubscribe" not in f"{row.html}{row.text}".lower(), step
 
 
 async def test_rate_limited_send_waits_for_the_reset_and_is_sent_once(
