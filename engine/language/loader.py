@@ -122,7 +122,10 @@ def data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
     path: list[Any] = []
     current = data
     leftover = None
-    for element in loc:
+    for n, element in enumerate(loc):
+        if n == 2 and loc[0] == "steps" and element in ACTIONS:
+            # ('steps', 1, 'task', 'id'): the step union's tag, not the step's 'task' key.
+            continue
         if (isinstance(current, dict) and element in current) or (
             isinstance(current, list) and isinstance(element, int) and element < len(current)
         ):
