@@ -110,7 +110,8 @@ def load_project(root: Path, only: list[Path] | None = None) -> Project:
     }
     all_files = playbook_files(root)
     loaded: list[LoadedFile] = [load_playbook(p, display_path(p)) for p in all_files]
-    ids = {f.model.playbook for f in loaded if f.model is not None}
+    # A file with other errors still declares its id: enroll steps naming it are not wrong.
+    ids = {f.playbook_id for f in loaded if f.playbook_id is not None}
     chosen = {p.resolve() for p in only} if only else None
     if chosen is not None:
         outside = [p for p in only or [] if p.resolve() not in {f.resolve() for f in all_files}]
@@ -121,8 +122,8 @@ def load_project(root: Path, only: list[Path] | None = None) -> Project:
     for file in loaded:
         plan, file_diags = compile_loaded(file, context)
         project.diagnostics += file_diags
-        if file.model is not None:
-            pid = file.model.playbook
+        pid = file.playbook_id
+        if pid is not None:
             if pid in seen:
                 assert file.document is not None
                 project.diagnostics.append(

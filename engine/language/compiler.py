@@ -3,7 +3,9 @@
 The schema checks each field on its own; here we check the playbook as a whole: step ids
 and references, loops that could spin with no time passing, expressions and templates
 (syntax and every name they use), milestones, recipients and assignees. Every problem is a
-located diagnostic; a playbook with errors produces no plan.
+located diagnostic; a playbook with errors produces no plan. A playbook the schema
+rejected is still checked here, over the parts that validated (`partial`), so one run
+reports every problem.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from engine.language.expressions import (
 )
 from engine.language.jinja_env import shared_environment
 from engine.language.loader import LoadedFile
+from engine.language.partial import PartialPlaybook
 from engine.language.plan import (
     END,
     BranchCasePlan,
@@ -109,8 +112,27 @@ class _Compiler:
     playbook: Playbook
     doc: SourceDocument
     project: ProjectContext
+    partial: PartialPlaybook | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     templates: dict[str, str] = field(default_factory=dict)
+
+    # -- where steps are in the file -------------------------------------------------
+    @property
+    def written_ids(self) -> tuple[str | None, ...]:
+        """The id on every step of the file, including steps the schema rejected."""
+        if self.partial:
+            return self.partial.step_ids
+        return tuple(step.id for step in self.playbook.steps)
+
+    def _at(self, index: int) -> Loc:
+        """The location of ``playbook.steps[index]`` in the file."""
+        return ("steps", self.partial.positions[index] if self.partial else index)
+
+    def _following(self, index: int) -> str:
+        """The id of the step written after ``playbook.steps[index]``, or 'end'."""
+        position = self.partial.positions[index] if self.partial else index
+        ids = self.written_ids
+        return (ids[position + 1] or END) if position + 1 < len(ids) else END
 
     # -- reporting -------------------------------------------------------------------
     def error(self, loc: Loc, message: str, *, key: bool = False) -> None:
@@ -138,8 +160,17 @@ class _Compiler:
     # -- names -----------------------------------------------------------------------
     @property
     def step_names(self) -> tuple[str, ...]:
-        event = ("event",) if self.playbook.trigger and self.playbook.trigger.on_event else ()
+        event = ("event",) if self._on_event else ()
         return (*BASE_NAMES, *event)
+
+    @property
+    def _on_event(self) -> bool:
+        if self.playbook.trigger:
+            return self.playbook.trigger.on_event is not None
+        # A trigger the schema rejected may still be an event trigger: do not report every
+        # use of 'event' as undefined on top of the trigger's own error.
+        raw = self.doc.data.get("trigger") if self.partial and self.doc.data else None
+        return isinstance(raw, dict) and "on_event" in raw
 
     # -- whole playbook --------------------------------------------------------------
     def compile(self) -> CompiledPlan | None:
@@ -148,13 +179,16 @@ class _Compiler:
         ids = self._step_ids()
         plans = [self._step(i, step, ids) for i, step in enumerate(steps)]
         self._check_loops_and_reachability(plans)
+        trigger, exit_, goal = self._trigger(), self._exit(), self._goal()
+        if self.partial:
+            return None
         plan_kwargs: dict[str, Any] = {
             "playbook": pb.playbook,
             "name": pb.name,
             "description": pb.description,
-            "trigger": self._trigger(),
-            "exit": self._exit(),
-            "goal": self._goal(),
+            "trigger": trigger,
+            "exit": exit_,
+            "goal": goal,
             "window": self._window(pb.defaults.send_window),
             "sender": self._sender(pb.defaults.from_),
             "reply_to": pb.defaults.reply_to,
@@ -174,17 +208,19 @@ class _Compiler:
 
     def _step_ids(self) -> set[str]:
         seen: dict[str, int] = {}
-        for index, step in enumerate(self.playbook.steps):
-            if step.id == END:
+        for index, step_id in enumerate(self.written_ids):
+            if step_id is None:
+                continue
+            if step_id == END:
                 self.error(("steps", index, "id"), "'end' is reserved; name the step otherwise")
-            if step.id in seen:
-                first = self.doc.where(("steps", seen[step.id], "id")).line
+            if step_id in seen:
+                first = self.doc.where(("steps", seen[step_id], "id")).line
                 self.error(
                     ("steps", index, "id"),
-                    f"duplicate step id '{step.id}' (first used at line {first})",
+                    f"duplicate step id '{step_id}' (first used at line {first})",
                 )
             else:
-                seen[step.id] = index
+                seen[step_id] = index
         return set(seen)
 
     def _ref(self, loc: Loc, target: str | None, ids: set[str]) -> None:
@@ -288,9 +324,8 @@ class _Compiler:
 
     # -- steps -----------------------------------------------------------------------
     def _step(self, index: int, step: Any, ids: set[str]) -> StepPlan | None:
-        loc: Loc = ("steps", index)
-        steps = self.playbook.steps
-        following = steps[index + 1].id if index + 1 < len(steps) else END
+        loc = self._at(index)
+        following = self._following(index)
         self._ref((*loc, "next"), step.next, ids)
         self.expression((*loc, "if"), step.if_, self.step_names)
         kind = step_action(step)
@@ -555,7 +590,7 @@ class _Compiler:
         for i, (step, plan) in enumerate(zip(self.playbook.steps, plans, strict=True)):
             if plan is None:
                 continue
-            loc: Loc = ("steps", i)
+            loc = self._at(i)
             next_loc = (*loc, "next") if step.next else loc
             # End and branch steps only fall through to `next` when their `if:` is false.
             all_routed = plan.task is not None and set(plan.task.outcomes) <= set(
@@ -599,6 +634,10 @@ class _Compiler:
                     "passing; add a wait, a wait_for or a task with "
                     "'wait: true' inside the loop",
                 )
+        if self.partial or None in plans:
+            # A step that was rejected or failed to compile may lead anywhere: which steps
+            # are reachable is unknown, and guessing reports every step after it.
+            return
         successors: dict[int, list[int]] = {}
         for e in edges:
             successors.setdefault(e.source, []).append(index[e.target])
@@ -643,9 +682,17 @@ def _find_cycle(
 def compile_loaded(
     loaded: LoadedFile, project: ProjectContext
 ) -> tuple[CompiledPlan | None, list[Diagnostic]]:
-    """Compile a loaded playbook file; returns (plan or None, all diagnostics)."""
-    if loaded.model is None or loaded.document is None:
+    """Compile a loaded playbook file; returns (plan or None, all diagnostics).
+
+    A file the schema rejected gives no plan, but the parts that validated are still
+    checked, so its diagnostics hold every problem the file's structure allows."""
+    if loaded.document is None:
         return None, list(loaded.diagnostics)
-    compiler = _Compiler(loaded.model, loaded.document, project)
+    if loaded.model is not None:
+        compiler = _Compiler(loaded.model, loaded.document, project)
+    elif loaded.partial is not None:
+        compiler = _Compiler(loaded.partial.playbook, loaded.document, project, loaded.partial)
+    else:
+        return None, list(loaded.diagnostics)
     plan = compiler.compile()
     return plan, [*loaded.diagnostics, *compiler.diagnostics]

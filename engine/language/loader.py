@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 
 from engine.errors import YamlSourceError
 from engine.language.diagnostics import Diagnostic, did_you_mean, one_of
+from engine.language.partial import PartialPlaybook, partial_playbook
 from engine.language.schema import ACTIONS, MilestoneFile, Playbook, step_action
 from engine.language.yaml_source import SourceDocument, load_yaml
 
@@ -45,12 +46,23 @@ MODEL_NAMES = {
 
 @dataclass
 class LoadedFile:
-    """A parsed file: the document (when YAML parsed), the model (when valid), diagnostics."""
+    """A parsed file: the document (when YAML parsed), the model (when valid), diagnostics.
+
+    A playbook the schema rejected keeps the parts that did validate in ``partial``, so the
+    compiler can still check them and one run reports every problem."""
 
     path: str
     document: SourceDocument | None
     model: Any = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    partial: PartialPlaybook | None = None
+
+    @property
+    def playbook_id(self) -> str | None:
+        """The playbook id the file declares, when that id is valid (even if the rest is not)."""
+        if isinstance(self.model, Playbook):
+            return self.model.playbook
+        return (self.partial.playbook.playbook or None) if self.partial else None
 
 
 def _unwrap(annotation: Any, data: Any) -> type[BaseModel] | None:
@@ -122,7 +134,10 @@ def data_path(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
     path: list[Any] = []
     current = data
     leftover = None
-    for element in loc:
+    for n, element in enumerate(loc):
+        if n == 2 and loc[0] == "steps" and element in ACTIONS:
+            # ('steps', 1, 'task', 'id'): the step union's tag, not the step's 'task' key.
+            continue
         if (isinstance(current, dict) and element in current) or (
             isinstance(current, list) and isinstance(element, int) and element < len(current)
         ):
@@ -291,7 +306,14 @@ def parse_text(text: str, display: str, root: type[BaseModel]) -> LoadedFile:
     try:
         model = root.model_validate(_normalise(doc.data))
     except ValidationError as exc:
-        return LoadedFile(display, doc, None, validation_diagnostics(doc, root, exc))
+        diagnostics = validation_diagnostics(doc, root, exc)
+        # A hostile file with hundreds of problems gets its schema errors only.
+        partial = (
+            partial_playbook(doc.data, exc.errors())
+            if root is Playbook and exc.error_count() <= MAX_EXPLAINED_ERRORS
+            else None
+        )
+        return LoadedFile(display, doc, None, diagnostics, partial)
     return LoadedFile(display, doc, model, [])
 
 
