@@ -217,3 +217,17 @@ async def waiting_for(handle: WorkflowHandle[Any, Any], what: str, seconds: floa
         return status if status.waiting_for and what in status.waiting_for else None
 
     return await eventually(check, seconds, what=f"{handle.id} waiting for {what}")
+
+
+def outbox_row(
+    session: Session, enrollment_id: str, step_id: str, contact: str
+) -> OutboxMessage | None:
+    """The outbox row of one step's email to one contact (its idempotency key also carries
+    the enrollment's own key, so tests find it by what it is for)."""
+    return session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.enrollment_id == enrollment_id,
+            OutboxMessage.step_id == step_id,
+            OutboxMessage.contact_email == contact.lower(),
+        )
+    ).one_or_none()

@@ -22,12 +22,12 @@ import time
 import pytest
 
 from activities.mailer import OutgoingEmail, SendGridMailer
-from engine.store import repository
 from tests.helpers.harness import write_project
 from tests.helpers.reliability import (
     SHORT_PLAYBOOK,
     contacts_for,
     inprocess_worker,
+    outbox_row,
     results,
     seed_customers,
     start_all,
@@ -52,7 +52,7 @@ async def run_one(dev_server, sessions, task_queue, plan, the_mailer):
         [handle] = await start_all(dev_server.client, plan, [customer], task_queue)
         [result] = await results([handle], timeout=60)
     with sessions() as session:
-        row = repository.get_outbox(session, f"{handle.id}:hello:1:{contact}")
+        row = outbox_row(session, handle.id, "hello", contact)
     return handle, result, row
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-from engine.store import repository
 from tests.helpers.harness import write_project
 from tests.helpers.polling import eventually
 from tests.helpers.reliability import (
@@ -22,6 +21,7 @@ from tests.helpers.reliability import (
     assert_exactly_once,
     audit,
     contacts_for,
+    outbox_row,
     results,
     seed_customers,
     seeded_random,
@@ -107,9 +107,8 @@ async def test_kill_after_the_provider_accepted_sends_once_and_records_unconfirm
     await eventually(sent, 30, what="the provider's acceptance", context=worker.tail)
     # SendGrid answered 202 and the worker holds the answer: the activity has not completed.
     assert len(sendgrid.requests) == 1
-    key = f"{handle.id}:hello:1:{contact}"
     with sessions() as session:
-        row = repository.get_outbox(session, key)
+        row = outbox_row(session, handle.id, "hello", contact)
         assert row is not None and row.status == "sending"
     worker.kill()
     worker.start()  # a normal worker this time
@@ -119,7 +118,7 @@ async def test_kill_after_the_provider_accepted_sends_once_and_records_unconfirm
     hello = [m for m in sendgrid.requests if m.has_custom_arg("step_id", "hello")]
     assert len(hello) == 1, "the email accepted before the crash was sent again"
     with sessions() as session:
-        row = repository.get_outbox(session, key)
+        row = outbox_row(session, handle.id, "hello", contact)
         assert row is not None
         assert row.status == "unconfirmed"
         assert "not sent again" in (row.reason or "")
