@@ -23,17 +23,24 @@ from __future__ import annotations
 import click
 
 from engine.cli import data, enrollments, language, simulate, stack, team, tokens
+from engine.cli.context import settle
 from engine.errors import ConfigError
 
 
 class _PlaybookGroup(click.Group):
-    """The command group; a setting the engine refuses is a one-line error, not a traceback."""
+    """The command group; a setting the engine refuses is a one-line error, not a traceback.
+
+    Every command ends by letting Temporal's native threads leave Python, so the process
+    exits cleanly (see `engine.client.runtime`).
+    """
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
+        finally:
+            settle()
 
 
 @click.group(

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from engine.cli.context import err_console, operator_root_option, store, temporal_client
+from engine.cli.context import err_console, operator_root_option, run_with_temporal, store
 
 if TYPE_CHECKING:
+    from temporalio.client import Client
+
     from engine.client.routing import RoutedEvent
 
 
@@ -76,7 +78,6 @@ def events_send(
     Example:
       playbook events send acme integration.connected source=salesforce seats=12
     """
-    import asyncio
     import uuid
 
     from temporalio.service import RPCError
@@ -93,15 +94,14 @@ def events_send(
         sys.exit(1)
     settings, sessions = store()
 
-    async def send() -> RoutedEvent:
-        client = await temporal_client(settings)
+    async def send(client: Client) -> RoutedEvent:
         svc = Services(settings=settings, sessions=sessions, client=client, project=project)
         return await svc.router.handle(
             event_id or f"cli-{uuid.uuid4().hex}", customer_id, name, when, values
         )
 
     try:
-        routed = asyncio.run(send())
+        routed = run_with_temporal(settings, send)
     except RPCError as exc:
         raise click.ClickException(f"Temporal: {exc.message} (the event is stored)") from None
     colour = {"accepted": "green", "duplicate": "yellow"}.get(routed.status, "red")

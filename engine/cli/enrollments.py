@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
 from engine.cli.context import (
     err_console,
     load_plan_or_exit,
     operator_root_option,
     out_console,
+    run_with_temporal,
     store,
-    temporal_client,
 )
 
 if TYPE_CHECKING:
-    from engine.settings import Settings
+    from temporalio.client import Client
+
+    from engine.messages import EnrollmentSnapshot
+    from engine.store.models import Enrollment
 
 
 @click.command("enroll")
@@ -31,8 +35,6 @@ def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
     The playbook's current version is registered in the store first. Prints the
     enrollment id (the workflow id).
     """
-    import asyncio
-
     from engine.services import ServiceError, Services
     from engine.services.enrollments import enroll_customer
     from engine.store import repository
@@ -49,13 +51,12 @@ def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
             plan=plan.model_dump(mode="json"),
         )
 
-    async def start() -> str:
-        client = await temporal_client(settings)
+    async def start(client: Client) -> str:
         svc = Services(settings=settings, sessions=sessions, client=client, project=project)
         return (await enroll_customer(svc, plan.playbook, customer_id)).workflow_id
 
     try:
-        workflow_id = asyncio.run(start())
+        workflow_id = run_with_temporal(settings, start)
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
     err_console.print(f"[green]enrolled[/] {customer_id} in {plan.playbook}@{plan.short_version}")
@@ -67,18 +68,22 @@ def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
 @click.option("--customer", "customer_id", help="Only this customer.")
 @click.option("--status", "status_", help="Only enrollments with this status (running...).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="json: one object with the enrollments and, when asked, the workflow's answer.",
+)
 def status_command(
-    playbook: str | None, customer_id: str | None, status_: str | None, limit: int
+    playbook: str | None, customer_id: str | None, status_: str | None, limit: int, fmt: str
 ) -> None:
     """Enrollments from the store, newest first, with their current step and outcome.
 
     With both --playbook and --customer, also asks the enrollment's workflow where it
     stands now: the step, what it waits for and until when, and its latest records.
     """
-    import asyncio
-
-    from rich.table import Table
-
     from engine.store import repository
 
     settings, sessions = store()
@@ -86,6 +91,44 @@ def status_command(
         rows = repository.list_enrollments(
             session, playbook_id=playbook, customer_id=customer_id, status=status_, limit=limit
         )
+    now = None
+    workflow_id = rows[0].workflow_id if rows else ""
+    if playbook and customer_id and rows:
+        now = run_with_temporal(settings, lambda client: _ask(client, workflow_id))
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "enrollments": [_enrollment_json(row) for row in rows],
+                    "now": now.model_dump(mode="json") if now else None,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    _print_enrollments(rows)
+    if now:
+        _print_live_status(workflow_id, now)
+
+
+def _enrollment_json(row: Enrollment) -> dict[str, object]:
+    return {
+        "enrollment": row.workflow_id,
+        "playbook": row.playbook_id,
+        "customer": row.customer_id,
+        "version": row.version,
+        "status": row.status,
+        "step": row.current_step,
+        "outcome": row.outcome,
+        "started_at": row.started_at.isoformat(),
+        "ended_at": row.ended_at.isoformat() if row.ended_at else None,
+    }
+
+
+def _print_enrollments(rows: Sequence[Enrollment]) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{len(rows)} enrollment(s)", title_justify="left")
     for header in ("enrollment", "version", "status", "step", "outcome", "started", "ended"):
         table.add_column(header, overflow="fold")
@@ -99,22 +142,23 @@ def status_command(
             f"{row.started_at:%Y-%m-%d %H:%M}",
             f"{row.ended_at:%Y-%m-%d %H:%M}" if row.ended_at else "-",
         )
-    Console(highlight=False, width=max(out_console.width, 120)).print(table)
-    if playbook and customer_id and rows:
-        asyncio.run(_print_live_status(settings, rows[0].workflow_id))
+    out_console.print(table)
 
 
-async def _print_live_status(settings: Settings, workflow_id: str) -> None:
+async def _ask(client: Client, workflow_id: str) -> EnrollmentSnapshot:
+    """The enrollment's own answer (the `status` query); a readable error if it has none."""
     from temporalio.client import WorkflowQueryFailedError
     from temporalio.service import RPCError
 
     from engine.client.playbook import EnrollmentHandle
 
-    client = await temporal_client(settings)
     try:
-        now = await EnrollmentHandle.get(client, workflow_id).status()
+        return await EnrollmentHandle.get(client, workflow_id).status()
     except (RPCError, WorkflowQueryFailedError) as exc:
         raise click.ClickException(f"cannot ask {workflow_id}: {exc}") from None
+
+
+def _print_live_status(workflow_id: str, now: EnrollmentSnapshot) -> None:
     lines = [
         f"[bold]{workflow_id}[/] (asked Temporal)",
         f"  step:        {now.current_step or '-'}"

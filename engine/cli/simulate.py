@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
 from engine.cli.context import err_console, out_console, plan_or_exit, root_option
 from engine.statuses import OutboxStatus
@@ -68,7 +68,12 @@ FILE = click.Path(dir_okay=False, path_type=Path)
     help="Team file (CSMs and managers). Default: <project>/examples/team.yaml.",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="json: the timeline, or with --all-fixtures the summary of every run.",
 )
 @click.option(
     "--html",
@@ -120,7 +125,7 @@ def simulate(
 
     try:
         if all_fixtures:
-            failed = asyncio.run(_simulate_all(root, team))
+            failed = asyncio.run(_simulate_all(root, team, fmt))
             sys.exit(1 if failed else 0)
         if not playbook or not customer_file:
             raise click.UsageError("name a PLAYBOOK and --customer (or use --all-fixtures)")
@@ -140,7 +145,7 @@ def simulate(
     if fmt == "json":
         click.echo(to_json(timeline))
     else:
-        print_table(timeline, Console(highlight=False, width=max(out_console.width, 140)))
+        print_table(timeline, out_console)
     if html_file:
         html_file.write_text(to_html(timeline), encoding="utf-8")
         err_console.print(f"wrote {html_file}")
@@ -197,7 +202,8 @@ def _simulate_one(
         return asyncio.run(run())
 
 
-async def _simulate_all(root: Path, team: Path | None) -> bool:
+async def _simulate_all(root: Path, team: Path | None, fmt: str) -> bool:
+    """Simulate every plan against every example customer and print one row per run."""
     from rich.progress import Progress
     from rich.table import Table
 
@@ -214,9 +220,11 @@ async def _simulate_all(root: Path, team: Path | None) -> bool:
     ]
     members = _team(root, team)
     table = Table(title="simulations of every playbook and example customer")
-    for column in ("playbook", "customer", "outcome", "days", "emails", "tasks", "problems"):
+    columns = ("playbook", "customer", "outcome", "days", "emails", "tasks", "problems")
+    for column in columns:
         table.add_column(column)
     failed = bool(project.errors)
+    summaries: list[dict[str, object]] = []
     runs = [(plan, c) for plan in project.plans.values() for c in customers]
     async with Simulator() as sim:
         with Progress(console=err_console, transient=True) as progress:
@@ -227,16 +235,20 @@ async def _simulate_all(root: Path, team: Path | None) -> bool:
                 failed = failed or bool(broken)
                 problems = [f"{e.step}: {e.reason}" for e in broken]
                 problems += [w for w in timeline.warnings if "still running" not in w]
-                last_day = timeline.timeline[-1].day if timeline.timeline else 0
-                table.add_row(
-                    plan.playbook,
-                    customer.id,
-                    timeline.outcome,
-                    str(last_day),
-                    str(sum(1 for e in timeline.emails if e.status == OutboxStatus.CAPTURED)),
-                    str(sum(1 for e in timeline.timeline if e.kind == "task")),
-                    "; ".join(problems) or "-",
-                )
+                summary: dict[str, object] = {
+                    "playbook": plan.playbook,
+                    "customer": customer.id,
+                    "outcome": timeline.outcome,
+                    "days": timeline.timeline[-1].day if timeline.timeline else 0,
+                    "emails": sum(1 for e in timeline.emails if e.status == OutboxStatus.CAPTURED),
+                    "tasks": sum(1 for e in timeline.timeline if e.kind == "task"),
+                    "problems": problems,
+                }
+                summaries.append(summary)
+                table.add_row(*(str(summary[c]) for c in columns[:-1]), "; ".join(problems) or "-")
                 progress.advance(bar)
-    out_console.print(table)
+    if fmt == "json":
+        click.echo(json.dumps({"failed": failed, "runs": summaries}, indent=2, ensure_ascii=False))
+    else:
+        out_console.print(table)
     return failed

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
+import json
+from datetime import datetime
 
 import click
-from rich.console import Console
 
 from engine.cli.context import err_console, out_console, store
 from engine.scopes import Scope
@@ -65,7 +67,10 @@ def token_create(name: str, scopes: tuple[str, ...], expires: str) -> None:
 
 
 @token.command("list")
-def token_list() -> None:
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def token_list(fmt: str) -> None:
     """Every API token (never its secret): id, name, scopes, state, dates, creator."""
     from rich.table import Table
 
@@ -74,6 +79,10 @@ def token_list() -> None:
     _, sessions = store()
     with sessions() as session:
         rows = tokens.list_tokens(session)
+    if fmt == "json":
+        listed = [{**dataclasses.asdict(row), "state": row.state} for row in rows]
+        click.echo(json.dumps(listed, indent=2, default=datetime.isoformat, ensure_ascii=False))
+        return
     table = Table(title=f"{len(rows)} API token(s)", title_justify="left")
     headers = ("id", "name", "scopes", "state", "created", "by", "expires", "last used", "revoked")
     for header in headers:
@@ -94,7 +103,7 @@ def token_list() -> None:
             when(row.last_used_at),
             when(row.revoked_at),
         )
-    Console(highlight=False, width=max(out_console.width, 140)).print(table)
+    out_console.print(table)
 
 
 @token.command("revoke")

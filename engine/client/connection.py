@@ -34,8 +34,11 @@ def find_binary(name: str) -> Path:
     )
 
 
-async def connect(settings: Settings) -> Client:
-    """A client for the configured Temporal, with the pydantic data converter."""
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """A client for the configured Temporal, with the pydantic data converter.
+
+    On `runtime` if given (see `engine.client.runtime`), else on the SDK's default one.
+    """
     tls: TLSConfig | bool = False
     if settings.temporal_tls_cert and settings.temporal_tls_key:
         tls = TLSConfig(
@@ -51,6 +54,7 @@ async def connect(settings: Settings) -> Client:
         data_converter=pydantic_data_converter,
         tls=tls,
         api_key=api_key,
+        runtime=runtime,
     )
 
 

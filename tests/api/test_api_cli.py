@@ -8,6 +8,7 @@ event loop keeps the worker polling.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 from click.testing import CliRunner, Result
@@ -17,7 +18,7 @@ from engine.services import Services
 from engine.settings import settings_override
 from engine.store import repository
 from engine.store.models import Enrollment
-from tests.helpers.api import outbox_rows
+from tests.helpers.api import outbox_rows, seed
 from tests.helpers.polling import eventually
 
 
@@ -130,3 +131,27 @@ async def test_operator_mistakes_are_clear_errors(services: Services, customer: 
     assert naive.exit_code == 2 and "offset" in naive.output
     bad_pair = await playbook(services, "events", "send", customer, "x.y", "oops", "--root", root)
     assert bad_pair.exit_code == 2 and "key=value" in bad_pair.output
+
+
+async def test_status_piped_is_never_folded_and_has_a_json_form(services: Services) -> None:
+    customer = seed(services, f"a-customer-whose-id-is-longer-than-a-terminal-{uuid.uuid4().hex}")
+    root = str(services.project.root)
+    enrolled = await playbook(
+        services, "enroll", "probe_twice", "--customer", customer, "--root", root
+    )
+    assert enrolled.exit_code == 0, enrolled.output
+    enrollment = enrolled.stdout.strip()
+    assert len(enrollment) > 80
+
+    listed = await playbook(services, "status", "--customer", customer)  # not a terminal
+    assert listed.exit_code == 0, listed.output
+    [row] = [line for line in listed.stdout.splitlines() if enrollment in line]
+    assert "running" in row
+
+    both = ("--playbook", "probe_twice", "--customer", customer, "--format", "json")
+    answered = await playbook(services, "status", *both)
+    assert answered.exit_code == 0, answered.output
+    status = json.loads(answered.stdout)
+    [listed_row] = status["enrollments"]
+    assert listed_row["enrollment"] == enrollment and listed_row["customer"] == customer
+    assert status["now"]["enrollment_id"] == enrollment and "records" in status["now"]

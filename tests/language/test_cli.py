@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,17 @@ def test_validate_valid_fixtures_reports_each_plan() -> None:
         result.stderr
     )
     assert "2 playbook(s) compiled, 0 error(s), 0 warning(s)" in result.stderr
+
+
+def test_validate_piped_keeps_each_report_on_one_line(tmp_path: Path) -> None:
+    deep = tmp_path / "a-project-folder-with-a-long-name" / "and-another-long-folder" / "playbooks"
+    shutil.copytree(VALID, deep)
+    result = CliRunner().invoke(main, ["validate", str(deep)])  # not a terminal
+    assert result.exit_code == 0, result.output
+    oks = [line for line in result.stderr.splitlines() if line.startswith("ok ")]
+    assert len(oks) == 2, result.stderr
+    for line in oks:  # longer than 80 columns, and not wrapped
+        assert len(line) > 80 and re.fullmatch(r"ok .+ \(\d+ steps, version [0-9a-f]{12}\)", line)
 
 
 def test_validate_a_missing_path_is_a_usage_error() -> None:

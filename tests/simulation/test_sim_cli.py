@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rich.console import Console
 
-import engine.cli.simulate
 from engine.cli import main
 from engine.simulation import KINDS, Simulator, Timeline
 from tests.helpers.paths import EXAMPLES, PLAYBOOKS
@@ -280,10 +278,10 @@ def test_nothing_leaves_the_process(tmp_path, monkeypatch, sendgrid):
 
 
 # -- 10. every fixture --------------------------------------------------------------------
-def test_all_fixtures_simulates_every_playbook_for_every_example_customer(monkeypatch):
-    monkeypatch.setattr(engine.cli.simulate, "out_console", Console(width=240, highlight=False))
-    result = simulate("--all-fixtures")
+def test_all_fixtures_simulates_every_playbook_for_every_example_customer():
+    result = simulate("--all-fixtures")  # not a terminal: nothing is cut to fit 80 columns
     assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout, result.stdout
     playbooks = sorted(p.stem for p in PLAYBOOKS.glob("*.yaml") if p.stem != "milestones")
     customers = sorted(p.stem for p in EXAMPLES.glob("*.yaml") if p.stem != "team")
     assert playbooks == ["adoption", "onboarding", "qbr", "renewal"]
@@ -297,6 +295,22 @@ def test_all_fixtures_simulates_every_playbook_for_every_example_customer(monkey
                 customer,
                 result.stdout,
             )
+
+
+def test_all_fixtures_as_json_gives_one_summary_per_run():
+    result = simulate("--all-fixtures", "--format", "json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    customers = sorted(p.stem for p in EXAMPLES.glob("*.yaml") if p.stem != "team")
+    assert summary["failed"] is False
+    assert len(summary["runs"]) == 4 * len(customers)
+    for run in summary["runs"]:
+        assert set(run) == {"playbook", "customer", "outcome", "days", "emails", "tasks"} | {
+            "problems"
+        }
+        assert run["customer"] in customers and isinstance(run["problems"], list)
+    outcomes = {run["outcome"] for run in summary["runs"]}
+    assert all(" " not in outcome and outcome.strip() for outcome in outcomes), outcomes
 
 
 # -- 11. a year of renewal ----------------------------------------------------------------

@@ -3,6 +3,7 @@ the migration that gave tokens that existed before it their scopes."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -113,6 +114,11 @@ def test_cli_creates_lists_and_revokes_without_showing_secrets(
     with sessions.begin() as session, pytest.raises(TokenRefused, match="revoked"):
         tokens.authenticate(session, secret)
     assert "revoked" in playbook("token", "list")[1]
+    code, listed, _ = playbook("token", "list", "--format", "json")
+    assert code == 0 and secret not in listed
+    by_name = {t["name"]: t for t in json.loads(listed)}
+    assert by_name["crm"]["state"] == "revoked" and by_name["crm"]["scopes"] == ["ingest"]
+    assert by_name["ops"]["state"] == "active" and by_name["ops"]["expires_at"].startswith("20")
     code, _, err = playbook("token", "revoke", "9999")
     assert code == 1 and "no API token" in err
 
