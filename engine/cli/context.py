@@ -79,6 +79,18 @@ root_option = _root_option("Project folder: playbooks, milestones.yaml, template
 operator_root_option = _root_option("Project folder.")
 
 
+def format_option(help_text: str | None = None) -> Callable[[F], F]:
+    """``--format table|json``: a table for people, JSON for scripts (``fmt`` in the command)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help=help_text,
+    )
+
+
 def load_plan_or_exit(ref: str, root: Path) -> tuple[Project, CompiledPlan]:
     """The project and plan of ``ref`` (an id or a file); print the problems and exit if not."""
     from engine.project import load_plan

@@ -11,6 +11,7 @@ import click
 
 from engine.cli.context import (
     err_console,
+    format_option,
     load_plan_or_exit,
     operator_root_option,
     out_console,
@@ -68,14 +69,7 @@ def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
 @click.option("--customer", "customer_id", help="Only this customer.")
 @click.option("--status", "status_", help="Only enrollments with this status (running...).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="json: one object with the enrollments and, when asked, the workflow's answer.",
-)
+@format_option("json: one object with the enrollments and, when asked, the workflow's answer.")
 def status_command(
     playbook: str | None, customer_id: str | None, status_: str | None, limit: int, fmt: str
 ) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from engine.cli.context import err_console, out_console, plan_or_exit, root_option
+from engine.cli.context import err_console, format_option, out_console, plan_or_exit, root_option
 from engine.statuses import OutboxStatus
 
 if TYPE_CHECKING:
@@ -67,14 +67,7 @@ FILE = click.Path(dir_okay=False, path_type=Path)
     type=FILE,
     help="Team file (CSMs and managers). Default: <project>/examples/team.yaml.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="json: the timeline, or with --all-fixtures the summary of every run.",
-)
+@format_option("json: the timeline, or with --all-fixtures the summary of every run.")
 @click.option(
     "--html",
     "html_file",

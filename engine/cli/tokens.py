@@ -9,7 +9,7 @@ from datetime import datetime
 
 import click
 
-from engine.cli.context import err_console, out_console, store
+from engine.cli.context import err_console, format_option, out_console, store
 from engine.scopes import Scope
 
 SCOPE_HELP = (
@@ -67,9 +67,7 @@ def token_create(name: str, scopes: tuple[str, ...], expires: str) -> None:
 
 
 @token.command("list")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@format_option()
 def token_list(fmt: str) -> None:
     """Every API token (never its secret): id, name, scopes, state, dates, creator."""
     from rich.table import Table
