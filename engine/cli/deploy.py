@@ -97,8 +97,20 @@ def deploy(
             sys.exit(1)
     for result in results:
         err_console.print(_describe(result), highlight=False)
-    if any(r.status == "deployed" for r in results):
+    if _swept([r.playbook for r in results if r.status == "deployed"], sessions):
         _sync_schedules(settings, sessions)
+
+
+def _swept(playbooks: list[str], sessions: sessionmaker[Session]) -> bool:
+    """Whether one of these playbooks now has a date or schedule trigger (a sweep)."""
+    from engine.store import deployments
+
+    with sessions() as session:
+        plans = [deployments.deployed_plan(session, pid) for pid in playbooks]
+    return any(
+        plan is not None and plan.trigger is not None and plan.trigger.kind in ("date", "schedule")
+        for plan in plans
+    )
 
 
 def _describe(result: DeployResult) -> str:
