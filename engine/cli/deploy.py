@@ -133,10 +133,10 @@ def _sync_schedules(settings: Settings, sessions: sessionmaker[Session]) -> None
 
     try:
         schedules = run_with_temporal(settings, sync)
-    except (click.ClickException, RuntimeError) as exc:
-        message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+    except (click.ClickException, RuntimeError):
         err_console.print(
-            f"[yellow]schedules not updated[/] ({message}); `playbook up` updates them"
+            f"[yellow]schedules not updated[/]: Temporal at {settings.temporal_address} "
+            "did not answer; the next `playbook up` (or deploy) updates them"
         )
         return
     if schedules:

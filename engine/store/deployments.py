@@ -52,11 +52,7 @@ def latest_deployment_id(session: Session) -> int:
 
 def current_deployments(session: Session) -> dict[str, Deployment]:
     """Each deployed playbook's latest deployment, by playbook id."""
-    latest = (
-        select(func.max(Deployment.id).label("id"))
-        .group_by(Deployment.playbook_id)
-        .scalar_subquery()
-    )
+    latest = select(func.max(Deployment.id)).group_by(Deployment.playbook_id)
     rows = session.scalars(select(Deployment).where(Deployment.id.in_(latest)))
     return {row.playbook_id: row for row in rows}
 
