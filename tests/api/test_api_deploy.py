@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -30,13 +31,15 @@ from engine.api.app import create_app
 from engine.api.auth import create_api_token
 from engine.cli import main
 from engine.client.deployment import deploy_new_playbooks, deploy_version, deploy_working_copy
-from engine.client.enrollment import enroll
+from engine.client.enrollment import enroll, reenroll_refusal
 from engine.messages import SWEEP_WORKFLOW_NAME, EnrollmentResult, SweepInput, SweepResult
 from engine.project import Project, load_project
 from engine.services import Services
 from engine.settings import Settings, load_settings, settings_override
 from engine.stack import running_versions
+from engine.statuses import EnrollmentStatus
 from engine.store import deployments
+from engine.store.repository import upsert_enrollment
 from tests.helpers.harness import seed_customer, write_project
 from tests.helpers.temporal import target_of
 
@@ -378,3 +381,48 @@ def test_up_deploys_only_playbooks_never_deployed_and_says_what_runs(
     assert f"[green]running[/] digest@{first.plans['digest'].short_version} (deployed)" in lines
     with sessions() as session:
         assert deployments.deployed_plan(session, "greet") == first.plans["greet"]
+
+
+GAP = """\
+playbook: gap
+name: Every 90 days at most
+trigger: {on_event: account.ready}
+reenroll: 90d
+steps:
+  - id: done
+    end: {outcome: done}
+"""
+
+
+def test_a_reenroll_refusal_says_which_rule_and_until_when(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    plan = write_project(tmp_path / "playbooks", {"gap": GAP}).plan("gap")
+    seed_customer(sessions, "again", segment="smb")
+    started = datetime(2026, 9, 1, 9, tzinfo=UTC)
+    with sessions.begin() as session:
+        assert reenroll_refusal(session, plan, "again") is None
+        upsert_enrollment(
+            session,
+            workflow_id="gap/again",
+            playbook_id="gap",
+            version=plan.version,
+            customer_id="again",
+            started_at=started,
+        )
+        assert reenroll_refusal(session, plan, "again") == (
+            "already enrolled: gap/again is running since 2026-09-01"
+        )
+        upsert_enrollment(
+            session,
+            workflow_id="gap/again",
+            playbook_id="gap",
+            version=plan.version,
+            customer_id="again",
+            status=EnrollmentStatus.COMPLETED,
+            ended_at=datetime.now(UTC) - timedelta(days=10),
+        )
+        refusal = reenroll_refusal(session, plan, "again")
+    again = datetime.now(UTC) + timedelta(days=80)
+    assert refusal is not None and refusal.startswith("reenroll gap: the last enrollment ended")
+    assert f"next possible {again:%Y-%m-%d}" in refusal
