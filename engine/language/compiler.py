@@ -300,8 +300,8 @@ class _Compiler:
         for i, plan in enumerate(plans):
             if plan is None or plan.wait is None or plan.wait.until is None:
                 continue
-            following = by_id.get(plan.wait.on_passed or plan.next)
-            if plan.wait.on_passed is not None or following is None or following.email is None:
+            following = _email_after(by_id, plan.next)
+            if plan.wait.on_passed is not None or following is None:
                 continue
             self.warning(
                 (*self._at(i), "wait", "until"),
@@ -710,6 +710,20 @@ class _Compiler:
                 self.warning(
                     ("steps", i, "id"), f"step '{step.id}' is unreachable: no step leads to it"
                 )
+
+
+def _email_after(by_id: dict[str, StepPlan], step_id: str) -> StepPlan | None:
+    """The unconditional email reached from ``step_id`` with no time passing, if any."""
+    seen: set[str] = set()
+    step = by_id.get(step_id)
+    while step is not None and step.id not in seen:
+        seen.add(step.id)
+        if step.email is not None:
+            return step if step.condition is None else None
+        if step.kind in ("branch", "end") or _passes_time(step):
+            return None
+        step = by_id.get(step.next)
+    return None
 
 
 def _passes_time(plan: StepPlan) -> bool:
