@@ -125,7 +125,8 @@ class Interpreter:
         self.wait_event_hit: EventSignal | None = None
         self.goal_candidates: list[EventSignal] = []
         self.outcome: str | None = None
-        self.customer_changes: list[CustomerChanged] = []
+        # A `customer_changed` signal arrived that the next (or current) wait has not handled.
+        self.customer_changed_pending = False
 
     # -- signals, updates, query -------------------------------------------------------
     def event(self, event: EventSignal) -> None:
@@ -143,7 +144,7 @@ class Interpreter:
     def customer_changed(self, change: CustomerChanged) -> None:
         """The customer's data changed: the running wait re-evaluates its date."""
         if workflow.patched(PATCH_DATES_FOLLOW_CUSTOMER):
-            self.customer_changes.append(change)
+            self.customer_changed_pending = True
 
     def pause(self) -> EnrollmentSnapshot:
         """Hold the enrollment before its next step (waits keep their deadlines)."""
@@ -583,8 +584,8 @@ class Interpreter:
         try:
             while True:
                 await self._drain()
-                if self.customer_changes and self.finish is None:
-                    self.customer_changes.clear()
+                if self.customer_changed_pending and self.finish is None:
+                    self.customer_changed_pending = False
                     await self._check_cycle()
                     moved = await retime() if retime and self.finish is None else None
                     if moved is not None and moved != deadline:
@@ -610,7 +611,7 @@ class Interpreter:
                     await workflow.wait_condition(
                         lambda: (
                             bool(self.inbox)
-                            or bool(self.customer_changes)
+                            or self.customer_changed_pending
                             or self.finish is not None
                             or self.skip_to is not None
                             or satisfied()
