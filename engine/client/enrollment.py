@@ -33,6 +33,7 @@ from engine.messages import (
     SA_PLAYBOOK,
     SA_STEP,
     SA_VERSION,
+    EnrollmentDates,
     EnrollmentInput,
     EventSignal,
 )
@@ -67,12 +68,14 @@ async def enroll(
     use_search_attributes: bool = True,
     started_at: datetime | None = None,
     continue_as_new_after_events: int | None = None,
+    dates: EnrollmentDates | None = None,
 ) -> str:
     """Start the enrollment; return its ID. Raise `AlreadyEnrolled` if it may not start.
 
     ``continue_as_new_after_events`` overrides the history length at which the enrollment
     continues as new (the default suits production; tests use a small value to exercise
-    continue-as-new in a short run).
+    continue-as-new in a short run). ``dates`` are a date-triggered cycle's dates, which its
+    steps' expressions see as ``enrollment``.
     """
     workflow_id = enrollment_id(plan.playbook, customer_id, cycle_key)
     reuse = (
@@ -89,6 +92,7 @@ async def enroll(
         trigger_event=trigger_event,
         use_search_attributes=use_search_attributes,
         started_at=started_at or datetime.now(UTC),
+        dates=dates,
     )
     if continue_as_new_after_events is not None:
         payload.continue_as_new_after_events = continue_as_new_after_events

@@ -69,6 +69,10 @@ def customer_snapshot(session: Session, customer: Customer) -> dict[str, Any]:
     }
 
 
+# What ``enrollment`` is to an expression of an enrollment that no date trigger started.
+NO_ENROLLMENT_DATES: dict[str, Any] = {"late_days": 0, "trigger_date": None, "anchor_date": None}
+
+
 def evaluation_context(
     snapshot: dict[str, Any], now: datetime, playbook: str, event: Any = None, **extra: Any
 ) -> dict[str, Any]:
@@ -98,6 +102,7 @@ def decide(
     expressions: list[str],
     now: datetime,
     event: Any = None,
+    enrollment: dict[str, Any] | None = None,
 ) -> tuple[bool, str, list[Any], list[str | None]]:
     """Evaluate expressions over the customer's current data.
 
@@ -113,7 +118,13 @@ def decide(
     customer = repository.get_customer(session, customer_id)
     if customer is None:
         return False, "UTC", [], []
-    context = evaluation_context(customer_snapshot(session, customer), now, playbook, event)
+    context = evaluation_context(
+        customer_snapshot(session, customer),
+        now,
+        playbook,
+        event,
+        enrollment=enrollment or NO_ENROLLMENT_DATES,
+    )
     values: list[Any] = []
     errors: list[str | None] = []
     for source in expressions:
