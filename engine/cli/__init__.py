@@ -12,6 +12,7 @@ done (and is tested) from Python. One module per command group:
 - `engine.cli.data`: ``events send`` and ``customers import``.
 - `engine.cli.tokens`: ``token create``, ``token list``, ``token revoke``.
 - `engine.cli.team`: ``team disable|enable|remove|unlock`` (web UI access).
+- `engine.cli.reports`: ``report funnel|ttv|email|tasks|portfolio``.
 - `engine.cli.context`: what they share: the consoles, the ``--root`` options, reaching
   the project, the store and Temporal.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import data, enrollments, language, simulate, stack, team, tokens
+from engine.cli import data, enrollments, language, reports, simulate, stack, team, tokens
 from engine.cli.context import settle
 from engine.errors import ConfigError
 
@@ -60,6 +61,7 @@ class _PlaybookGroup(click.Group):
         enrollments.status_command,
         data.events_group,
         data.customers_group,
+        reports.report_command,
     ],
 )
 @click.version_option(package_name="playbook-engine")
