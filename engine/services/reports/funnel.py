@@ -63,7 +63,8 @@ class _Run:
     status: str
     started_at: datetime
     ended_at: datetime | None
-    visits: list[tuple[datetime, str]] = field(default_factory=list)
+    # (entered_at, visit row id, step): the id orders visits entered at the same instant.
+    visits: list[tuple[datetime, int, str]] = field(default_factory=list)
 
 
 def _step_order(session: Session, playbook: str, version: str) -> list[str]:
@@ -116,13 +117,15 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
         runs.sort(key=lambda r: r.started_at)
 
     if groups:
-        visits = select(StepVisit.workflow_id, StepVisit.step_id, StepVisit.entered_at).where(
+        visits = select(
+            StepVisit.workflow_id, StepVisit.id, StepVisit.step_id, StepVisit.entered_at
+        ).where(
             StepVisit.playbook_id.in_({p for p, _ in groups}),
             StepVisit.version.in_({v for _, v in groups}),
         )
         if start:
             visits = visits.where(StepVisit.entered_at >= start)
-        for wf, step, at in session.execute(visits):
+        for wf, visit_id, step, at in session.execute(visits):
             found = by_workflow.get(wf)
             if not found:
                 continue
@@ -130,7 +133,7 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
             i = bisect.bisect_right([r.started_at for r in found], at) - 1
             ended = found[i].ended_at if i >= 0 else None
             if i >= 0 and (ended is None or at <= ended):
-                found[i].visits.append((at, step))
+                found[i].visits.append((at, visit_id, step))
 
     for (playbook, version), runs in sorted(groups.items()):
         report.tables.append(_table(session, report, playbook, version, runs, now))
@@ -147,10 +150,10 @@ def _table(
     left: dict[tuple[str, str], list[_Run]] = defaultdict(list)
     for run in runs:
         run.visits.sort()
-        for step in dict.fromkeys(step for _, step in run.visits):
+        for step in dict.fromkeys(step for _, _, step in run.visits):
             reached[step].append(run)
         if run.visits:
-            left[(run.visits[-1][1], _where_left(run, now))].append(run)
+            left[(run.visits[-1][2], _where_left(run, now))].append(run)
     steps = _step_order(session, playbook, version)
     steps += sorted(s for s in reached if s not in steps)
     prefix = f"funnel|{playbook}|{version}"
