@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from engine.store.models import EmailEngagement, EngagementEvent, StepVisit
@@ -108,6 +108,7 @@ def record_step_visits(
             "step_id": step,
             "visit": visit,
             "entered_at": at,
+            "latest": False,
         }
         for step, visit, at in visits
     ]
@@ -119,4 +120,19 @@ def record_step_visits(
         .on_conflict_do_nothing(index_elements=["run_key", "step_id", "visit"])
         .returning(StepVisit.id)
     )
-    return len(result.all())
+    added = len(result.all())
+    # Mark the run's latest visit (a retried call finds the same one).
+    newest = (
+        select(StepVisit.id)
+        .where(StepVisit.run_key == run_key)
+        .order_by(StepVisit.entered_at.desc(), StepVisit.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(StepVisit)
+        .where(StepVisit.run_key == run_key, StepVisit.latest.is_(True), StepVisit.id != newest)
+        .values(latest=False)
+    )
+    session.execute(update(StepVisit).where(StepVisit.id == newest).values(latest=True))
+    return added

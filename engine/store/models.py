@@ -522,6 +522,7 @@ class StepVisit(Base):
         UniqueConstraint("run_key", "step_id", "visit"),
         Index("ix_step_visits_workflow_id_entered_at", "workflow_id", "entered_at"),
         Index("ix_step_visits_playbook_id_version", "playbook_id", "version"),
+        Index("ix_step_visits_run_key_latest", "run_key", "latest"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -533,3 +534,6 @@ class StepVisit(Base):
     step_id: Mapped[str]
     visit: Mapped[int]
     entered_at: Mapped[datetime]
+    # The run's most recent visit (where it stands or where it ended), kept by
+    # `record_step_visits`, so the funnel counts where runs left without a window query.
+    latest: Mapped[bool] = mapped_column(default=False)

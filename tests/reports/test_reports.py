@@ -35,7 +35,8 @@ def test_funnel_counts_worked_out_by_hand(known: Session) -> None:
     # wait: c1 c2 c3 c5 c7; c2 left by the exit condition, c5 by reaching the goal.
     # call: c1 c3 c7; c3 is still waiting there (2 days). done: c1 c7 ended there.
     # c1's earlier run (March, same workflow ID) is not counted.
-    report = run(known, "funnel", since=SINCE, playbook="onb")
+    filters = ReportFilters(since=SINCE, playbook="onb")
+    report = reports.build(known, "funnel", filters, now=NOW)
     [funnel] = report.tables
     assert funnel.entered is not None and funnel.entered.value == 7
     rows = {r["step"]: r for r in table(report, "onb@v1")}
@@ -54,9 +55,24 @@ def test_funnel_counts_worked_out_by_hand(known: Session) -> None:
         "step": "done", "reached": 2, "past": 0, "past_rate": 0.0, **zero, "completed": 2
     }  # fmt: skip
     # Every figure links to its customers.
-    assert report.cells["funnel|onb|v1|wait|exit"] == ["c2"]
-    assert report.cells["funnel|onb|v1|welcome|reached"] == ["c1", "c2", "c3", "c4", "c5", "c7"]
-    assert report.cells["funnel|onb|v1||entered"] == [f"c{i}" for i in range(1, 8)]
+    behind = {
+        cell: [c.id for c in reports.customers_behind(known, "funnel", filters, cell, NOW)[1]]
+        for row in funnel.rows
+        for cell in [c.cell for c in row.values() if c.cell]
+    }
+    assert behind["funnel|onb|v1|wait|exit"] == ["c2"]
+    assert behind["funnel|onb|v1|welcome|reached"] == ["c1", "c2", "c3", "c4", "c5", "c7"]
+    assert behind["funnel|onb|v1|welcome|past"] == ["c1", "c2", "c3", "c5", "c7"]
+    assert behind["funnel|onb|v1|welcome|stuck"] == ["c4"]
+    assert behind["funnel|onb|v1|done|completed"] == ["c1", "c7"]
+    assert behind["funnel|onb|v1|call|waiting"] == ["c3"]
+    assert behind["funnel|onb|v1|done|past"] == []
+    for row in funnel.rows:  # each count is the number of runs, here one per customer
+        for cell in row.values():
+            if cell.cell:
+                assert cell.value == len(behind[cell.cell]), cell.cell
+    entered = reports.customers_behind(known, "funnel", filters, "funnel|onb|v1||entered", NOW)
+    assert [c.id for c in entered[1]] == [f"c{i}" for i in range(1, 8)]
 
 
 def test_funnel_by_segment_date_and_version(known: Session) -> None:
@@ -78,7 +94,7 @@ def test_customers_behind_a_figure(known: Session) -> None:
     )
     assert [(c.id, c.name) for c in customers] == [("c3", "Customer C3")]
     with pytest.raises(NotFound):
-        reports.customers_behind(known, "funnel", filters, "funnel|onb|v1|nowhere|reached")
+        reports.customers_behind(known, "funnel", filters, "funnel|onb|v1|welcome|bogus")
     with pytest.raises(Invalid):
         reports.build(known, "nonsense", filters)
 

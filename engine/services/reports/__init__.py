@@ -50,9 +50,14 @@ def customers_behind(
     """The customers a figure of the report counts, by name; `NotFound` for a cell the
     report (with these filters) does not have."""
     report = build(session, kind, filters, now)
-    if cell not in report.cells:
+    # The funnel aggregates in the database and finds a figure's customers on demand.
+    ids = (
+        funnel.customers(session, filters, cell, now or utcnow())
+        if kind == "funnel"
+        else report.cells.get(cell)
+    )
+    if ids is None:
         raise NotFound(f"the {kind} report has no figure '{cell}' with these filters")
-    ids = report.cells[cell]
     found = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(ids)))}
     return report, [found.get(i) or Customer(id=i, name=i) for i in ids]
 

@@ -36,9 +36,7 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_outbox_playbook_id_created_at"), "outbox", ["playbook_id", "created_at"]
     )
-    op.create_index(
-        op.f("ix_tasks_playbook_id_created_at"), "tasks", ["playbook_id", "created_at"]
-    )
+    op.create_index(op.f("ix_tasks_playbook_id_created_at"), "tasks", ["playbook_id", "created_at"])
     op.create_index(
         op.f("ix_milestone_states_milestone_reached_at"),
         "milestone_states",
@@ -84,6 +82,7 @@ def upgrade() -> None:
         sa.Column("step_id", sa.String(length=255), nullable=False),
         sa.Column("visit", sa.Integer(), nullable=False),
         sa.Column("entered_at", _ts(), nullable=False),
+        sa.Column("latest", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_step_visits")),
         sa.UniqueConstraint(
             "run_key", "step_id", "visit", name=op.f("uq_step_visits_run_key_step_id_visit")
@@ -97,9 +96,11 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_step_visits_playbook_id_version"), "step_visits", ["playbook_id", "version"]
     )
+    op.create_index(op.f("ix_step_visits_run_key_latest"), "step_visits", ["run_key", "latest"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_step_visits_run_key_latest"), table_name="step_visits")
     op.drop_index(op.f("ix_step_visits_playbook_id_version"), table_name="step_visits")
     op.drop_index(op.f("ix_step_visits_workflow_id_entered_at"), table_name="step_visits")
     op.drop_table("step_visits")
