@@ -32,6 +32,8 @@ from engine.store.models import (
     Task,
 )
 
+PREFIX = "history/"  # the workflow IDs of made-up runs, never those of real ones
+HISTORY_RUNS = StepVisit.run_key.startswith(PREFIX)
 OUTCOMES = [
     (EnrollmentStatus.COMPLETED, 0.45),
     (EnrollmentStatus.GOAL_REACHED, 0.2),
@@ -50,8 +52,8 @@ def seed_history(
     seed: int = 7,
 ) -> int:
     """Write the made-up past for ``customers`` (default: all); returns enrollments written.
-    Does nothing if any step visit is already stored (it ran before)."""
-    if session.scalar(select(func.count()).select_from(StepVisit)):
+    Does nothing if it ran before (made-up runs are already stored)."""
+    if session.scalar(select(func.count()).select_from(StepVisit).where(HISTORY_RUNS)):
         return 0
     rng = random.Random(seed)
     plans = [p for p in plans if any(s.kind == "email" for s in p.steps)]
@@ -89,7 +91,7 @@ def seed_history(
         for n, plan in enumerate(plans):
             if n and rng.random() > 0.3:
                 continue
-            workflow_id = f"{plan.playbook}/{cid}"
+            workflow_id = f"{PREFIX}{plan.playbook}/{cid}"
             at = created + timedelta(hours=rng.uniform(0, 48))
             started = at
             status = rng.choices([o for o, _ in OUTCOMES], [w for _, w in OUTCOMES])[0]
