@@ -13,13 +13,12 @@ whether their click (and open) rates differ by more than chance, with a verdict 
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
 from scipy.stats import chi2_contingency
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from engine.services.reports.model import (
@@ -56,20 +55,6 @@ class _Email:
     unsubscribed: bool
 
 
-def _versions(session: Session, workflow_ids: set[str]) -> dict[str, list[tuple[datetime, str]]]:
-    """Each workflow ID's runs as (started_at, version), oldest first."""
-    runs: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    if workflow_ids:
-        query = select(Enrollment.workflow_id, Enrollment.started_at, Enrollment.version).where(
-            Enrollment.workflow_id.in_(workflow_ids)
-        )
-        for wf, started, version in session.execute(query):
-            runs[wf].append((started, version))
-    for found in runs.values():
-        found.sort()
-    return runs
-
-
 def verdict(variants: dict[str, tuple[int, int]], what: str) -> str:
     """A plain-language verdict on ``variants`` ({name: (successes, trials)}) for ``what``."""
     named = {k: v for k, v in variants.items() if v[1] > 0}
@@ -98,27 +83,38 @@ def verdict(variants: dict[str, tuple[int, int]], what: str) -> str:
 def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
     report = Report(kind="email", title="Email performance", filters=filters)
     start, end = day_bounds(filters)
-    e = EmailEngagement
+    e, run = EmailEngagement, Enrollment
+    clicked = e.clicked_at.is_not(None)
+    opened = or_(clicked, e.opened_at.is_not(None))
     query = (
         select(
-            OutboxMessage.enrollment_id,
             OutboxMessage.playbook_id,
             OutboxMessage.step_id,
             OutboxMessage.variant,
             OutboxMessage.customer_id,
-            OutboxMessage.created_at,
-            e.delivered_at,
-            e.opened_at,
-            e.clicked_at,
-            e.bounced_at,
-            e.unsubscribed_at,
-            e.spam_reported_at,
+            run.version,
+            or_(opened, e.delivered_at.is_not(None)),
+            opened,
+            clicked,
+            e.bounced_at.is_not(None),
+            or_(e.unsubscribed_at.is_not(None), e.spam_reported_at.is_not(None)),
         )
         .outerjoin(e, e.outbox_id == OutboxMessage.id)
+        # The enrollment run that sent it (workflow IDs are reused): its version.
+        .outerjoin(
+            run,
+            and_(
+                run.workflow_id == OutboxMessage.enrollment_id,
+                OutboxMessage.created_at >= run.started_at,
+                or_(run.ended_at.is_(None), OutboxMessage.created_at <= run.ended_at),
+            ),
+        )
         .where(OutboxMessage.status.not_in([str(s) for s in NOT_SENT]))
     )
     if filters.playbook:
         query = query.where(OutboxMessage.playbook_id == filters.playbook)
+    if filters.version:
+        query = query.where(run.version.startswith(filters.version, autoescape=True))
     if start:
         query = query.where(OutboxMessage.created_at >= start)
     if end:
@@ -128,28 +124,10 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
             Customer.segment == filters.segment
         )
     rows = session.execute(query).all()
-    runs = _versions(session, {r.enrollment_id for r in rows if r.enrollment_id})
     groups: dict[tuple[str, str, str, str], list[_Email]] = defaultdict(list)
-    for r in rows:
-        version = "?"
-        found = runs.get(r.enrollment_id or "", [])
-        i = bisect.bisect_right([at for at, _ in found], r.created_at) - 1
-        if i >= 0:
-            version = found[i][1]
-        if filters.version and not version.startswith(filters.version):
-            continue
-        clicked = r.clicked_at is not None
-        opened = clicked or r.opened_at is not None
-        groups[(r.playbook_id or "-", version, r.step_id or "-", r.variant or NO_VARIANT)].append(
-            _Email(
-                customer_id=r.customer_id,
-                delivered=opened or r.delivered_at is not None,
-                opened=opened,
-                clicked=clicked,
-                bounced=r.bounced_at is not None,
-                unsubscribed=r.unsubscribed_at is not None or r.spam_reported_at is not None,
-            )
-        )
+    for playbook, step, variant, customer, version, *flags in rows:
+        key = (playbook or "-", version or "?", step or "-", variant or NO_VARIANT)
+        groups[key].append(_Email(customer, *(bool(f) for f in flags)))
     table = Table(
         key="steps",
         title="Per step and variant",
