@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean screenshots
 
 $(BIN)/playbook: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The report pages' screenshots in docs/reports.md (needs chromium and chromium-driver).
+screenshots: install
+	mkdir -p docs/images
+	UI_SCREENSHOTS=docs/images $(BIN)/pytest -q tests/web/test_reports.py -k screenshots
 
 clean:
 	rm -rf $(VENV) .playbook .pytest_cache .hypothesis .mypy_cache

@@ -20,7 +20,7 @@ from engine.messages import (
     RecordEnrollmentInput,
 )
 from engine.statuses import EnrollmentStatus, TaskStatus
-from engine.store import repository
+from engine.store import insight, repository
 from engine.store.context import decide
 from engine.store.models import Event, Task
 
@@ -81,6 +81,15 @@ class DecisionActivities(StoreActivities):
                 started_at=input.at if input.started else None,
                 ended_at=input.at if ended else None,
                 new=input.started,
+            )
+            insight.record_step_visits(
+                session,
+                run_key=input.enrollment_key or input.enrollment_id,
+                workflow_id=input.enrollment_id,
+                playbook_id=input.playbook,
+                version=input.version,
+                customer_id=input.customer_id,
+                visits=[(v.step, v.visit, v.at) for v in input.visits],
             )
             if input.close_open_tasks:
                 open_tasks = session.scalars(

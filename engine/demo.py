@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.api.auth import hash_password
 from engine.client.sweeps import sweep
+from engine.demo_history import seed_history
 from engine.scopes import Scope
 from engine.services import Services, tokens
 from engine.simulation import load_customer, load_team
@@ -130,6 +131,13 @@ async def seed_demo(services: Services, root: Path) -> DemoCredentials:
                     ],
                 ),
             )
+    with services.sessions.begin() as session:  # a year of made-up past for the reports
+        seed_history(
+            session,
+            services.project.plans.values(),
+            datetime.now(UTC),
+            customers=[cid for cid, *_ in COMPANIES],
+        )
     router = services.router
     for cid in customers:
         await router.handle(

@@ -122,6 +122,14 @@ class StepRecord(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class StepEntry(BaseModel):
+    """The enrollment entered a step (its `visit`-th time there) at `at`: for the funnel."""
+
+    step: str
+    visit: int
+    at: datetime
+
+
 class InterpreterState(BaseModel):
     """Everything the interpreter needs to resume, carried across continue-as-new."""
 
@@ -137,6 +145,9 @@ class InterpreterState(BaseModel):
     # Events a `wait_for: event` step may still claim: received since the enrollment's
     # previous wait began, not yet matched by a wait (see `Interpreter._claim_early_event`).
     unclaimed_events: list[EventSignal] = Field(default_factory=list)
+    # Steps entered since the store last heard from this enrollment; reported with the next
+    # `record_enrollment` (no activity of their own, so histories keep their commands).
+    unreported_visits: list[StepEntry] = Field(default_factory=list)
 
 
 class EnrollmentDates(BaseModel):
@@ -340,6 +351,10 @@ class RecordEnrollmentInput(BaseModel):
     # The enrollment's first record: a new enrollment under a reused workflow ID replaces
     # the ended one's start, end and outcome.
     started: bool = False
+    # The run's own key (`EnrollmentInput.enrollment_key`) and the steps it entered since
+    # its previous record, kept as `step_visits` for the funnel report.
+    enrollment_key: str | None = None
+    visits: list[StepEntry] = Field(default_factory=list)
 
 
 class SweepInput(BaseModel):

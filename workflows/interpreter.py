@@ -51,6 +51,7 @@ from engine.messages import (
     SendEmailInput,
     SendEmailResult,
     SkipRequest,
+    StepEntry,
     StepRecord,
     TaskCompletion,
     TaskRef,
@@ -288,6 +289,9 @@ class Interpreter:
             if step.condition and values.pop(0) is not True:
                 self._record(step.id, "skipped", f"if: {step.condition} is false")
                 return step.next
+        self.state.unreported_visits.append(
+            StepEntry(step=step.id, visit=iteration, at=self._now())
+        )
         handler: StepHandler = getattr(self, f"_step_{step.kind}")
         return await handler(step, iteration, values)
 
@@ -760,6 +764,9 @@ class Interpreter:
         close_open_tasks: bool = False,
         started: bool = False,
     ) -> None:
+        # The steps entered since the last record ride along: only the local activity's
+        # input changes, so recorded histories still replay.
+        visits = list(self.state.unreported_visits)
         await workflow.execute_local_activity(
             ActivityName.RECORD_ENROLLMENT,
             RecordEnrollmentInput(
@@ -774,10 +781,13 @@ class Interpreter:
                 at=self._now(),
                 close_open_tasks=close_open_tasks,
                 started=started,
+                enrollment_key=self.input.enrollment_key,
+                visits=visits,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LOCAL_RETRY,
         )
+        del self.state.unreported_visits[: len(visits)]
 
     async def _mark_step(self, step_id: str) -> None:
         """Where the enrollment waits: a search attribute and the store's projection."""

@@ -3,7 +3,8 @@
 - `spec`: the variants, `Sizes`, `Progress`, `BenchFailure`;
 - `stack`: the dev server, store, API and worker processes the Temporal scenarios share;
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
-- `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile` (without it).
+- `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `reports`
+  (without it).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from bench.report import Metric
 from bench.scenarios.compile import compile_scenario
 from bench.scenarios.latency import latency
 from bench.scenarios.memory import memory
+from bench.scenarios.reports import reports_scenario
 from bench.scenarios.simulation import simulation
 from bench.scenarios.spec import QUICK, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import compile_bytecode, open_stack
 from bench.scenarios.throughput import throughput
 
-SCENARIOS = ("throughput", "latency", "memory", "simulation", "compile")
+SCENARIOS = ("throughput", "latency", "memory", "simulation", "compile", "reports")
 
 
 async def run_scenarios(
@@ -54,6 +56,12 @@ async def run_scenarios(
             return compile_scenario(sizes, progress)
 
         await guarded("compile", compiled)
+    if "reports" in scenarios:
+
+        async def reported() -> list[Metric]:
+            return reports_scenario(sizes, progress)
+
+        await guarded("reports", reported)
 
 
 __all__ = ["QUICK", "SCENARIOS", "BenchFailure", "Sizes", "run_scenarios"]

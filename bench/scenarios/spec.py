@@ -36,6 +36,7 @@ class Sizes:
     stall_timeout: float = 60.0
     temporal_db: str = "memory"
     bytecode: bool = True
+    report_customers: int = 10_000  # the reports scenario (issue 19)
 
 
 QUICK = {
@@ -49,6 +50,7 @@ QUICK = {
     "compile_runs": 1,
     "history_sample": 5,
     "replays": 1,
+    "report_customers": 500,
 }
 
 

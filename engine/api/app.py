@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
 
-from engine.api import routes, unsubscribe, webhooks
+from engine.api import reports, routes, unsubscribe, webhooks
 from engine.api.errors import service_error_response
 from engine.api.limits import BodyLimits, RequestLimits
 from engine.services import ServiceError, Services
@@ -86,6 +86,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.include_router(routes.router)
+    app.include_router(reports.router)
     app.include_router(webhooks.router)
     app.include_router(unsubscribe.router)
     app.include_router(pages.router)

@@ -18,6 +18,8 @@ Then each event of the batch is applied once (by ``sg_event_id``; SendGrid redel
   it already holds a more final one (a late ``delivered`` does not undo a ``clicked``);
 - bounces (not blocks), drops for a bounced / invalid / unsubscribed / spam-reporting
   address, spam reports and unsubscribes suppress the address for good;
+- delivered, open, click, bounce, spam report and unsubscribe events are kept per outbox
+  row, with the first time of each kind (``engine.store.insight``, read by the reports);
 - opens and clicks reach the customer's enrollments as ``email.opened`` / ``email.clicked``
   events (id ``sg:<sg_event_id>``) with the step, playbook and clicked URL.
 
@@ -50,7 +52,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.errors import StoreError
 from engine.services import Services
 from engine.statuses import OutboxStatus
-from engine.store import repository
+from engine.store import insight, repository
 from engine.store.models import Enrollment, OutboxMessage, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -257,6 +259,15 @@ def _apply_one(
     """Apply one event to the store; return the open or click to route, if any."""
     kind = event["event"]
     row = find_outbox(session, event)
+    if row is not None:
+        insight.record_engagement(
+            session,
+            event_id=dedupe,
+            outbox_id=row.id,
+            sendgrid_event=kind,
+            at=_at(event),
+            url=_text(event, "url") if kind == "click" else None,
+        )
     if kind in STATUS:
         if row is None:
             summary.unmatched += 1

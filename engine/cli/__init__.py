@@ -13,6 +13,7 @@ done (and is tested) from Python. One module per command group:
 - `engine.cli.data`: ``events send`` and ``customers import``.
 - `engine.cli.tokens`: ``token create``, ``token list``, ``token revoke``.
 - `engine.cli.team`: ``team disable|enable|remove|unlock`` (web UI access).
+- `engine.cli.reports`: ``report funnel|ttv|email|tasks|portfolio``.
 - `engine.cli.context`: what they share: the consoles, the ``--root`` options, reaching
   the project, the store and Temporal.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import data, deploy, enrollments, language, simulate, stack, team, tokens
+from engine.cli import data, deploy, enrollments, language, reports, simulate, stack, team, tokens
 from engine.cli.context import settle
 from engine.errors import ConfigError
 
@@ -63,6 +64,7 @@ class _PlaybookGroup(click.Group):
         data.customers_group,
         deploy.deploy,
         deploy.history,
+        reports.report_command,
     ],
 )
 @click.version_option(package_name="playbook-engine")

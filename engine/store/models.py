@@ -320,6 +320,8 @@ class MilestoneState(Base):
     """Whether and when a customer reached a milestone, how often, and the latest value."""
 
     __tablename__ = "milestone_states"
+    # Time to value reads every customer's first reach of one milestone.
+    __table_args__ = (Index("ix_milestone_states_milestone_reached_at", "milestone", "reached_at"),)
 
     customer_id: Mapped[str] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
@@ -337,6 +339,7 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_assignee_email_status", "assignee_email", "status"),
         Index("ix_tasks_customer_id_status", "customer_id", "status"),
+        Index("ix_tasks_playbook_id_created_at", "playbook_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)
@@ -373,6 +376,7 @@ class OutboxMessage(Base):
     """
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_playbook_id_created_at", "playbook_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(512), unique=True)
@@ -388,6 +392,7 @@ class OutboxMessage(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(STATUS_LEN), default=OutboxStatus.CAPTURED.value)
     provider_message_id: Mapped[str | None] = mapped_column(index=True)
+    variant: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -478,3 +483,78 @@ class Deployment(Base):
     deployed_by: Mapped[str] = mapped_column(String(NAME_LEN))
     git_commit: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[str | None] = mapped_column(Text)
+
+
+class EngagementEvent(Base):
+    """One SendGrid engagement event about an outbox row, as received.
+
+    `id` is the webhook's dedupe id (``sendgrid:<sg_event_id>``), so a redelivered event is
+    stored once. `kind` is one of `ENGAGEMENT_KINDS`. No foreign key to the outbox: this is
+    a record of what SendGrid said.
+    """
+
+    __tablename__ = "engagement_events"
+    __table_args__ = (Index("ix_engagement_events_outbox_id_kind", "outbox_id", "kind"),)
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(BigIntPK)
+    kind: Mapped[str] = mapped_column(String(STATUS_LEN))
+    at: Mapped[datetime]
+    url: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+ENGAGEMENT_KINDS = ("delivered", "open", "click", "bounce", "spamreport", "unsubscribe")
+"""SendGrid event types kept per outbox row (``group_unsubscribe`` counts as unsubscribe)."""
+
+
+class EmailEngagement(Base):
+    """When each kind of engagement was first seen for one outbox row, and how often.
+
+    The roll-up the email report reads (one row per email that had any engagement). Events
+    arrive out of order and in separate batches, so each `*_at` keeps the earliest event
+    time seen, whatever the order they came in.
+    """
+
+    __tablename__ = "email_engagement"
+
+    outbox_id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=False)
+    delivered_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    clicked_at: Mapped[datetime | None]
+    bounced_at: Mapped[datetime | None]
+    spam_reported_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+    opens: Mapped[int] = mapped_column(default=0)
+    clicks: Mapped[int] = mapped_column(default=0)
+
+
+class StepVisit(Base):
+    """An enrollment entered a step (its `visit`-th time there): the funnel's raw data.
+
+    Written by the `record_enrollment` activity from the visits the interpreter reports.
+    `run_key` is the enrollment's own key (its workflow ID for enrollments started before
+    keys existed); `workflow_id` with `entered_at` finds the enrollment row of the run (a
+    run's visits fall between its start and end), whatever that table's key.
+    """
+
+    __tablename__ = "step_visits"
+    __table_args__ = (
+        UniqueConstraint("run_key", "step_id", "visit"),
+        Index("ix_step_visits_workflow_id_entered_at", "workflow_id", "entered_at"),
+        Index("ix_step_visits_playbook_id_version", "playbook_id", "version"),
+        Index("ix_step_visits_run_key_latest", "run_key", "latest"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    run_key: Mapped[str] = mapped_column(String(512))
+    workflow_id: Mapped[str] = mapped_column(String(512))
+    playbook_id: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[str]
+    step_id: Mapped[str]
+    visit: Mapped[int]
+    entered_at: Mapped[datetime]
+    # The run's most recent visit (where it stands or where it ended), kept by
+    # `record_step_visits`, so the funnel counts where runs left without a window query.
+    latest: Mapped[bool] = mapped_column(default=False)

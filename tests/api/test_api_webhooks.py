@@ -12,6 +12,7 @@ import json
 import re
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,7 +24,13 @@ from engine.client.routing import EventRouter
 from engine.messages import EnrollmentResult
 from engine.services import Services
 from engine.store import repository
-from engine.store.models import Event, OutboxMessage, Suppression
+from engine.store.models import (
+    EmailEngagement,
+    EngagementEvent,
+    Event,
+    OutboxMessage,
+    Suppression,
+)
 from tests.helpers.api import admin_of, outbox_rows, seed, sign_webhook
 from tests.helpers.paths import REPO
 from tests.helpers.polling import eventually
@@ -311,6 +318,24 @@ async def test_an_open_reaches_the_waiting_enrollment_once(
 
     again = await post(anon, webhook_key, compact([opened]))
     assert again.json()["duplicates"] == 1 and again.json()["routed"] == 0
+
+    # Engagement is kept per outbox row, once per sg_event_id, and the roll-up keeps the
+    # earliest time of each kind whatever order the events arrive in (insight reports).
+    earlier_open = sg_event("open", address, **common)
+    earlier_open["timestamp"] = opened["timestamp"] - 60
+    late["timestamp"] = opened["timestamp"] - 90  # delivered came first, arrived last
+    late["sg_event_id"] = uuid.uuid4().hex
+    await post(anon, webhook_key, compact([earlier_open, late, earlier_open]))
+    with services.sessions() as session:
+        kept = session.scalars(
+            select(EngagementEvent).where(EngagementEvent.outbox_id == row.id)
+        ).all()
+        rollup = session.get(EmailEngagement, row.id)
+    assert sorted(e.kind for e in kept) == ["click", "delivered", "delivered", "open", "open"]
+    assert rollup is not None and (rollup.opens, rollup.clicks) == (2, 1)
+    assert rollup.opened_at == datetime.fromtimestamp(earlier_open["timestamp"], UTC)
+    assert rollup.delivered_at == datetime.fromtimestamp(late["timestamp"], UTC)
+    assert rollup.clicked_at == datetime.fromtimestamp(click["timestamp"], UTC)
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,8 @@ ROUTE_SCOPES: dict[tuple[str, str], frozenset[Scope]] = {
     ("POST", "/api/enrollments/{enrollment_id}/resume"): frozenset({Scope.OPERATE}),
     ("POST", "/api/enrollments/{enrollment_id}/skip"): frozenset({Scope.OPERATE}),
     ("POST", "/api/enrollments/{enrollment_id}/cancel"): frozenset({Scope.OPERATE}),
+    ("GET", "/api/reports/{kind}"): frozenset({Scope.OPERATE}),
+    ("GET", "/api/reports/{kind}/customers"): frozenset({Scope.OPERATE}),
     ("GET", "/api/tokens"): frozenset(),
     ("POST", "/api/tokens"): frozenset(),
     ("DELETE", "/api/tokens/{token_id}"): frozenset(),

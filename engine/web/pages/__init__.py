@@ -7,6 +7,7 @@
 - `enrollments`: playbook funnels and the latest enrollments.
 - `customers`: the customer list and one customer's page.
 - `outbox`: the emails sent, and one email as sent.
+- `reports`: funnel, time to value, email, tasks and portfolio, with charts and CSV.
 
 Server-rendered Jinja2 pages (autoescaped, see `engine.web.rendering`), plain CSS, no
 JavaScript. Every page needs a login (else a redirect to /login); every form that changes
@@ -19,7 +20,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from engine.web.pages import customers, enrollments, inbox, login, outbox, static, task
+from engine.web.pages import (
+    customers,
+    enrollments,
+    inbox,
+    login,
+    outbox,
+    reports,
+    static,
+    task,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(static.router)
@@ -29,3 +39,4 @@ router.include_router(task.router)
 router.include_router(enrollments.router)
 router.include_router(customers.router)
 router.include_router(outbox.router)
+router.include_router(reports.router)

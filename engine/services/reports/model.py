@@ -1,0 +1,144 @@
+"""The shape every report takes: filters in, tables of figures out, customers behind each.
+
+One shape for five reports, so the API (JSON), CSV export, the terminal and the web pages
+render any of them the same way. A figure that counts customers carries a `cell` key; the
+customers behind it are `Report.cells[cell]` (not part of the JSON report itself: they are
+served on their own, `customers_behind`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+
+class HasCustomer(Protocol):
+    @property
+    def customer_id(self) -> str | None: ...
+
+
+ReportKind = Literal["funnel", "ttv", "email", "tasks", "portfolio"]
+KINDS: tuple[ReportKind, ...] = ("funnel", "ttv", "email", "tasks", "portfolio")
+TITLES: dict[str, str] = {
+    "funnel": "Funnel",
+    "ttv": "Time to value",
+    "email": "Email performance",
+    "tasks": "Task performance",
+    "portfolio": "Portfolio",
+}
+
+
+class ReportFilters(BaseModel):
+    """What a report covers. Dates are inclusive UTC days; None means no bound.
+
+    The date range applies to when enrollments started (funnel), the customer's start
+    (time to value), when emails were queued (email) and tasks created (tasks); the
+    portfolio is a picture of today and takes only the segment.
+    """
+
+    since: date | None = None
+    until: date | None = None
+    segment: str | None = None
+    playbook: str | None = None
+    version: str | None = Field(None, description="A playbook version, or its first characters.")
+    start: Literal["customer", "enrollment"] = Field(
+        "customer",
+        description="Time to value counts from the customer's creation or first enrollment.",
+    )
+
+    def query(self) -> dict[str, str]:
+        """The filters that are set, as query-string parameters."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if data.get("start") == "customer":
+            del data["start"]
+        return {k: str(v) for k, v in data.items()}
+
+
+class Cell(BaseModel):
+    """One figure or label; `cell` names the customers behind it, when it counts some."""
+
+    value: int | float | str | None = None
+    cell: str | None = None
+
+
+class Column(BaseModel):
+    key: str
+    label: str
+    kind: Literal["text", "count", "rate", "number"] = "count"
+
+
+class Chart(BaseModel):
+    """How to draw a table: bars of `series` columns labelled by the `label` column."""
+
+    type: Literal["bar", "hbar", "stacked"] = "bar"
+    label: str
+    series: list[str]
+    title: str
+
+
+class Table(BaseModel):
+    key: str
+    title: str
+    entered: Cell | None = Field(None, description="Funnel only: the runs that entered.")
+    columns: list[Column]
+    rows: list[dict[str, Cell]] = Field(default_factory=list)
+    chart: Chart | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class Report(BaseModel):
+    kind: ReportKind
+    title: str
+    filters: ReportFilters
+    tables: list[Table] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    cells: dict[str, list[str]] = Field(default_factory=dict, exclude=True)
+
+    def customers(self, cell: str, ids: set[str]) -> Cell:
+        """A count of ``ids``, remembered under ``cell`` for `customers_behind`."""
+        self.cells[cell] = sorted(ids)
+        return Cell(value=len(ids), cell=cell)
+
+    def runs(self, cell: str, runs: Sequence[HasCustomer]) -> Cell:
+        """A count of ``runs`` (enrollments, emails, tasks), linked to their customers."""
+        self.cells[cell] = sorted({run.customer_id for run in runs if run.customer_id})
+        return Cell(value=len(runs), cell=cell)
+
+    def to_csv(self) -> str:
+        """Every table in one CSV: a ``table`` column, then the union of their columns."""
+        keys: list[str] = []
+        for table in self.tables:
+            keys += [c.key for c in table.columns if c.key not in keys]
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["table", *keys])
+        for table in self.tables:
+            for row in table.rows:
+                writer.writerow([table.key, *(_plain(row.get(k)) for k in keys)])
+        return out.getvalue()
+
+
+def _plain(cell: Cell | None) -> Any:
+    if cell is None or cell.value is None:
+        return ""
+    value = cell.value
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def day_bounds(filters: ReportFilters) -> tuple[datetime | None, datetime | None]:
+    """The filters' inclusive day range as [start, end) UTC datetimes."""
+    start = datetime.combine(filters.since, time(), UTC) if filters.since else None
+    end = (
+        datetime.combine(filters.until, time(), UTC) + timedelta(days=1) if filters.until else None
+    )
+    return start, end
+
+
+def rate(part: int, whole: int) -> float | None:
+    """``part / whole``, or None when there is nothing to divide by."""
+    return part / whole if whole else None

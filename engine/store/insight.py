@@ -1,0 +1,138 @@
+"""What the reports read, written once: email engagement and the steps enrollments entered.
+
+- `record_engagement`: one SendGrid engagement event of an outbox row, kept in
+  `engagement_events` and rolled up into `email_engagement` (first-seen time per kind, so
+  out-of-order events leave the earliest time; counts of opens and clicks). The webhook has
+  already deduplicated the event by its id; the event's own insert is keyed by it too.
+- `record_step_visits`: the steps an enrollment entered, reported by the interpreter
+  through the `record_enrollment` activity; keyed by run, step and visit, so a retried
+  activity adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
+
+from engine.store.models import EmailEngagement, EngagementEvent, StepVisit
+from engine.store.repository import _insert
+
+# SendGrid event type -> the kind kept, and the `email_engagement` column of its first time.
+KINDS = {
+    "delivered": "delivered",
+    "open": "open",
+    "click": "click",
+    "bounce": "bounce",
+    "spamreport": "spamreport",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "unsubscribe",
+}
+FIRST_SEEN = {
+    "delivered": "delivered_at",
+    "open": "opened_at",
+    "click": "clicked_at",
+    "bounce": "bounced_at",
+    "spamreport": "spam_reported_at",
+    "unsubscribe": "unsubscribed_at",
+}
+
+
+def record_engagement(
+    session: Session,
+    *,
+    event_id: str,
+    outbox_id: int,
+    sendgrid_event: str,
+    at: datetime,
+    url: str | None = None,
+) -> bool:
+    """Keep one engagement event of an outbox row; False if it is not a kept kind or was
+    already kept. A bounce of a blocked message counts like any other bounce here."""
+    kind = KINDS.get(sendgrid_event)
+    if kind is None:
+        return False
+    inserted = session.execute(
+        _insert(session, EngagementEvent)
+        .values(id=event_id, outbox_id=outbox_id, kind=kind, at=at, url=url)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(EngagementEvent.id)
+    ).first()
+    if inserted is None:
+        return False
+    column = FIRST_SEEN[kind]
+    values: dict[str, Any] = {
+        "outbox_id": outbox_id,
+        column: at,
+        "opens": int(kind == "open"),
+        "clicks": int(kind == "click"),
+    }
+    stmt = _insert(session, EmailEngagement).values(**values)
+    table = EmailEngagement.__table__.c
+    current, new = table[column], stmt.excluded[column]
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["outbox_id"],
+            set_={
+                # The earliest time wins: a late-arriving earlier event moves it back.
+                column: case((current.is_(None), new), (new < current, new), else_=current),
+                "opens": table.opens + stmt.excluded.opens,
+                "clicks": table.clicks + stmt.excluded.clicks,
+            },
+        )
+    )
+    return True
+
+
+def record_step_visits(
+    session: Session,
+    *,
+    run_key: str,
+    workflow_id: str,
+    playbook_id: str,
+    version: str,
+    customer_id: str,
+    visits: Iterable[tuple[str, int, datetime]],
+) -> int:
+    """Keep the (step, visit, entered_at) entries of one run; returns how many were new."""
+    rows = [
+        {
+            "run_key": run_key,
+            "workflow_id": workflow_id,
+            "playbook_id": playbook_id,
+            "version": version,
+            "customer_id": customer_id,
+            "step_id": step,
+            "visit": visit,
+            "entered_at": at,
+            "latest": False,
+        }
+        for step, visit, at in visits
+    ]
+    if not rows:
+        return 0
+    result = session.execute(
+        _insert(session, StepVisit)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["run_key", "step_id", "visit"])
+        .returning(StepVisit.id)
+    )
+    added = len(result.all())
+    # Mark the run's latest visit (a retried call finds the same one).
+    newest = (
+        select(StepVisit.id)
+        .where(StepVisit.run_key == run_key)
+        .order_by(StepVisit.entered_at.desc(), StepVisit.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(StepVisit)
+        .where(StepVisit.run_key == run_key, StepVisit.latest.is_(True), StepVisit.id != newest)
+        .values(latest=False)
+    )
+    session.execute(update(StepVisit).where(StepVisit.id == newest).values(latest=True))
+    return added
