@@ -299,6 +299,8 @@ class RecordEnrollmentInput(BaseModel):
     """Update the enrollments projection in the store (local activity)."""
 
     enrollment_id: str
+    # The run's own key (its row in the store); None for runs started before keys existed.
+    enrollment_key: str | None = None
     playbook: str
     version: str
     customer_id: str

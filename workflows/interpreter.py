@@ -678,6 +678,7 @@ class Interpreter:
             ActivityName.RECORD_ENROLLMENT,
             RecordEnrollmentInput(
                 enrollment_id=self.input.enrollment_id,
+                enrollment_key=self.input.enrollment_key,
                 playbook=self.plan.playbook,
                 version=self.plan.version,
                 customer_id=self.input.customer_id,
