@@ -48,6 +48,7 @@ class EventRouter:
         milestones: dict[str, MilestonePlan],
         task_queue: str,
         use_search_attributes: bool = True,
+        clock_offset_seconds: float = 0.0,
     ) -> None:
         self.sessions = sessions
         self.client = client
@@ -55,6 +56,8 @@ class EventRouter:
         self.milestones = milestones
         self.task_queue = task_queue
         self.use_search_attributes = use_search_attributes
+        # The simulator's shifted clock (see `EnrollmentInput`); zero live.
+        self.clock_offset_seconds = clock_offset_seconds
 
     async def handle(
         self,
@@ -63,8 +66,12 @@ class EventRouter:
         name: str,
         at: datetime | None,
         properties: dict[str, Any],
+        now: datetime | None = None,
     ) -> RoutedEvent:
-        at = at or datetime.now(UTC)
+        """Store, signal and trigger; ``now`` (the wall clock unless given: the simulator
+        passes its own) is when trigger conditions and ``reenroll`` gaps are judged."""
+        now = now or datetime.now(UTC)
+        at = at or now
         # The store is blocking (SQLAlchemy): in a thread, so a wait for SQLite's writer
         # lock does not stall every other request on the event loop.
         ingested = await asyncio.to_thread(
@@ -90,7 +97,7 @@ class EventRouter:
             trig = plan.trigger
             if trig is None or trig.kind != "event" or trig.event != name:
                 continue
-            await self._trigger(plan, customer_id, signal, routed)
+            await self._trigger(plan, customer_id, signal, routed, now)
         return routed
 
     def _ingest(
@@ -113,7 +120,7 @@ class EventRouter:
             )
 
     def _why_not_enroll(
-        self, plan: CompiledPlan, customer_id: str, signal: EventSignal
+        self, plan: CompiledPlan, customer_id: str, signal: EventSignal, now: datetime
     ) -> str | None:
         """Why the event's trigger does not enroll the customer, or None if it does."""
         assert plan.trigger is not None
@@ -124,12 +131,12 @@ class EventRouter:
                     customer_id,
                     plan.playbook,
                     [plan.trigger.condition],
-                    datetime.now(UTC),
+                    now,
                     signal,
                 )
                 if values[0] is not True:
                     return errors[0] or f"{plan.trigger.condition} is false"
-            if not reenroll_allowed(session, plan, customer_id):
+            if not reenroll_allowed(session, plan, customer_id, now=now):
                 return (
                     "already enrolled once; reenroll: never"
                     if plan.reenroll == "never"
@@ -138,9 +145,14 @@ class EventRouter:
         return None
 
     async def _trigger(
-        self, plan: CompiledPlan, customer_id: str, signal: EventSignal, routed: RoutedEvent
+        self,
+        plan: CompiledPlan,
+        customer_id: str,
+        signal: EventSignal,
+        routed: RoutedEvent,
+        now: datetime,
     ) -> None:
-        why = await asyncio.to_thread(self._why_not_enroll, plan, customer_id, signal)
+        why = await asyncio.to_thread(self._why_not_enroll, plan, customer_id, signal, now)
         if why is not None:
             routed.notes.append(f"{plan.playbook}: not enrolled ({why})")
             return
@@ -152,6 +164,8 @@ class EventRouter:
                 task_queue=self.task_queue,
                 trigger_event=signal,
                 use_search_attributes=self.use_search_attributes,
+                started_at=now,
+                clock_offset_seconds=self.clock_offset_seconds,
             )
             routed.enrolled.append(workflow_id)
         except AlreadyEnrolled as exc:
