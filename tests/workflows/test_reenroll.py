@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from engine.client.playbook import EnrollmentHandle
 from engine.client.routing import EventRouter
-from engine.messages import CancelRequest
+from engine.client.sweeps import sweep
+from engine.messages import CancelRequest, EnrollmentResult
 from engine.statuses import EnrollmentStatus, TaskStatus
 from engine.store import repository
 from tests.helpers.harness import running, seed_customer, write_project
@@ -122,6 +123,40 @@ async def test_three_enrollments_over_a_year_leave_three_rows_with_their_own_out
     ]
     assert all(r.ended_at is not None and r.ended_at >= r.started_at for r in rows)
     assert rows[0].started_at - rows[2].started_at >= timedelta(days=240)
+
+
+MONTHLY = """\
+playbook: monthly
+name: Once a month, again and again
+trigger: {schedule: {every: month}}
+reenroll: always
+steps:
+  - id: done
+    end: {outcome: checked_in}
+"""
+
+
+async def test_a_schedule_cycle_enrolls_once_even_with_reenroll_always(
+    temporal_env, sessions, task_queue, tmp_path, customer_id
+):
+    """The month stays due after its run has ended: the next sweep must not start the
+    same month again (it did: reenroll: always let the cycle's ID be reused)."""
+    plan = write_project(tmp_path / "project", {"monthly": MONTHLY}).plan("monthly")
+    seed_customer(sessions, customer_id)
+    async with running(temporal_env, sessions, task_queue, None, customer_id) as h:
+        now = await h.now()
+        [first] = await sweep(sessions, temporal_env.client, plan, task_queue, now, False)
+        handle = temporal_env.client.get_workflow_handle(first, result_type=EnrollmentResult)
+        assert (await handle.result()).outcome == "checked_in"
+        again = await sweep(sessions, temporal_env.client, plan, task_queue, now, False)
+        assert again == []
+        # The next month is a new cycle: enrolled.
+        nxt = now + timedelta(days=32)
+        [second] = await sweep(sessions, temporal_env.client, plan, task_queue, nxt, False)
+        assert second != first
+    with sessions() as session:
+        rows = repository.list_enrollments(session, customer_id=customer_id, limit=10)
+    assert len(rows) == 2 and len({r.cycle_key for r in rows}) == 2
 
 
 async def test_reenroll_never_holds_after_temporal_forgot_the_first_enrollment(
