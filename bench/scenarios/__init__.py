@@ -3,7 +3,8 @@
 - `spec`: the variants, `Sizes`, `Progress`, `BenchFailure`;
 - `stack`: the dev server, store, API and worker processes the Temporal scenarios share;
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
-- `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile` (without it).
+- `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile` (without it);
+- `book` (issue 13: a book of customers over a year), only when asked for.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 from collections.abc import Awaitable, Callable, Sequence
 
 from bench.report import Metric
+from bench.scenarios.book import book
 from bench.scenarios.compile import compile_scenario
 from bench.scenarios.latency import latency
 from bench.scenarios.memory import memory
@@ -20,7 +22,9 @@ from bench.scenarios.spec import QUICK, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import compile_bytecode, open_stack
 from bench.scenarios.throughput import throughput
 
-SCENARIOS = ("throughput", "latency", "memory", "simulation", "compile")
+SCENARIOS = ("throughput", "latency", "memory", "simulation", "compile", "book")
+# What runs without --only: the book simulation is long, and run on its own.
+DEFAULT_SCENARIOS = SCENARIOS[:5]
 
 
 async def run_scenarios(
@@ -48,6 +52,8 @@ async def run_scenarios(
                 await guarded(name, functools.partial(scenario, stack, sizes, progress))
     if "simulation" in scenarios:
         await guarded("simulation", lambda: simulation(sizes, progress))
+    if "book" in scenarios:
+        await guarded("book", lambda: book(sizes, progress))
     if "compile" in scenarios:
 
         async def compiled() -> list[Metric]:
@@ -56,4 +62,4 @@ async def run_scenarios(
         await guarded("compile", compiled)
 
 
-__all__ = ["QUICK", "SCENARIOS", "BenchFailure", "Sizes", "run_scenarios"]
+__all__ = ["DEFAULT_SCENARIOS", "QUICK", "SCENARIOS", "BenchFailure", "Sizes", "run_scenarios"]

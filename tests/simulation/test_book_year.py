@@ -34,7 +34,7 @@ from engine.simulation.book_view import summary_lines
 from engine.simulation.sample_book import SampleBook, sample_book
 from tests.helpers.paths import PLAYBOOKS
 
-CUSTOMERS = int(os.environ.get("BOOK_YEAR_CUSTOMERS", "100"))
+CUSTOMERS = int(os.environ.get("BOOK_YEAR_CUSTOMERS", "40"))
 DAYS = int(os.environ.get("BOOK_YEAR_DAYS", "400"))
 START = date(2026, 12, 1)
 SWITCH_DAY = 200
