@@ -71,8 +71,10 @@ def events_send(
     """Send event NAME for CUSTOMER_ID with optional key=value PROPERTIES.
 
     The event is stored, sent to the customer's running enrollments, and starts the
-    playbooks it triggers, exactly as POST /api/events does. Exits 1 for an unknown
-    customer (the event is stored all the same).
+    deployed playbooks it triggers, exactly as POST /api/events does (the playbook files
+    on disk are not compiled: a broken one does not block events). When it enrolls
+    nobody, the notes say why. Exits 1 for an unknown customer (the event is stored all
+    the same).
 
     \b
     Example:
@@ -82,16 +84,12 @@ def events_send(
 
     from temporalio.service import RPCError
 
-    from engine.project import load_project
+    from engine.project import milestones_only
     from engine.services import Services
 
     values = _properties(properties)
     when = _aware(at)
-    project = load_project(root)
-    if project.errors:
-        for diag in project.errors:
-            click.echo(str(diag), err=True)
-        sys.exit(1)
+    project = milestones_only(root)
     settings, sessions = store()
 
     async def send(client: Client) -> RoutedEvent:

@@ -161,6 +161,38 @@ def reenroll_allowed(
     return now - last.ended_at >= timedelta(seconds=plan.reenroll_after_seconds)
 
 
+def reenroll_refusal(
+    session: Session,
+    plan: CompiledPlan,
+    customer_id: str,
+    cycle_key: str | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """Why `reenroll_allowed` says no, in words (None when it says yes)."""
+    if reenroll_allowed(session, plan, customer_id, cycle_key, now=now):
+        return None
+    if cycle_key is not None and plan.reenroll != "never":
+        return f"already enrolled for {cycle_key}; a cycle enrolls once"
+    if plan.reenroll == "never":
+        return "already enrolled once; reenroll: never"
+    last = session.scalars(
+        select(Enrollment)
+        .where(Enrollment.playbook_id == plan.playbook, Enrollment.customer_id == customer_id)
+        .order_by(Enrollment.started_at.desc())
+    ).first()
+    assert last is not None and plan.reenroll_after_seconds
+    if last.ended_at is None:
+        return (
+            f"already enrolled: {last.workflow_id} is {last.status} "
+            f"since {last.started_at:%Y-%m-%d}"
+        )
+    again = last.ended_at + timedelta(seconds=plan.reenroll_after_seconds)
+    return (
+        f"reenroll gap: the last enrollment ended {last.ended_at:%Y-%m-%d}, "
+        f"next possible {again:%Y-%m-%d %H:%M} UTC"
+    )
+
+
 __all__ = [
     "SA_STEP",
     "AlreadyEnrolled",
@@ -168,4 +200,5 @@ __all__ = [
     "enrollment_id",
     "new_enrollment_key",
     "reenroll_allowed",
+    "reenroll_refusal",
 ]

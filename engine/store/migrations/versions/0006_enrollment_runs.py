@@ -1,7 +1,7 @@
 """One `enrollments` row per run, not per workflow ID.
 
 Revision ID: 0006_enrollment_runs
-Revises: 0003_sessions
+Revises: 0004_deployments
 Create Date: 2026-12-03
 
 A re-enrollment (``reenroll: always`` or a gap) reuses the workflow ID, so keyed by it the
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_enrollment_runs"
-down_revision: str | Sequence[str] | None = "0003_sessions"
+down_revision: str | Sequence[str] | None = "0004_deployments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
