@@ -53,12 +53,12 @@ from temporalio.worker import Worker
 from activities.mailer import CaptureMailer
 from activities.registry import PlaybookActivities
 from engine.client.connection import find_binary, quiet_runtime
+from engine.client.deployment import deploy_working_copy
 from engine.client.enrollment import enroll, reenroll_allowed
 from engine.client.playbook import EnrollmentHandle
-from engine.client.registration import register_versions
 from engine.client.routing import EventRouter
 from engine.client.sweeps import sweep
-from engine.errors import AlreadyEnrolled, ConflictError, SimulationInputError
+from engine.errors import AlreadyEnrolled, ConflictError, PlaybookError, SimulationInputError
 from engine.language.plan import CompiledPlan
 from engine.language.sendwindow import zone
 from engine.messages import (
@@ -74,6 +74,7 @@ from engine.simulation.inputs import SimTeamMember
 from engine.simulation.timeline import Waiting
 from engine.statuses import OutboxStatus, TaskStatus
 from engine.store import repository
+from engine.store.deployments import deployed_plans
 from engine.store.models import Base, Task, TeamMember
 from workflows.playbook import PlaybookWorkflow
 
@@ -146,7 +147,8 @@ class BookResult(BaseModel):
 
 @dataclass
 class ProjectSwitch:
-    """From ``day`` on, the triggers use this project's playbooks (a deploy mid-way)."""
+    """On ``day``, this project's playbooks are deployed (`playbook deploy`): from then on
+    the triggers start the new versions; runs already going keep theirs."""
 
     day: int
     project: Project
@@ -339,7 +341,7 @@ async def _run(
         customers={c.id: c for c in book.customers},
         task_days=task_days,
     )
-    register_versions(sessions, project)
+    _deploy(state, project, "the book's start")
     _seed_team(sessions, book)
     activities = PlaybookActivities(
         sessions,
@@ -439,10 +441,8 @@ async def _advance(state: _Book, moment: datetime) -> None:
 async def _perform(state: _Book, moment: _Moment) -> None:
     what = moment.what
     if isinstance(what, ProjectSwitch):
-        state.plans = dict(what.project.plans)
-        state.router.plans = dict(what.project.plans)
+        _deploy(state, what.project, f"day {what.day} of the book")
         state.router.milestones = what.project.milestones
-        register_versions(state.sessions, what.project)
     elif isinstance(what, BookCustomer):
         _add_customer(state.sessions, what)
     elif isinstance(what, BookEvent):
@@ -461,6 +461,18 @@ async def _perform(state: _Book, moment: _Moment) -> None:
                     use_search_attributes=False,
                     clock_offset_seconds=state.offset.total_seconds(),
                 )
+
+
+def _deploy(state: _Book, project: Project, when: str) -> None:
+    """Deploy the project's playbooks as `playbook deploy` does; the triggers then use the
+    deployed plans, as live (a run keeps the version it started with)."""
+    try:
+        deploy_working_copy(state.sessions, project, by="simulation", message=when)
+    except PlaybookError as exc:
+        raise SimulationInputError(f"cannot deploy {project.root} on {when}: {exc}") from None
+    with state.sessions() as session:
+        state.plans = deployed_plans(session)
+    state.router.plans = state.plans
 
 
 async def _deliver(state: _Book, event: BookEvent, at: datetime) -> None:
