@@ -13,9 +13,11 @@ import click
 from engine.cli.context import err_console, operator_root_option, run_with_temporal, store
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
     from temporalio.client import Client
 
     from engine.client.routing import RoutedEvent
+    from engine.settings import Settings
 
 
 @click.group("events")
@@ -114,6 +116,31 @@ def events_send(
         sys.exit(1)
 
 
+def _notify_date_changes(
+    settings: Settings, sessions: sessionmaker[Session], changes: dict[str, list[str]]
+) -> None:
+    """Tell the running enrollments of customers whose dates the import changed."""
+    if not changes:
+        return
+    from temporalio.service import RPCError
+
+    from engine.services.customers import notify_all_changed
+
+    try:
+        signalled = run_with_temporal(
+            settings, lambda client: notify_all_changed(client, sessions, changes)
+        )
+    except (RPCError, RuntimeError) as exc:  # RuntimeError: Temporal cannot be reached
+        message = exc.message if isinstance(exc, RPCError) else str(exc)
+        err_console.print(
+            f"[yellow]Temporal: {message}; the running enrollments of "
+            f"{len(changes)} customer(s) whose dates changed were not told[/]"
+        )
+        return
+    for workflow_id in signalled:
+        err_console.print(f"  dates changed: told {workflow_id}")
+
+
 @click.group("customers")
 def customers_group() -> None:
     """Customer data in the store."""
@@ -153,11 +180,12 @@ def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
     if dry_run:
         result = ImportResult(rows=plan.rows, errors=plan.errors)
     else:
-        _, sessions = store()
+        settings, sessions = store()
         columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, console=err_console, transient=True) as progress:
             bar = progress.add_task("import", total=len(plan.customers))
             result = run_import(sessions, plan, lambda _: progress.advance(bar))
+        _notify_date_changes(settings, sessions, result.date_changes)
     for error in result.errors:
         click.echo(f"{file}: {error}", err=True)
     verb = "would import" if dry_run else "imported"

@@ -33,6 +33,7 @@ from engine.messages import (
     SA_PLAYBOOK,
     SA_STEP,
     SA_VERSION,
+    EnrollmentDates,
     EnrollmentInput,
     EventSignal,
 )
@@ -75,6 +76,7 @@ async def enroll(
     continue_as_new_after_events: int | None = None,
     enrollment_key: str | None = None,
     clock_offset_seconds: float = 0.0,
+    dates: EnrollmentDates | None = None,
 ) -> str:
     """Start the enrollment; return its ID. Raise `AlreadyEnrolled` if it may not start.
 
@@ -84,7 +86,8 @@ async def enroll(
 
     ``continue_as_new_after_events`` overrides the history length at which the enrollment
     continues as new (the default suits production; tests use a small value to exercise
-    continue-as-new in a short run).
+    continue-as-new in a short run). ``dates`` are a date-triggered cycle's dates, which its
+    steps' expressions see as ``enrollment``.
     """
     workflow_id = enrollment_id(plan.playbook, customer_id, cycle_key)
     reuse = (
@@ -102,6 +105,7 @@ async def enroll(
         use_search_attributes=use_search_attributes,
         started_at=started_at or datetime.now(UTC),
         clock_offset_seconds=clock_offset_seconds,
+        dates=dates,
     )
     if continue_as_new_after_events is not None:
         payload.continue_as_new_after_events = continue_as_new_after_events

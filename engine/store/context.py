@@ -113,6 +113,10 @@ def _snapshot(
     }
 
 
+# What ``enrollment`` is to an expression of an enrollment that no date trigger started.
+NO_ENROLLMENT_DATES: dict[str, Any] = {"late_days": 0, "trigger_date": None, "anchor_date": None}
+
+
 def evaluation_context(
     snapshot: dict[str, Any], now: datetime, playbook: str, event: Any = None, **extra: Any
 ) -> dict[str, Any]:
@@ -142,6 +146,7 @@ def decide(
     expressions: list[str],
     now: datetime,
     event: Any = None,
+    enrollment: dict[str, Any] | None = None,
 ) -> tuple[bool, str, list[Any], list[str | None]]:
     """Evaluate expressions over the customer's current data.
 
@@ -153,7 +158,7 @@ def decide(
     if customer is None:
         return False, "UTC", [], []
     snapshot = customer_snapshot(session, customer)
-    values, errors = decide_snapshot(snapshot, playbook, expressions, now, event)
+    values, errors = decide_snapshot(snapshot, playbook, expressions, now, event, enrollment)
     return True, customer.timezone or "UTC", values, errors
 
 
@@ -163,6 +168,7 @@ def decide_snapshot(
     expressions: list[str],
     now: datetime,
     event: Any = None,
+    enrollment: dict[str, Any] | None = None,
 ) -> tuple[list[Any], list[str | None]]:
     """`decide` over a snapshot already read: (values, errors)."""
     from datetime import date
@@ -170,7 +176,9 @@ def decide_snapshot(
     from engine.errors import ExpressionError
     from engine.language.expressions import evaluate
 
-    context = evaluation_context(snapshot, now, playbook, event)
+    context = evaluation_context(
+        snapshot, now, playbook, event, enrollment=enrollment or NO_ENROLLMENT_DATES
+    )
     values: list[Any] = []
     errors: list[str | None] = []
     for source in expressions:
