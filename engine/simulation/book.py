@@ -69,6 +69,7 @@ from engine.messages import (
     TaskCompletion,
 )
 from engine.project import Project
+from engine.services import customers
 from engine.simulation.book_inputs import UPDATABLE, Book, BookCustomer, BookEvent
 from engine.simulation.inputs import SimTeamMember
 from engine.simulation.timeline import Waiting
@@ -492,24 +493,35 @@ async def _deliver(state: _Book, event: BookEvent, at: datetime) -> None:
             return
         if event.kind == "update":
             assert event.update is not None
-            _update_customer(session, event.customer, event.update, customer)
-            return
-        emails = (
-            [c.email for c in customer.contacts]
-            if event.unsubscribe is True
-            else [str(event.unsubscribe)]
+            payload = _customer_update(event.customer, event.update, customer)
+        else:
+            payload = None
+            _unsubscribe(session, event, customer)
+    if payload is not None:
+        # As the API's PUT /customers/{id}: save, then tell the running enrollments which
+        # dates moved, so their `wait: until` follows.
+        changed = customers.save_customer(state.sessions, payload)
+        await customers.notify_changed(state.client, state.sessions, event.customer, changed)
+
+
+def _unsubscribe(session: Session, event: BookEvent, customer: Any) -> None:
+    """As the unsubscribe link does: the address suppressed, its contacts unsubscribed."""
+    emails = (
+        [c.email for c in customer.contacts]
+        if event.unsubscribe is True
+        else [str(event.unsubscribe)]
+    )
+    for email in emails:
+        repository.suppress(
+            session,
+            email,
+            f"unsubscribed via link (customer {event.customer})",
+            source="unsubscribe link",
         )
-        for email in emails:
-            repository.suppress(
-                session,
-                email,
-                f"unsubscribed via link (customer {event.customer})",
-                source="unsubscribe link",
-            )
 
 
-def _update_customer(session: Session, customer_id: str, update: dict[str, Any], row: Any) -> None:
-    """Set customer fields as a CRM would (the API's PUT /customers/{id})."""
+def _customer_update(customer_id: str, update: dict[str, Any], row: Any) -> repository.CustomerData:
+    """The fields a CRM sets (the API's PUT /customers/{id}), attributes merged."""
     data: dict[str, Any] = {"id": customer_id, "name": row.name}
     for name, value in update.items():
         if name == "owner":
@@ -519,10 +531,9 @@ def _update_customer(session: Session, customer_id: str, update: dict[str, Any],
         elif name in UPDATABLE or name == "tags":
             data[name] = value
     try:
-        payload = repository.CustomerData(**data)
+        return repository.CustomerData(**data)
     except ValueError as exc:
         raise SimulationInputError(f"{customer_id}: update {update}: {exc}") from None
-    repository.upsert_customer(session, payload)
 
 
 async def _complete_tasks(state: _Book, day: int) -> None:

@@ -236,11 +236,6 @@ async def test_the_playbook_change_applies_to_enrollments_from_its_day(year: Yea
         assert {a.version for a in year.actions(run)} <= {run.version}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs late date triggers (issue 13 defect 2, branch w3-dates): remove the mark "
-    "once merged",
-)
 async def test_customers_past_their_trigger_day_are_enrolled_while_renewal_is_ahead(
     year: Year,
 ) -> None:
