@@ -70,6 +70,7 @@ class DecisionActivities(StoreActivities):
             repository.upsert_enrollment(
                 session,
                 workflow_id=input.enrollment_id,
+                enrollment_key=input.enrollment_key,
                 playbook_id=input.playbook,
                 version=input.version,
                 customer_id=input.customer_id,

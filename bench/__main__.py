@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.progress import Progress as RichProgress
 
 from bench.report import Metric, Report, markdown, print_report
-from bench.scenarios import QUICK, SCENARIOS, Sizes, run_scenarios
+from bench.scenarios import DEFAULT_SCENARIOS, QUICK, SCENARIOS, Sizes, run_scenarios
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -66,6 +66,8 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     "Runs per variant of each Temporal scenario, alternating who goes first.",
 )
 @size_option("sim_runs", click.IntRange(1), "Simulation: runs (the median is reported).")
+@size_option("book_customers", click.IntRange(1), "Book: customers in the synthetic book.")
+@size_option("book_days", click.IntRange(1, 800), "Book: days simulated.")
 @size_option("compile_steps", click.IntRange(2), "Compile: steps of the generated playbook.")
 @size_option("compile_runs", click.IntRange(1), "Compile: runs (the median is reported).")
 @size_option(
@@ -90,7 +92,7 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     "only",
     multiple=True,
     type=click.Choice(SCENARIOS),
-    help="Run only these scenarios (repeatable). Default: all five.",
+    help="Run only these scenarios (repeatable). Default: all but book.",
 )
 @click.option(
     "--quick",
@@ -151,7 +153,7 @@ def main(
         def failed(scenario: str, exc: BaseException) -> None:
             report.failures.append(f"{scenario}: {exc}")
 
-        asyncio.run(run_scenarios(sizes, only or SCENARIOS, BarProgress(bars), add, failed))
+        asyncio.run(run_scenarios(sizes, only or DEFAULT_SCENARIOS, BarProgress(bars), add, failed))
     report.seconds = time.perf_counter() - began
     print_report(report, out)
     if as_json:

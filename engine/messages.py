@@ -339,6 +339,8 @@ class RecordEnrollmentInput(BaseModel):
     """Update the enrollments projection in the store (local activity)."""
 
     enrollment_id: str
+    # The run's own key (its row in the store); None for runs started before keys existed.
+    enrollment_key: str | None = None
     playbook: str
     version: str
     customer_id: str
@@ -351,9 +353,8 @@ class RecordEnrollmentInput(BaseModel):
     # The enrollment's first record: a new enrollment under a reused workflow ID replaces
     # the ended one's start, end and outcome.
     started: bool = False
-    # The run's own key (`EnrollmentInput.enrollment_key`) and the steps it entered since
-    # its previous record, kept as `step_visits` for the funnel report.
-    enrollment_key: str | None = None
+    # The steps the run entered since its previous record, kept as `step_visits` for the
+    # funnel report.
     visits: list[StepEntry] = Field(default_factory=list)
 
 

@@ -771,6 +771,7 @@ class Interpreter:
             ActivityName.RECORD_ENROLLMENT,
             RecordEnrollmentInput(
                 enrollment_id=self.input.enrollment_id,
+                enrollment_key=self.input.enrollment_key,
                 playbook=self.plan.playbook,
                 version=self.plan.version,
                 customer_id=self.input.customer_id,
@@ -781,7 +782,6 @@ class Interpreter:
                 at=self._now(),
                 close_open_tasks=close_open_tasks,
                 started=started,
-                enrollment_key=self.input.enrollment_key,
                 visits=visits,
             ),
             start_to_close_timeout=timedelta(seconds=30),

@@ -4,7 +4,8 @@
 - `stack`: the dev server, store, API and worker processes the Temporal scenarios share;
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
 - `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `reports`
-  (without it).
+  (without it);
+- `book` (issue 13: a book of customers over a year), only when asked for.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import functools
 from collections.abc import Awaitable, Callable, Sequence
 
 from bench.report import Metric
+from bench.scenarios.book import book
 from bench.scenarios.compile import compile_scenario
 from bench.scenarios.latency import latency
 from bench.scenarios.memory import memory
@@ -22,7 +24,9 @@ from bench.scenarios.spec import QUICK, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import compile_bytecode, open_stack
 from bench.scenarios.throughput import throughput
 
-SCENARIOS = ("throughput", "latency", "memory", "simulation", "compile", "reports")
+SCENARIOS = ("throughput", "latency", "memory", "simulation", "compile", "reports", "book")
+# What runs without --only: the book simulation is long, and run on its own.
+DEFAULT_SCENARIOS = SCENARIOS[:6]
 
 
 async def run_scenarios(
@@ -50,6 +54,8 @@ async def run_scenarios(
                 await guarded(name, functools.partial(scenario, stack, sizes, progress))
     if "simulation" in scenarios:
         await guarded("simulation", lambda: simulation(sizes, progress))
+    if "book" in scenarios:
+        await guarded("book", lambda: book(sizes, progress))
     if "compile" in scenarios:
 
         async def compiled() -> list[Metric]:
@@ -64,4 +70,4 @@ async def run_scenarios(
         await guarded("reports", reported)
 
 
-__all__ = ["QUICK", "SCENARIOS", "BenchFailure", "Sizes", "run_scenarios"]
+__all__ = ["DEFAULT_SCENARIOS", "QUICK", "SCENARIOS", "BenchFailure", "Sizes", "run_scenarios"]

@@ -29,6 +29,8 @@ class Sizes:
     parked: int = 300  # the full size: 10000
     rounds: int = 2
     sim_runs: int = 5
+    book_customers: int = 100
+    book_days: int = 365
     compile_steps: int = 1000
     compile_runs: int = 5
     history_sample: int = 25
@@ -46,6 +48,8 @@ QUICK = {
     "parked": 30,
     "rounds": 1,
     "sim_runs": 1,
+    "book_customers": 10,
+    "book_days": 60,
     "compile_steps": 200,
     "compile_runs": 1,
     "history_sample": 5,

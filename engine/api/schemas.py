@@ -203,6 +203,8 @@ class EnrollIn(Strict):
 
 class EnrollmentOut(FromRow):
     id: str = Field(validation_alias="workflow_id")
+    # One enrollment ID can have several runs (re-enrollment); each has its own key.
+    run: str = Field(validation_alias="enrollment_key")
     playbook: str = Field(validation_alias="playbook_id")
     version: str
     customer_id: str

@@ -53,7 +53,7 @@ from engine.errors import StoreError
 from engine.services import Services
 from engine.statuses import OutboxStatus
 from engine.store import insight, repository
-from engine.store.models import Enrollment, OutboxMessage, WebhookEvent
+from engine.store.models import OutboxMessage, WebhookEvent
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -290,7 +290,7 @@ def _apply_one(
         return None
     customer_id = row.customer_id
     if customer_id is None and row.enrollment_id:
-        enrollment = session.get(Enrollment, row.enrollment_id)
+        enrollment = repository.latest_enrollment(session, row.enrollment_id)
         customer_id = enrollment.customer_id if enrollment else None
     if not customer_id:
         return None

@@ -121,6 +121,7 @@ def status_command(
 def _enrollment_json(row: Enrollment) -> dict[str, object]:
     return {
         "enrollment": row.workflow_id,
+        "run": row.enrollment_key,
         "playbook": row.playbook_id,
         "customer": row.customer_id,
         "version": row.version,

@@ -75,6 +75,20 @@ FILE = click.Path(dir_okay=False, path_type=Path)
     help="Also write the timeline as an HTML page with every email viewable.",
 )
 @click.option(
+    "--book",
+    "book_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="Simulate the whole book: every playbook and its real triggers (sweeps, event "
+    "routing) over every customer of this file or folder, for --days (default 365).",
+)
+@click.option(
+    "--events",
+    "events_file",
+    type=FILE,
+    help="With --book: the events file (YAML, JSON or CSV): product events, customer "
+    "updates and unsubscribes, each for a customer on a day.",
+)
+@click.option(
     "--all-fixtures",
     is_flag=True,
     help="Simulate every playbook against every customer in <project>/examples/ "
@@ -92,6 +106,8 @@ def simulate(
     team: Path | None,
     fmt: str,
     html_file: Path | None,
+    book_path: Path | None,
+    events_file: Path | None,
     all_fixtures: bool,
     root: Path,
 ) -> None:
@@ -110,6 +126,8 @@ def simulate(
           --trigger 'customer.onboarded plan=pro'
       playbook simulate renewal --customer playbooks/examples/thornbury-capital.yaml --days 365
       playbook simulate --all-fixtures
+      playbook simulate --book playbooks/examples/book/customers.yaml \\
+          --events playbooks/examples/book/events.yaml --days 120 --start 2026-12-01
     """
     import asyncio
 
@@ -117,6 +135,11 @@ def simulate(
     from engine.simulation.view import print_table, to_html, to_json
 
     try:
+        if book_path is not None:
+            _simulate_book(root, book_path, events_file, days, start, fmt)
+            return
+        if events_file is not None:
+            raise click.UsageError("--events goes with --book")
         if all_fixtures:
             failed = asyncio.run(_simulate_all(root, team, fmt))
             sys.exit(1 if failed else 0)
@@ -142,6 +165,57 @@ def simulate(
     if html_file:
         html_file.write_text(to_html(timeline), encoding="utf-8")
         err_console.print(f"wrote {html_file}")
+
+
+def _simulate_book(
+    root: Path,
+    book_path: Path,
+    events_file: Path | None,
+    days: int | None,
+    start: datetime | None,
+    fmt: str,
+) -> None:
+    """The whole book over ``days``; a progress bar on a terminal; input errors raise
+    `SimulationInputError`."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from engine.project import load_project
+    from engine.simulation.book import simulate_book
+    from engine.simulation.book_inputs import load_book, load_events
+    from engine.simulation.book_view import print_book, to_json
+
+    project = load_project(root)
+    if project.errors:
+        for diag in project.errors:
+            click.echo(str(diag), err=True)
+        raise click.ClickException(f"{root}: the project has errors; fix them first")
+    book = load_book(book_path)
+    events = load_events(events_file) if events_file else []
+    total = days or 365
+    with Progress(
+        "simulating the book",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "days",
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task("book", total=total)
+
+        def advance(day: int, _: int) -> None:
+            bar.update(task, completed=day)
+
+        result = asyncio.run(
+            simulate_book(project, book, events, days=total, start=start, progress=advance)
+        )
+    if fmt == "json":
+        click.echo(to_json(result))
+    else:
+        print_book(result, out_console)
 
 
 def _team(root: Path, team: Path | None) -> list[SimTeamMember]:

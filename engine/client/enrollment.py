@@ -38,12 +38,18 @@ from engine.messages import (
     EventSignal,
 )
 from engine.store.models import Enrollment
+from engine.store.repository import latest_enrollment
 
 
 def enrollment_id(playbook: str, customer_id: str, cycle_key: str | None = None) -> str:
     """``<playbook>/<customer>`` plus ``/<cycle>`` for date- or schedule-triggered runs."""
     base = f"{playbook}/{customer_id}"
     return f"{base}/{cycle_key}" if cycle_key else base
+
+
+def new_enrollment_key(workflow_id: str) -> str:
+    """A run's own key: its workflow ID plus a random suffix (the ID repeats on re-enrollment)."""
+    return f"{workflow_id}@{uuid.uuid4().hex}"
 
 
 def search_attributes(plan: CompiledPlan, customer_id: str) -> TypedSearchAttributes:
@@ -68,9 +74,15 @@ async def enroll(
     use_search_attributes: bool = True,
     started_at: datetime | None = None,
     continue_as_new_after_events: int | None = None,
+    enrollment_key: str | None = None,
+    clock_offset_seconds: float = 0.0,
     dates: EnrollmentDates | None = None,
 ) -> str:
     """Start the enrollment; return its ID. Raise `AlreadyEnrolled` if it may not start.
+
+    ``enrollment_key`` is the run's key (`new_enrollment_key` when not given), for a caller
+    that records the run itself. ``clock_offset_seconds`` is for the simulator only (see
+    `EnrollmentInput`).
 
     ``continue_as_new_after_events`` overrides the history length at which the enrollment
     continues as new (the default suits production; tests use a small value to exercise
@@ -87,11 +99,12 @@ async def enroll(
         plan=plan,
         customer_id=customer_id,
         enrollment_id=workflow_id,
-        enrollment_key=f"{workflow_id}@{uuid.uuid4().hex}",
+        enrollment_key=enrollment_key or new_enrollment_key(workflow_id),
         cycle_key=cycle_key,
         trigger_event=trigger_event,
         use_search_attributes=use_search_attributes,
         started_at=started_at or datetime.now(UTC),
+        clock_offset_seconds=clock_offset_seconds,
         dates=dates,
     )
     if continue_as_new_after_events is not None:
@@ -117,38 +130,53 @@ async def enroll(
 
 
 def reenroll_allowed(
-    session: Session, plan: CompiledPlan, customer_id: str, cycle_key: str | None = None
+    session: Session,
+    plan: CompiledPlan,
+    customer_id: str,
+    cycle_key: str | None = None,
+    now: datetime | None = None,
 ) -> bool:
-    """Whether the store's past enrollments let the customer enroll (again) now.
+    """Whether the store's past enrollment runs let the customer enroll (again) at ``now``.
 
-    ``reenroll: never``: no enrollment under the same ID (playbook, customer and cycle) was
-    ever recorded; Temporal's ``REJECT_DUPLICATE`` alone forgets a closed workflow once its
-    retention ends. ``reenroll: <gap>``: the playbook's last enrollment of the customer
-    ended at least that long ago. ``always``: yes.
+    A date or schedule cycle (``cycle_key``) enrolls once, whatever the policy: with
+    ``reenroll: always`` the sweep found the quarter still due once its first run had
+    ended and enrolled the customer again for the same quarter. Then ``reenroll: never``:
+    no run under the same ID (playbook, customer and cycle) was ever recorded; Temporal's
+    ``REJECT_DUPLICATE`` alone forgets a closed workflow once its retention ends.
+    ``reenroll: <gap>``: the playbook's newest run for the customer ended at least that
+    long before ``now`` (the wall clock unless given: the simulator passes its own).
+    ``always``: yes.
     """
-    if plan.reenroll == "never":
+    if cycle_key is not None or plan.reenroll == "never":
         workflow_id = enrollment_id(plan.playbook, customer_id, cycle_key)
-        return session.get(Enrollment, workflow_id) is None
+        return latest_enrollment(session, workflow_id) is None
     if plan.reenroll != "after" or not plan.reenroll_after_seconds:
         return True
     last = session.scalars(
         select(Enrollment)
         .where(Enrollment.playbook_id == plan.playbook, Enrollment.customer_id == customer_id)
-        .order_by(Enrollment.started_at.desc())
+        .order_by(Enrollment.started_at.desc(), Enrollment.updated_at.desc())
     ).first()
     if last is None:
         return True
     if last.ended_at is None:
         return False
-    return datetime.now(UTC) - last.ended_at >= timedelta(seconds=plan.reenroll_after_seconds)
+    now = now or datetime.now(UTC)
+    return now - last.ended_at >= timedelta(seconds=plan.reenroll_after_seconds)
 
 
 def reenroll_refusal(
-    session: Session, plan: CompiledPlan, customer_id: str, cycle_key: str | None = None
+    session: Session,
+    plan: CompiledPlan,
+    customer_id: str,
+    cycle_key: str | None = None,
+    now: datetime | None = None,
 ) -> str | None:
     """Why `reenroll_allowed` says no, in words (None when it says yes)."""
-    if reenroll_allowed(session, plan, customer_id, cycle_key):
+    if reenroll_allowed(session, plan, customer_id, cycle_key, now=now):
         return None
+    if cycle_key is not None and plan.reenroll != "never":
+        return f"already enrolled for {cycle_key}; a cycle enrolls once"
     if plan.reenroll == "never":
         return "already enrolled once; reenroll: never"
     last = session.scalars(
@@ -174,6 +202,7 @@ __all__ = [
     "AlreadyEnrolled",
     "enroll",
     "enrollment_id",
+    "new_enrollment_key",
     "reenroll_allowed",
     "reenroll_refusal",
 ]

@@ -57,6 +57,7 @@ class EventRouter:
         milestones: Mapping[str, MilestonePlan] | Callable[[], Mapping[str, MilestonePlan]],
         task_queue: str,
         use_search_attributes: bool = True,
+        clock_offset_seconds: float = 0.0,
     ) -> None:
         self.sessions = sessions
         self.client = client
@@ -64,6 +65,8 @@ class EventRouter:
         self.milestones = milestones
         self.task_queue = task_queue
         self.use_search_attributes = use_search_attributes
+        # The simulator's shifted clock (see `EnrollmentInput`); zero live.
+        self.clock_offset_seconds = clock_offset_seconds
 
     async def handle(
         self,
@@ -72,8 +75,12 @@ class EventRouter:
         name: str,
         at: datetime | None,
         properties: dict[str, Any],
+        now: datetime | None = None,
     ) -> RoutedEvent:
-        at = at or datetime.now(UTC)
+        """Store, signal and trigger; ``now`` (the wall clock unless given: the simulator
+        passes its own) is when trigger conditions and ``reenroll`` gaps are judged."""
+        now = now or datetime.now(UTC)
+        at = at or now
         # The store is blocking (SQLAlchemy): in a thread, so a wait for SQLite's writer
         # lock does not stall every other request on the event loop.
         ingested = await asyncio.to_thread(
@@ -104,7 +111,7 @@ class EventRouter:
             and plan.trigger.event == name
         ]
         for plan in triggered:
-            await self._trigger(plan, customer_id, signal, routed)
+            await self._trigger(plan, customer_id, signal, routed, now)
         if not triggered:
             routed.notes.append(f"no deployed playbook triggers on {name}")
         return routed
@@ -134,12 +141,11 @@ class EventRouter:
             )
 
     def _why_not_enroll(
-        self, plan: CompiledPlan, customer_id: str, signal: EventSignal
+        self, plan: CompiledPlan, customer_id: str, signal: EventSignal, now: datetime
     ) -> str | None:
         """Why the event's trigger does not enroll the customer, or None if it does."""
         assert plan.trigger is not None
         condition = plan.trigger.condition
-        now = datetime.now(UTC)
         with self.sessions() as session:
             if condition:
                 _, _, values, errors = decide(
@@ -154,12 +160,17 @@ class EventRouter:
                     return f"trigger condition {condition} is false" + (
                         f" with {shown}" if shown else ""
                     )
-            return reenroll_refusal(session, plan, customer_id)
+            return reenroll_refusal(session, plan, customer_id, now=now)
 
     async def _trigger(
-        self, plan: CompiledPlan, customer_id: str, signal: EventSignal, routed: RoutedEvent
+        self,
+        plan: CompiledPlan,
+        customer_id: str,
+        signal: EventSignal,
+        routed: RoutedEvent,
+        now: datetime,
     ) -> None:
-        why = await asyncio.to_thread(self._why_not_enroll, plan, customer_id, signal)
+        why = await asyncio.to_thread(self._why_not_enroll, plan, customer_id, signal, now)
         if why is not None:
             routed.notes.append(f"{plan.playbook}: not enrolled ({why})")
             return
@@ -171,6 +182,8 @@ class EventRouter:
                 task_queue=self.task_queue,
                 trigger_event=signal,
                 use_search_attributes=self.use_search_attributes,
+                started_at=now,
+                clock_offset_seconds=self.clock_offset_seconds,
             )
             routed.enrolled.append(workflow_id)
         except AlreadyEnrolled as exc:

@@ -28,8 +28,8 @@ from engine.language.plan import CompiledPlan
 from engine.language.sendwindow import zone
 from engine.messages import EnrollmentDates
 from engine.statuses import EnrollmentStatus
-from engine.store.context import decide
-from engine.store.models import Customer, Enrollment
+from engine.store.context import all_customer_snapshots, decide_snapshot
+from engine.store.models import Enrollment
 
 
 async def sweep(
@@ -39,22 +39,23 @@ async def sweep(
     task_queue: str,
     now: datetime,
     use_search_attributes: bool = True,
+    clock_offset_seconds: float = 0.0,
 ) -> list[str]:
-    """Enroll every customer whose date or schedule cycle is due; returns the new IDs."""
+    """Enroll every customer whose date or schedule cycle is due at ``now``; returns the
+    new IDs. ``clock_offset_seconds`` is the simulator's shifted clock (zero live)."""
     trig = plan.trigger
     if trig is None or trig.kind not in ("date", "schedule"):
         return []
     started: list[str] = []
     with sessions() as session:
-        customers = session.execute(
-            select(Customer.id, Customer.timezone).order_by(Customer.id)
-        ).all()
-    for customer_id, timezone in customers:
+        customers = all_customer_snapshots(session)
+    for customer_id, timezone, snapshot in customers:
         today = now.astimezone(zone(timezone)).date()
+        if trig.kind == "schedule" and due_cycle(trig, today) is None:
+            continue  # outside the period's window: no need to evaluate anything
         anchor_expr = trig.late.until if trig.late else None
         exprs = [e for e in (trig.date, anchor_expr, trig.condition) if e]
-        with sessions() as session:
-            _, _, values, _ = decide(session, customer_id, plan.playbook, exprs, now)
+        values, _ = decide_snapshot(snapshot, plan.playbook, exprs, now)
         date_value = _date(values.pop(0) if trig.date and values else None)
         anchor = _date(values.pop(0) if anchor_expr and values else None)
         if trig.condition and (not values or values[0] is not True):
@@ -63,7 +64,7 @@ async def sweep(
         if cycle is None:
             continue
         with sessions() as session:
-            if not reenroll_allowed(session, plan, customer_id, cycle):
+            if not reenroll_allowed(session, plan, customer_id, cycle, now=now):
                 continue
             if trig.kind == "date" and _running(session, plan.playbook, customer_id):
                 continue
@@ -82,6 +83,8 @@ async def sweep(
                     task_queue=task_queue,
                     cycle_key=cycle,
                     use_search_attributes=use_search_attributes,
+                    started_at=now,
+                    clock_offset_seconds=clock_offset_seconds,
                     dates=dates,
                 )
             )

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from jinja2 import Undefined, nodes
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.parser import Parser
 from jinja2.sandbox import SecurityError
@@ -399,10 +400,18 @@ def helpers(now: datetime) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=1024)
+def _compiled(source: str) -> TemplateExpression:
+    """Jinja compiles an expression to Python each time (a few ms): a sweep evaluates the
+    same trigger for every customer, so compile each source once (the environment is
+    immutable; a syntax error is not cached and raises again)."""
+    return _env.compile_expression(source, undefined_to_none=False)
+
+
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     """Evaluate an expression in the sandbox; raise `ExpressionError` with the reason."""
     try:
-        compiled = _env.compile_expression(source, undefined_to_none=False)
+        compiled = _compiled(source)
         with render_budget():
             result = compiled(**context)
         if isinstance(result, Undefined):

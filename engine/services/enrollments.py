@@ -12,7 +12,12 @@ from collections.abc import Awaitable
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.client.enrollment import enroll, reenroll_allowed
+from engine.client.enrollment import (
+    enroll,
+    enrollment_id,
+    new_enrollment_key,
+    reenroll_allowed,
+)
 from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled, Conflict, NotFound, Unavailable
 from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest
@@ -33,6 +38,7 @@ async def enroll_customer(svc: Services, playbook: str, customer_id: str) -> Enr
             raise Conflict(
                 f"{customer_id} was already enrolled in {playbook} (reenroll: {plan.reenroll})"
             )
+    key = new_enrollment_key(enrollment_id(plan.playbook, customer_id))
     try:
         workflow_id = await enroll(
             svc.client,
@@ -40,6 +46,7 @@ async def enroll_customer(svc: Services, playbook: str, customer_id: str) -> Enr
             customer_id,
             task_queue=svc.settings.temporal_task_queue,
             use_search_attributes=svc.use_search_attributes,
+            enrollment_key=key,
         )
     except AlreadyEnrolled as exc:
         raise Conflict(str(exc)) from None
@@ -49,6 +56,7 @@ async def enroll_customer(svc: Services, playbook: str, customer_id: str) -> Enr
         return repository.upsert_enrollment(
             session,
             workflow_id=workflow_id,
+            enrollment_key=key,
             playbook_id=plan.playbook,
             version=plan.version,
             customer_id=customer_id,

@@ -12,6 +12,9 @@ Where things live:
 - `engine.simulation.runner`: the `Simulator` (time-skipping server, worker, a throwaway
   store per run) that drives one enrollment through its schedule; `simulate` for one run.
 - `engine.simulation.view`: the timeline as a terminal table, JSON or an HTML page.
+- `engine.simulation.book`: `simulate_book`, every playbook and its real triggers over a
+  whole book of customers (`book_inputs` reads the book and its events, `book_view` prints
+  the result, `sample_book` makes a synthetic one).
 
 This module re-exports the API (everything but the view)::
 

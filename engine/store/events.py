@@ -82,10 +82,12 @@ def ingest_event(
             result.milestones_reached.append(key)
     result.enrollments = list(
         session.scalars(
-            select(Enrollment.workflow_id).where(
+            select(Enrollment.workflow_id)
+            .where(
                 Enrollment.customer_id == customer_id,
                 Enrollment.status == EnrollmentStatus.RUNNING,
             )
+            .distinct()
         )
     )
     status = EventStatus.ROUTED if result.enrollments else EventStatus.STORED

@@ -436,13 +436,16 @@ class Enrollment(Base):
     """Projection of one playbook run (a Temporal workflow) for listing and the UI.
 
     Temporal stays the source of truth for where a run stands; this row is kept up to date
-    by activities so that lists and filters do not need to query Temporal.
+    by activities so that lists and filters do not need to query Temporal. One row per run:
+    a re-enrollment reuses the workflow ID, so the key is the run's own `enrollment_key`
+    (the workflow ID for runs started before keys existed).
     """
 
     __tablename__ = "enrollments"
     __table_args__ = (Index("ix_enrollments_playbook_id_status", "playbook_id", "status"),)
 
-    workflow_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    enrollment_key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(512), index=True)
     playbook_id: Mapped[str] = mapped_column(String(128))
     version: Mapped[str] = mapped_column(String(128))
     customer_id: Mapped[str] = mapped_column(index=True)

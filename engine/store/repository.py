@@ -655,6 +655,7 @@ def upsert_enrollment(
     playbook_id: str,
     version: str,
     customer_id: str,
+    enrollment_key: str | None = None,
     status: EnrollmentStatus = EnrollmentStatus.RUNNING,
     cycle_key: str | None = None,
     current_step: str | None = None,
@@ -663,15 +664,19 @@ def upsert_enrollment(
     ended_at: datetime | None = None,
     new: bool = False,
 ) -> Enrollment:
-    """Create or update the projection of an enrollment (keyed by its workflow id).
+    """Create or update the projection of one enrollment run, keyed by ``enrollment_key``.
 
+    Each run has its own key, so a re-enrollment under the same workflow id adds a row
+    and leaves the ended run's row (and outcome) alone. Runs started before keys existed
+    have none: their key is the workflow id, and ``new`` (an enrollment's start) then
+    replaces an ended run's start, end and outcome instead of inheriting them.
     Status, playbook, version and customer are always written; the optional fields only
     when given (None leaves the stored value), so progress updates need not repeat them.
-    ``new`` marks an enrollment's start: a re-enrollment under the same workflow id then
-    replaces the ended one's start, end and outcome instead of inheriting them.
     """
     now = utcnow()
+    key = enrollment_key or workflow_id
     stmt = _insert(session, Enrollment).values(
+        enrollment_key=key,
         workflow_id=workflow_id,
         playbook_id=playbook_id,
         version=version,
@@ -696,10 +701,20 @@ def upsert_enrollment(
     set_.update({name: stmt.excluded[name] for name, v in optional.items() if v is not None})
     if new:
         set_.update({name: stmt.excluded[name] for name in ("started_at", "ended_at", "outcome")})
-    session.execute(stmt.on_conflict_do_update(index_elements=["workflow_id"], set_=set_))
-    enrollment = session.get(Enrollment, workflow_id, populate_existing=True)
+    session.execute(stmt.on_conflict_do_update(index_elements=["enrollment_key"], set_=set_))
+    enrollment = session.get(Enrollment, key, populate_existing=True)
     assert enrollment is not None
     return enrollment
+
+
+def latest_enrollment(session: Session, workflow_id: str) -> Enrollment | None:
+    """The newest run under ``workflow_id`` (a re-enrolled customer has several)."""
+    return session.scalars(
+        select(Enrollment)
+        .where(Enrollment.workflow_id == workflow_id)
+        .order_by(Enrollment.started_at.desc(), Enrollment.updated_at.desc())
+        .limit(1)
+    ).first()
 
 
 def list_enrollments(
@@ -710,8 +725,13 @@ def list_enrollments(
     status: str | None = None,
     limit: int,
 ) -> list[Enrollment]:
-    """Enrollments, newest first, of the playbook, customer and status given (any if None)."""
-    query = select(Enrollment).order_by(Enrollment.started_at.desc()).limit(limit)
+    """Enrollment runs, newest first, of the playbook, customer and status given (any if
+    None); a re-enrolled customer has one row per run."""
+    query = (
+        select(Enrollment)
+        .order_by(Enrollment.started_at.desc(), Enrollment.updated_at.desc())
+        .limit(limit)
+    )
     if playbook_id:
         query = query.where(Enrollment.playbook_id == playbook_id)
     if customer_id:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +23,7 @@ from engine.client.playbook import EnrollmentHandle
 from engine.language.plan import CompiledPlan
 from engine.messages import EnrollmentSnapshot, StepRecord
 from engine.statuses import EnrollmentStatus, TaskStatus
+from engine.store import repository
 from engine.store.models import Enrollment, Event, OutboxMessage, Task
 
 QUERY_TIMEOUT_SECONDS = 3.0
@@ -127,14 +128,27 @@ async def _query(client: Client, row: Enrollment) -> EnrollmentView:
 
 
 async def enrollment_views(client: Client, rows: Iterable[Enrollment]) -> list[EnrollmentView]:
-    """Ask every enrollment's workflow where it stands, concurrently, each with a timeout."""
-    return list(await asyncio.gather(*(_query(client, row) for row in rows)))
+    """Ask every enrollment's workflow where it stands, concurrently, each with a timeout.
+
+    Only the newest run of a workflow ID is asked (``rows`` newest first): Temporal answers
+    for the latest run, so an older run of a re-enrolled customer shows its stored row.
+    """
+    asked: set[str] = set()
+    views: list[Awaitable[EnrollmentView]] = []
+    for row in rows:
+        views.append(_stored(row) if row.workflow_id in asked else _query(client, row))
+        asked.add(row.workflow_id)
+    return list(await asyncio.gather(*views))
+
+
+async def _stored(row: Enrollment) -> EnrollmentView:
+    return EnrollmentView(row)
 
 
 async def task_enrollment(client: Client, session: Session, task: Task) -> EnrollmentView | None:
     if not task.enrollment_id:
         return None
-    row = session.get(Enrollment, task.enrollment_id)
+    row = repository.latest_enrollment(session, task.enrollment_id)
     return None if row is None else await _query(client, row)
 
 

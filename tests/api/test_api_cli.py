@@ -17,7 +17,6 @@ from engine.cli import main
 from engine.services import Services
 from engine.settings import settings_override
 from engine.store import repository
-from engine.store.models import Enrollment
 from tests.helpers.api import outbox_rows, seed
 from tests.helpers.polling import eventually
 
@@ -51,7 +50,7 @@ async def test_enroll_then_send_the_event_it_waits_for_then_status(
     enrollment = enrolled.stdout.strip()
     assert enrollment == f"probe_twice/{customer}"
     with services.sessions() as session:
-        row = session.get(Enrollment, enrollment)
+        row = repository.latest_enrollment(session, enrollment)
         assert row is not None and row.playbook_id == "probe_twice"
         assert repository.get_playbook_version(session, "probe_twice", row.version) is not None
     await eventually(lambda: [r for r in outbox_rows(services, enrollment) if r.status == "sent"])

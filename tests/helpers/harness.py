@@ -340,8 +340,9 @@ class Harness:
             return task
 
     def enrollment(self, workflow_id: str) -> Enrollment | None:
+        """The newest stored run of ``workflow_id``."""
         with self.sessions() as session:
-            return session.get(Enrollment, workflow_id)
+            return repository.latest_enrollment(session, workflow_id)
 
     def stored_end(self, workflow_id: str) -> tuple[str, str | None]:
         """(status, outcome) of the enrollment as the store's projection has it."""

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from engine.store import repository
 from engine.store.models import Enrollment, OutboxMessage, Task
 from tests.helpers.browser import CSM_A, Browser, Stack
 from tests.helpers.polling import wait_until
@@ -180,7 +181,7 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
         assert ("kickoff", "task_completed") in kinds
         assert ("invite_team", "email") in kinds
     with stack.sessions() as session:
-        row = session.get(Enrollment, enrollment_id)
+        row = repository.latest_enrollment(session, enrollment_id)
         assert row is not None and row.status == "running"
 
     # The customer page shows the new wait and the whole story in its timeline.

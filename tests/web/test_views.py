@@ -63,6 +63,7 @@ def test_funnel_counts_running_enrollments_per_step_in_plan_order(
         for i, (step, status, outcome) in enumerate(rows):
             session.add(
                 Enrollment(
+                    enrollment_key=f"onboarding/c{i}@1",
                     workflow_id=f"onboarding/c{i}",
                     playbook_id="onboarding",
                     version="v1",
@@ -99,7 +100,13 @@ def test_timeline_merges_steps_emails_tasks_and_events_newest_first(
         repository.complete_task(
             session, task.id, "held", "csm@x.example", note="went well", at=T0 + timedelta(hours=1)
         )
-        row = Enrollment(workflow_id="onb/acme", playbook_id="onb", version="v", customer_id="acme")
+        row = Enrollment(
+            enrollment_key="onb/acme@1",
+            workflow_id="onb/acme",
+            playbook_id="onb",
+            version="v",
+            customer_id="acme",
+        )
     status = EnrollmentSnapshot(
         enrollment_id="onb/acme",
         playbook="onb",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from engine.api.errors import status_code
 from engine.services import ServiceError, tasks
 from engine.store import repository
-from engine.store.models import Enrollment, Task, TeamMember, normalize_email
+from engine.store.models import Task, TeamMember, normalize_email
 from engine.web.brief import build_brief
 from engine.web.dependencies import FormStr, ViewerDep, services_of
 from engine.web.rendering import bad_form, error_page, flash_to, render
@@ -47,7 +47,7 @@ async def _task_page(
         brief = None
         if task.playbook_id == "qbr" and customer is not None:
             brief = build_brief(session, customer.id, exclude_task=task.id)
-        enrollment = session.get(Enrollment, task.enrollment_id or "")
+        enrollment = repository.latest_enrollment(session, task.enrollment_id or "")
         escalation_of = session.get(Task, task.escalation_of) if task.escalation_of else None
         members = team_members(session)
         milestones = repository.get_milestones(session, customer.id) if customer else {}

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_insight"
-down_revision: str | Sequence[str] | None = "0004_deployments"
+down_revision: str | Sequence[str] | None = "0006_enrollment_runs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
