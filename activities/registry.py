@@ -58,6 +58,7 @@ class PlaybookActivities:
             self.decisions.record_enrollment,
             self.email.send_email,
             self.tasks.create_task,
+            self.tasks.close_task,
             self.tasks.escalate_task,
             self.customers.update_customer,
             self.customers.enroll_customer,

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "playbooks"
+    task_undo_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="How long a task's completion can be undone; the enrollment acts on it "
+        "only then. 0 acts at once and offers no undo.",
+    )
     temporal_tls_cert: Path | None = Field(default=None, description="Client cert (PEM) path.")
     temporal_tls_key: Path | None = Field(default=None, description="Client key (PEM) path.")
     temporal_api_key: SecretStr | None = None

@@ -34,9 +34,14 @@ from engine.api.schemas import (
     EventResult,
     EventsResponse,
     SkipIn,
+    TaskCommentIn,
+    TaskCommentOut,
     TaskComplete,
+    TaskCompleteMany,
+    TaskCompleteManyOut,
     TaskOut,
     TaskReassign,
+    TaskSnooze,
     TeamMemberIn,
     TokenCreated,
     TokenIn,
@@ -284,8 +289,61 @@ async def complete_task(task_id: str, body: TaskComplete, svc: Svc, caller: Auth
 @router.post(
     "/tasks/{task_id}/reassign", response_model=TaskOut, tags=["tasks"], dependencies=Operate
 )
-def reassign_task(task_id: str, body: TaskReassign, svc: Svc) -> TaskOut:
-    return TaskOut.model_validate(tasks.reassign_task(svc, task_id, body.assignee))
+def reassign_task(task_id: str, body: TaskReassign, svc: Svc, caller: Authed) -> TaskOut:
+    """Give an open task to another team member (422 for someone not on the team)."""
+    task = tasks.reassign_task(svc, task_id, body.assignee, by=caller.actor)
+    return TaskOut.model_validate(task)
+
+
+@router.post(
+    "/tasks/complete",
+    response_model=TaskCompleteManyOut,
+    tags=["tasks"],
+    dependencies=Operate,
+)
+async def complete_tasks(body: TaskCompleteMany, svc: Svc, caller: Authed) -> TaskCompleteManyOut:
+    """Complete several tasks with one outcome; those that cannot be are listed as refused."""
+    result = await tasks.complete_tasks(svc, body.task_ids, body.outcome, caller.actor, body.note)
+    return TaskCompleteManyOut(
+        completed=[TaskOut.model_validate(t) for t in result.completed], refused=result.refused
+    )
+
+
+@router.post("/tasks/{task_id}/undo", response_model=TaskOut, tags=["tasks"], dependencies=Operate)
+async def undo_task_completion(task_id: str, svc: Svc, caller: Authed) -> TaskOut:
+    """Reopen a task completed moments ago (within `TASK_UNDO_SECONDS`); 409 once too late."""
+    return TaskOut.model_validate(await tasks.undo_completion(svc, task_id, caller.actor))
+
+
+@router.post(
+    "/tasks/{task_id}/snooze", response_model=TaskOut, tags=["tasks"], dependencies=Operate
+)
+def snooze_task(task_id: str, body: TaskSnooze, svc: Svc) -> TaskOut:
+    """Hide an open task from the inbox until a time; its due date and escalations stay."""
+    return TaskOut.model_validate(tasks.snooze_task(svc, task_id, body.until))
+
+
+@router.get(
+    "/tasks/{task_id}/comments",
+    response_model=list[TaskCommentOut],
+    tags=["tasks"],
+    dependencies=Operate,
+)
+def list_task_comments(task_id: str, svc: Svc) -> list[TaskCommentOut]:
+    return [TaskCommentOut.model_validate(c) for c in tasks.task_comments(svc, task_id)]
+
+
+@router.post(
+    "/tasks/{task_id}/comments",
+    response_model=TaskCommentOut,
+    status_code=201,
+    tags=["tasks"],
+    dependencies=Operate,
+)
+def comment_on_task(task_id: str, body: TaskCommentIn, svc: Svc, caller: Authed) -> TaskCommentOut:
+    """Leave a note on a task, signed by the caller."""
+    comment = tasks.comment_on_task(svc, task_id, caller.actor, body.body)
+    return TaskCommentOut.model_validate(comment)
 
 
 # -- enrollments -------------------------------------------------------------------------

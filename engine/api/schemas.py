@@ -182,6 +182,41 @@ class TaskOut(FromRow):
     status: str
     outcome: str | None
     escalation_of: str | None
+    snoozed_until: datetime | None = None
+    cancel_reason: str | None = None
+    assigned_by: str | None = None
+    undo_until: datetime | None = Field(
+        default=None, description="Until then the completion can be undone (POST .../undo)."
+    )
+
+
+class TaskCompleteMany(Strict):
+    """Complete several tasks with one outcome; each is completed or refused on its own."""
+
+    task_ids: list[str] = Field(min_length=1, max_length=200)
+    outcome: str = Field(min_length=1, max_length=64)
+    note: str | None = Field(default=None, max_length=5000)
+
+
+class TaskCompleteManyOut(BaseModel):
+    completed: list[TaskOut]
+    refused: dict[str, str] = Field(description="Task id -> why it was not completed.")
+
+
+class TaskSnooze(Strict):
+    until: datetime | None = Field(description="Hidden from the inbox until then; null wakes it.")
+
+
+class TaskCommentIn(Strict):
+    body: str = Field(min_length=1, max_length=5000)
+
+
+class TaskCommentOut(FromRow):
+    id: int
+    task_id: str
+    author: str
+    body: str
+    created_at: datetime
 
 
 class TaskComplete(Strict):

@@ -56,6 +56,13 @@ class EmailPlan(PlanModel):
     reply_to: str | None = None
 
 
+class EscalationPlan(PlanModel):
+    """One link of a task's escalation chain: to whom, this long after the previous link."""
+
+    to: str
+    after_seconds: int
+
+
 class TaskPlan(PlanModel):
     title: str
     description: str | None = None
@@ -67,6 +74,13 @@ class TaskPlan(PlanModel):
     escalate_after_seconds: int | None = None
     escalate_to: str = "manager"
     on_outcome: dict[str, str] = Field(default_factory=dict)
+    # Plans compiled before chains carry `escalate_after_seconds`; newer ones `escalations`
+    # (delays on the assignee's working days), so recorded histories replay unchanged.
+    escalations: list[EscalationPlan] = Field(default_factory=list)
+    timeout_seconds: int | None = None
+    on_timeout: str | None = Field(default=None, description="Step to go to on timeout.")
+    timeout_outcome: str | None = Field(default=None, description="Outcome assumed on timeout.")
+    assign: str = "round_robin"
 
 
 class WaitPlan(PlanModel):

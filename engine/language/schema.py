@@ -199,6 +199,13 @@ class EmailAction(Model):
         return self
 
 
+class EscalationLink(Model):
+    """One link of an escalation chain: whom to tell, and how long after the previous link."""
+
+    to: str = Field(description="owner | manager | role:<name> | an email address.")
+    after: Duration = Field(description="Working days (or hours) after the previous link.")
+
+
 class TaskAction(Model):
     """Create a task (a CTA) for a person on the customer's team."""
 
@@ -215,7 +222,32 @@ class TaskAction(Model):
     wait: bool = Field(default=False, description="Hold the playbook until the task is done.")
     escalate_after: Duration | None = None
     escalate_to: str = Field(default="manager", description="manager | owner | an email.")
+    escalate: list[EscalationLink] | None = Field(
+        default=None,
+        description="An escalation chain (e.g. owner, then manager, then a role), each link "
+        "after its delay on the assignee's working days; replaces escalate_after/escalate_to.",
+    )
     on_outcome: dict[str, StepRef] = Field(default_factory=dict)
+    timeout: Duration | None = Field(
+        default=None, description="How long a waiting task may stay open before on_timeout."
+    )
+    on_timeout: str | None = Field(
+        default=None,
+        description="When the timeout passes: one of the task's outcomes (assumed) or a step "
+        "id (or 'end') to go to; the next step when left out.",
+    )
+    assign: Literal["round_robin", "least_open"] = Field(
+        default="round_robin",
+        description="How a role:<name> assignee picks among the role's members.",
+    )
+
+    @model_validator(mode="after")
+    def _one_escalation_style(self) -> TaskAction:
+        if self.escalate is not None and self.escalate_after is not None:
+            raise ValueError("use either 'escalate' (a chain) or 'escalate_after', not both")
+        if self.on_timeout and not self.timeout:
+            raise ValueError("'on_timeout' needs a 'timeout'")
+        return self
 
 
 class WaitAction(Model):

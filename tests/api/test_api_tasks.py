@@ -8,6 +8,7 @@ import httpx
 
 from engine.services import Services
 from engine.store import repository
+from engine.store.models import TeamMember
 
 
 def open_task(services: Services, customer: str, **fields: object) -> str:
@@ -78,9 +79,15 @@ async def test_list_filters_and_reassign(
     api: httpx.AsyncClient, services: Services, customer: str
 ) -> None:
     task = open_task(services, customer)
+    with services.sessions.begin() as session:
+        session.merge(TeamMember(email="other@vendor.example", name="Other"))
     mine = await api.get("/api/tasks", params={"assignee": "CSM@vendor.example", "status": "open"})
     assert mine.status_code == 200
     assert task in [t["id"] for t in mine.json()]
+    stranger = await api.post(
+        f"/api/tasks/{task}/reassign", json={"assignee": "nobody@acme.example"}
+    )
+    assert stranger.status_code == 422 and "not a team member" in stranger.json()["detail"]
     moved = await api.post(f"/api/tasks/{task}/reassign", json={"assignee": "Other@Vendor.example"})
     assert moved.status_code == 200 and moved.json()["assignee"] == "other@vendor.example"
     mine = await api.get("/api/tasks", params={"assignee": "csm@vendor.example", "status": "open"})
