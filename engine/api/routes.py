@@ -175,6 +175,8 @@ def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> Custome
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
     with svc.sessions.begin() as session:
+        if payload.owner_email:
+            team.require_member(session, payload.owner_email)  # 422 for a stranger
         repository.upsert_customer(session, payload)
     with svc.sessions() as session:
         customer = repository.get_customer(session, customer_id)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -20,9 +19,10 @@ from engine.client.playbook import EnrollmentHandle
 from engine.errors import Conflict, ConflictError, Invalid, NotFound, Unavailable
 from engine.messages import TaskCompletion, TaskReopen
 from engine.services.container import Services
+from engine.services.team import require_member
 from engine.statuses import TaskStatus
 from engine.store import repository
-from engine.store.models import Task, TaskComment, TeamMember, normalize_email, utcnow
+from engine.store.models import Task, TaskComment, utcnow
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,8 @@ async def undo_completion(svc: Services, task_id: str, by: str) -> Task:
     """Reopen a task completed less than `Settings.task_undo_seconds` ago.
 
     The enrollment is asked first (`reopen_task`): it refuses once it has acted on the
-    completion, and then the task stays completed (`Conflict`). An enrollment that is gone
-    no longer waits, so the task simply reopens.
+    completion, or has ended, and then the task stays completed (`Conflict`). A task of no
+    enrollment (or an escalation) simply reopens.
     """
     with svc.sessions() as session:
         task = repository.get_task(session, task_id)
@@ -113,8 +113,12 @@ async def undo_completion(svc: Services, task_id: str, by: str) -> Task:
             cause = exc.cause.message if exc.cause is not None else str(exc)  # type: ignore[attr-defined]
             raise Conflict(f"the completion can no longer be undone: {cause}") from None
         except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise Unavailable(f"Temporal is unavailable: {exc.message}") from None
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                # The enrollment has ended: it acted on the completion (or nothing waits).
+                raise Conflict(
+                    "the completion can no longer be undone: the enrollment has ended"
+                ) from None
+            raise Unavailable(f"Temporal is unavailable: {exc.message}") from None
     with svc.sessions.begin() as session:
         task = repository.reopen_task(session, task_id)
         session.add(TaskComment(task_id=task_id, author=by, body="Reopened (completion undone)."))
@@ -173,11 +177,3 @@ def task_comments(svc: Services, task_id: str) -> list[TaskComment]:
     with svc.sessions() as session:
         query = select(TaskComment).where(TaskComment.task_id == task_id)
         return list(session.scalars(query.order_by(TaskComment.id)))
-
-
-def require_member(session: Session, email: str) -> TeamMember:
-    """The team member with this address, or `Invalid` naming the address."""
-    member = session.get(TeamMember, normalize_email(email))
-    if member is None:
-        raise Invalid(f"'{email}' is not a team member; add them with `playbook team` first")
-    return member

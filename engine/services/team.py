@@ -21,10 +21,19 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.errors import NotFound
+from engine.errors import Invalid, NotFound
 from engine.statuses import TaskStatus
 from engine.store.logins import account_key, clear_failures, end_member_sessions
 from engine.store.models import LoginThrottle, Task, TeamMember, normalize_email, utcnow
+
+
+def require_member(session: Session, email: str) -> TeamMember:
+    """The team member with this address, or `Invalid` naming it: tasks and customers go
+    only to people on the team (a stranger would get work nobody sees)."""
+    member = session.get(TeamMember, normalize_email(email))
+    if member is None:
+        raise Invalid(f"'{email}' is not a team member; add them with `playbook team` first")
+    return member
 
 
 @dataclass(frozen=True)
