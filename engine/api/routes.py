@@ -24,6 +24,8 @@ from engine.api.auth import Caller, Requires, hash_password, require_token
 from engine.api.schemas import (
     EMAIL,
     ID,
+    CalendarIn,
+    CalendarOut,
     CancelIn,
     CustomerIn,
     CustomerOut,
@@ -43,15 +45,17 @@ from engine.api.schemas import (
     TaskReassign,
     TaskSnooze,
     TeamMemberIn,
+    TimeOff,
     TokenCreated,
     TokenIn,
     TokenOut,
 )
+from engine.language.workdays import WEEKDAYS, parse_hours, parse_time_off
 from engine.messages import EnrollmentSnapshot
 from engine.scopes import Scope
 from engine.services import Services, enrollments, tasks, team, tokens
 from engine.store import repository
-from engine.store.models import Task
+from engine.store.models import Task, TeamMember
 
 
 def _renderable(error: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +223,41 @@ def put_team_member(email: TeamEmail, body: TeamMemberIn, svc: Svc) -> None:
             is_admin=body.is_admin,
             password_hash=hash_password(body.password) if body.password else None,
         ),
+    )
+
+
+@router.put(
+    "/team/{email}/calendar", response_model=CalendarOut, tags=["customers"], dependencies=Admin
+)
+def put_team_calendar(email: TeamEmail, body: CalendarIn, svc: Svc) -> CalendarOut:
+    """Set when a member works (zone, days, hours, time off): their tasks' due dates and
+    escalations fall on their working days."""
+    data = team.CalendarData(
+        timezone=body.timezone,
+        working_days=[WEEKDAYS.index(d) for d in body.working_days]
+        if body.working_days is not None
+        else None,
+        hours=parse_hours(body.hours) if body.hours else None,
+        time_off=[(t.first, t.last) for t in body.time_off] if body.time_off is not None else None,
+    )
+    return _calendar_out(team.set_calendar(svc.sessions, email, data))
+
+
+@router.get(
+    "/team/{email}/calendar", response_model=CalendarOut, tags=["customers"], dependencies=Operate
+)
+def get_team_calendar(email: TeamEmail, svc: Svc) -> CalendarOut:
+    return _calendar_out(team.get_member(svc.sessions, email))
+
+
+def _calendar_out(member: TeamMember) -> CalendarOut:
+    start, end = member.work_start_minute, member.work_end_minute
+    return CalendarOut(
+        email=member.email,
+        timezone=member.timezone,
+        working_days=[WEEKDAYS[d] for d in member.working_days],
+        hours=f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}",
+        time_off=[TimeOff(first=a, last=b) for a, b in parse_time_off(member.time_off)],
     )
 
 

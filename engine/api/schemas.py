@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -165,6 +165,30 @@ class TeamMemberIn(Strict):
     password: str | None = Field(
         default=None, min_length=8, max_length=200, description="Sets the UI login password."
     )
+
+
+class TimeOff(BaseModel):
+    first: date = Field(description="First day off (inclusive).")
+    last: date = Field(description="Last day off (inclusive).")
+
+
+class CalendarIn(Strict):
+    """When a member works; parts left out stay as they are."""
+
+    timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Berlin"])
+    working_days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None
+    hours: str | None = Field(
+        default=None, pattern=r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$", examples=["09:00-17:30"]
+    )
+    time_off: list[TimeOff] | None = Field(default=None, max_length=100)
+
+
+class CalendarOut(BaseModel):
+    email: str
+    timezone: str
+    working_days: list[str]
+    hours: str
+    time_off: list[TimeOff]
 
 
 class TaskOut(FromRow):

@@ -110,7 +110,7 @@ async def undo_completion(svc: Services, task_id: str, by: str) -> Task:
                 TaskReopen(task_id=task_id, by=by)
             )
         except WorkflowUpdateFailedError as exc:
-            cause = exc.cause.message if exc.cause is not None else str(exc)  # type: ignore[attr-defined]
+            cause = getattr(exc.cause, "message", None) or str(exc)
             raise Conflict(f"the completion can no longer be undone: {cause}") from None
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
