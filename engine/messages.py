@@ -65,6 +65,7 @@ class ActivityName:
     CREATE_TASK: Final = "create_task"
     ESCALATE_TASK: Final = "escalate_task"
     CLOSE_TASK: Final = "close_task"
+    NOTIFY: Final = "notify"
     UPDATE_CUSTOMER: Final = "update_customer"
     ENROLL_CUSTOMER: Final = "enroll_customer"
     SWEEP_TRIGGERS: Final = "sweep_triggers"
@@ -287,6 +288,28 @@ class EscalateTaskInput(BaseModel):
     now: datetime
     # Link of the escalation chain (0: the first, keyed as before chains existed).
     level: int = 0
+
+
+class NotifyInput(BaseModel):
+    """A `notify` or `webhook` step: a JSON body of templates, for a configured endpoint."""
+
+    enrollment_id: str
+    enrollment_key: str | None = None
+    playbook: str
+    step_id: str
+    iteration: int
+    customer_id: str
+    channel: str
+    endpoint: str
+    body: dict[str, Any]
+    event: EventSignal | None = None
+    now: datetime
+
+
+class NotifyResult(BaseModel):
+    status: str
+    endpoint: str
+    configured: bool
 
 
 class CloseTaskInput(BaseModel):

@@ -94,6 +94,25 @@ class Settings(BaseSettings):
     mail_from_email: str = "success@example.com"
     mail_from_name: str = "Customer Success"
 
+    slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack incoming-webhook URL: task events for the team, and `notify` "
+        "steps with channel slack. Unset: they are captured, not sent.",
+    )
+    notify_webhook_url: str | None = Field(
+        default=None,
+        description="Generic outbound webhook for task events and `notify` steps with "
+        "channel webhook (JSON, signed with NOTIFY_WEBHOOK_SECRET).",
+    )
+    notify_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key of the X-Playbook-Signature header on outbound webhooks.",
+    )
+    webhook_endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description='Named endpoints of `webhook` steps, as JSON: {"crm": "https://..."}.',
+    )
+
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     render_cpu_seconds: float = Field(
         default=1.0,

@@ -118,3 +118,29 @@ def team_calendar(
     click.echo(f"  hours {start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}")
     for first, last in member.time_off:
         click.echo(f"  off   {first}..{last}")
+
+
+@team.command("notify")
+def team_notify() -> None:
+    """Tell team members about their new, due-today and escalated tasks.
+
+    Posts each task event once to Slack and the outbound webhook (when configured) and
+    emails each member one digest a day. Idempotent: run it daily, or hourly, from cron.
+    """
+    from datetime import UTC, datetime
+
+    from activities.mailer import mailer_from_settings
+    from activities.notifier import HttpNotifier
+    from engine.services.notifications import notify_team
+
+    settings, sessions = store()
+    key = settings.sendgrid_api_key
+    mailer = mailer_from_settings(key.get_secret_value() if key else None, settings.sendgrid_host)
+    secret = settings.notify_webhook_secret
+    notifier = HttpNotifier(secret.get_secret_value().encode() if secret else None)
+    report = notify_team(sessions, settings, notifier, mailer, datetime.now(UTC))
+    sent = ", ".join(f"{n} {status}" for status, n in sorted(report.deliveries.items()))
+    click.echo(f"notifications: {sent or 'none'}; digests emailed: {report.digests}")
+    if report.failed:
+        err_console.print(f"[red]{len(report.failed)} still failing; the next run retries them[/]")
+        raise SystemExit(1)
