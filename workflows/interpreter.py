@@ -47,6 +47,8 @@ from engine.messages import (
     EscalateTaskInput,
     EventSignal,
     InterpreterState,
+    NotifyInput,
+    NotifyResult,
     RecordEnrollmentInput,
     SendEmailInput,
     SendEmailResult,
@@ -649,6 +651,41 @@ class Interpreter:
         )
         self._record(step.id, "enroll", started, {"playbook": step.enroll.playbook})
         return step.next
+
+    async def _step_notify(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
+        """A `notify` or `webhook` step: delivered once (keyed like an email) and retried."""
+        assert step.notify is not None
+        try:
+            result: NotifyResult = await workflow.execute_activity(
+                ActivityName.NOTIFY,
+                NotifyInput(
+                    enrollment_id=self.input.enrollment_id,
+                    enrollment_key=self.input.enrollment_key,
+                    playbook=self.plan.playbook,
+                    step_id=step.id,
+                    iteration=iteration,
+                    customer_id=self.input.customer_id,
+                    channel=step.notify.channel,
+                    endpoint=step.notify.endpoint,
+                    body=step.notify.body,
+                    event=self.input.trigger_event,
+                    now=self._now(),
+                ),
+                result_type=NotifyResult,
+                start_to_close_timeout=timedelta(minutes=1),
+                schedule_to_close_timeout=timedelta(days=1),
+                retry_policy=EFFECT_RETRY,
+                heartbeat_timeout=EFFECT_HEARTBEAT,
+            )
+        except ActivityError as err:
+            self._record(step.id, "notify_failed", f"not delivered: {_cause(err)}")
+            return step.next
+        self._record(
+            step.id, "notify", f"{step.notify.endpoint}: {result.status}", result.model_dump()
+        )
+        return step.next
+
+    _step_webhook = _step_notify
 
     async def _step_end(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.end is not None

@@ -41,6 +41,7 @@ from engine.language.plan import (
     ExitPlan,
     GoalPlan,
     MilestonePlan,
+    NotifyPlan,
     RecipientKind,
     SenderPlan,
     StepPlan,
@@ -59,6 +60,7 @@ from engine.language.schema import (
     EndStep,
     EnrollStep,
     MilestoneDefinition,
+    NotifyStep,
     Playbook,
     Sender,
     SendWindow,
@@ -67,6 +69,7 @@ from engine.language.schema import (
     UpdateStep,
     WaitForStep,
     WaitStep,
+    WebhookStep,
     step_action,
 )
 from engine.language.templates import EMAIL_NAMES, TemplateLibrary, check_text
@@ -378,6 +381,21 @@ class _Compiler:
                 update=UpdatePlan(set=up.set, add_tags=up.add_tags, remove_tags=up.remove_tags),
                 **common,
             )
+        if isinstance(step, NotifyStep):
+            self.text((*action_loc, "text"), step.notify.text, self.step_names)
+            channel = step.notify.channel
+            body: dict[str, Any] = {"text": step.notify.text}
+            return StepPlan(
+                notify=NotifyPlan(channel=channel, endpoint=channel, body=body), **common
+            )
+        if isinstance(step, WebhookStep):
+            self._json_templates((*action_loc, "body"), step.webhook.body)
+            return StepPlan(
+                notify=NotifyPlan(
+                    channel="webhook", endpoint=step.webhook.endpoint, body=step.webhook.body
+                ),
+                **common,
+            )
         if isinstance(step, EnrollStep):
             target = step.enroll.playbook
             known = self.project.playbook_ids
@@ -572,6 +590,17 @@ class _Compiler:
             timeout_outcome=timeout_outcome,
             assign=task.assign,
         )
+
+    def _json_templates(self, loc: Loc, value: Any) -> None:
+        """Check every string of a webhook body as a template."""
+        if isinstance(value, str):
+            self.text(loc, value, self.step_names)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self._json_templates((*loc, key), item)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self._json_templates((*loc, i), item)
 
     def _escalations(self, loc: Loc, task: TaskAction) -> list[EscalationPlan]:
         """The chain, each link's delay in seconds (counted on working days when it runs)."""

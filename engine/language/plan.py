@@ -16,7 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 END = "end"
-StepKind = Literal["email", "task", "wait", "wait_for", "branch", "update", "enroll", "end"]
+StepKind = Literal[
+    "email", "task", "wait", "wait_for", "branch", "update", "enroll", "notify", "webhook", "end"
+]
 RecipientKind = Literal["contacts", "owner", "manager", "role", "address"]
 
 
@@ -83,6 +85,14 @@ class TaskPlan(PlanModel):
     assign: str = "round_robin"
 
 
+class NotifyPlan(PlanModel):
+    """A `notify` or `webhook` step: where it goes and its body (templates in strings)."""
+
+    channel: str
+    endpoint: str
+    body: dict[str, Any]
+
+
 class WaitPlan(PlanModel):
     seconds: int | None = None
     until: str | None = None
@@ -136,6 +146,7 @@ class StepPlan(PlanModel):
     branch: BranchPlan | None = None
     update: UpdatePlan | None = None
     enroll: EnrollPlan | None = None
+    notify: NotifyPlan | None = None
     end: EndPlan | None = None
 
 

@@ -27,7 +27,9 @@ from engine.language.durations import DURATION_HELP, parse_duration
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-ACTIONS = ("email", "task", "wait", "wait_for", "branch", "update", "enroll", "end")
+ACTIONS = (
+    "email", "task", "wait", "wait_for", "branch", "update", "enroll", "notify", "webhook", "end",
+)  # fmt: skip
 END = "end"
 TIME_OF_DAY = r"([01]\d|2[0-3]):[0-5]\d"
 
@@ -250,6 +252,24 @@ class TaskAction(Model):
         return self
 
 
+class NotifyAction(Model):
+    """Tell the team: a message to Slack (incoming webhook) or the outbound webhook."""
+
+    channel: Literal["slack", "webhook"] = "slack"
+    text: TextTemplate
+
+
+class WebhookAction(Model):
+    """POST a JSON body (string values are templates) to a configured endpoint (a CRM, a
+    ticketing tool), once, signed and retried like the engine's other webhooks."""
+
+    endpoint: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="A name in WEBHOOK_ENDPOINTS (settings), e.g. 'crm'.",
+    )
+    body: dict[str, Any] = Field(description="The JSON body; strings may use '{{ ... }}'.")
+
+
 class WaitAction(Model):
     """Pause for a duration, or until a date (optionally at a local time)."""
 
@@ -355,6 +375,14 @@ class EnrollStep(StepBase):
     enroll: EnrollAction
 
 
+class NotifyStep(StepBase):
+    notify: NotifyAction
+
+
+class WebhookStep(StepBase):
+    webhook: WebhookAction
+
+
 class EndStep(StepBase):
     end: EndAction = Field(default_factory=EndAction)
 
@@ -378,6 +406,8 @@ Step = Annotated[
     | Annotated[BranchStep, Tag("branch")]
     | Annotated[UpdateStep, Tag("update")]
     | Annotated[EnrollStep, Tag("enroll")]
+    | Annotated[NotifyStep, Tag("notify")]
+    | Annotated[WebhookStep, Tag("webhook")]
     | Annotated[EndStep, Tag("end")],
     Discriminator(
         step_action,

@@ -29,6 +29,7 @@ KINDS = (
     "timeout",
     "update",
     "enroll",
+    "notify",
     "skipped",
     "exit",
     "goal",
@@ -266,7 +267,7 @@ def _entry(
         return TimelineEntry(
             kind="branch", goto=data.get("goto"), because=data.get("because"), **base
         )
-    if kind in ("update", "enroll", "skipped"):
+    if kind in ("update", "enroll", "notify", "skipped"):
         return TimelineEntry(kind=kind, **base)
     if kind == "expression_error":
         return TimelineEntry(kind="skipped", **{**base, "detail": f"error: {record.detail}"})
