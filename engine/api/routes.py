@@ -232,12 +232,16 @@ def put_team_member(email: TeamEmail, body: TeamMemberIn, svc: Svc) -> None:
 def put_team_calendar(email: TeamEmail, body: CalendarIn, svc: Svc) -> CalendarOut:
     """Set when a member works (zone, days, hours, time off): their tasks' due dates and
     escalations fall on their working days."""
+    try:
+        hours = parse_hours(body.hours) if body.hours else None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
     data = team.CalendarData(
         timezone=body.timezone,
         working_days=[WEEKDAYS.index(d) for d in body.working_days]
         if body.working_days is not None
         else None,
-        hours=parse_hours(body.hours) if body.hours else None,
+        hours=hours,
         time_off=[(t.first, t.last) for t in body.time_off] if body.time_off is not None else None,
     )
     return _calendar_out(team.set_calendar(svc.sessions, email, data))

@@ -144,7 +144,7 @@ def set_calendar(sessions: sessionmaker[Session], email: str, data: CalendarData
     if data.timezone is not None:
         try:
             ZoneInfo(data.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Europe' is a folder
             raise Invalid(f"'{data.timezone}' is not an IANA time zone") from None
     if data.working_days is not None and not set(data.working_days) <= set(range(7)):
         raise Invalid("working days are weekday numbers 0 (Monday) to 6 (Sunday)")

@@ -38,8 +38,10 @@ async def test_a_calendar_is_set_in_parts_and_read_back(
     assert (await api.get(url)).json() == put.json()
     bad = await api.put(url, json={"timezone": "Mars/Olympus"})
     assert bad.status_code == 422 and "Mars/Olympus" in bad.json()["detail"]
-    backwards = await api.put(url, json={"hours": "17:00-09:00"})
-    assert backwards.status_code == 422
+    for hours in ("17:00-09:00", "09:00-25:00"):
+        assert (await api.put(url, json={"hours": hours})).status_code == 422, hours
+    folder = await api.put(url, json={"timezone": "Europe"})
+    assert folder.status_code == 422
     missing = await api.get("/api/team/nobody@vendor.example/calendar")
     assert missing.status_code == 404
 
