@@ -1,7 +1,7 @@
 """The CSM's day: task lifecycle, fair assignment, working calendars, notifications.
 
 Revision ID: 0009_tasks
-Revises: 0003_sessions
+Revises: 0004_deployments
 Create Date: 2026-12-03
 
 Adds to `tasks` the snooze, the reason a task was cancelled, how it was assigned and the
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009_tasks"
-down_revision: str | Sequence[str] | None = "0003_sessions"
+down_revision: str | Sequence[str] | None = "0004_deployments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
