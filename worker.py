@@ -17,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.mailer import mailer_from_settings
+from activities.notifier import HttpNotifier
 from activities.registry import PlaybookActivities
 from activities.sweep import SweepActivities
 from engine.language.jinja_env import RenderLimits, set_render_limits
@@ -51,6 +52,12 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
             return str(exc)
 
     set_render_limits(RenderLimits(settings.render_cpu_seconds, settings.render_max_produced))
+    secret = settings.notify_webhook_secret
+    endpoints = dict(settings.webhook_endpoints)
+    if settings.slack_webhook_url is not None:
+        endpoints["slack"] = settings.slack_webhook_url.get_secret_value()
+    if settings.notify_webhook_url:
+        endpoints["webhook"] = settings.notify_webhook_url
     return PlaybookActivities(
         sessions,
         mailer_from_settings(api_key, settings.sendgrid_host),
@@ -59,6 +66,8 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
         default_from_email=settings.mail_from_email,
         default_from_name=settings.mail_from_name,
         enroller=enroller,
+        notifier=HttpNotifier(secret.get_secret_value().encode() if secret else None),
+        endpoints=endpoints,
     )
 
 

@@ -98,7 +98,21 @@ class DecisionActivities(StoreActivities):
                         Task.enrollment_id == input.enrollment_id, Task.status == TaskStatus.OPEN
                     )
                 )
+                reason = _CANCEL_REASONS.get(input.status, "the enrollment ended")
                 for task in open_tasks:
                     repository.cancel_task(
-                        session, task.id, note=f"enrollment ended: {input.outcome}"
+                        session,
+                        task.id,
+                        note=f"enrollment ended: {input.outcome}",
+                        reason=f"{reason} ({input.outcome})",
                     )
+
+
+# Why a task is cancelled when its enrollment is cut short, as the CSM reads it on the task.
+_CANCEL_REASONS: dict[str, str] = {
+    EnrollmentStatus.GOAL_REACHED: "the customer reached the playbook's goal",
+    EnrollmentStatus.EXITED: "the customer left the playbook (exit condition)",
+    EnrollmentStatus.CANCELLED: "the enrollment was cancelled",
+    EnrollmentStatus.FAILED: "the enrollment failed",
+    EnrollmentStatus.TERMINATED: "the enrollment was terminated",
+}

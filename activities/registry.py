@@ -17,6 +17,8 @@ from activities.customers import CustomerActivities, Enroller
 from activities.decisions import DecisionActivities
 from activities.email import EmailActivities, EmailOptions
 from activities.mailer import Mailer
+from activities.notifications import NotifyActivities
+from activities.notifier import Notifier
 from activities.tasks import TaskActivities
 
 
@@ -29,15 +31,19 @@ class PlaybookActivities:
         mailer: Mailer | None = None,
         *,
         enroller: Enroller | None = None,
+        notifier: Notifier | None = None,
+        endpoints: dict[str, str] | None = None,
         **email: Unpack[EmailOptions],
     ) -> None:
         self.decisions = DecisionActivities(sessions)
         self.email = EmailActivities(sessions, mailer, **email)
         self.tasks = TaskActivities(sessions)
         self.customers = CustomerActivities(sessions, enroller)
+        # No notifier (the simulator, tests): notify and webhook steps are captured.
+        self.notify = NotifyActivities(sessions, notifier, endpoints)
 
     def _groups(self) -> tuple[StoreActivities, ...]:
-        return (self.decisions, self.email, self.tasks, self.customers)
+        return (self.decisions, self.email, self.tasks, self.customers, self.notify)
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -58,6 +64,8 @@ class PlaybookActivities:
             self.decisions.record_enrollment,
             self.email.send_email,
             self.tasks.create_task,
+            self.tasks.close_task,
+            self.notify.notify,
             self.tasks.escalate_task,
             self.customers.update_customer,
             self.customers.enroll_customer,

@@ -53,6 +53,7 @@ class UpdateName:
     RESUME: Final = "resume"
     SKIP_TO_STEP: Final = "skip_to_step"
     CANCEL: Final = "cancel"
+    REOPEN_TASK: Final = "reopen_task"
 
 
 class ActivityName:
@@ -64,6 +65,8 @@ class ActivityName:
     SEND_EMAIL: Final = "send_email"
     CREATE_TASK: Final = "create_task"
     ESCALATE_TASK: Final = "escalate_task"
+    CLOSE_TASK: Final = "close_task"
+    NOTIFY: Final = "notify"
     UPDATE_CUSTOMER: Final = "update_customer"
     ENROLL_CUSTOMER: Final = "enroll_customer"
     SWEEP_TRIGGERS: Final = "sweep_triggers"
@@ -88,6 +91,16 @@ class TaskCompletion(BaseModel):
     outcome: str
     note: str | None = None
     completed_by: str | None = None
+    # The workflow holds the completion this long before acting on it, so that it can be
+    # undone (`reopen_task`); 0 (completions sent before undo existed) acts at once.
+    undo_seconds: int = 0
+
+
+class TaskReopen(BaseModel):
+    """Undo a task's completion within its undo window (``reopen_task`` update)."""
+
+    task_id: str
+    by: str | None = None
 
 
 class CustomerChanged(BaseModel):
@@ -298,6 +311,11 @@ class TaskRef(BaseModel):
     title: str
     due_at: datetime | None = None
     priority: str = "normal"
+    # When each link of the plan's escalation chain fires, on the assignee's working days;
+    # decided by `create_task` and so recorded in history (empty for older tasks).
+    escalate_at: list[datetime] = Field(default_factory=list)
+    # How the assignee was chosen (owner, manager, round_robin, least_open, address).
+    assigned_by: str | None = None
 
 
 class EscalateTaskInput(BaseModel):
@@ -308,6 +326,37 @@ class EscalateTaskInput(BaseModel):
     customer_id: str
     escalate_to: str
     now: datetime
+    # Link of the escalation chain (0: the first, keyed as before chains existed).
+    level: int = 0
+
+
+class NotifyInput(BaseModel):
+    """A `notify` or `webhook` step: a JSON body of templates, for a configured endpoint."""
+
+    enrollment_id: str
+    enrollment_key: str | None = None
+    playbook: str
+    step_id: str
+    iteration: int
+    customer_id: str
+    channel: str
+    endpoint: str
+    body: dict[str, Any]
+    event: EventSignal | None = None
+    now: datetime
+
+
+class NotifyResult(BaseModel):
+    status: str
+    endpoint: str
+    configured: bool
+
+
+class CloseTaskInput(BaseModel):
+    """Cancel an open task and say why (it timed out, its enrollment moved on)."""
+
+    task_id: str
+    reason: str
 
 
 class CheckMilestoneInput(BaseModel):

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "playbooks"
+    task_undo_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="How long a task's completion can be undone; the enrollment acts on it "
+        "only then. 0 acts at once and offers no undo.",
+    )
     temporal_tls_cert: Path | None = Field(default=None, description="Client cert (PEM) path.")
     temporal_tls_key: Path | None = Field(default=None, description="Client key (PEM) path.")
     temporal_api_key: SecretStr | None = None
@@ -86,6 +93,25 @@ class Settings(BaseSettings):
     public_base_url: str = "http://localhost:8000"
     mail_from_email: str = "success@example.com"
     mail_from_name: str = "Customer Success"
+
+    slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack incoming-webhook URL: task events for the team, and `notify` "
+        "steps with channel slack. Unset: they are captured, not sent.",
+    )
+    notify_webhook_url: str | None = Field(
+        default=None,
+        description="Generic outbound webhook for task events and `notify` steps with "
+        "channel webhook (JSON, signed with NOTIFY_WEBHOOK_SECRET).",
+    )
+    notify_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key of the X-Playbook-Signature header on outbound webhooks.",
+    )
+    webhook_endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description='Named endpoints of `webhook` steps, as JSON: {"crm": "https://..."}.',
+    )
 
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     render_cpu_seconds: float = Field(

@@ -36,6 +36,7 @@ from engine.messages import (
     ActivityName,
     CancelRequest,
     CheckMilestoneInput,
+    CloseTaskInput,
     CreateTaskInput,
     CustomerChanged,
     DecideInput,
@@ -47,6 +48,8 @@ from engine.messages import (
     EscalateTaskInput,
     EventSignal,
     InterpreterState,
+    NotifyInput,
+    NotifyResult,
     RecordEnrollmentInput,
     SendEmailInput,
     SendEmailResult,
@@ -55,6 +58,7 @@ from engine.messages import (
     StepRecord,
     TaskCompletion,
     TaskRef,
+    TaskReopen,
     UpdateCustomerInput,
 )
 from engine.statuses import EnrollmentStatus
@@ -70,6 +74,9 @@ PATCH_EVENTS_BEFORE_WAIT = "events-before-wait-count"
 STEP_KEY = SearchAttributeKey.for_keyword(SA_STEP)
 # `workflow.patched` ids of behaviour changes to the interpreter (see the replay tests).
 PATCH_PAUSED_WAKES_ON_EVENTS = "paused-wakes-on-events"
+# A completion sent with an undo window is held that long (and can be reopened) before the
+# enrollment acts on it; histories recorded before undo acted at once.
+PATCH_TASK_UNDO = "task-undo-window"
 # A `customer_changed` signal re-evaluates a running `wait: until` (its deadline follows a
 # moved date) and the cycle's trigger date (a move past the cycle's anchor ends it). Before,
 # the signal did not exist: a history in which one arrived unhandled must replay unchanged.
@@ -117,6 +124,8 @@ class Interpreter:
         self.state = input.state or InterpreterState(current=input.plan.start)
         self.inbox: list[EventSignal] = []
         self.completions: dict[str, TaskCompletion] = {}
+        # Tasks whose completion (or timeout) the enrollment acted on: no longer undoable.
+        self.accepted_tasks: set[str] = set()
         self.finish: _Finish | None = None
         self.skip_to: str | None = None
         self.waiting_for: str | None = None
@@ -141,6 +150,17 @@ class Interpreter:
     def task_completed(self, completion: TaskCompletion) -> None:
         """A CSM completed a task this enrollment created."""
         self.completions.setdefault(completion.task_id, completion)
+
+    def reopen_task(self, request: TaskReopen) -> None:
+        """Take back a completion the enrollment has not acted on (the CSM's undo)."""
+        self.completions.pop(request.task_id, None)
+
+    def validate_reopen_task(self, request: TaskReopen) -> None:
+        """Refuse once the enrollment has acted on the completion (moved on)."""
+        if request.task_id in self.accepted_tasks:
+            raise ValueError("the enrollment has already acted on this completion")
+        if self.finish is not None:
+            raise ValueError("the enrollment is ending")
 
     def customer_changed(self, change: CustomerChanged) -> None:
         """The customer's data changed: the running wait re-evaluates its date."""
@@ -368,44 +388,157 @@ class Interpreter:
         if not task.wait:
             return step.next
         done: Callable[[], bool] = lambda: ref.task_id in self.completions  # noqa: E731
+        # Plans with a chain or a timeout were compiled by this code, so their commands
+        # need no patch; older plans keep the single escalation below, command for command.
+        lifecycle = bool(task.escalations) or task.timeout_seconds is not None
+        timeout_at = (
+            self._now() + timedelta(seconds=task.timeout_seconds)
+            if task.timeout_seconds is not None
+            else None
+        )
+        escalated = 0
+        while True:
+            if lifecycle:
+                outcome, escalated = await self._await_task(step, ref, done, timeout_at, escalated)
+            else:
+                outcome, escalated = await self._await_task_single(step, ref, done, escalated)
+            if outcome == "interrupted":
+                return self._interrupted_next(step)
+            if outcome == "timed_out":
+                return await self._task_timed_out(step, ref)
+            completion = self.completions[ref.task_id]
+            if completion.undo_seconds and workflow.patched(PATCH_TASK_UNDO):
+                held = await self._hold_for_undo(step.id, ref, completion.undo_seconds)
+                if held == "reopened":
+                    continue
+                if held == "interrupted":
+                    return self._interrupted_next(step)
+            self.accepted_tasks.add(ref.task_id)
+            self._record(
+                step.id,
+                "task_completed",
+                completion.outcome,
+                {
+                    "task_id": ref.task_id,
+                    "outcome": completion.outcome,
+                    "by": completion.completed_by,
+                },
+            )
+            return task.on_outcome.get(completion.outcome, step.next)
+
+    async def _await_task_single(
+        self, step: StepPlan, ref: TaskRef, done: Callable[[], bool], escalated: int
+    ) -> tuple[str, int]:
+        """A task of a plan without a chain: one escalation after `escalate_after`."""
+        task = step.task
+        assert task is not None
         deadline = None
-        if task.escalate_after_seconds is not None:
+        if task.escalate_after_seconds is not None and not escalated:
             deadline = self._now() + timedelta(seconds=task.escalate_after_seconds)
         label = f"task '{ref.title}'"
         outcome = await self._wait(step.id, label, deadline, done)
         if outcome == "timeout":
-            await workflow.execute_activity(
-                ActivityName.ESCALATE_TASK,
-                EscalateTaskInput(
-                    task_id=ref.task_id,
-                    enrollment_id=self.input.enrollment_id,
-                    playbook=self.plan.playbook,
-                    step_id=step.id,
-                    customer_id=self.input.customer_id,
-                    escalate_to=task.escalate_to,
-                    now=self._now(),
-                ),
-                start_to_close_timeout=timedelta(minutes=1),
-                retry_policy=EFFECT_RETRY,
-                heartbeat_timeout=EFFECT_HEARTBEAT,
-            )
-            self._record(
-                step.id,
-                "task_escalated",
-                f"escalated to {task.escalate_to}",
-                {"task_id": ref.task_id},
-            )
+            await self._escalate(step, ref, task.escalate_to, 0)
+            escalated = 1
             outcome = await self._wait(step.id, label, None, done)
-        if outcome == "interrupted":
-            return self._interrupted_next(step)
-        completion = self.completions[ref.task_id]
+        return outcome, escalated
+
+    async def _await_task(
+        self,
+        step: StepPlan,
+        ref: TaskRef,
+        done: Callable[[], bool],
+        timeout_at: datetime | None,
+        escalated: int,
+    ) -> tuple[str, int]:
+        """Wait for the task through its escalation chain, until done or its timeout."""
+        task = step.task
+        assert task is not None
+        label = f"task '{ref.title}'"
+        while True:
+            next_link: datetime | None = None
+            if escalated < len(task.escalations):
+                next_link = (
+                    ref.escalate_at[escalated]
+                    if escalated < len(ref.escalate_at)
+                    else self._now() + timedelta(seconds=task.escalations[escalated].after_seconds)
+                )
+            deadlines = [d for d in (next_link, timeout_at) if d is not None]
+            outcome = await self._wait(step.id, label, min(deadlines, default=None), done)
+            if outcome != "timeout":
+                return outcome, escalated
+            if timeout_at is not None and self._now() >= timeout_at:
+                return "timed_out", escalated
+            await self._escalate(step, ref, task.escalations[escalated].to, escalated)
+            escalated += 1
+
+    async def _escalate(self, step: StepPlan, ref: TaskRef, to: str, level: int) -> None:
+        await workflow.execute_activity(
+            ActivityName.ESCALATE_TASK,
+            EscalateTaskInput(
+                task_id=ref.task_id,
+                enrollment_id=self.input.enrollment_id,
+                playbook=self.plan.playbook,
+                step_id=step.id,
+                customer_id=self.input.customer_id,
+                escalate_to=to,
+                now=self._now(),
+                level=level,
+            ),
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=EFFECT_RETRY,
+            heartbeat_timeout=EFFECT_HEARTBEAT,
+        )
+        self._record(step.id, "task_escalated", f"escalated to {to}", {"task_id": ref.task_id})
+
+    async def _task_timed_out(self, step: StepPlan, ref: TaskRef) -> str:
+        """The task's `timeout` passed: close it, then assume its outcome or go to a step."""
+        task = step.task
+        assert task is not None
+        if task.timeout_outcome is not None:
+            reason = f"timed out; outcome '{task.timeout_outcome}' assumed"
+            target = task.on_outcome.get(task.timeout_outcome, step.next)
+        else:
+            target = task.on_timeout or step.next
+            reason = f"timed out; the playbook went on to '{target}'"
+        await workflow.execute_activity(
+            ActivityName.CLOSE_TASK,
+            CloseTaskInput(task_id=ref.task_id, reason=reason),
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=EFFECT_RETRY,
+            heartbeat_timeout=EFFECT_HEARTBEAT,
+        )
+        self.accepted_tasks.add(ref.task_id)
         self._record(
             step.id,
-            "task_completed",
-            completion.outcome,
-            {"task_id": ref.task_id, "outcome": completion.outcome, "by": completion.completed_by},
+            "task_timed_out",
+            reason,
+            {"task_id": ref.task_id, "outcome": task.timeout_outcome, "next": target},
         )
-        return task.on_outcome.get(completion.outcome, step.next)
+        return target
+
+    async def _hold_for_undo(self, step_id: str, ref: TaskRef, seconds: int) -> str:
+        """Hold a completion for its undo window: 'accepted', 'reopened' or 'interrupted'."""
+        self.waiting_for = f"the undo window of task '{ref.title}'"
+        self.waiting_until = self._now() + timedelta(seconds=seconds)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: (
+                        ref.task_id not in self.completions
+                        or self.finish is not None
+                        or self.skip_to is not None
+                    ),
+                    timeout=timedelta(seconds=seconds),
+                )
+        finally:
+            self.waiting_for = self.waiting_until = None
+        if ref.task_id not in self.completions:
+            self._record(step_id, "task_reopened", "completion undone", {"task_id": ref.task_id})
+            return "reopened"
+        if self.finish is not None or self.skip_to is not None:
+            return "interrupted"
+        return "accepted"
 
     async def _step_wait(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         wait = step.wait
@@ -561,6 +694,41 @@ class Interpreter:
         )
         self._record(step.id, "enroll", started, {"playbook": step.enroll.playbook})
         return step.next
+
+    async def _step_notify(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
+        """A `notify` or `webhook` step: delivered once (keyed like an email) and retried."""
+        assert step.notify is not None
+        try:
+            result: NotifyResult = await workflow.execute_activity(
+                ActivityName.NOTIFY,
+                NotifyInput(
+                    enrollment_id=self.input.enrollment_id,
+                    enrollment_key=self.input.enrollment_key,
+                    playbook=self.plan.playbook,
+                    step_id=step.id,
+                    iteration=iteration,
+                    customer_id=self.input.customer_id,
+                    channel=step.notify.channel,
+                    endpoint=step.notify.endpoint,
+                    body=step.notify.body,
+                    event=self.input.trigger_event,
+                    now=self._now(),
+                ),
+                result_type=NotifyResult,
+                start_to_close_timeout=timedelta(minutes=1),
+                schedule_to_close_timeout=timedelta(days=1),
+                retry_policy=EFFECT_RETRY,
+                heartbeat_timeout=EFFECT_HEARTBEAT,
+            )
+        except ActivityError as err:
+            self._record(step.id, "notify_failed", f"not delivered: {_cause(err)}")
+            return step.next
+        self._record(
+            step.id, "notify", f"{step.notify.endpoint}: {result.status}", result.model_dump()
+        )
+        return step.next
+
+    _step_webhook = _step_notify
 
     async def _step_end(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.end is not None

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         SignalName,
         SkipRequest,
         TaskCompletion,
+        TaskReopen,
         UpdateName,
     )
     from workflows.interpreter import Interpreter
@@ -100,6 +101,15 @@ class PlaybookWorkflow:
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
         self.interpreter.validate_cancel(request)
+
+    @workflow.update(name=UpdateName.REOPEN_TASK)
+    def reopen_task(self, request: TaskReopen) -> None:
+        """Take back a task's completion the enrollment has not acted on yet (undo)."""
+        self.interpreter.reopen_task(request)
+
+    @reopen_task.validator
+    def _validate_reopen_task(self, request: TaskReopen) -> None:
+        self.interpreter.validate_reopen_task(request)
 
     # -- query -----------------------------------------------------------------------------
     @workflow.query(name=QueryName.STATUS)

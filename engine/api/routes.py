@@ -24,6 +24,8 @@ from engine.api.auth import Caller, Requires, hash_password, require_token
 from engine.api.schemas import (
     EMAIL,
     ID,
+    CalendarIn,
+    CalendarOut,
     CancelIn,
     CustomerIn,
     CustomerOut,
@@ -34,19 +36,26 @@ from engine.api.schemas import (
     EventResult,
     EventsResponse,
     SkipIn,
+    TaskCommentIn,
+    TaskCommentOut,
     TaskComplete,
+    TaskCompleteMany,
+    TaskCompleteManyOut,
     TaskOut,
     TaskReassign,
+    TaskSnooze,
     TeamMemberIn,
+    TimeOff,
     TokenCreated,
     TokenIn,
     TokenOut,
 )
+from engine.language.workdays import WEEKDAYS, parse_hours, parse_time_off
 from engine.messages import EnrollmentSnapshot
 from engine.scopes import Scope
 from engine.services import Services, customers, enrollments, tasks, team, tokens
 from engine.store import repository
-from engine.store.models import Task
+from engine.store.models import Task, TeamMember
 
 
 def _renderable(error: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +182,9 @@ async def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> C
         payload = repository.CustomerData(id=customer_id, **data)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+    if payload.owner_email:
+        with svc.sessions() as session:
+            team.require_member(session, payload.owner_email)  # 422 for a stranger
     changed = customers.save_customer(svc.sessions, payload)
     try:
         await customers.notify_changed(svc.client, svc.sessions, customer_id, changed)
@@ -223,6 +235,45 @@ def put_team_member(email: TeamEmail, body: TeamMemberIn, svc: Svc) -> None:
             is_admin=body.is_admin,
             password_hash=hash_password(body.password) if body.password else None,
         ),
+    )
+
+
+@router.put(
+    "/team/{email}/calendar", response_model=CalendarOut, tags=["customers"], dependencies=Admin
+)
+def put_team_calendar(email: TeamEmail, body: CalendarIn, svc: Svc) -> CalendarOut:
+    """Set when a member works (zone, days, hours, time off): their tasks' due dates and
+    escalations fall on their working days."""
+    try:
+        hours = parse_hours(body.hours) if body.hours else None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+    data = team.CalendarData(
+        timezone=body.timezone,
+        working_days=[WEEKDAYS.index(d) for d in body.working_days]
+        if body.working_days is not None
+        else None,
+        hours=hours,
+        time_off=[(t.first, t.last) for t in body.time_off] if body.time_off is not None else None,
+    )
+    return _calendar_out(team.set_calendar(svc.sessions, email, data))
+
+
+@router.get(
+    "/team/{email}/calendar", response_model=CalendarOut, tags=["customers"], dependencies=Operate
+)
+def get_team_calendar(email: TeamEmail, svc: Svc) -> CalendarOut:
+    return _calendar_out(team.get_member(svc.sessions, email))
+
+
+def _calendar_out(member: TeamMember) -> CalendarOut:
+    start, end = member.work_start_minute, member.work_end_minute
+    return CalendarOut(
+        email=member.email,
+        timezone=member.timezone,
+        working_days=[WEEKDAYS[d] for d in member.working_days],
+        hours=f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}",
+        time_off=[TimeOff(first=a, last=b) for a, b in parse_time_off(member.time_off)],
     )
 
 
@@ -295,8 +346,61 @@ async def complete_task(task_id: str, body: TaskComplete, svc: Svc, caller: Auth
 @router.post(
     "/tasks/{task_id}/reassign", response_model=TaskOut, tags=["tasks"], dependencies=Operate
 )
-def reassign_task(task_id: str, body: TaskReassign, svc: Svc) -> TaskOut:
-    return TaskOut.model_validate(tasks.reassign_task(svc, task_id, body.assignee))
+def reassign_task(task_id: str, body: TaskReassign, svc: Svc, caller: Authed) -> TaskOut:
+    """Give an open task to another team member (422 for someone not on the team)."""
+    task = tasks.reassign_task(svc, task_id, body.assignee, by=caller.actor)
+    return TaskOut.model_validate(task)
+
+
+@router.post(
+    "/tasks/complete",
+    response_model=TaskCompleteManyOut,
+    tags=["tasks"],
+    dependencies=Operate,
+)
+async def complete_tasks(body: TaskCompleteMany, svc: Svc, caller: Authed) -> TaskCompleteManyOut:
+    """Complete several tasks with one outcome; those that cannot be are listed as refused."""
+    result = await tasks.complete_tasks(svc, body.task_ids, body.outcome, caller.actor, body.note)
+    return TaskCompleteManyOut(
+        completed=[TaskOut.model_validate(t) for t in result.completed], refused=result.refused
+    )
+
+
+@router.post("/tasks/{task_id}/undo", response_model=TaskOut, tags=["tasks"], dependencies=Operate)
+async def undo_task_completion(task_id: str, svc: Svc, caller: Authed) -> TaskOut:
+    """Reopen a task completed moments ago (within `TASK_UNDO_SECONDS`); 409 once too late."""
+    return TaskOut.model_validate(await tasks.undo_completion(svc, task_id, caller.actor))
+
+
+@router.post(
+    "/tasks/{task_id}/snooze", response_model=TaskOut, tags=["tasks"], dependencies=Operate
+)
+def snooze_task(task_id: str, body: TaskSnooze, svc: Svc) -> TaskOut:
+    """Hide an open task from the inbox until a time; its due date and escalations stay."""
+    return TaskOut.model_validate(tasks.snooze_task(svc, task_id, body.until))
+
+
+@router.get(
+    "/tasks/{task_id}/comments",
+    response_model=list[TaskCommentOut],
+    tags=["tasks"],
+    dependencies=Operate,
+)
+def list_task_comments(task_id: str, svc: Svc) -> list[TaskCommentOut]:
+    return [TaskCommentOut.model_validate(c) for c in tasks.task_comments(svc, task_id)]
+
+
+@router.post(
+    "/tasks/{task_id}/comments",
+    response_model=TaskCommentOut,
+    status_code=201,
+    tags=["tasks"],
+    dependencies=Operate,
+)
+def comment_on_task(task_id: str, body: TaskCommentIn, svc: Svc, caller: Authed) -> TaskCommentOut:
+    """Leave a note on a task, signed by the caller."""
+    comment = tasks.comment_on_task(svc, task_id, caller.actor, body.body)
+    return TaskCommentOut.model_validate(comment)
 
 
 # -- enrollments -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -167,6 +167,30 @@ class TeamMemberIn(Strict):
     )
 
 
+class TimeOff(BaseModel):
+    first: date = Field(description="First day off (inclusive).")
+    last: date = Field(description="Last day off (inclusive).")
+
+
+class CalendarIn(Strict):
+    """When a member works; parts left out stay as they are."""
+
+    timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Berlin"])
+    working_days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None
+    hours: str | None = Field(
+        default=None, pattern=r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$", examples=["09:00-17:30"]
+    )
+    time_off: list[TimeOff] | None = Field(default=None, max_length=100)
+
+
+class CalendarOut(BaseModel):
+    email: str
+    timezone: str
+    working_days: list[str]
+    hours: str
+    time_off: list[TimeOff]
+
+
 class TaskOut(FromRow):
     id: str
     enrollment_id: str | None
@@ -182,6 +206,41 @@ class TaskOut(FromRow):
     status: str
     outcome: str | None
     escalation_of: str | None
+    snoozed_until: datetime | None = None
+    cancel_reason: str | None = None
+    assigned_by: str | None = None
+    undo_until: datetime | None = Field(
+        default=None, description="Until then the completion can be undone (POST .../undo)."
+    )
+
+
+class TaskCompleteMany(Strict):
+    """Complete several tasks with one outcome; each is completed or refused on its own."""
+
+    task_ids: list[str] = Field(min_length=1, max_length=200)
+    outcome: str = Field(min_length=1, max_length=64)
+    note: str | None = Field(default=None, max_length=5000)
+
+
+class TaskCompleteManyOut(BaseModel):
+    completed: list[TaskOut]
+    refused: dict[str, str] = Field(description="Task id -> why it was not completed.")
+
+
+class TaskSnooze(Strict):
+    until: datetime | None = Field(description="Hidden from the inbox until then; null wakes it.")
+
+
+class TaskCommentIn(Strict):
+    body: str = Field(min_length=1, max_length=5000)
+
+
+class TaskCommentOut(FromRow):
+    id: int
+    task_id: str
+    author: str
+    body: str
+    created_at: datetime
 
 
 class TaskComplete(Strict):

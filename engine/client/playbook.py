@@ -31,6 +31,7 @@ from engine.messages import (
     EventSignal,
     SkipRequest,
     TaskCompletion,
+    TaskReopen,
 )
 from workflows.playbook import PlaybookWorkflow
 
@@ -80,6 +81,10 @@ class EnrollmentHandle:
 
     async def cancel(self, request: CancelRequest) -> EnrollmentSnapshot:
         return await self.workflow.execute_update(PlaybookWorkflow.cancel, request)
+
+    async def reopen_task(self, request: TaskReopen) -> None:
+        """Update `reopen_task`: take back a completion still in its undo window."""
+        await self.workflow.execute_update(PlaybookWorkflow.reopen_task, request)
 
 
 async def start_enrollment(

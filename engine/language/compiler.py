@@ -37,10 +37,12 @@ from engine.language.plan import (
     EmailPlan,
     EndPlan,
     EnrollPlan,
+    EscalationPlan,
     ExitPlan,
     GoalPlan,
     LatePlan,
     MilestonePlan,
+    NotifyPlan,
     RecipientKind,
     SenderPlan,
     StepPlan,
@@ -60,13 +62,16 @@ from engine.language.schema import (
     EnrollStep,
     Late,
     MilestoneDefinition,
+    NotifyStep,
     Playbook,
     Sender,
     SendWindow,
+    TaskAction,
     TaskStep,
     UpdateStep,
     WaitForStep,
     WaitStep,
+    WebhookStep,
     step_action,
 )
 from engine.language.templates import EMAIL_NAMES, TemplateLibrary, check_text
@@ -431,6 +436,21 @@ class _Compiler:
                 update=UpdatePlan(set=up.set, add_tags=up.add_tags, remove_tags=up.remove_tags),
                 **common,
             )
+        if isinstance(step, NotifyStep):
+            self.text((*action_loc, "text"), step.notify.text, self.step_names)
+            channel = step.notify.channel
+            body: dict[str, Any] = {"text": step.notify.text}
+            return StepPlan(
+                notify=NotifyPlan(channel=channel, endpoint=channel, body=body), **common
+            )
+        if isinstance(step, WebhookStep):
+            self._json_templates((*action_loc, "body"), step.webhook.body)
+            return StepPlan(
+                notify=NotifyPlan(
+                    channel="webhook", endpoint=step.webhook.endpoint, body=step.webhook.body
+                ),
+                **common,
+            )
         if isinstance(step, EnrollStep):
             target = step.enroll.playbook
             known = self.project.playbook_ids
@@ -604,6 +624,8 @@ class _Compiler:
                 "'escalate_after' without 'wait: true' escalates only while the "
                 "playbook waits; it has no effect here",
             )
+        chain = self._escalations(loc, task)
+        timeout_outcome, on_timeout = self._task_timeout(loc, step, ids)
         return TaskPlan(
             title=task.title,
             description=task.description,
@@ -617,7 +639,63 @@ class _Compiler:
             ),
             escalate_to=task.escalate_to,
             on_outcome=task.on_outcome,
+            escalations=chain,
+            timeout_seconds=parse_duration(task.timeout) if task.timeout else None,
+            on_timeout=on_timeout,
+            timeout_outcome=timeout_outcome,
+            assign=task.assign,
         )
+
+    def _json_templates(self, loc: Loc, value: Any) -> None:
+        """Check every string of a webhook body as a template."""
+        if isinstance(value, str):
+            self.text(loc, value, self.step_names)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self._json_templates((*loc, key), item)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self._json_templates((*loc, i), item)
+
+    def _escalations(self, loc: Loc, task: TaskAction) -> list[EscalationPlan]:
+        """The chain, each link's delay in seconds (counted on working days when it runs)."""
+        for i, link in enumerate(task.escalate or []):
+            self._assignee((*loc, "escalate", i, "to"), link.to, ("owner", "manager"))
+        if task.escalate and not task.wait:
+            self.warning(
+                (*loc, "escalate"),
+                "'escalate' without 'wait: true' escalates only while the playbook waits; "
+                "it has no effect here",
+            )
+        if task.escalate is None and task.escalate_after:
+            # The one-link form: the same chain, so it too counts working days.
+            return [
+                EscalationPlan(
+                    to=task.escalate_to, after_seconds=parse_duration(task.escalate_after)
+                )
+            ]
+        return [
+            EscalationPlan(to=link.to, after_seconds=parse_duration(link.after))
+            for link in task.escalate or []
+        ]
+
+    def _task_timeout(
+        self, loc: Loc, step: TaskStep, ids: set[str]
+    ) -> tuple[str | None, str | None]:
+        """(outcome assumed, step to go to) on timeout; warns when a wait has no timeout."""
+        task = step.task
+        if task.wait and task.timeout is None:
+            self.warning(
+                loc,
+                f"task step '{step.id}' waits with no timeout: a task nobody completes holds "
+                "the enrollment forever; add 'timeout' and 'on_timeout'",
+            )
+        if task.timeout and not task.wait:
+            self.warning((*loc, "timeout"), "'timeout' without 'wait: true' has no effect here")
+        if task.on_timeout is None or task.on_timeout in task.outcomes:
+            return task.on_timeout, None
+        self._ref((*loc, "on_timeout"), task.on_timeout, ids)
+        return None, task.on_timeout
 
     def _wait_for(self, loc: Loc, step: WaitForStep, ids: set[str], following: str) -> WaitForPlan:
         wf = step.wait_for

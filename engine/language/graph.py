@@ -30,6 +30,8 @@ def _label(step: StepPlan) -> str:
         what = "update customer"
     elif step.enroll:
         what = f"enroll in {step.enroll.playbook}"
+    elif step.notify:
+        what = f"{step.kind} {step.notify.endpoint}"
     else:
         what = f"end: {step.end.outcome if step.end else 'completed'}"
     text = f"{step.id}<br/>{what}".replace('"', "'")

@@ -38,6 +38,8 @@ MODEL_NAMES = {
     "BranchCase": "branch case",
     "UpdateAction": "update",
     "EnrollAction": "enroll",
+    "NotifyAction": "notify",
+    "WebhookAction": "webhook",
     "EndAction": "end",
     "MilestoneDefinition": "milestone",
     "MilestoneFile": "milestones file",

@@ -16,7 +16,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 END = "end"
-StepKind = Literal["email", "task", "wait", "wait_for", "branch", "update", "enroll", "end"]
+StepKind = Literal[
+    "email", "task", "wait", "wait_for", "branch", "update", "enroll", "notify", "webhook", "end"
+]
 RecipientKind = Literal["contacts", "owner", "manager", "role", "address"]
 
 
@@ -69,6 +71,13 @@ class EmailPlan(PlanModel):
     reply_to: str | None = None
 
 
+class EscalationPlan(PlanModel):
+    """One link of a task's escalation chain: to whom, this long after the previous link."""
+
+    to: str
+    after_seconds: int
+
+
 class TaskPlan(PlanModel):
     title: str
     description: str | None = None
@@ -80,6 +89,21 @@ class TaskPlan(PlanModel):
     escalate_after_seconds: int | None = None
     escalate_to: str = "manager"
     on_outcome: dict[str, str] = Field(default_factory=dict)
+    # Plans compiled before chains carry `escalate_after_seconds`; newer ones `escalations`
+    # (delays on the assignee's working days), so recorded histories replay unchanged.
+    escalations: list[EscalationPlan] = Field(default_factory=list)
+    timeout_seconds: int | None = None
+    on_timeout: str | None = Field(default=None, description="Step to go to on timeout.")
+    timeout_outcome: str | None = Field(default=None, description="Outcome assumed on timeout.")
+    assign: str = "round_robin"
+
+
+class NotifyPlan(PlanModel):
+    """A `notify` or `webhook` step: where it goes and its body (templates in strings)."""
+
+    channel: str
+    endpoint: str
+    body: dict[str, Any]
 
 
 class WaitPlan(PlanModel):
@@ -142,6 +166,7 @@ class StepPlan(PlanModel):
     branch: BranchPlan | None = None
     update: UpdatePlan | None = None
     enroll: EnrollPlan | None = None
+    notify: NotifyPlan | None = None
     end: EndPlan | None = None
 
 

@@ -27,7 +27,9 @@ from engine.language.durations import DURATION_HELP, parse_duration
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-ACTIONS = ("email", "task", "wait", "wait_for", "branch", "update", "enroll", "end")
+ACTIONS = (
+    "email", "task", "wait", "wait_for", "branch", "update", "enroll", "notify", "webhook", "end",
+)  # fmt: skip
 END = "end"
 TIME_OF_DAY = r"([01]\d|2[0-3]):[0-5]\d"
 
@@ -241,6 +243,13 @@ class EmailAction(Model):
         return self
 
 
+class EscalationLink(Model):
+    """One link of an escalation chain: whom to tell, and how long after the previous link."""
+
+    to: str = Field(description="owner | manager | role:<name> | an email address.")
+    after: Duration = Field(description="Working days (or hours) after the previous link.")
+
+
 class TaskAction(Model):
     """Create a task (a CTA) for a person on the customer's team."""
 
@@ -257,7 +266,50 @@ class TaskAction(Model):
     wait: bool = Field(default=False, description="Hold the playbook until the task is done.")
     escalate_after: Duration | None = None
     escalate_to: str = Field(default="manager", description="manager | owner | an email.")
+    escalate: list[EscalationLink] | None = Field(
+        default=None,
+        description="An escalation chain (e.g. owner, then manager, then a role), each link "
+        "after its delay on the assignee's working days; replaces escalate_after/escalate_to.",
+    )
     on_outcome: dict[str, StepRef] = Field(default_factory=dict)
+    timeout: Duration | None = Field(
+        default=None, description="How long a waiting task may stay open before on_timeout."
+    )
+    on_timeout: str | None = Field(
+        default=None,
+        description="When the timeout passes: one of the task's outcomes (assumed) or a step "
+        "id (or 'end') to go to; the next step when left out.",
+    )
+    assign: Literal["round_robin", "least_open"] = Field(
+        default="round_robin",
+        description="How a role:<name> assignee picks among the role's members.",
+    )
+
+    @model_validator(mode="after")
+    def _one_escalation_style(self) -> TaskAction:
+        if self.escalate is not None and self.escalate_after is not None:
+            raise ValueError("use either 'escalate' (a chain) or 'escalate_after', not both")
+        if self.on_timeout and not self.timeout:
+            raise ValueError("'on_timeout' needs a 'timeout'")
+        return self
+
+
+class NotifyAction(Model):
+    """Tell the team: a message to Slack (incoming webhook) or the outbound webhook."""
+
+    channel: Literal["slack", "webhook"] = "slack"
+    text: TextTemplate
+
+
+class WebhookAction(Model):
+    """POST a JSON body (string values are templates) to a configured endpoint (a CRM, a
+    ticketing tool), once, signed and retried like the engine's other webhooks."""
+
+    endpoint: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="A name in WEBHOOK_ENDPOINTS (settings), e.g. 'crm'.",
+    )
+    body: dict[str, Any] = Field(description="The JSON body; strings may use '{{ ... }}'.")
 
 
 class WaitAction(Model):
@@ -373,6 +425,14 @@ class EnrollStep(StepBase):
     enroll: EnrollAction
 
 
+class NotifyStep(StepBase):
+    notify: NotifyAction
+
+
+class WebhookStep(StepBase):
+    webhook: WebhookAction
+
+
 class EndStep(StepBase):
     end: EndAction = Field(default_factory=EndAction)
 
@@ -396,6 +456,8 @@ Step = Annotated[
     | Annotated[BranchStep, Tag("branch")]
     | Annotated[UpdateStep, Tag("update")]
     | Annotated[EnrollStep, Tag("enroll")]
+    | Annotated[NotifyStep, Tag("notify")]
+    | Annotated[WebhookStep, Tag("webhook")]
     | Annotated[EndStep, Tag("end")],
     Discriminator(
         step_action,

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.errors import ImportFileError
 from engine.services.customers import save_customer
 from engine.store import repository
+from engine.store.models import TeamMember
 
 CUSTOMER_COLUMNS = ("id", "name", "segment", "timezone", "owner", "renewal_date", "health_score")
 CONTACT_COLUMNS = {
@@ -311,11 +312,21 @@ def run_import(
     result = ImportResult(rows=plan.rows, errors=list(plan.errors))
     for customer in plan.customers:
         try:
+            owner = customer.data.owner_email
+            if owner:
+                with sessions() as session:
+                    if session.get(TeamMember, owner) is None:
+                        raise _StrangerOwner(owner)
             changed = save_customer(sessions, customer.data)
             if changed:
                 result.date_changes[customer.data.id] = changed
             result.customers += 1
             result.contacts += len(customer.data.contacts or ())
+        except _StrangerOwner as exc:
+            result.errors += [
+                RowError(row, "owner", f"{exc.owner!r} is not a team member; add them first")
+                for row in customer.rows
+            ]
         except (SQLAlchemyError, ValueError) as exc:
             message = str(exc).splitlines()[0]
             result.errors += [RowError(row, "-", f"not stored: {message}") for row in customer.rows]
@@ -323,3 +334,11 @@ def run_import(
             advance(customer)
     result.errors.sort()
     return result
+
+
+class _StrangerOwner(Exception):
+    """The customer's owner is not on the team: the row is refused, nothing is written."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(owner)
+        self.owner = owner

@@ -17,14 +17,25 @@ These need only the store, so they take its sessions rather than a `Services`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.errors import NotFound
+from engine.errors import Invalid, NotFound
 from engine.statuses import TaskStatus
 from engine.store.logins import account_key, clear_failures, end_member_sessions
 from engine.store.models import LoginThrottle, Task, TeamMember, normalize_email, utcnow
+
+
+def require_member(session: Session, email: str) -> TeamMember:
+    """The team member with this address, or `Invalid` naming it: tasks and customers go
+    only to people on the team (a stranger would get work nobody sees)."""
+    member = session.get(TeamMember, normalize_email(email))
+    if member is None:
+        raise Invalid(f"'{email}' is not a team member; add them with `playbook team` first")
+    return member
 
 
 @dataclass(frozen=True)
@@ -108,3 +119,50 @@ def unlock_member(sessions: sessionmaker[Session], email: str) -> bool:
         counted = session.get(LoginThrottle, key) is not None
         clear_failures(session, key)
         return counted
+
+
+@dataclass(frozen=True)
+class CalendarData:
+    """A member's working calendar; None leaves a part as it is."""
+
+    timezone: str | None = None
+    working_days: list[int] | None = None
+    hours: tuple[int, int] | None = None  # minutes since midnight [start, end)
+    time_off: list[tuple[date, date]] | None = None
+
+
+def get_member(sessions: sessionmaker[Session], email: str) -> TeamMember:
+    """The member (detached), or `NotFound`."""
+    with sessions() as session:
+        member = _member(session, email)
+        session.expunge(member)
+        return member
+
+
+def set_calendar(sessions: sessionmaker[Session], email: str, data: CalendarData) -> TeamMember:
+    """Set when a member works: due dates and escalations of their tasks follow it."""
+    if data.timezone is not None:
+        try:
+            ZoneInfo(data.timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Europe' is a folder
+            raise Invalid(f"'{data.timezone}' is not an IANA time zone") from None
+    if data.working_days is not None and not set(data.working_days) <= set(range(7)):
+        raise Invalid("working days are weekday numbers 0 (Monday) to 6 (Sunday)")
+    if data.hours is not None and not 0 <= data.hours[0] < data.hours[1] <= 24 * 60:
+        raise Invalid("working hours must start before they end, within the day")
+    for first, last in data.time_off or []:
+        if last < first:
+            raise Invalid(f"time off {first} to {last} ends before it starts")
+    with sessions.begin() as session:
+        member = _member(session, email)
+        if data.timezone is not None:
+            member.timezone = data.timezone
+        if data.working_days is not None:
+            member.working_days = sorted(set(data.working_days))
+        if data.hours is not None:
+            member.work_start_minute, member.work_end_minute = data.hours
+        if data.time_off is not None:
+            member.time_off = [[a.isoformat(), b.isoformat()] for a, b in sorted(data.time_off)]
+        session.flush()
+        session.expunge(member)
+        return member

@@ -214,6 +214,7 @@ class Simulator:
             task_queue=self._queue,
         )
         run = _Run(sessions, handle, plan, customer, start, offset)
+        run.warnings += _strangers(plan, customer, team)
         await self._settle(run)  # the first workflow task runs before any time is skipped
         for moment, action in schedule(start, tz, events, completions):
             if moment > horizon:
@@ -408,6 +409,25 @@ def _trigger_signal(
 def _describe_trigger(trigger: TriggerEvent) -> str:
     pairs = " ".join(f"{k}={v}" for k, v in trigger.properties.items())
     return f"{trigger.name} {pairs}".strip()
+
+
+def _strangers(plan: CompiledPlan, customer: SimCustomer, team: list[SimTeamMember]) -> list[str]:
+    """Warnings for an owner or task address outside the given team (a real import or API
+    call refuses such an owner; the simulation goes on, counting them as members)."""
+    if not team:
+        return []
+    members = {m.email.lower() for m in team}
+    warnings = []
+    if customer.owner and customer.owner.lower() not in members:
+        warnings.append(f"owner {customer.owner} is not a team member (simulated as one)")
+    for step in plan.steps:
+        if step.task is None:
+            continue
+        named = [step.task.assignee, step.task.escalate_to, *(e.to for e in step.task.escalations)]
+        for address in dict.fromkeys(a for a in named if "@" in a):
+            if address.lower() not in members:
+                warnings.append(f"step {step.id}: {address} is not a team member")
+    return warnings
 
 
 def _seed(

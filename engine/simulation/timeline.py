@@ -22,6 +22,7 @@ KINDS = (
     "task",
     "task_completed",
     "task_escalated",
+    "task_timed_out",
     "event",
     "milestone",
     "branch",
@@ -29,6 +30,7 @@ KINDS = (
     "timeout",
     "update",
     "enroll",
+    "notify",
     "skipped",
     "exit",
     "goal",
@@ -266,7 +268,7 @@ def _entry(
         return TimelineEntry(
             kind="branch", goto=data.get("goto"), because=data.get("because"), **base
         )
-    if kind in ("update", "enroll", "skipped"):
+    if kind in ("update", "enroll", "notify", "task_timed_out", "skipped"):
         return TimelineEntry(kind=kind, **base)
     if kind == "expression_error":
         return TimelineEntry(kind="skipped", **{**base, "detail": f"error: {record.detail}"})

@@ -18,6 +18,7 @@ KIND_STYLE = {
     "task": "magenta",
     "task_completed": "green",
     "task_escalated": "red",
+    "task_timed_out": "yellow",
     "event": "yellow",
     "milestone": "green",
     "branch": "blue",

@@ -221,6 +221,15 @@ class TeamMember(Base):
     # Set by `POST /api/team/{email}/disable`: a disabled member cannot log in, and their
     # sessions ended when it was set.
     disabled_at: Mapped[datetime | None]
+    # The working calendar (docs/tasks.md): due dates and escalations fall on working days
+    # in the member's zone, and time off (inclusive ISO date ranges) is not worked.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    working_days: Mapped[list[int]] = mapped_column(
+        JSONType, default=lambda: [0, 1, 2, 3, 4], server_default="[0, 1, 2, 3, 4]"
+    )
+    work_start_minute: Mapped[int] = mapped_column(default=540, server_default="540")
+    work_end_minute: Mapped[int] = mapped_column(default=1020, server_default="1020")
+    time_off: Mapped[list[list[str]]] = mapped_column(JSONType, default=list, server_default="[]")
 
     @validates("email", "manager_email")
     def _normalize_emails(self, _key: str, value: str | None) -> str | None:
@@ -362,10 +371,63 @@ class Task(Base):
     escalated_at: Mapped[datetime | None]
     escalation_of: Mapped[str | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Hidden from the assignee's inbox until then; the workflow's deadlines do not move.
+    snoozed_until: Mapped[datetime | None]
+    # Why a cancelled task was cancelled (the enrollment reached its goal, exited...).
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    # How the assignee was chosen: owner, manager, round_robin, least_open, address, by:<who>.
+    assigned_by: Mapped[str | None] = mapped_column(String(32))
+    # A completion can be undone until then (the workflow holds it back as long).
+    undo_until: Mapped[datetime | None]
 
     @validates("assignee_email", "completed_by")
     def _normalize_emails(self, _key: str, value: str | None) -> str | None:
         return None if value is None else normalize_email(value)
+
+
+class TaskComment(Base):
+    """A note a team member left on a task."""
+
+    __tablename__ = "task_comments"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(EMAIL_LEN))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RoleCursor(Base):
+    """The member of a role who was given its last round-robin task."""
+
+    __tablename__ = "role_cursors"
+
+    role: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    last_email: Mapped[str | None] = mapped_column(String(EMAIL_LEN))
+
+
+class Notification(Base):
+    """One notice of a task event on one channel (digest, Slack, webhook), sent at most once.
+
+    `idempotency_key` is task, event and channel (or a playbook step's enrollment, step and
+    iteration), so a retried activity or a second digest run finds the row and does not send
+    again.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(512), unique=True)
+    channel: Mapped[str] = mapped_column(String(STATUS_LEN))
+    event: Mapped[str] = mapped_column(String(STATUS_LEN))
+    task_id: Mapped[str | None] = mapped_column(index=True)
+    recipient: Mapped[str | None] = mapped_column(String(EMAIL_LEN))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(STATUS_LEN), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
 
 
 class OutboxMessage(Base):

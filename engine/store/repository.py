@@ -425,11 +425,38 @@ def complete_task(
     raise ConflictError(f"task {task_id} is {task.status} (outcome {task.outcome!r})")
 
 
-def cancel_task(session: Session, task_id: str, *, note: str | None = None) -> Task:
-    """Cancel an open task (e.g. its enrollment exited). Closed tasks are left as they are."""
+def reopen_task(session: Session, task_id: str) -> Task:
+    """Open a completed task again (its completion was undone); an open task stays open."""
+    session.execute(
+        update(_table(Task))
+        .where(Task.id == task_id, Task.status == TaskStatus.COMPLETED.value)
+        .values(
+            status=TaskStatus.OPEN.value,
+            outcome=None,
+            completed_by=None,
+            completed_at=None,
+            undo_until=None,
+        )
+    )
+    task = get_task(session, task_id)
+    if task is None:
+        raise NotFoundError(f"no task {task_id!r}")
+    session.refresh(task)
+    return task
+
+
+def cancel_task(
+    session: Session, task_id: str, *, note: str | None = None, reason: str | None = None
+) -> Task:
+    """Cancel an open task (e.g. its enrollment exited), saying why in ``reason``.
+
+    Closed tasks are left as they are.
+    """
     values: dict[str, Any] = {"status": TaskStatus.CANCELLED.value}
     if note is not None:
         values["note"] = note
+    if reason is not None:
+        values["cancel_reason"] = reason
     session.execute(
         update(_table(Task))
         .where(Task.id == task_id, Task.status == TaskStatus.OPEN.value)

@@ -32,6 +32,21 @@ FULL = {
 }
 
 
+@pytest.fixture(autouse=True)
+def casey(services: Services) -> None:
+    """The owner the customers below name is on the team."""
+    with services.sessions.begin() as session:
+        session.merge(TeamMember(email="casey@vendor.example", name="Casey"))
+
+
+async def test_an_owner_who_is_not_on_the_team_is_a_422(api: httpx.AsyncClient) -> None:
+    customer = new_id()
+    put = await api.put(f"/api/customers/{customer}", json={**FULL, "owner": "nobody@acme.example"})
+    assert put.status_code == 422
+    assert "'nobody@acme.example' is not a team member" in put.json()["detail"]
+    assert (await api.get(f"/api/customers/{customer}")).status_code == 404
+
+
 async def test_upsert_then_get(api: httpx.AsyncClient) -> None:
     customer = new_id()
     put = await api.put(f"/api/customers/{customer}", json=FULL)

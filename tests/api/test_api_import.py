@@ -16,7 +16,7 @@ from engine.cli import main
 from engine.settings import settings_override
 from engine.store import repository
 from engine.store.db import migrate, session_factory
-from engine.store.models import Customer
+from engine.store.models import Customer, TeamMember
 
 HEADER = (
     "id,name,segment,timezone,owner,renewal_date,health_score,"
@@ -29,7 +29,10 @@ def store(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     url = f"sqlite:///{tmp_path / 'import.db'}"
     migrate(url)
     with settings_override(playbook_home=tmp_path / "home", database_url=url):
-        yield session_factory(url)
+        sessions = session_factory(url)
+        with sessions.begin() as session:
+            session.add(TeamMember(email="csm@vendor.example", name="Casey"))
+        yield sessions
 
 
 def run(*args: str) -> Result:
@@ -199,3 +202,20 @@ def test_dry_run_checks_and_writes_nothing(tmp_path: Path, store: sessionmaker[S
     assert report(result) == ["row 3: name: Field required"]
     assert "would import 1 customer(s)" in result.stderr
     assert customers(store) == {}
+
+
+def test_an_owner_who_is_not_on_the_team_is_a_row_error(
+    tmp_path: Path, store: sessionmaker[Session]
+) -> None:
+    path = write(
+        tmp_path,
+        "customers.csv",
+        HEADER + "acme,Acme Corp,smb,UTC,nobody@acme.example,,,,,,,\n"
+        "globex,Globex,smb,UTC,csm@vendor.example,,,,,,,\n",
+    )
+    result = run(path)
+    assert result.exit_code == 1
+    assert report(result) == [
+        "row 2: owner: 'nobody@acme.example' is not a team member; add them first"
+    ]
+    assert set(customers(store)) == {"globex"}

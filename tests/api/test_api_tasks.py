@@ -8,6 +8,7 @@ import httpx
 
 from engine.services import Services
 from engine.store import repository
+from engine.store.models import TeamMember
 
 
 def open_task(services: Services, customer: str, **fields: object) -> str:
@@ -78,9 +79,15 @@ async def test_list_filters_and_reassign(
     api: httpx.AsyncClient, services: Services, customer: str
 ) -> None:
     task = open_task(services, customer)
+    with services.sessions.begin() as session:
+        session.merge(TeamMember(email="other@vendor.example", name="Other"))
     mine = await api.get("/api/tasks", params={"assignee": "CSM@vendor.example", "status": "open"})
     assert mine.status_code == 200
     assert task in [t["id"] for t in mine.json()]
+    stranger = await api.post(
+        f"/api/tasks/{task}/reassign", json={"assignee": "nobody@acme.example"}
+    )
+    assert stranger.status_code == 422 and "not a team member" in stranger.json()["detail"]
     moved = await api.post(f"/api/tasks/{task}/reassign", json={"assignee": "Other@Vendor.example"})
     assert moved.status_code == 200 and moved.json()["assignee"] == "other@vendor.example"
     mine = await api.get("/api/tasks", params={"assignee": "csm@vendor.example", "status": "open"})
@@ -94,3 +101,58 @@ async def test_list_filters_and_reassign(
         response = await api.get("/api/tasks", params={"limit": limit})
         assert response.status_code == 422, limit
         assert response.json()["detail"][0]["loc"] == ["query", "limit"]
+
+
+async def test_snooze_comment_and_complete_several(
+    api: httpx.AsyncClient, services: Services, customer: str
+) -> None:
+    first, second, third = (open_task(services, customer) for _ in range(3))
+    until = "2030-01-02T09:00:00+01:00"
+    snoozed = await api.post(f"/api/tasks/{first}/snooze", json={"until": until})
+    assert snoozed.status_code == 200 and snoozed.json()["snoozed_until"].startswith("2030-01-02")
+    naive = await api.post(f"/api/tasks/{first}/snooze", json={"until": "2030-01-02T09:00:00"})
+    assert naive.status_code == 422
+    woken = await api.post(f"/api/tasks/{first}/snooze", json={"until": None})
+    assert woken.json()["snoozed_until"] is None
+
+    said = await api.post(f"/api/tasks/{first}/comments", json={"body": "Called, no answer"})
+    assert said.status_code == 201 and said.json()["author"] == "api:tests"
+    listed = await api.get(f"/api/tasks/{first}/comments")
+    assert [c["body"] for c in listed.json()] == ["Called, no answer"]
+    assert (await api.post(f"/api/tasks/{first}/comments", json={"body": " "})).status_code == 422
+
+    await api.post(f"/api/tasks/{third}/complete", json={"outcome": "no_response"})
+    bulk = await api.post(
+        "/api/tasks/complete",
+        json={"task_ids": [first, second, third, "no-such-task"], "outcome": "held"},
+    )
+    assert bulk.status_code == 200, bulk.text
+    assert sorted(t["id"] for t in bulk.json()["completed"]) == sorted([first, second])
+    assert set(bulk.json()["refused"]) == {third, "no-such-task"}
+    assert (await api.post(f"/api/tasks/{first}/snooze", json={"until": until})).status_code == 409
+
+
+async def test_undo_reopens_a_task_of_no_enrollment_within_the_window(
+    api: httpx.AsyncClient, services: Services, customer: str
+) -> None:
+    task = open_task(services, customer)
+    done = await api.post(f"/api/tasks/{task}/complete", json={"outcome": "held"})
+    assert done.json()["undo_until"] is not None
+    undone = await api.post(f"/api/tasks/{task}/undo")
+    assert undone.status_code == 200, undone.text
+    assert (undone.json()["status"], undone.json()["outcome"]) == ("open", None)
+    assert (await api.post(f"/api/tasks/{task}/undo")).status_code == 409  # open: nothing to undo
+    with services.sessions.begin() as session:
+        stored = repository.get_task(session, task)
+        repository.complete_task(session, task, "held", "csm@vendor.example")
+        stored.undo_until = None  # completed before undo existed, or the window is over
+    assert (await api.post(f"/api/tasks/{task}/undo")).status_code == 409
+
+
+async def test_undo_of_a_completion_whose_enrollment_has_ended_is_refused(
+    api: httpx.AsyncClient, services: Services, customer: str
+) -> None:
+    task = open_task(services, customer, enrollment_id=f"onboarding/{customer}-gone")
+    await api.post(f"/api/tasks/{task}/complete", json={"outcome": "held"})
+    refused = await api.post(f"/api/tasks/{task}/undo")
+    assert refused.status_code == 409 and "ended" in refused.json()["detail"]

@@ -165,15 +165,16 @@ async def test_run_blocked_on_a_task_names_the_task_and_the_deadline(sim, projec
     assert waiting is not None
     assert waiting.step == "kickoff"
     assert waiting.waiting_for == "task 'Kickoff call with Globex'"
-    assert waiting.until is not None and near(waiting.until, MONDAY + timedelta(days=5))
+    # It escalates after 5 working days of the owner (Monday to Friday): the next Monday.
+    assert waiting.until is not None and near(waiting.until, MONDAY + timedelta(days=7))
     [warning] = timeline.warnings
     assert (
-        "step 'kickoff' waits for task 'Kickoff call with Globex', until Sat 2026-11-28 10:0"
+        "step 'kickoff' waits for task 'Kickoff call with Globex', until Mon 2026-11-30 10:0"
         in warning
     ), warning
 
 
-async def test_run_blocked_after_escalation_has_no_deadline(sim, project):
+async def test_run_blocked_after_escalation_waits_until_the_task_times_out(sim, project):
     timeline = await sim.run(
         project.plan("onboarding"),
         customer(BERLIN, segment="enterprise"),
@@ -181,8 +182,9 @@ async def test_run_blocked_after_escalation_has_no_deadline(sim, project):
         days=8,
     )
     assert timeline.waiting is not None, show(timeline)
-    assert timeline.waiting.until is None
-    assert "waits for task 'Kickoff call with Globex', with no deadline" in timeline.warnings[0]
+    assert timeline.waiting.until is not None
+    assert near(timeline.waiting.until, MONDAY + timedelta(days=21))
+    assert "waits for task 'Kickoff call with Globex', until" in timeline.warnings[0]
 
 
 async def test_run_blocked_on_a_milestone_names_it(sim, project):
@@ -201,3 +203,16 @@ def test_cli_trigger_option():
     bad = simulate_cli(*args, "--trigger", "health.changed score=30")
     assert bad.exit_code == 2
     assert "starts on customer.created, not health.changed" in bad.output
+
+
+async def test_an_owner_outside_the_team_is_a_warning(sim, project, team):
+    timeline = await sim.run(
+        project.plan("onboarding"),
+        customer(BERLIN, owner="nobody@acme.example"),
+        team=team,
+        start=MONDAY,
+        days=1,
+    )
+    assert "owner nobody@acme.example is not a team member (simulated as one)" in (
+        timeline.warnings
+    ), timeline.warnings

@@ -169,9 +169,25 @@ async def test_kickoff_never_completed_escalates_to_the_owners_manager(sim, proj
     task = one(timeline, "task", "kickoff")
     assert task.assignee == OWNER
     escalated = one(timeline, "task_escalated", "kickoff")
-    assert near(escalated.at, task.at + timedelta(days=5)), show(timeline)
+    # 5 working days of the owner (Monday to Friday): the next Monday.
+    assert near(escalated.at, task.at + timedelta(days=7)), show(timeline)
     assert escalated.assignee == MANAGER, "team.yaml: Aiko Tanaka's manager is Kenji Watanabe"
     assert escalated.priority == "urgent"
     assert escalated.title and "Kickoff call with Globex" in escalated.title
     assert not entries(timeline, "task_completed")
     assert timeline.outcome == "running"
+
+
+async def test_kickoff_never_completed_times_out_and_the_enrollment_goes_on(sim, project, team):
+    timeline = await sim.run(
+        project.plan("onboarding"),
+        customer(BERLIN, segment="enterprise"),
+        team=team,
+        start=MONDAY,
+        days=30,
+    )
+    task = one(timeline, "task", "kickoff")
+    timed_out = one(timeline, "task_timed_out", "kickoff")
+    assert near(timed_out.at, task.at + timedelta(days=21)), show(timeline)
+    assert "outcome 'no_response' assumed" in (timed_out.detail or "")
+    assert one(timeline, "email", "kickoff_follow_up").at >= timed_out.at

@@ -225,5 +225,6 @@ def test_the_workflow_interface_is_unchanged():
     assert definition.name == "PlaybookWorkflow"
     assert set(definition.signals) == {"event", "task_completed", "customer_changed"}
     assert set(definition.queries) == {"status"}
-    assert set(definition.updates) == {"pause", "resume", "skip_to_step", "cancel"}
+    # reopen_task: undo a task completion within its window (docs/tasks.md).
+    assert set(definition.updates) == {"pause", "resume", "skip_to_step", "cancel", "reopen_task"}
     assert all(update.validator is not None for update in definition.updates.values())

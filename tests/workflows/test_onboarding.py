@@ -155,9 +155,10 @@ async def test_kickoff_left_open_escalates_to_the_managers_task_and_keeps_waitin
         status = await h.status(handle)
         [escalated] = records(status, "task_escalated", "kickoff")
         assert escalated.at - created >= timedelta(days=5)
-        # Still waiting for the CSM, with no deadline any more.
+        # Still waiting for the CSM, now until the task's timeout, 21 days after it began.
         assert (status.current_step, status.waiting_for) == ("kickoff", KICKOFF)
-        assert status.waiting_until is None
+        assert status.waiting_until is not None
+        assert abs(status.waiting_until - (created + timedelta(days=21))) < timedelta(seconds=1)
 
         await h.complete(handle, kickoff.id, "held")
         status = await h.until_waiting(handle, AWAIT_INTEGRATION)

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from engine.language.workdays import WorkCalendar
 from tests.helpers.harness import MANAGER, OWNER, local, records, running, seed_customer
 
 ZONE = "America/Los_Angeles"
@@ -59,7 +60,11 @@ async def test_healthy_account_hears_at_90_60_30_days_then_the_manager_is_escala
     [call] = h.tasks("renewal_call")
     assert call.assignee_email == OWNER
     assert call.due_at is not None
-    assert local(call.due_at, ZONE).date() == renews - timedelta(days=60 - 14)
+    # Due 14 working days after it was created, on the owner's calendar (Monday to Friday).
+    [call_created] = records(result, "task", "renewal_call")
+    assert abs(call.due_at - WorkCalendar().add(call_created.at, 14 * 86_400)) < timedelta(
+        minutes=1
+    )
 
     [overdue] = h.tasks("overdue_escalation")
     assert overdue.assignee_email == MANAGER

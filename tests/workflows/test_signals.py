@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from engine.language.workdays import WorkCalendar
 from engine.messages import CancelRequest, EnrollmentSnapshot, SkipRequest
 from tests.helpers.harness import ADMIN_AND_CHAMPION, records
 from tests.helpers.onboarding import AWAIT_INTEGRATION, AWAIT_TEAM, hold_kickoff, kickoff_task
@@ -52,9 +53,10 @@ async def test_status_query_says_what_the_enrollment_waits_for_and_until_when(on
         created = records(status, "task", "kickoff")[0].at
         assert status.current_step == "kickoff"
         assert status.waiting_for == "task 'Kickoff call with Acme Corp'"
-        # Waiting on the task until it escalates, 5 days after it was created.
+        # Waiting on the task until it escalates, 5 working days after it was created.
         assert status.waiting_until is not None
-        assert abs(status.waiting_until - (created + timedelta(days=5))) < timedelta(seconds=1)
+        escalates = WorkCalendar().add(created, 5 * 86_400)
+        assert abs(status.waiting_until - escalates) < timedelta(seconds=1)
         assert status.steps_done == 1
         assert status.outcome is None
 
