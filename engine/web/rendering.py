@@ -62,11 +62,15 @@ def _when(
 
 @pass_context
 def _theirs(context: Context, value: datetime | None, customer_zone: str | None) -> str:
-    """The customer's wall-clock time for ``value`` ("Tue 09:00 their time"), shown beside
-    the viewer's; empty when the customer shares the viewer's zone."""
-    if value is None or not customer_zone or customer_zone == (context.get("zone") or "UTC"):
+    """The customer's wall-clock time for ``value`` ("09:00 their time", with the weekday
+    when it is another day there: "Tue 09:00 their time"), shown beside the viewer's; empty
+    when the customer shares the viewer's zone."""
+    viewer_zone = context.get("zone") or "UTC"
+    if value is None or not customer_zone or customer_zone == viewer_zone:
         return ""
-    return value.astimezone(ZoneInfo(customer_zone)).strftime("%a %H:%M") + " their time"
+    theirs = value.astimezone(ZoneInfo(customer_zone))
+    same_day = theirs.date() == value.astimezone(ZoneInfo(viewer_zone)).date()
+    return theirs.strftime("%H:%M" if same_day else "%a %H:%M") + " their time"
 
 
 def _relative(value: datetime | None, now: datetime | None = None) -> str:

@@ -200,8 +200,12 @@ def require_viewer(request: Request) -> Viewer:
 
 def viewer_zone(member: TeamMember, browser_zone: str | None) -> str:
     """The zone a member's times are shown in: their own time zone if the team roster sets
-    one, else the browser's (`/static/zone.js` puts it in a cookie), else UTC."""
-    for candidate in (getattr(member, "timezone", None), browser_zone):
+    one other than the default UTC, else the browser's (`/static/zone.js` puts it in a
+    cookie), else UTC."""
+    # `timezone` arrives with the team's working calendars (issue 18); until then, and for
+    # members left at the default, the browser knows better.
+    roster_zone = getattr(member, "timezone", None)
+    for candidate in (None if roster_zone == "UTC" else roster_zone, browser_zone):
         if isinstance(candidate, str) and candidate:
             try:
                 return check_timezone(candidate)
