@@ -283,7 +283,8 @@ async def escalate_at_risk(services: Services) -> list[str]:
                 task.assignee_email or ADMIN,
                 "Usage keeps falling and the sponsor is not answering; need executive help.",
             )
-        except ServiceError:
+        except ServiceError as exc:
+            log.warning("demo: could not escalate task %s: %s", task.id, exc)
             continue
         escalated.append(task.id)
     return escalated

@@ -106,7 +106,9 @@ def test_the_demo_runs_every_playbook_and_tells_a_story(stack: Stack) -> None:
     assert _count(stack, drops) >= 2 * len(FALLING_BEHIND)  # the first score, then the drop
 
     # The owner escalates an at-risk renewal: the executive escalation goes to a manager.
-    assert stack.run(escalate_at_risk(services))
+    # (Retried: completing again with the same outcome is a no-op, so a transient refusal,
+    # such as Temporal busy under load, is simply tried again as the demo's stream would.)
+    wait_until(lambda: stack.run(escalate_at_risk(services)), what="an escalated renewal")
     executive = select(Task).where(Task.step_id == "executive_escalation")
 
     def escalated_to() -> set[str]:
