@@ -1,7 +1,7 @@
 """Saved inbox views and the history of customers' health scores, for the web UI.
 
 Revision ID: 0010_ui
-Revises: 0003_sessions
+Revises: 0004_deployments
 Create Date: 2026-12-03
 
 Adds `saved_views` (a team member's named inbox filters) and `health_changes` (each change
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_ui"
-down_revision: str | Sequence[str] | None = "0003_sessions"
+down_revision: str | Sequence[str] | None = "0004_deployments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
