@@ -1,28 +1,46 @@
 """Demo data for `playbook up --demo`: a team, customers around the world, a usage stream.
 
 The example customers of the project (``playbooks/examples/``) plus generated ones, spread
-over segments, time zones, health scores and renewal dates, so within seconds the outbox,
-the inbox and the enrollment pages show real activity.
+over segments, health scores and renewal dates, so that within five minutes every shipped
+playbook runs and every page has something to show:
+
+- onboarding starts for every customer (`customer.created`), and adoption for the older half
+  (`customer.onboarded`); renewal for those renewing in 120 days; QBR for the enterprise
+  accounts, swept as on the day this quarter's QBRs open if that day is still ahead;
+- the generated customers sit in time zones where it is a weekday business hour now (when
+  there is one), so the emails held for send windows go out at once;
+- their owners rotate over the CSMs of ``team.yaml``, so tasks arrive in several inboxes;
+- two accounts fall behind: their health drops step by step (risk on the timeline and the
+  renewal triage), and the owner of an at-risk renewal escalates it to their manager.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
 
 from engine.api.auth import hash_password
 from engine.client.sweeps import sweep
 from engine.demo_history import seed_history
+from engine.errors import ServiceError
+from engine.language.calendar import period
+from engine.language.plan import CompiledPlan
 from engine.scopes import Scope
-from engine.services import Services, tokens
+from engine.services import Services, tasks, tokens
 from engine.simulation import load_customer, load_team
+from engine.statuses import TaskStatus
 from engine.store import repository
-from engine.store.models import TeamMember
+from engine.store.models import Customer, Task, TeamMember
 
+log = logging.getLogger(__name__)
 PASSWORD = "playbook-demo"
 ADMIN = "admin@demo.example"
 DEMO_TOKEN = "demo"
@@ -37,6 +55,30 @@ COMPANIES = [
     ("wayne", "Wayne Logistics", "enterprise", "America/Sao_Paulo", 77),
     ("stark", "Stark Energy", "mid_market", "Europe/Berlin", 65),
 ]
+# Real zones from UTC-10 to UTC+14: at any weekday hour, some are in business hours.
+OPEN_ZONES = [
+    "Pacific/Honolulu",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Atlantic/Azores",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Athens",
+    "Europe/Moscow",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Bangkok",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "Pacific/Kiritimati",
+]
+FALLING_BEHIND = ("globex", "tyrell")  # their health drops while the demo runs
+HEALTH_FLOOR = 20
 USAGE = [
     "integration.connected",
     "user.invited",
@@ -45,6 +87,42 @@ USAGE = [
     "alert.created",
     "weekly_active_users",
 ]
+
+
+def in_business_hours(zone: str, now: datetime) -> bool:
+    """Whether ``now`` is a weekday between 09:00 and 16:30 in ``zone`` (inside the shipped
+    playbooks' send windows, with time to spare)."""
+    local = now.astimezone(ZoneInfo(zone))
+    return local.weekday() < 5 and time(9) <= local.time() <= time(16, 30)
+
+
+def demo_zones(home_zones: list[str], now: datetime) -> list[str]:
+    """A zone per company: its own where it is a business hour now, else one of the
+    `OPEN_ZONES` that is (in turn), else its own (a weekend everywhere)."""
+    open_now = [z for z in OPEN_ZONES if in_business_hours(z, now)]
+    zones = []
+    for index, zone in enumerate(home_zones):
+        if in_business_hours(zone, now) or not open_now:
+            zones.append(zone)
+        else:
+            zones.append(open_now[index % len(open_now)])
+    return zones
+
+
+def sweep_time(plan: CompiledPlan, now: datetime) -> datetime:
+    """When the demo sweeps a date or schedule playbook: now, except for a schedule whose
+    window opens later in this period (QBRs three weeks before the quarter ends), which is
+    swept as on its opening day, so the demo shows it in any month."""
+    trigger = plan.trigger
+    if trigger and trigger.kind == "schedule" and trigger.every:
+        first, last, _ = period(trigger.every, now.date())
+        if trigger.before_end_seconds is not None:
+            opens = last - timedelta(seconds=trigger.before_end_seconds) + timedelta(days=1)
+        else:
+            opens = first + timedelta(seconds=trigger.after_start_seconds or 0)
+        if now.date() < opens:
+            return datetime.combine(opens, time(12), UTC)
+    return now
 
 
 @dataclass
@@ -64,7 +142,9 @@ async def seed_demo(services: Services, root: Path) -> DemoCredentials:
     team_file = root / "examples" / "team.yaml"
     team = load_team(team_file) if team_file.is_file() else []
     owners = [m.email for m in team if "csm" in m.roles] or [ADMIN]
-    today = datetime.now(UTC).date()
+    now = datetime.now(UTC)
+    today = now.date()
+    zones = demo_zones([c[3] for c in COMPANIES], now)
     with services.sessions.begin() as session:
         for member in team:
             row = session.get(TeamMember, member.email.lower()) or TeamMember(
@@ -93,10 +173,13 @@ async def seed_demo(services: Services, root: Path) -> DemoCredentials:
                     repository.suppress(
                         session, contact.email, "unsubscribed (example file)", source="demo"
                     )
-        for index, (cid, name, segment, tz, health) in enumerate(COMPANIES):
+        for index, (cid, name, segment, _, health) in enumerate(COMPANIES):
+            tz = zones[index]
             domain = f"{cid}.example"
-            # Half renew exactly 120 days from now, so the renewal sweep enrolls them today.
-            renewal = today + timedelta(days=120 if index % 2 == 0 else 200 + 30 * index)
+            # Half, and the accounts at risk, renew exactly 120 days from now, so the renewal
+            # sweep enrolls them today (and triages the at-risk ones to a save plan).
+            soon = index % 2 == 0 or health < 50
+            renewal = today + timedelta(days=120 if soon else 200 + 30 * index)
             customers.append(cid)
             repository.upsert_customer(
                 session,
@@ -147,6 +230,15 @@ async def seed_demo(services: Services, root: Path) -> DemoCredentials:
             datetime.now(UTC),
             {"source": "demo"},
         )
+    # The older half of the generated accounts finished onboarding before the demo began.
+    for cid in [c[0] for c in COMPANIES][1::2]:
+        await router.handle(
+            f"demo-onboarded-{cid}-{today.isoformat()}",
+            cid,
+            "customer.onboarded",
+            datetime.now(UTC),
+            {"source": "demo"},
+        )
     for plan in services.deployed.plans().values():
         if plan.trigger and plan.trigger.kind in ("date", "schedule"):
             await sweep(
@@ -154,17 +246,78 @@ async def seed_demo(services: Services, root: Path) -> DemoCredentials:
                 services.client,
                 plan,
                 services.settings.temporal_task_queue,
-                datetime.now(UTC),
+                sweep_time(plan, datetime.now(UTC)),
             )
     return DemoCredentials(len(customers), ADMIN, PASSWORD, token)
 
 
-async def run_demo(services: Services, stop: asyncio.Event, every: float = 3.0) -> None:
-    """Post a plausible usage event for a random customer every few seconds."""
+def fall_behind(services: Services, customer_id: str, by: int = 4) -> int | None:
+    """Lower a customer's health score by ``by`` (not below `HEALTH_FLOOR`); the new score,
+    or None when there is nothing to lower."""
+    with services.sessions.begin() as session:
+        customer = session.get(Customer, customer_id)
+        if customer is None or customer.health_score is None:
+            return None
+        score = max(HEALTH_FLOOR, customer.health_score - by)
+        if score != customer.health_score:
+            repository.upsert_customer(
+                session,
+                repository.CustomerData(id=customer_id, name=customer.name, health_score=score),
+            )
+        return score
+
+
+async def escalate_at_risk(services: Services) -> list[str]:
+    """The owner of each open at-risk renewal task gives up on a save plan alone and
+    escalates it (outcome 'escalated'), so the manager gets the executive escalation."""
+    with services.sessions() as session:
+        open_tasks = list(
+            session.scalars(
+                select(Task).where(
+                    Task.playbook_id == "renewal",
+                    Task.step_id == "save_plan",
+                    Task.status == TaskStatus.OPEN,
+                    Task.assignee_email.is_not(None),
+                )
+            )
+        )
+    escalated = []
+    for task in open_tasks:
+        try:
+            await tasks.complete_task(
+                services,
+                task.id,
+                "escalated",
+                task.assignee_email or ADMIN,
+                "Usage keeps falling and the sponsor is not answering; need executive help.",
+            )
+        except ServiceError as exc:
+            log.warning("demo: could not escalate task %s: %s", task.id, exc)
+            continue
+        escalated.append(task.id)
+    return escalated
+
+
+async def run_demo(
+    services: Services, stop: asyncio.Event, every: float = 3.0, escalate_after: int = 20
+) -> None:
+    """Post a plausible usage event for a random customer every few seconds; every tenth
+    tick the `FALLING_BEHIND` accounts lose health, and after ``escalate_after`` ticks (a
+    minute) the at-risk renewals are escalated."""
     rng = random.Random(11)
     customers = [c[0] for c in COMPANIES]
+    tick = 0
     while not stop.is_set():
         await asyncio.sleep(every)
+        tick += 1
+        try:
+            if tick % 10 == 0:
+                for customer_id in FALLING_BEHIND:
+                    fall_behind(services, customer_id)
+            if tick == escalate_after:
+                await escalate_at_risk(services)
+        except Exception:  # the demo's story must not stop its event stream
+            log.warning("demo: a health drop or an escalation failed", exc_info=True)
         customer = rng.choice(customers)
         name = rng.choice(USAGE)
         properties = {"value": rng.randint(1, 9)} if name == "weekly_active_users" else {}
@@ -176,4 +329,4 @@ async def run_demo(services: Services, stop: asyncio.Event, every: float = 3.0) 
             continue
 
 
-__all__ = ["DemoCredentials", "date", "run_demo", "seed_demo"]
+__all__ = ["DemoCredentials", "date", "run_demo", "seed_demo", "sweep_time"]

@@ -391,6 +391,7 @@ class _Compiler:
             "line": self.doc.where(loc).line,
             "condition": step.if_,
             "next": step.next or following,
+            "label": step.label,
         }
         action_loc: Loc = (*loc, kind or "")
         if isinstance(step, EmailStep):

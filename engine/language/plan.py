@@ -157,6 +157,7 @@ class StepPlan(PlanModel):
     id: str
     kind: StepKind
     line: int
+    label: str | None = None  # the step's name for people (`label:`); None: derived by the UI
     condition: str | None = None
     next: str
     email: EmailPlan | None = None

@@ -395,6 +395,12 @@ class StepBase(Model):
         default=None, description="Step to run next (default: the following one)."
     )
     description: str | None = None
+    label: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=80,
+        description="How people see the step in the UI (default: its id in words).",
+    )
 
 
 class EmailStep(StepBase):

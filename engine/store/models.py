@@ -529,6 +529,35 @@ class WebhookEvent(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SavedView(Base):
+    """A team member's named inbox filter (the inbox's query string), shown as a link."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("owner_email", "name"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    owner_email: Mapped[str] = mapped_column(String(EMAIL_LEN), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    query: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HealthChange(Base):
+    """A customer's health score moving from `old` to `new`, for the customer timeline.
+
+    History like events: no foreign key, it records what happened.
+    """
+
+    __tablename__ = "health_changes"
+    __table_args__ = (Index("ix_health_changes_customer_id_at", "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(ID_LEN))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    old: Mapped[int | None]
+    new: Mapped[int | None]
+
+
 class Deployment(Base):
     """A playbook version made current: who deployed it, when, from which commit and why.
 

@@ -38,6 +38,7 @@ from engine.store.models import (
     Customer,
     Enrollment,
     Event,
+    HealthChange,
     MilestoneState,
     OutboxMessage,
     PlaybookVersion,
@@ -167,6 +168,7 @@ def upsert_customer(session: Session, data: CustomerData) -> Customer:
     missing from `data.contacts` keeps its row and, above all, its unsubscribe state.
     """
     now = utcnow()
+    before = session.scalar(select(Customer.health_score).where(Customer.id == data.id))
     values = {name: getattr(data, name) for name in _CUSTOMER_FIELDS}
     stmt = _insert(session, Customer).values(id=data.id, created_at=now, updated_at=now, **values)
     changed = {
@@ -180,6 +182,9 @@ def upsert_customer(session: Session, data: CustomerData) -> Customer:
         _upsert_contact(session, data.id, contact)
     customer = get_customer(session, data.id)
     assert customer is not None
+    if "health_score" in data.model_fields_set and data.health_score != before:
+        # The customer timeline shows health moving; a first score is a change from None.
+        session.add(HealthChange(customer_id=data.id, at=now, old=before, new=data.health_score))
     return customer
 
 

@@ -8,7 +8,7 @@ carried in the query string of the redirect that follows a POST, so it needs no 
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -16,20 +16,28 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
 
 from engine.errors import BadToken
 from engine.signing import Purpose, sign, verify
 from engine.statuses import EnrollmentStatus, OutboxStatus, TaskStatus
 from engine.store.models import Task, utcnow
-from engine.web.dependencies import signing_keys
+from engine.web.dependencies import services_of, signing_keys
 from engine.web.security import Viewer
+from engine.web.words import Words, in_words
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SECURITY_HEADERS = {
     # Inline styles are allowed for the emails shown in the outbox (srcdoc inherits this).
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: https:; "
-    "style-src 'self' 'unsafe-inline'; script-src 'none'; form-action 'self'; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -40,11 +48,29 @@ PAGE_SIZE = 100  # rows on one page of a list screen
 ERROR_TITLES = {403: "Not yours", 404: "Not found", 409: "Conflict", 400: "Bad request"}
 
 
-def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: bool = True) -> str:
-    """A UTC timestamp for people: `fmt`, followed by ' UTC' unless ``zone`` is False."""
+@pass_context
+def _when(
+    context: Context, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: bool = True
+) -> str:
+    """A timestamp for people, in the viewer's zone (the page's ``zone``): `fmt`, followed by
+    the zone's abbreviation unless ``zone`` is False."""
     if value is None:
         return "—"
-    return value.astimezone(UTC).strftime(fmt) + (" UTC" if zone else "")
+    local = value.astimezone(ZoneInfo(context.get("zone") or "UTC"))
+    return local.strftime(fmt) + (f" {local.strftime('%Z')}" if zone else "")
+
+
+@pass_context
+def _theirs(context: Context, value: datetime | None, customer_zone: str | None) -> str:
+    """The customer's wall-clock time for ``value`` ("09:00 their time", with the weekday
+    when it is another day there: "Tue 09:00 their time"), shown beside the viewer's; empty
+    when the customer shares the viewer's zone."""
+    viewer_zone = context.get("zone") or "UTC"
+    if value is None or not customer_zone or customer_zone == viewer_zone:
+        return ""
+    theirs = value.astimezone(ZoneInfo(customer_zone))
+    same_day = theirs.date() == value.astimezone(ZoneInfo(viewer_zone)).date()
+    return theirs.strftime("%H:%M" if same_day else "%a %H:%M") + " their time"
 
 
 def _relative(value: datetime | None, now: datetime | None = None) -> str:
@@ -93,7 +119,7 @@ def _templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, relative=_relative, local=_local)
+    env.filters.update(when=_when, theirs=_theirs, relative=_relative, local=_local, words=in_words)
     env.globals.update(is_overdue=is_overdue, due_soon=due_soon)
     env.globals.update(
         EnrollmentStatus=EnrollmentStatus, OutboxStatus=OutboxStatus, TaskStatus=TaskStatus
@@ -114,7 +140,16 @@ def render(
     html = (
         _templates()
         .get_template(name)
-        .render(request=request, viewer=viewer, now=utcnow(), path=request.url.path, **context)
+        .render(
+            request=request,
+            viewer=viewer,
+            now=utcnow(),
+            path=request.url.path,
+            zone=viewer.zone if viewer else "UTC",
+            words=Words(services_of(request).project.plans),
+            api_docs=services_of(request).settings.api_docs,
+            **context,
+        )
     )
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
 

@@ -31,10 +31,11 @@ from engine.errors import BadToken
 from engine.settings import Settings
 from engine.signing import Keyring, Purpose, sign, verify
 from engine.store import logins
-from engine.store.models import Task, TeamMember, utcnow
+from engine.store.models import Task, TeamMember, check_timezone, utcnow
 
 SESSION_COOKIE = "playbook_session"
 LOGIN_COOKIE = "playbook_login"
+ZONE_COOKIE = "playbook_tz"  # the browser's IANA time zone, set by /static/zone.js
 
 
 def csrf_token(keys: Keyring, session_cookie: str) -> str:
@@ -152,6 +153,7 @@ class Viewer:
     is_admin: bool
     team: frozenset[str]
     csrf: str
+    zone: str = "UTC"  # the IANA zone the viewer's times are shown in (`viewer_zone`)
 
     @property
     def is_manager(self) -> bool:
@@ -192,4 +194,21 @@ def require_viewer(request: Request) -> Viewer:
         is_admin=member.is_admin,
         team=team,
         csrf=csrf_token(services.settings.signing_keys(), request.cookies.get(SESSION_COOKIE, "")),
+        zone=viewer_zone(member, request.cookies.get(ZONE_COOKIE)),
     )
+
+
+def viewer_zone(member: TeamMember, browser_zone: str | None) -> str:
+    """The zone a member's times are shown in: their own time zone if the team roster sets
+    one other than the default UTC, else the browser's (`/static/zone.js` puts it in a
+    cookie), else UTC."""
+    # `timezone` arrives with the team's working calendars (issue 18); until then, and for
+    # members left at the default, the browser knows better.
+    roster_zone = getattr(member, "timezone", None)
+    for candidate in (None if roster_zone == "UTC" else roster_zone, browser_zone):
+        if isinstance(candidate, str) and candidate:
+            try:
+                return check_timezone(candidate)
+            except ValueError:
+                continue
+    return "UTC"

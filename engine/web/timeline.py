@@ -9,10 +9,10 @@ cannot be reached the page still shows the store's side and says what is missing
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,13 +22,25 @@ from temporalio.service import RPCError
 from engine.client.playbook import EnrollmentHandle
 from engine.language.plan import CompiledPlan
 from engine.messages import EnrollmentSnapshot, StepRecord
-from engine.statuses import EnrollmentStatus, TaskStatus
+from engine.statuses import EnrollmentStatus
 from engine.store import repository
-from engine.store.models import Enrollment, Event, OutboxMessage, Task
+from engine.store.models import Enrollment, Event, HealthChange, MilestoneState, OutboxMessage, Task
+from engine.web.words import Words, in_words
 
 QUERY_TIMEOUT_SECONDS = 3.0
-# Step records the store shows better (with links): the outbox row, the task, the event.
-_SHOWN_FROM_STORE = {"task", "task_completed", "event"}
+# Step records that are not news on the timeline: the store shows them better (with links:
+# tasks, events, milestones), the enrollment rows show starts and ends, and waits are
+# where the enrollment stands (its card), not something that happened.
+_NOT_HAPPENINGS = {
+    "task",
+    "task_completed",
+    "event",
+    "milestone",
+    "start",
+    "wait",
+    "continue_as_new",
+    *(status.value for status in EnrollmentStatus),
+}
 
 
 # -- the funnel ------------------------------------------------------------------------------
@@ -111,6 +123,35 @@ class EnrollmentView:
     def waiting_until(self) -> datetime | None:
         return self.status.waiting_until if self.status else None
 
+    @property
+    def waiting_words(self) -> str:
+        """What the enrollment waits for, in words: the task's title, the milestone's name."""
+        what = self.waiting_for or ""
+        kind, _, subject = what.partition(" ")
+        if kind == "task":
+            return f"the task “{subject.strip(chr(39))}” to be completed"
+        if kind == "milestone":
+            return f"the milestone “{in_words(subject)}”"
+        if kind == "event":
+            return f"the event “{subject}”"
+        if what == "send window":
+            return "the customer's send window to open"
+        if what == "time":
+            return "a set time"
+        return what
+
+    @property
+    def deadline_name(self) -> str:
+        """What happens at `waiting_until`, named for what it is (not "deadline")."""
+        kind = (self.waiting_for or "").partition(" ")[0]
+        return {
+            "task": "Escalates",
+            "milestone": "Stops waiting",
+            "event": "Stops waiting",
+            "send": "Window opens",
+            "time": "Goes on",
+        }.get(kind, "Until")
+
 
 async def _query(client: Client, row: Enrollment) -> EnrollmentView:
     try:
@@ -156,7 +197,7 @@ async def task_enrollment(client: Client, session: Session, task: Task) -> Enrol
 @dataclass
 class TimelineItem:
     at: datetime
-    kind: str  # step | email | task | task_done | event
+    kind: str  # enrollment | step | email | task | task_done | milestone | health | event
     title: str
     detail: str = ""
     playbook: str | None = None
@@ -164,17 +205,28 @@ class TimelineItem:
     link: str | None = None
     status: str | None = None
     badges: list[str] = field(default_factory=list)
+    properties: list[tuple[str, str]] = field(default_factory=list)  # shown as a <dl>
+
+
+@dataclass
+class Timeline:
+    """What happened to a customer (newest first), and their raw usage events apart."""
+
+    items: list[TimelineItem]
+    usage: list[TimelineItem]  # events, newest first, of `usage_filter` if one is set
+    usage_names: list[tuple[str, int]]  # every event name received, with its count
+    usage_filter: str | None = None
 
 
 def _from_record(record: StepRecord, playbook: str) -> TimelineItem | None:
-    if record.kind in _SHOWN_FROM_STORE or (
-        record.kind == "email" and record.data.get("deliveries")
-    ):
+    """A step record worth a line: escalations, timeouts, skips, failures. Starts and ends
+    come from the enrollment rows, milestones, tasks, emails and events from the store."""
+    if record.kind in _NOT_HAPPENINGS or (record.kind == "email" and record.data.get("deliveries")):
         return None
     return TimelineItem(
         at=record.at,
         kind="step",
-        title=record.kind.replace("_", " "),
+        title=in_words(record.kind),
         detail=record.detail,
         playbook=playbook,
         step=record.step,
@@ -182,19 +234,38 @@ def _from_record(record: StepRecord, playbook: str) -> TimelineItem | None:
     )
 
 
-def _short(properties: dict) -> str:
-    text = json.dumps(properties, sort_keys=True, default=str) if properties else ""
-    return text if len(text) <= 160 else text[:157] + "..."
+def _properties(properties: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """An event's properties as label/value pairs: nested values flattened with dots,
+    lists joined, so no JSON reaches the page."""
+    pairs: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key in sorted(value):
+                walk(f"{prefix}.{key}" if prefix else str(key), value[key])
+        elif isinstance(value, list):
+            if all(not isinstance(v, dict | list) for v in value):
+                pairs.append((prefix, ", ".join(str(v) for v in value)))
+            else:
+                for index, item in enumerate(value, start=1):
+                    walk(f"{prefix} {index}", item)
+        else:
+            text = "—" if value is None else str(value)
+            pairs.append((prefix, text if len(text) <= 200 else text[:197] + "..."))
+
+    walk("", properties or {})
+    return pairs[:20]
 
 
-def _task_items(task: Task) -> list[TimelineItem]:
+def _task_items(task: Task, names: dict[str, str]) -> list[TimelineItem]:
     """A task's creation and, once closed, its completion."""
     link = f"/tasks/{task.id}"
+    assignee = names.get(task.assignee_email or "", task.assignee_email or "nobody")
     created = TimelineItem(
         at=task.created_at,
         kind="task",
         title=task.title,
-        detail=f"for {task.assignee_email or 'unassigned'}",
+        detail=f"for {assignee}",
         playbook=task.playbook_id,
         step=task.step_id,
         link=link,
@@ -204,25 +275,46 @@ def _task_items(task: Task) -> list[TimelineItem]:
     if task.completed_at is None:
         return [created]
     note = f": {task.note}" if task.note else ""
+    by = names.get(task.completed_by or "", task.completed_by or "the playbook")
     done = TimelineItem(
         at=task.completed_at,
         kind="task_done",
-        title=f"{task.title}: {task.outcome}",
-        detail=f"by {task.completed_by}{note}",
+        title=f"{task.title}: {in_words(task.outcome or task.status)}",
+        detail=f"by {by}{note}",
         playbook=task.playbook_id,
         step=task.step_id,
         link=link,
-        status=TaskStatus.COMPLETED,
+        status=task.status,
     )
     return [created, done]
 
 
+def _enrollment_items(row: Enrollment, words: Words) -> list[TimelineItem]:
+    name = words.playbook(row.playbook_id)
+    items = [TimelineItem(row.started_at, "enrollment", f"Started “{name}”", status="running")]
+    if row.ended_at is not None:
+        outcome = in_words(row.outcome or row.status)
+        items.append(TimelineItem(row.ended_at, "enrollment", f"“{name}” ended: {outcome}",
+                                  status=row.status))  # fmt: skip
+    return items
+
+
 def customer_timeline(
-    session: Session, customer_id: str, views: list[EnrollmentView], limit: int = 300
-) -> list[TimelineItem]:
-    """Steps, emails, tasks and events of one customer, newest first."""
+    session: Session,
+    customer_id: str,
+    views: list[EnrollmentView],
+    words: Words,
+    *,
+    names: dict[str, str] | None = None,
+    usage: str | None = None,
+    limit: int = 300,
+) -> Timeline:
+    """Enrollments, emails, tasks, milestones, health changes and the steps worth telling
+    of one customer, newest first; usage events apart (only those named ``usage`` if set)."""
+    names = names or {}
     items: list[TimelineItem] = []
     for view in views:
+        items.extend(_enrollment_items(view.row, words))
         for record in view.status.records if view.status else []:
             item = _from_record(record, view.row.playbook_id)
             if item is not None:
@@ -241,10 +333,29 @@ def customer_timeline(
             )
         )
     for t in session.scalars(select(Task).where(Task.customer_id == customer_id)):
-        items.extend(_task_items(t))
-    for e in session.scalars(
-        select(Event).where(Event.customer_id == customer_id).order_by(Event.at.desc()).limit(limit)
+        items.extend(_task_items(t, names))
+    for ms in session.scalars(
+        select(MilestoneState).where(MilestoneState.customer_id == customer_id)
     ):
-        items.append(TimelineItem(e.at, "event", e.name, _short(e.properties), status=e.status))
+        items.append(
+            TimelineItem(ms.reached_at, "milestone", f"Reached “{in_words(ms.milestone)}”")
+        )
+    for h in session.scalars(select(HealthChange).where(HealthChange.customer_id == customer_id)):
+        title = f"Health {h.new}" if h.old is None else f"Health {h.old} → {h.new}"
+        worse = h.old is not None and h.new is not None and h.new < h.old
+        items.append(TimelineItem(h.at, "health", title, badges=["dropped"] if worse else []))
     items.sort(key=lambda item: item.at, reverse=True)
-    return items[:limit]
+    counts = session.execute(
+        select(Event.name, func.count())
+        .where(Event.customer_id == customer_id)
+        .group_by(Event.name)
+        .order_by(func.count().desc(), Event.name)
+    ).all()
+    query = select(Event).where(Event.customer_id == customer_id)
+    if usage:
+        query = query.where(Event.name == usage)
+    events = [
+        TimelineItem(e.at, "event", e.name, status=e.status, properties=_properties(e.properties))
+        for e in session.scalars(query.order_by(Event.at.desc()).limit(limit))
+    ]
+    return Timeline(items[:limit], events, [(n, c) for n, c in counts], usage or None)

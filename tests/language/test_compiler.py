@@ -211,3 +211,16 @@ def test_a_plan_records_the_source_line_of_each_step() -> None:
     lines = (VALID / "onboarding.yaml").read_text().splitlines()
     for step in plan.steps:
         assert lines[step.line - 1].strip() == f"- id: {step.id}", (step.id, step.line)
+
+
+def test_a_step_label_is_compiled_and_checked(project_dir: Path) -> None:
+    edit(
+        project_dir / "onboarding.yaml",
+        "- id: kickoff\n",
+        "- id: kickoff\n    label: Kickoff call\n",
+    )
+    assert compile_one(project_dir).step("kickoff").label == "Kickoff call"
+    assert compile_one(project_dir).step("welcome").label is None  # the UI says "Welcome"
+    edit(project_dir / "onboarding.yaml", "label: Kickoff call", f"label: {'x' * 81}")
+    problems = [str(d) for d in load_project(project_dir).errors]
+    assert any("onboarding.yaml:" in p and "label" in p for p in problems), problems

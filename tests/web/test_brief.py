@@ -127,13 +127,13 @@ def test_the_qbr_task_page_shows_the_brief(stack: Stack, browser: Browser) -> No
         "at risk",
         "2027-03-01",
         "Save plan for Hoshino Logistics",
-        "first_value",
+        "First value",
     ):
         assert expected in text
     assert "Email number 6" in text and "Email number 1" not in text
     assert [b.text for b in browser.find_all("form.complete button[name=outcome]")] == [
-        "scheduled",
-        "declined",
-        "postponed",
+        "Scheduled",
+        "Declined",
+        "Postponed",
     ]
     browser.screenshot("qbr-task")

@@ -145,6 +145,12 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
         row.find_element("css selector", "a.task-title").click()
         browser.wait_for("form.complete")
         assert name in browser.text("aside")
+        # In the CSM's words: the playbook's name and the step's, and the enrollment's
+        # second deadline named for what it is (the task escalates then).
+        assert "New customer onboarding · Kickoff" in browser.text("dl.facts")
+        enrollment_card = browser.find(f'[data-enrollment="{enrollment_id}"]')
+        assert "Escalates" in enrollment_card.text and "deadline" not in enrollment_card.text
+        assert f"the task “Kickoff call with {name}” to be completed" in enrollment_card.text
         browser.find("textarea[name=note]").send_keys("Kickoff done, data source next week.")
         browser.find('button[name=outcome][value="held"]').click()
         flash = browser.wait_for(".flash")
@@ -165,8 +171,9 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
             assert done.note == "Kickoff done, data source next week."
         browser.get(f"/customers/{customer_id}")
         card = browser.find(f'[data-enrollment="{enrollment_id}"]')
-        assert "await_integration" in card.find_element("css selector", ".current-step").text
-        assert "milestone integration_connected" in card.text
+        assert card.find_element("css selector", ".current-step").text == "Await integration"
+        assert "the milestone “Integration connected”" in card.text
+        assert "Stops waiting" in card.text
 
         # The milestone event ends the wait: the playbook invites the team and waits again.
         post_event(api, customer_id, "integration.connected", {"source": "snowflake"})
@@ -187,14 +194,19 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
     # The customer page shows the new wait and the whole story in its timeline.
     browser.get(f"/customers/{customer_id}")
     card = browser.find(f'[data-enrollment="{enrollment_id}"]')
-    assert "milestone team_invited" in card.text
+    assert "the milestone “Team invited”" in card.text
     timeline = browser.text("ol.timeline")
     for expected in (
-        "integration.connected",
-        f"Kickoff call with {name}: held",
-        "customer.created",
+        "Reached “Integration connected”",
+        f"Kickoff call with {name}: Held",
+        "Started “New customer onboarding”",
+        "Health 72",
     ):
         assert expected in timeline
+    # Raw usage events are folded away below the story.
+    assert "customer.created" not in timeline
+    browser.find("details.usage summary").click()
+    assert "integration.connected" in browser.text("details.usage")
     browser.screenshot("customer")
     browser.get("/enrollments")
     funnel = browser.find('[data-playbook="onboarding"]')

@@ -10,9 +10,10 @@ from engine.messages import EnrollmentSnapshot, StepRecord
 from engine.project import load_project
 from engine.signing import Keyring
 from engine.store import repository
-from engine.store.models import Enrollment, TeamMember
+from engine.store.models import Enrollment, MilestoneState, TeamMember
 from engine.web.security import csrf_token, safe_next, team_of
 from engine.web.timeline import EnrollmentView, customer_timeline, funnels
+from engine.web.words import Words, in_words
 from tests.helpers.paths import PLAYBOOKS
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -84,32 +85,48 @@ def test_funnel_counts_running_enrollments_per_step_in_plan_order(
     assert result["qbr"].running == 0
 
 
-def test_timeline_merges_steps_emails_tasks_and_events_newest_first(
+def test_timeline_leads_with_what_happened_and_keeps_usage_apart(
     sessions: sessionmaker[Session],
 ) -> None:
+    project = load_project(PLAYBOOKS)
     with sessions.begin() as session:
+        repository.upsert_customer(
+            session, repository.CustomerData(id="acme", name="Acme", health_score=80)
+        )
+        repository.upsert_customer(
+            session, repository.CustomerData(id="acme", name="Acme", health_score=45)
+        )
         repository.upsert_customer(session, repository.CustomerData(id="acme", name="Acme"))
         repository.record_event(session, "e1", "acme", "customer.created", T0)
+        repository.record_event(
+            session, "e2", "acme", "report.created", T0 + timedelta(minutes=5),
+            {"report": {"kind": "usage", "pages": 3}, "tags": ["a", "b"]},
+        )  # fmt: skip
         message, _ = repository.insert_outbox(
-            session, "k1", "ada@acme.example", "Welcome", customer_id="acme", playbook_id="onb"
-        )
+            session, "k1", "ada@acme.example", "Welcome", customer_id="acme",
+            playbook_id="onboarding", step_id="welcome",
+        )  # fmt: skip
         message.created_at = T0 + timedelta(minutes=1)
         message_id = message.id
         task, _ = repository.create_task(session, "t1", "Kickoff", customer_id="acme")
         task.created_at = T0 + timedelta(minutes=2)
         repository.complete_task(
-            session, task.id, "held", "csm@x.example", note="went well", at=T0 + timedelta(hours=1)
+            session, task.id, "no_response", "csm@x.example", note="went well",
+            at=T0 + timedelta(hours=1),
+        )  # fmt: skip
+        session.add(
+            MilestoneState(
+                customer_id="acme", milestone="first_value", reached_at=T0 + timedelta(minutes=30)
+            )
         )
         row = Enrollment(
-            enrollment_key="onb/acme@1",
-            workflow_id="onb/acme",
-            playbook_id="onb",
-            version="v",
-            customer_id="acme",
-        )
+            enrollment_key="onboarding/acme@1",
+            workflow_id="onboarding/acme", playbook_id="onboarding", version="v",
+            customer_id="acme", started_at=T0,
+        )  # fmt: skip
     status = EnrollmentSnapshot(
-        enrollment_id="onb/acme",
-        playbook="onb",
+        enrollment_id="onboarding/acme",
+        playbook="onboarding",
         version="v",
         customer_id="acme",
         current_step="await_integration",
@@ -120,17 +137,44 @@ def test_timeline_merges_steps_emails_tasks_and_events_newest_first(
             StepRecord(at=T0 + timedelta(minutes=2), step="kickoff", kind="task", detail="x"),
             StepRecord(at=T0 + timedelta(hours=2), step="await_integration", kind="wait",
                        detail="waiting for milestone integration_connected"),
+            StepRecord(at=T0 + timedelta(hours=3), step="kickoff", kind="task_escalated",
+                       detail="escalated to manager"),
         ],
     )  # fmt: skip
+    words = Words(project.plans)
+    names = {"csm@x.example": "Casey"}
     with sessions() as session:
-        items = customer_timeline(session, "acme", [EnrollmentView(row, status)])
-    assert [(i.kind, i.title) for i in items] == [
-        ("step", "wait"),
-        ("task_done", "Kickoff: held"),
+        timeline = customer_timeline(
+            session, "acme", [EnrollmentView(row, status)], words, names=names
+        )
+        only_reports = customer_timeline(
+            session, "acme", [EnrollmentView(row, status)], words, usage="report.created"
+        )
+    assert [(i.kind, i.title) for i in timeline.items] == [
+        ("health", "Health 80 → 45"),  # recorded now, so the newest
+        ("health", "Health 80"),
+        ("step", "Task escalated"),
+        ("task_done", "Kickoff: No response"),
+        ("milestone", "Reached “First value”"),
         ("task", "Kickoff"),
         ("email", "Welcome"),
-        ("step", "start"),
-        ("event", "customer.created"),
-    ]  # the email and task step records are shown by their store rows instead
-    assert items[1].detail == "by csm@x.example: went well"
-    assert items[3].link == f"/outbox/{message_id}"
+        ("enrollment", "Started “New customer onboarding”"),
+    ]  # waits are where it stands, not news; emails and tasks come from their store rows
+    assert timeline.items[0].badges == ["dropped"]
+    assert timeline.items[3].detail == "by Casey: went well"
+    assert timeline.items[6].link == f"/outbox/{message_id}"
+    assert [e.title for e in timeline.usage] == ["report.created", "customer.created"]
+    assert timeline.usage[0].properties == [
+        ("report.kind", "usage"), ("report.pages", "3"), ("tags", "a, b"),
+    ]  # fmt: skip
+    assert sorted(timeline.usage_names) == [("customer.created", 1), ("report.created", 1)]
+    assert [e.title for e in only_reports.usage] == ["report.created"]
+
+
+def test_words_name_playbooks_steps_and_segments_for_people() -> None:
+    words = Words(load_project(PLAYBOOKS).plans)
+    assert words.playbook("onboarding") == "New customer onboarding"
+    assert words.playbook("gone_playbook") == "Gone playbook"
+    assert words.step("onboarding", "await_integration") == "Await integration"
+    assert in_words("mid_market") == "Mid market" and in_words("smb") == "SMB"
+    assert in_words("qbr_prep") == "QBR prep" and in_words(None) == ""

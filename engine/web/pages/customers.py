@@ -13,6 +13,7 @@ from engine.web.dependencies import ViewerDep, services_of
 from engine.web.rendering import error_page, render
 from engine.web.security import team_members
 from engine.web.timeline import customer_timeline, enrollment_views
+from engine.web.words import Words
 
 router = APIRouter()
 
@@ -61,7 +62,9 @@ def customers(
 
 
 @router.get("/customers/{customer_id:path}")
-async def customer_page(request: Request, customer_id: str, viewer: ViewerDep) -> Response:
+async def customer_page(
+    request: Request, customer_id: str, viewer: ViewerDep, usage: str = ""
+) -> Response:
     services = services_of(request)
     with services.sessions() as session:
         customer = repository.get_customer(session, customer_id)
@@ -81,7 +84,14 @@ async def customer_page(request: Request, customer_id: str, viewer: ViewerDep) -
         names = {m.email: m.name for m in team_members(session)}
     views = await enrollment_views(services.client, rows)
     with services.sessions() as session:
-        timeline = customer_timeline(session, customer_id, views)
+        timeline = customer_timeline(
+            session,
+            customer_id,
+            views,
+            Words(services.project.plans),
+            names=names,
+            usage=usage.strip() or None,
+        )
     return render(
         request,
         "customer.html",
