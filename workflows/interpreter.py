@@ -55,7 +55,7 @@ from engine.messages import (
     TaskRef,
     UpdateCustomerInput,
 )
-from engine.statuses import EnrollmentStatus
+from engine.statuses import EnrollmentStatus, OutboxStatus
 
 MAX_RECORDS = 300
 MAX_SEEN_EVENTS = 2_000
@@ -68,6 +68,10 @@ PATCH_EVENTS_BEFORE_WAIT = "events-before-wait-count"
 STEP_KEY = SearchAttributeKey.for_keyword(SA_STEP)
 # `workflow.patched` ids of behaviour changes to the interpreter (see the replay tests).
 PATCH_PAUSED_WAKES_ON_EVENTS = "paused-wakes-on-events"
+# Respectful delivery (docs/delivery.md): the `send_email` activity applies the send window in
+# each recipient's zone and calendar and the delivery policy's caps; the workflow waits for
+# the postponed recipients and calls it again, instead of waiting for the customer's window.
+PATCH_PER_RECIPIENT_DELIVERY = "per-recipient-delivery"
 # A `_step_<kind>` method: runs one step and returns the id of the next.
 StepHandler = Callable[[StepPlan, int, list[Any]], Awaitable[str]]
 
@@ -279,6 +283,8 @@ class Interpreter:
     # -- step kinds ----------------------------------------------------------------------
     async def _step_email(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.email is not None
+        if workflow.patched(PATCH_PER_RECIPIENT_DELIVERY):
+            return await self._deliver_email(step, iteration)
         now = self._now()
         opens = next_opening(now, self.state.timezone, step.email.window)
         if opens > now:
@@ -323,6 +329,71 @@ class Interpreter:
             {"deliveries": [d.model_dump(mode="json") for d in result.deliveries]},
         )
         return step.next
+
+    async def _deliver_email(self, step: StepPlan, iteration: int) -> str:
+        """Send the email, waiting for every recipient the activity postponed, then go on.
+
+        Recipients already sent are found in the outbox by the activity and not sent again.
+        """
+        assert step.email is not None
+        while True:
+            result = await self._send_email(step, iteration, per_recipient=True)
+            if result is None:
+                return step.next
+            postponed = [d for d in result.deliveries if d.status == OutboxStatus.POSTPONED]
+            self._record(
+                step.id,
+                "email",
+                result.summary,
+                {"deliveries": [d.model_dump(mode="json") for d in result.deliveries]},
+            )
+            waits = [d.not_before for d in postponed if d.not_before is not None]
+            if not waits:
+                return step.next
+            until = min(waits)
+            reasons = "; ".join(f"{d.contact}: {d.reason}" for d in postponed)
+            self._record(
+                step.id, "wait", f"postponed: {reasons}", {"until": until.isoformat()}
+            )
+            if await self._wait(step.id, "delivery", until, lambda: False) == "interrupted":
+                return self._interrupted_next(step)
+
+    async def _send_email(
+        self, step: StepPlan, iteration: int, *, per_recipient: bool
+    ) -> SendEmailResult | None:
+        """The `send_email` activity for ``step``; None (recorded) when it failed for good."""
+        email = step.email
+        assert email is not None
+        try:
+            result: SendEmailResult = await workflow.execute_activity(
+                ActivityName.SEND_EMAIL,
+                SendEmailInput(
+                    enrollment_id=self.input.enrollment_id,
+                    enrollment_key=self.input.enrollment_key,
+                    playbook=self.plan.playbook,
+                    version=self.plan.version,
+                    step_id=step.id,
+                    iteration=iteration,
+                    customer_id=self.input.customer_id,
+                    email=email,
+                    templates={name: self.plan.templates[name] for name in email.files},
+                    sender=email.sender or self.plan.sender,
+                    reply_to=email.reply_to or self.plan.reply_to,
+                    event=self.input.trigger_event,
+                    now=self._now(),
+                    per_recipient=per_recipient,
+                    delivery=self.plan.delivery,
+                ),
+                result_type=SendEmailResult,
+                start_to_close_timeout=timedelta(minutes=2),
+                schedule_to_close_timeout=timedelta(days=1),
+                retry_policy=EFFECT_RETRY,
+                heartbeat_timeout=EFFECT_HEARTBEAT,
+            )
+        except ActivityError as err:
+            self._record(step.id, "email_failed", f"email not sent: {_cause(err)}")
+            return None
+        return result
 
     async def _step_task(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         task = step.task

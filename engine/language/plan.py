@@ -37,6 +37,47 @@ class SenderPlan(PlanModel):
     name: str | None = None
 
 
+class VariantPlan(PlanModel):
+    """One variant of an email step: its weight and the content it replaces."""
+
+    name: str
+    weight: int
+    subject: str
+    preheader: str | None = None
+    html_template: str
+    text_template: str | None = None
+
+
+class CapPlan(PlanModel):
+    """At most ``max`` emails to one contact in ``days`` calendar days of the contact's zone."""
+
+    max: int
+    days: int
+
+
+class StepDeliveryPlan(PlanModel):
+    """A playbook's or step's standing under the contact budget."""
+
+    priority: int = 0
+    on_cap: Literal["defer", "skip"] = "defer"
+    exempt: bool = False
+
+
+class DeliveryPlan(PlanModel):
+    """The project's delivery policy (playbooks/policies.yaml) as it applies to one playbook."""
+
+    caps: list[CapPlan] = Field(default_factory=list)
+    playbook: StepDeliveryPlan = StepDeliveryPlan()
+    steps: dict[str, StepDeliveryPlan] = Field(default_factory=dict)
+    holidays: bool = False
+    company_days: dict[str, str] = Field(
+        default_factory=dict, description="ISO date -> name of a company day off."
+    )
+
+    def for_step(self, step_id: str) -> StepDeliveryPlan:
+        return self.steps.get(step_id, self.playbook)
+
+
 class EmailPlan(PlanModel):
     """An email: subject source plus keys into `CompiledPlan.templates` for the bodies."""
 
@@ -54,6 +95,7 @@ class EmailPlan(PlanModel):
     window: WindowPlan | None = None
     sender: SenderPlan | None = None
     reply_to: str | None = None
+    variants: list[VariantPlan] = Field(default_factory=list)
 
 
 class TaskPlan(PlanModel):
@@ -176,6 +218,7 @@ class CompiledPlan(PlanModel):
     templates: dict[str, str] = Field(
         default_factory=dict, description="Source of every template file the plan renders."
     )
+    delivery: DeliveryPlan | None = None
 
     def step(self, step_id: str) -> StepPlan:
         for step in self.steps:
@@ -186,6 +229,12 @@ class CompiledPlan(PlanModel):
     def canonical_json(self) -> str:
         """The plan without its version, as sorted compact JSON: the input to the hash."""
         data = self.model_dump(mode="json", exclude={"version"})
+        # Fields added later are left out while unused, so existing plans keep their version.
+        if data.get("delivery") is None:
+            data.pop("delivery", None)
+        for step in data["steps"]:
+            if step.get("email") is not None and not step["email"].get("variants"):
+                step["email"].pop("variants", None)
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def with_version(self) -> CompiledPlan:

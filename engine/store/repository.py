@@ -35,6 +35,7 @@ from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskSta
 from engine.store.models import (
     Base,
     Contact,
+    ContactBudget,
     Customer,
     Enrollment,
     Event,
@@ -90,6 +91,11 @@ def _check_email(value: str) -> str:
 # --- customers -----------------------------------------------------------------------------
 
 
+# An ISO 3166-1 alpha-2 country and a BCP 47 language tag such as 'ko' or 'de-AT'.
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+LOCALE_PATTERN = r"^[a-zA-Z]{2,3}([-_][a-zA-Z0-9]{2,8})*$"
+
+
 class ContactData(BaseModel):
     """A contact as given to `upsert_customer`; fields left out are not changed."""
 
@@ -99,11 +105,20 @@ class ContactData(BaseModel):
     first_name: str | None = None
     last_name: str | None = None
     role: str | None = None
+    # None: the customer's (docs/delivery.md).
+    timezone: str | None = None
+    locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
+    country: str | None = Field(default=None, pattern=COUNTRY_PATTERN)
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
         return _check_email(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
 
     @field_validator("first_name", "last_name", "role")
     @classmethod
@@ -125,6 +140,8 @@ class CustomerData(BaseModel):
     name: str = Field(min_length=1, max_length=255)
     segment: str | None = None
     timezone: str = "UTC"
+    country: str | None = Field(default=None, pattern=COUNTRY_PATTERN)
+    locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
     owner_email: str | None = None
     renewal_date: date | None = None
     health_score: int | None = Field(default=None, ge=0, le=100)
@@ -152,6 +169,8 @@ _CUSTOMER_FIELDS = (
     "name",
     "segment",
     "timezone",
+    "country",
+    "locale",
     "owner_email",
     "renewal_date",
     "health_score",
@@ -184,7 +203,7 @@ def upsert_customer(session: Session, data: CustomerData) -> Customer:
 
 
 def _upsert_contact(session: Session, customer_id: str, data: ContactData) -> None:
-    fields = ("first_name", "last_name", "role")
+    fields = ("first_name", "last_name", "role", "timezone", "locale", "country")
     stmt = _insert(session, Contact).values(
         customer_id=customer_id,
         email=data.email,
@@ -460,6 +479,7 @@ def insert_outbox(
     customer_id: str | None = None,
     status: OutboxStatus = OutboxStatus.CAPTURED,
     reason: str | None = None,
+    variant: str | None = None,
 ) -> tuple[OutboxMessage, bool]:
     """Record an email once per `idempotency_key`; returns (message, created).
 
@@ -483,6 +503,7 @@ def insert_outbox(
             headers=headers or {},
             status=str(status),
             reason=reason,
+            variant=variant,
             attempts=0,
             created_at=now,
             updated_at=now,
@@ -494,6 +515,55 @@ def insert_outbox(
     message = get_outbox(session, idempotency_key)
     assert message is not None
     return message, created
+
+
+def lock_contact_budget(session: Session, email: str) -> None:
+    """Take the contact's budget row for the rest of the transaction; call it first.
+
+    It is a write (insert if missing, then an update), so SQLite's single writer and
+    PostgreSQL's row lock make a second enrollment wait here until the first commits: the
+    counts it then reads include the email the first one charged.
+    """
+    address = _check_email(email)
+    session.execute(
+        _insert(session, ContactBudget)
+        .values(email=address, charged=0, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["email"])
+    )
+    session.execute(
+        update(ContactBudget)
+        .where(ContactBudget.email == address)
+        .values(charged=ContactBudget.charged + 1, updated_at=utcnow())
+    )
+
+
+def budget_times(session: Session, email: str, since: datetime) -> list[datetime]:
+    """When emails charged to the contact's budget since ``since`` were charged."""
+    stmt = select(OutboxMessage.budget_at).where(
+        OutboxMessage.contact_email == _check_email(email),
+        OutboxMessage.budget_at >= since,
+    )
+    return [at for at in session.scalars(stmt) if at is not None]
+
+
+def waiting_ahead(
+    session: Session, email: str, priority: int, now: datetime, since: datetime, key: str
+) -> OutboxMessage | None:
+    """A postponed email of higher priority to the same contact that is due (since ``since``)."""
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.contact_email == _check_email(email),
+            OutboxMessage.status == OutboxStatus.POSTPONED.value,
+            OutboxMessage.priority > priority,
+            OutboxMessage.not_before <= now,
+            OutboxMessage.not_before > since,
+            OutboxMessage.idempotency_key != key,
+        )
+        .order_by(OutboxMessage.priority.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
 
 
 def get_outbox(session: Session, idempotency_key: str) -> OutboxMessage | None:
