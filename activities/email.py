@@ -71,6 +71,7 @@ NO_PROVIDER = "no mail provider configured"
 IN_FLIGHT = {OutboxStatus.PENDING, OutboxStatus.SENDING}
 # A postponed email is decided again when the workflow calls back at its `not_before`.
 DONE = frozenset(OutboxStatus) - IN_FLIGHT - {OutboxStatus.POSTPONED}
+WINDOW_REASON = "outside the send window"  # workflows/interpreter.py words the wait after it
 # A lower-priority email yields this long to a higher-priority one due for the same slot...
 PRIORITY_YIELD = timedelta(minutes=1)
 # ...unless that one has been due this long (its enrollment ended or paused): then it goes.
@@ -415,7 +416,7 @@ class EmailActivities(StoreActivities):
         day_off = _days_off(delivery, recipient.country)
         moment = next_send_moment(input.now, recipient.timezone, input.email.window, day_off)
         if moment.at > input.now:
-            why = "; ".join(moment.moves) or f"outside the send window ({recipient.timezone})"
+            why = "; ".join(moment.moves) or f"{WINDOW_REASON} ({recipient.timezone})"
             return _hold(session, key, recipient, content, common, moment.at, why, None)
         if delivery is None or not self._budgeted(input, recipient):
             return None
@@ -502,10 +503,11 @@ def _rewrite(
     row.subject, row.html, row.text = content.subject, content.html, content.text
     row.headers = dict(content.headers)
     row.status = status.value
-    if reason is not None:
+    if was_postponed and row.reason and status != OutboxStatus.POSTPONED:
+        # An email that waited and now goes keeps why it waited.
+        row.reason = f"{row.reason}; then {reason}" if reason else row.reason
+    else:
         row.reason = reason
-    elif not was_postponed:  # a postponed email that now goes keeps why it waited
-        row.reason = None
 
 
 def _hold(

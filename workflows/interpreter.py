@@ -39,6 +39,7 @@ from engine.messages import (
     CreateTaskInput,
     DecideInput,
     DecideResult,
+    EmailDelivery,
     EnrollCustomerInput,
     EnrollmentInput,
     EnrollmentResult,
@@ -72,6 +73,7 @@ PATCH_PAUSED_WAKES_ON_EVENTS = "paused-wakes-on-events"
 # each recipient's zone and calendar and the delivery policy's caps; the workflow waits for
 # the postponed recipients and calls it again, instead of waiting for the customer's window.
 PATCH_PER_RECIPIENT_DELIVERY = "per-recipient-delivery"
+WINDOW_REASON = "outside the send window"  # how send_email words a send-window postponement
 # A `_step_<kind>` method: runs one step and returns the id of the next.
 StepHandler = Callable[[StepPlan, int, list[Any]], Awaitable[str]]
 
@@ -293,34 +295,8 @@ class Interpreter:
             )
             if await self._wait(step.id, "send window", opens, lambda: False) == "interrupted":
                 return self._interrupted_next(step)
-        email = step.email
-        templates = {name: self.plan.templates[name] for name in email.files}
-        try:
-            result: SendEmailResult = await workflow.execute_activity(
-                ActivityName.SEND_EMAIL,
-                SendEmailInput(
-                    enrollment_id=self.input.enrollment_id,
-                    enrollment_key=self.input.enrollment_key,
-                    playbook=self.plan.playbook,
-                    version=self.plan.version,
-                    step_id=step.id,
-                    iteration=iteration,
-                    customer_id=self.input.customer_id,
-                    email=email,
-                    templates=templates,
-                    sender=email.sender or self.plan.sender,
-                    reply_to=email.reply_to or self.plan.reply_to,
-                    event=self.input.trigger_event,
-                    now=self._now(),
-                ),
-                result_type=SendEmailResult,
-                start_to_close_timeout=timedelta(minutes=2),
-                schedule_to_close_timeout=timedelta(days=1),
-                retry_policy=EFFECT_RETRY,
-                heartbeat_timeout=EFFECT_HEARTBEAT,
-            )
-        except ActivityError as err:
-            self._record(step.id, "email_failed", f"email not sent: {_cause(err)}")
+        result = await self._send_email(step, iteration, per_recipient=False)
+        if result is None:
             return step.next
         self._record(
             step.id,
@@ -336,26 +312,29 @@ class Interpreter:
         Recipients already sent are found in the outbox by the activity and not sent again.
         """
         assert step.email is not None
+        recorded: set[str] = set()  # recipients already in an `email` record of this step
         while True:
             result = await self._send_email(step, iteration, per_recipient=True)
             if result is None:
                 return step.next
             postponed = [d for d in result.deliveries if d.status == OutboxStatus.POSTPONED]
-            self._record(
-                step.id,
-                "email",
-                result.summary,
-                {"deliveries": [d.model_dump(mode="json") for d in result.deliveries]},
-            )
+            done = [
+                d
+                for d in result.deliveries
+                if d.status != OutboxStatus.POSTPONED and d.contact not in recorded
+            ]
+            if done or not (postponed or recorded):
+                recorded.update(d.contact for d in done)
+                summary = SendEmailResult(deliveries=done).summary
+                deliveries = [d.model_dump(mode="json") for d in done]
+                self._record(step.id, "email", summary, {"deliveries": deliveries})
             waits = [d.not_before for d in postponed if d.not_before is not None]
             if not waits:
                 return step.next
             until = min(waits)
-            reasons = "; ".join(f"{d.contact}: {d.reason}" for d in postponed)
-            self._record(
-                step.id, "wait", f"postponed: {reasons}", {"until": until.isoformat()}
-            )
-            if await self._wait(step.id, "delivery", until, lambda: False) == "interrupted":
+            detail, what = _postponed(postponed)
+            self._record(step.id, "wait", detail, {"until": until.isoformat()})
+            if await self._wait(step.id, what, until, lambda: False) == "interrupted":
                 return self._interrupted_next(step)
 
     async def _send_email(
@@ -821,6 +800,14 @@ class Interpreter:
             status=done.status,
             records=list(self.state.records),
         )
+
+
+def _postponed(deliveries: list[EmailDelivery]) -> tuple[str, str]:
+    """Why recipients wait, and what for: the send window alone reads as before."""
+    if all((d.reason or "").startswith(WINDOW_REASON) for d in deliveries):
+        return "waiting for the send window", "send window"
+    reasons = "; ".join(f"{d.contact}: {d.reason}" for d in deliveries)
+    return f"postponed: {reasons}", "delivery policy"
 
 
 def _cause(err: BaseException) -> str:

@@ -102,6 +102,38 @@ def first_day_under_caps(caps: list[CapPlan], today: date, sent_days: list[date]
     return today + timedelta(days=longest + 1)
 
 
+@dataclass(frozen=True)
+class Send:
+    """One email charged to a contact's budget: to whom, when, and the contact's zone."""
+
+    contact: str
+    at: datetime
+    timezone: str | None = None
+
+
+def cap_violations(sends: Iterable[Send], caps: list[CapPlan]) -> list[str]:
+    """Every contact and day on which ``sends`` go over one of ``caps``, as sentences.
+
+    The check a simulation of the whole book runs on what it captured: empty when every
+    contact stayed within the policy.
+    """
+    days: dict[str, list[date]] = {}
+    for send in sends:
+        days.setdefault(send.contact.lower(), []).append(local_day(send.at, send.timezone))
+    problems: list[str] = []
+    for contact, sent in sorted(days.items()):
+        for day in sorted(set(sent)):
+            for cap in caps:
+                first = day - timedelta(days=cap.days - 1)
+                count = sum(1 for other in sent if first <= other <= day)
+                if count > cap.max:
+                    problems.append(
+                        f"{contact}: {count} emails in the {cap.days} day(s) to {day.isoformat()}"
+                        f", over the cap of {describe_cap(cap)}"
+                    )
+    return problems
+
+
 def describe_cap(cap: CapPlan) -> str:
     """A cap as people say it: '1 email a day', '3 emails in 7 days'."""
     emails = "email" if cap.max == 1 else "emails"
