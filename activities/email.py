@@ -538,7 +538,7 @@ def _days_off(delivery: DeliveryPlan | None, country: str | None) -> DayOff:
     public = None
     if delivery is not None and delivery.holidays and country:
         try:
-            public = holidays.country_holidays(country.upper())
+            public = holidays.country_holidays(country.upper(), language="en_US")
         except NotImplementedError:  # a country the library does not know
             public = None
 
