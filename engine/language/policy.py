@@ -113,7 +113,9 @@ def check_references(loaded: LoadedFile, plans: dict[str, CompiledPlan]) -> list
         if name not in plans:
             diags.append(
                 doc.diagnostic(
-                    ("playbooks", name), f"no playbook '{name}'{did_you_mean(name, list(plans))}"
+                    ("playbooks", name),
+                    f"no playbook '{name}'{did_you_mean(name, list(plans))}",
+                    key=True,
                 )
             )
     for key in policy.steps:
@@ -127,7 +129,7 @@ def check_references(loaded: LoadedFile, plans: dict[str, CompiledPlan]) -> list
             message = f"no step '{step}' in {playbook}{did_you_mean(step, ids)}"
         else:
             continue
-        diags.append(doc.diagnostic(("steps", key), message))
+        diags.append(doc.diagnostic(("steps", key), message, key=True))
     return diags
 
 
