@@ -46,10 +46,13 @@ from engine.language.delivery import (
     describe_cap,
     first_day_under_caps,
     local_day,
+    localized,
     next_send_moment,
+    pick_variant,
 )
 from engine.language.expressions import evaluate
-from engine.language.plan import DeliveryPlan, EmailPlan
+from engine.language.formatting import DEFAULT_LOCALE
+from engine.language.plan import ContentPlan, DeliveryPlan, EmailPlan
 from engine.language.templates import html_to_text, render, render_text
 from engine.messages import ActivityName, EmailDelivery, SendEmailInput, SendEmailResult
 from engine.signing import Keyring, unsubscribe_token
@@ -64,6 +67,7 @@ from engine.store.context import (
 )
 from engine.store.models import Customer, OutboxMessage
 
+CONTENT = {"subject", "preheader", "html_template", "text_template"}
 # Seconds between tries to record an accepted email as 'sent' while the database is away.
 SENT_WRITE_PAUSES = (1, 2, 4, 8, 10, 10, 10)
 NO_PROVIDER = "no mail provider configured"
@@ -85,9 +89,10 @@ class Recipient(NamedTuple):
     context: dict[str, Any]
     # One of the customer's contacts: gets unsubscribe headers and link (the team does not).
     customer_contact: bool
-    # The recipient's zone and country (the contact's own, else the customer's).
+    # The recipient's zone, country and locale (the contact's own, else the customer's).
     timezone: str | None = None
     country: str | None = None
+    locale: str | None = None
 
 
 class EmailOptions(TypedDict, total=False):
@@ -185,6 +190,7 @@ class EmailActivities(StoreActivities):
                 p["email"].lower() in contacts,
                 p.get("timezone") or customer.timezone,
                 p.get("country") or customer.country,
+                p.get("locale") or customer.locale,
             )
             for p in people
         ]
@@ -208,7 +214,17 @@ class EmailActivities(StoreActivities):
         # again (no key: an enrollment started before keys, which keeps its old keys).
         enrollment = input.enrollment_key or input.enrollment_id
         key = f"{enrollment}:{input.step_id}:{input.iteration}:{address.lower()}"
+        variant = pick_variant(
+            input.email.variants,
+            f"{input.customer_id}:{address.lower()}:{input.playbook}:{input.step_id}",
+        )
+        locale, content = localized(
+            ContentPlan.model_validate((variant or input.email).model_dump(include=CONTENT)),
+            variant.locales if variant else input.email.locales,
+            recipient.locale,
+        )
         common: dict[str, Any] = {
+            "variant": variant.name if variant else None,
             "enrollment_id": input.enrollment_id,
             "playbook_id": input.playbook,
             "step_id": input.step_id,
@@ -246,7 +262,11 @@ class EmailActivities(StoreActivities):
                 "List-Unsubscribe": f"<{unsubscribe_url}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             }
-        context = {**recipient.context, "unsubscribe_url": unsubscribe_url}
+        context = {
+            **recipient.context,
+            "unsubscribe_url": unsubscribe_url,
+            "locale": locale or recipient.locale or DEFAULT_LOCALE,
+        }
         if suppressed:
             with self.sessions.begin() as session:
                 repository.insert_outbox(
@@ -260,14 +280,14 @@ class EmailActivities(StoreActivities):
                 )
             return _delivery(address, OutboxStatus.SUPPRESSED, None, suppressed)
         try:
-            subject = one_line(render_text(input.email.subject, context))
+            subject = one_line(render_text(content.subject, context))
             context["preheader"] = (
-                render_text(input.email.preheader, context) if input.email.preheader else ""
+                render_text(content.preheader, context) if content.preheader else ""
             )
-            html = render(input.templates, input.email.html_template, context)
+            html = render(input.templates, content.html_template, context)
             text = (
-                render(input.templates, input.email.text_template, context)
-                if input.email.text_template
+                render(input.templates, content.text_template, context)
+                if content.text_template
                 else html_to_text(html)
             )
             if recipient.customer_contact:
@@ -290,9 +310,9 @@ class EmailActivities(StoreActivities):
         # Without a provider the email is captured in the same transaction that writes it:
         # there is no send that could fail in between.
         capture = isinstance(self.mailer, CaptureMailer)
-        content = _Content(subject, html, text, headers)
+        rendered = _Content(subject, html, text, headers)
         with self.sessions.begin() as session:
-            held = self._apply_policy(session, input, recipient, key, content, common)
+            held = self._apply_policy(session, input, recipient, key, rendered, common)
             if held is not None:
                 return held
             _, created = repository.insert_outbox(
@@ -310,7 +330,7 @@ class EmailActivities(StoreActivities):
             if not created:  # a pending or postponed row left by an earlier attempt
                 _rewrite(
                     repository.get_outbox(session, key),
-                    content,
+                    rendered,
                     OutboxStatus.CAPTURED if capture else OutboxStatus.PENDING,
                     NO_PROVIDER if capture else None,
                 )

@@ -10,11 +10,12 @@ so the simulator and the worker get the same answers for the same data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from engine.language.plan import CapPlan, WindowPlan
+from engine.language.plan import CapPlan, ContentPlan, VariantPlan, WindowPlan
 from engine.language.sendwindow import zone
 
 # Looked ahead at most this far for an open day (a window on Mondays, a month of holidays).
@@ -140,6 +141,43 @@ def describe_cap(cap: CapPlan) -> str:
     if cap.days == 1:
         return f"{cap.max} {emails} a day"
     return f"{cap.max} {emails} in {cap.days} days"
+
+
+def pick_variant(variants: list[VariantPlan], identity: str) -> VariantPlan | None:
+    """The variant ``identity`` (a contact and a step) gets, by weight, always the same one.
+
+    A hash, not a random draw: the same contact gets the same variant in every enrollment
+    and on every retry or replay, and nothing random runs in workflow code.
+    """
+    if not variants:
+        return None
+    digest = hashlib.sha256(identity.encode("utf-8")).digest()
+    point = int.from_bytes(digest[:8], "big") % sum(v.weight for v in variants)
+    for variant in variants:
+        if point < variant.weight:
+            return variant
+        point -= variant.weight
+    return variants[-1]  # unreachable: the weights add up to more than ``point``
+
+
+def locale_chain(tag: str | None) -> list[str]:
+    """The locale tags to try, most specific first: 'de-AT' -> ['de-at', 'de']."""
+    if not tag:
+        return []
+    parts = tag.replace("_", "-").lower().split("-")
+    return ["-".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
+def localized(
+    content: ContentPlan, locales: Mapping[str, ContentPlan], tag: str | None
+) -> tuple[str | None, ContentPlan]:
+    """The version of ``content`` for locale ``tag`` (falling back along its chain, then to
+    the template itself), with the tag of the version chosen (None: the template itself)."""
+    known = {key.lower(): key for key in locales}
+    for candidate in locale_chain(tag):
+        if candidate in known:
+            return known[candidate], locales[known[candidate]]
+    return None, content
 
 
 def _at(minute_of_day: int) -> time:

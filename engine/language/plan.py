@@ -37,15 +37,21 @@ class SenderPlan(PlanModel):
     name: str | None = None
 
 
-class VariantPlan(PlanModel):
-    """One variant of an email step: its weight and the content it replaces."""
+class ContentPlan(PlanModel):
+    """What an email says: its subject and the template keys of its bodies."""
 
-    name: str
-    weight: int
     subject: str
     preheader: str | None = None
     html_template: str
     text_template: str | None = None
+
+
+class VariantPlan(ContentPlan):
+    """One variant of an email step: its weight, content, and that content's locale versions."""
+
+    name: str
+    weight: int
+    locales: dict[str, ContentPlan] = Field(default_factory=dict)
 
 
 class CapPlan(PlanModel):
@@ -96,6 +102,9 @@ class EmailPlan(PlanModel):
     sender: SenderPlan | None = None
     reply_to: str | None = None
     variants: list[VariantPlan] = Field(default_factory=list)
+    locales: dict[str, ContentPlan] = Field(
+        default_factory=dict, description="Locale tag -> the template's version for it."
+    )
 
 
 class TaskPlan(PlanModel):
@@ -233,8 +242,9 @@ class CompiledPlan(PlanModel):
         if data.get("delivery") is None:
             data.pop("delivery", None)
         for step in data["steps"]:
-            if step.get("email") is not None and not step["email"].get("variants"):
-                step["email"].pop("variants", None)
+            for key in ("variants", "locales"):
+                if step.get("email") is not None and not step["email"].get(key):
+                    step["email"].pop(key, None)
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def with_version(self) -> CompiledPlan:

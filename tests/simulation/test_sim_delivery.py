@@ -69,3 +69,25 @@ async def test_the_simulated_sends_stay_within_the_shipped_caps(sim, project):
     # ... and the checker does see a contact over the cap.
     doubled = [*sends, Send(sends[0].contact, sends[0].at, person.timezone)]
     assert cap_violations(doubled, delivery.caps)
+
+
+async def test_each_contact_reads_the_welcome_in_their_language(sim, project):
+    """ko-KR finds welcome.ko.html through its fallback chain; de-AT has no version and gets
+    the template itself; a contact without a locale takes the customer's (here Korean)."""
+    people = [
+        {"email": "min@globex.example", "first_name": "Min", "role": "admin", "locale": "ko-KR"},
+        {"email": "ada@globex.example", "first_name": "Ada", "role": "admin", "locale": "de-AT"},
+        {"email": "carl@globex.example", "first_name": "Carl", "role": "champion"},
+    ]
+    person = customer("Asia/Seoul", locale="ko", contacts=people)
+    start = at("Asia/Seoul", 2027, 3, 29, 10, 0)  # a Monday morning: sent at once
+    timeline = await sim.run(project.plan("onboarding"), person, start=start, days=1)
+
+    welcome = {e.to: e for e in timeline.emails if e.step == "welcome"}
+    assert set(welcome) == {p["email"] for p in people}, show(timeline)
+    assert welcome["min@globex.example"].subject == "Min님, Acme에 오신 것을 환영합니다"
+    assert welcome["carl@globex.example"].subject == "Carl님, Acme에 오신 것을 환영합니다"
+    assert welcome["ada@globex.example"].subject == "Welcome to Acme, Ada"
+    korean = welcome["min@globex.example"]
+    assert korean.text and "2027년 3월 29일" in korean.text  # Babel's Korean long date
+    assert korean.html and "첫 보고서 만들기" in korean.html
