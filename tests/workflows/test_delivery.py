@@ -247,3 +247,45 @@ def test_every_customer_email_carries_the_unsubscribe_link_and_postal_address(
     assert "/unsubscribe/" in customer.html and "/unsubscribe/" in customer.text
     assert ">Unsubscribe</a>" in customer.html
     assert DEFAULT_POSTAL_ADDRESS not in team.html and "/unsubscribe/" not in team.text
+
+
+VARIANTS = """\
+playbook: variants
+name: Variants
+trigger: {manual: true}
+reenroll: always
+steps:
+  - id: note
+    email:
+      subject: "Long note"
+      body: "<p>long</p>"
+      send_window: anytime
+      variants:
+        - {name: long, weight: 1}
+        - {name: short, weight: 1, subject: "Short note", body: "<p>short</p>"}
+  - id: done
+    end: {outcome: emailed}
+"""
+
+
+async def test_a_contact_gets_the_same_variant_in_every_enrollment(
+    temporal_env, sessions, task_queue, tmp_path
+):
+    plan = project(tmp_path, "caps: []\n", {"variants": VARIANTS}).plan("variants")
+    contacts = [{"email": f"c{i}@acme.example"} for i in range(8)]
+    seed_customer(sessions, "variants-acme", timezone=ZONE, contacts=contacts)
+    async with running(temporal_env, sessions, task_queue, customer_id="variants-acme") as h:
+        await h.result(await h.start(plan))
+        first = {m.contact_email: m for m in h.outbox()}
+        await h.result(await h.start(plan, cycle_key="again"))
+        second = [
+            m
+            for m in h.outbox()
+            if m.contact_email in first and m.id not in {r.id for r in first.values()}
+        ]
+
+    assert {m.variant for m in first.values()} == {"long", "short"}
+    for row in first.values():
+        assert row.subject == ("Short note" if row.variant == "short" else "Long note")
+    assert len(second) == len(first)
+    assert {m.contact_email: m.variant for m in second} == {e: m.variant for e, m in first.items()}
