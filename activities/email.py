@@ -311,11 +311,12 @@ class EmailActivities(StoreActivities):
         # there is no send that could fail in between.
         capture = isinstance(self.mailer, CaptureMailer)
         rendered = _Content(subject, html, text, headers)
+        budgeted = self._budgeted(input, recipient)
         with self.sessions.begin() as session:
             held = self._apply_policy(session, input, recipient, key, rendered, common)
             if held is not None:
                 return held
-            _, created = repository.insert_outbox(
+            row, created = repository.insert_outbox(
                 session,
                 key,
                 address,
@@ -325,17 +326,17 @@ class EmailActivities(StoreActivities):
                 headers=headers,
                 status=OutboxStatus.CAPTURED if capture else OutboxStatus.PENDING,
                 reason=NO_PROVIDER if capture else None,
+                budget_at=input.now if budgeted else None,
                 **common,
             )
             if not created:  # a pending or postponed row left by an earlier attempt
                 _rewrite(
-                    repository.get_outbox(session, key),
+                    row,
                     rendered,
                     OutboxStatus.CAPTURED if capture else OutboxStatus.PENDING,
                     NO_PROVIDER if capture else None,
                 )
-            if self._budgeted(input, recipient):
-                repository.get_outbox(session, key).budget_at = input.now  # type: ignore[union-attr]
+                row.budget_at = input.now if budgeted else None
         if capture:
             return _delivery(address, OutboxStatus.CAPTURED, subject)
         with self.sessions.begin() as session:
@@ -447,12 +448,15 @@ class EmailActivities(StoreActivities):
         today = local_day(input.now, zone_name)
         longest = max(cap.days for cap in delivery.caps)
         since = day_start(today - timedelta(days=longest - 1), zone_name)
-        sent = [local_day(at, zone_name) for at in repository.budget_times(session, address, since)]
+        entries = repository.contact_budget(session, address, since)
+        sent = [
+            local_day(e.budget_at, zone_name)
+            for e in entries
+            if e.budget_at is not None and e.budget_at >= since
+        ]
         cap = cap_reached(delivery.caps, today, sent)
         if cap is None:
-            ahead = repository.waiting_ahead(
-                session, address, rule.priority, input.now, input.now - STALE_CLAIM, key
-            )
+            ahead = _waiting_ahead(entries, rule.priority, input.now, key)
             if ahead is None:
                 return None
             why = (
@@ -550,6 +554,22 @@ def _hold(
         reason=why,
         not_before=until,
     )
+
+
+def _waiting_ahead(
+    entries: list[repository.BudgetEntry], priority: int, now: datetime, key: str
+) -> repository.BudgetEntry | None:
+    """A postponed email of higher priority to the same contact, due now and not stale."""
+    due = [
+        e
+        for e in entries
+        if e.status == OutboxStatus.POSTPONED
+        and e.idempotency_key != key
+        and (e.priority or 0) > priority
+        and e.not_before is not None
+        and now - STALE_CLAIM < e.not_before <= now
+    ]
+    return max(due, key=lambda e: e.priority or 0, default=None)
 
 
 def _days_off(delivery: DeliveryPlan | None, country: str | None) -> DayOff:

@@ -90,7 +90,7 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     "only",
     multiple=True,
     type=click.Choice(SCENARIOS),
-    help="Run only these scenarios (repeatable). Default: all five.",
+    help="Run only these scenarios (repeatable). Default: all six.",
 )
 @click.option(
     "--quick",

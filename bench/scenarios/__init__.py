@@ -3,7 +3,8 @@
 - `spec`: the variants, `Sizes`, `Progress`, `BenchFailure`;
 - `stack`: the dev server, store, API and worker processes the Temporal scenarios share;
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
-- `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile` (without it).
+- `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `delivery`
+  (without it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bench.report import Metric
 from bench.scenarios.compile import compile_scenario
+from bench.scenarios.delivery import delivery
 from bench.scenarios.latency import latency
 from bench.scenarios.memory import memory
 from bench.scenarios.simulation import simulation
@@ -20,7 +22,7 @@ from bench.scenarios.spec import QUICK, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import compile_bytecode, open_stack
 from bench.scenarios.throughput import throughput
 
-SCENARIOS = ("throughput", "latency", "memory", "simulation", "compile")
+SCENARIOS = ("throughput", "latency", "memory", "simulation", "compile", "delivery")
 
 
 async def run_scenarios(
@@ -54,6 +56,8 @@ async def run_scenarios(
             return compile_scenario(sizes, progress)
 
         await guarded("compile", compiled)
+    if "delivery" in scenarios:
+        await guarded("delivery", lambda: delivery(sizes, progress))
 
 
 __all__ = ["QUICK", "SCENARIOS", "BenchFailure", "Sizes", "run_scenarios"]

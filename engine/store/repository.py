@@ -22,10 +22,10 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import CursorResult, Executable, Table, exists, select, update
+from sqlalchemy import CursorResult, Executable, Table, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -480,6 +480,7 @@ def insert_outbox(
     status: OutboxStatus = OutboxStatus.CAPTURED,
     reason: str | None = None,
     variant: str | None = None,
+    budget_at: datetime | None = None,
 ) -> tuple[OutboxMessage, bool]:
     """Record an email once per `idempotency_key`; returns (message, created).
 
@@ -504,6 +505,7 @@ def insert_outbox(
             status=str(status),
             reason=reason,
             variant=variant,
+            budget_at=budget_at,
             attempts=0,
             created_at=now,
             updated_at=now,
@@ -520,50 +522,45 @@ def insert_outbox(
 def lock_contact_budget(session: Session, email: str) -> None:
     """Take the contact's budget row for the rest of the transaction; call it first.
 
-    It is a write (insert if missing, then an update), so SQLite's single writer and
+    It is a write (an upsert of the contact's row), so SQLite's single writer and
     PostgreSQL's row lock make a second enrollment wait here until the first commits: the
     counts it then reads include the email the first one charged.
     """
-    address = _check_email(email)
+    address = normalize_email(email)
+    stmt = _insert(session, ContactBudget).values(email=address, charged=1, updated_at=utcnow())
     session.execute(
-        _insert(session, ContactBudget)
-        .values(email=address, charged=0, updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["email"])
-    )
-    session.execute(
-        update(ContactBudget)
-        .where(ContactBudget.email == address)
-        .values(charged=ContactBudget.charged + 1, updated_at=utcnow())
-    )
-
-
-def budget_times(session: Session, email: str, since: datetime) -> list[datetime]:
-    """When emails charged to the contact's budget since ``since`` were charged."""
-    stmt = select(OutboxMessage.budget_at).where(
-        OutboxMessage.contact_email == _check_email(email),
-        OutboxMessage.budget_at >= since,
-    )
-    return [at for at in session.scalars(stmt) if at is not None]
-
-
-def waiting_ahead(
-    session: Session, email: str, priority: int, now: datetime, since: datetime, key: str
-) -> OutboxMessage | None:
-    """A postponed email of higher priority to the same contact that is due (since ``since``)."""
-    stmt = (
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.contact_email == _check_email(email),
-            OutboxMessage.status == OutboxStatus.POSTPONED.value,
-            OutboxMessage.priority > priority,
-            OutboxMessage.not_before <= now,
-            OutboxMessage.not_before > since,
-            OutboxMessage.idempotency_key != key,
+        stmt.on_conflict_do_update(
+            index_elements=["email"],
+            set_={"charged": ContactBudget.charged + 1, "updated_at": stmt.excluded.updated_at},
         )
-        .order_by(OutboxMessage.priority.desc())
-        .limit(1)
     )
-    return session.scalars(stmt).first()
+
+
+class BudgetEntry(NamedTuple):
+    """An outbox row that bears on a contact's budget: charged, or postponed and waiting."""
+
+    idempotency_key: str
+    status: str
+    budget_at: datetime | None
+    not_before: datetime | None
+    priority: int | None
+    playbook_id: str | None
+    step_id: str | None
+
+
+def contact_budget(session: Session, email: str, since: datetime) -> list[BudgetEntry]:
+    """The contact's emails charged since ``since`` and those postponed, in one query.
+
+    ``email`` is a stored contact address (already normalised): checked once, upstream.
+    """
+    o = OutboxMessage
+    stmt = select(
+        o.idempotency_key, o.status, o.budget_at, o.not_before, o.priority, o.playbook_id, o.step_id
+    ).where(
+        o.contact_email == normalize_email(email),
+        or_(o.budget_at >= since, o.status == OutboxStatus.POSTPONED.value),
+    )
+    return [BudgetEntry(*row) for row in session.execute(stmt)]
 
 
 def get_outbox(session: Session, idempotency_key: str) -> OutboxMessage | None:

@@ -177,14 +177,14 @@ def test_two_enrollments_racing_for_the_last_slot_never_both_send(
         "race"
     )
     seed_customer(sessions, customer_id, timezone=ZONE, contacts=[{"email": ADA}])
-    counted = repository.budget_times
+    counted = repository.contact_budget
 
     def slow_count(*args, **kwargs):  # widen the gap between counting and charging
         found = counted(*args, **kwargs)
         time.sleep(0.3)
         return found
 
-    monkeypatch.setattr(repository, "budget_times", slow_count)
+    monkeypatch.setattr(repository, "contact_budget", slow_count)
     activities = EmailActivities(sessions, CaptureMailer())
     now = datetime.now(UTC)
     start = threading.Barrier(2)
