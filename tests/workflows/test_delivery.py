@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from temporalio.testing import ActivityEnvironment
 
@@ -25,6 +26,7 @@ from engine.messages import SendEmailInput
 from engine.project import Project
 from engine.store import repository
 from engine.store.models import OutboxMessage
+from tests.helpers.databases import BACKENDS
 from tests.helpers.harness import in_window, local, running, seed_customer, write_project
 
 ADA = "ada@acme.example"
@@ -169,6 +171,7 @@ def send_input(
     )
 
 
+@pytest.mark.parametrize("backend", BACKENDS)  # PostgreSQL when DATABASE_URL_POSTGRES is set
 def test_two_enrollments_racing_for_the_last_slot_never_both_send(
     sessions, customer_id, tmp_path, monkeypatch
 ):
