@@ -30,7 +30,7 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
     """The activities wired to the configured store and mail provider."""
     from engine.client.enrollment import enroll, reenroll_allowed
     from engine.errors import AlreadyEnrolled
-    from engine.store import repository
+    from engine.store import deployments
 
     sessions = session_factory(settings.database_url)
     api_key = settings.sendgrid_api_key.get_secret_value() if settings.sendgrid_api_key else None
@@ -38,13 +38,10 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
     async def enroller(playbook: str, customer_id: str, parent: str) -> str:
         if client is None:
             return f"not enrolled in {playbook}: no Temporal client"
-        from engine.language.plan import CompiledPlan
-
-        with sessions() as session:
-            plan_data = repository.latest_plan(session, playbook)
-        if plan_data is None:
-            return f"not enrolled in {playbook}: no registered version"
-        plan = CompiledPlan.model_validate(plan_data)
+        with sessions() as session:  # the deployed version, read at every enroll step
+            plan = deployments.deployed_plan(session, playbook)
+        if plan is None:
+            return f"not enrolled in {playbook}: no deployed version"
         with sessions() as session:
             if not reenroll_allowed(session, plan, customer_id):
                 return f"not enrolled in {playbook}: enrolled before (reenroll: {plan.reenroll})"

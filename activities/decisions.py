@@ -39,6 +39,7 @@ class DecisionActivities(StoreActivities):
                 input.expressions,
                 input.now,
                 input.event,
+                input.enrollment.expression_view() if input.enrollment else None,
             )
         return DecideResult(found=found, timezone=timezone, values=values, errors=errors)
 

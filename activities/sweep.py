@@ -1,4 +1,6 @@
-"""The `sweep_triggers` activity: enroll the customers whose date/schedule cycle is due."""
+"""The `sweep_triggers` activity: enroll the customers whose date/schedule cycle is due,
+in the playbook's deployed version (read at every sweep, so a deploy or a rollback takes
+effect on the next one)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,8 @@ from temporalio import activity
 from temporalio.client import Client
 
 from engine.client.sweeps import sweep
-from engine.language.plan import CompiledPlan
 from engine.messages import ActivityName, SweepInput, SweepResult
-from engine.store import repository
+from engine.store import deployments
 
 
 class SweepActivities:
@@ -30,10 +31,9 @@ class SweepActivities:
     @activity.defn(name=ActivityName.SWEEP_TRIGGERS)
     async def sweep_triggers(self, input: SweepInput) -> SweepResult:
         with self.sessions() as session:
-            data = repository.latest_plan(session, input.playbook)
-        if data is None:
+            plan = deployments.deployed_plan(session, input.playbook)
+        if plan is None:
             return SweepResult()
-        plan = CompiledPlan.model_validate(data)
         started = await sweep(
             self.sessions,
             self.client,

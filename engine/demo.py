@@ -139,7 +139,7 @@ async def seed_demo(services: Services, root: Path) -> DemoCredentials:
             datetime.now(UTC),
             {"source": "demo"},
         )
-    for plan in services.project.plans.values():
+    for plan in services.deployed.plans().values():
         if plan.trigger and plan.trigger.kind in ("date", "schedule"):
             await sweep(
                 services.sessions,

@@ -12,7 +12,7 @@ workflow code. The names are part of recorded histories: never change a value.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +37,7 @@ class SignalName:
 
     EVENT: Final = "event"
     TASK_COMPLETED: Final = "task_completed"
+    CUSTOMER_CHANGED: Final = "customer_changed"
 
 
 class QueryName:
@@ -89,6 +90,14 @@ class TaskCompletion(BaseModel):
     completed_by: str | None = None
 
 
+class CustomerChanged(BaseModel):
+    """The customer's stored data changed (``customer_changed`` signal, from a CRM update or an
+    import): dates a running wait or the enrollment's cycle depend on may have moved."""
+
+    customer_id: str
+    fields: list[str] = Field(default_factory=list, description="The fields that changed.")
+
+
 class SkipRequest(BaseModel):
     """Operator update: jump to a step (or 'end')."""
 
@@ -130,6 +139,24 @@ class InterpreterState(BaseModel):
     unclaimed_events: list[EventSignal] = Field(default_factory=list)
 
 
+class EnrollmentDates(BaseModel):
+    """The dates of a date-triggered enrollment's cycle, set by the sweep that started it."""
+
+    trigger_date: date
+    anchor_date: date | None = Field(
+        default=None, description="The date the cycle is counted from, e.g. the renewal date."
+    )
+    late_days: int = Field(default=0, description="Days after the trigger date it enrolled.")
+
+    def expression_view(self) -> dict[str, Any]:
+        """What expressions see as ``enrollment``."""
+        return {
+            "late_days": self.late_days,
+            "trigger_date": self.trigger_date,
+            "anchor_date": self.anchor_date,
+        }
+
+
 class EnrollmentInput(BaseModel):
     """The single input of `PlaybookWorkflow`: the plan itself, so edits never touch history."""
 
@@ -151,6 +178,7 @@ class EnrollmentInput(BaseModel):
         "start at any date on the time-skipping server. Zero in production.",
     )
     state: InterpreterState | None = None
+    dates: EnrollmentDates | None = None
 
 
 class EnrollmentSnapshot(BaseModel):
@@ -189,6 +217,7 @@ class DecideInput(BaseModel):
     expressions: list[str] = Field(default_factory=list)
     event: EventSignal | None = None
     now: datetime
+    enrollment: EnrollmentDates | None = None
 
 
 class DecideResult(BaseModel):

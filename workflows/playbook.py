@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.messages import (
         WORKFLOW_NAME,
         CancelRequest,
+        CustomerChanged,
         EnrollmentInput,
         EnrollmentResult,
         EnrollmentSnapshot,
@@ -57,6 +58,11 @@ class PlaybookWorkflow:
     def task_completed(self, completion: TaskCompletion) -> None:
         """A CSM completed a task this enrollment created."""
         self.interpreter.task_completed(completion)
+
+    @workflow.signal(name=SignalName.CUSTOMER_CHANGED)
+    def customer_changed(self, change: CustomerChanged) -> None:
+        """The customer's data changed: a running `wait: until` follows a moved date."""
+        self.interpreter.customer_changed(change)
 
     # -- updates and their validators ------------------------------------------------------
     @workflow.update(name=UpdateName.PAUSE)

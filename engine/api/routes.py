@@ -44,7 +44,7 @@ from engine.api.schemas import (
 )
 from engine.messages import EnrollmentSnapshot
 from engine.scopes import Scope
-from engine.services import Services, enrollments, tasks, team, tokens
+from engine.services import Services, customers, enrollments, tasks, team, tokens
 from engine.store import repository
 from engine.store.models import Task
 
@@ -158,8 +158,12 @@ async def post_events(body: EventIn | EventBatch, svc: Svc, response: Response) 
     tags=["customers"],
     dependencies=Ingest,
 )
-def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> CustomerOut:
-    """Create or update a customer (and upsert its contacts) from a CRM."""
+async def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> CustomerOut:
+    """Create or update a customer (and upsert its contacts) from a CRM.
+
+    When the renewal date, an attribute or the time zone changes, the customer's running
+    enrollments are told, and their `wait: until` dates follow the change.
+    """
     data: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"owner", "contacts"})
     if "owner" in body.model_fields_set:
         data["owner_email"] = body.owner
@@ -169,8 +173,15 @@ def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> Custome
         payload = repository.CustomerData(id=customer_id, **data)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
-    with svc.sessions.begin() as session:
-        repository.upsert_customer(session, payload)
+    changed = customers.save_customer(svc.sessions, payload)
+    try:
+        await customers.notify_changed(svc.client, svc.sessions, customer_id, changed)
+    except RPCError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"Temporal is unavailable: {exc.message}; the customer is saved, but its running "
+            "enrollments were not told of the change",
+        ) from None
     with svc.sessions() as session:
         customer = repository.get_customer(session, customer_id)
         assert customer is not None

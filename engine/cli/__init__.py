@@ -9,6 +9,7 @@ done (and is tested) from Python. One module per command group:
 - `engine.cli.simulate`: ``simulate``, on Temporal's time-skipping server.
 - `engine.cli.stack`: ``up`` (everything on one machine) and ``worker``.
 - `engine.cli.enrollments`: ``enroll`` and ``status``.
+- `engine.cli.deploy`: ``deploy`` (and roll back) and ``history``.
 - `engine.cli.data`: ``events send`` and ``customers import``.
 - `engine.cli.tokens`: ``token create``, ``token list``, ``token revoke``.
 - `engine.cli.team`: ``team disable|enable|remove|unlock`` (web UI access).
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import data, enrollments, language, simulate, stack, team, tokens
+from engine.cli import data, deploy, enrollments, language, simulate, stack, team, tokens
 from engine.cli.context import settle
 from engine.errors import ConfigError
 
@@ -60,6 +61,8 @@ class _PlaybookGroup(click.Group):
         enrollments.status_command,
         data.events_group,
         data.customers_group,
+        deploy.deploy,
+        deploy.history,
     ],
 )
 @click.version_option(package_name="playbook-engine")

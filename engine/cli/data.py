@@ -13,9 +13,11 @@ import click
 from engine.cli.context import err_console, operator_root_option, run_with_temporal, store
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
     from temporalio.client import Client
 
     from engine.client.routing import RoutedEvent
+    from engine.settings import Settings
 
 
 @click.group("events")
@@ -71,8 +73,10 @@ def events_send(
     """Send event NAME for CUSTOMER_ID with optional key=value PROPERTIES.
 
     The event is stored, sent to the customer's running enrollments, and starts the
-    playbooks it triggers, exactly as POST /api/events does. Exits 1 for an unknown
-    customer (the event is stored all the same).
+    deployed playbooks it triggers, exactly as POST /api/events does (the playbook files
+    on disk are not compiled: a broken one does not block events). When it enrolls
+    nobody, the notes say why. Exits 1 for an unknown customer (the event is stored all
+    the same).
 
     \b
     Example:
@@ -82,16 +86,12 @@ def events_send(
 
     from temporalio.service import RPCError
 
-    from engine.project import load_project
+    from engine.project import milestones_only
     from engine.services import Services
 
     values = _properties(properties)
     when = _aware(at)
-    project = load_project(root)
-    if project.errors:
-        for diag in project.errors:
-            click.echo(str(diag), err=True)
-        sys.exit(1)
+    project = milestones_only(root)
     settings, sessions = store()
 
     async def send(client: Client) -> RoutedEvent:
@@ -114,6 +114,31 @@ def events_send(
         err_console.print(f"  {note}")
     if routed.status == "unknown_customer":
         sys.exit(1)
+
+
+def _notify_date_changes(
+    settings: Settings, sessions: sessionmaker[Session], changes: dict[str, list[str]]
+) -> None:
+    """Tell the running enrollments of customers whose dates the import changed."""
+    if not changes:
+        return
+    from temporalio.service import RPCError
+
+    from engine.services.customers import notify_all_changed
+
+    try:
+        signalled = run_with_temporal(
+            settings, lambda client: notify_all_changed(client, sessions, changes)
+        )
+    except (RPCError, RuntimeError) as exc:  # RuntimeError: Temporal cannot be reached
+        message = exc.message if isinstance(exc, RPCError) else str(exc)
+        err_console.print(
+            f"[yellow]Temporal: {message}; the running enrollments of "
+            f"{len(changes)} customer(s) whose dates changed were not told[/]"
+        )
+        return
+    for workflow_id in signalled:
+        err_console.print(f"  dates changed: told {workflow_id}")
 
 
 @click.group("customers")
@@ -155,11 +180,12 @@ def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
     if dry_run:
         result = ImportResult(rows=plan.rows, errors=plan.errors)
     else:
-        _, sessions = store()
+        settings, sessions = store()
         columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, console=err_console, transient=True) as progress:
             bar = progress.add_task("import", total=len(plan.customers))
             result = run_import(sessions, plan, lambda _: progress.advance(bar))
+        _notify_date_changes(settings, sessions, result.date_changes)
     for error in result.errors:
         click.echo(f"{file}: {error}", err=True)
     verb = "would import" if dry_run else "imported"

@@ -12,7 +12,6 @@ import click
 from engine.cli.context import (
     err_console,
     format_option,
-    load_plan_or_exit,
     operator_root_option,
     out_console,
     run_with_temporal,
@@ -31,37 +30,45 @@ if TYPE_CHECKING:
 @click.option("--customer", "customer_id", required=True, help="The customer's id.")
 @operator_root_option
 def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
-    """Enroll a customer in a playbook now, on the configured Temporal.
+    """Enroll a customer in a playbook's deployed version now, on the configured Temporal.
 
-    The playbook's current version is registered in the store first. Prints the
-    enrollment id (the workflow id).
+    Prints the enrollment id (the workflow id), and a note when the working copy in
+    --root differs from the deployed version (`playbook deploy` makes it current).
     """
+    from engine.project import milestones_only
     from engine.services import ServiceError, Services
     from engine.services.enrollments import enroll_customer
-    from engine.store import repository
 
-    project, plan = load_plan_or_exit(playbook, root)
     settings, sessions = store()
-    with sessions.begin() as session:
-        repository.register_playbook_version(
-            session,
-            playbook_id=plan.playbook,
-            version=plan.version,
-            name=plan.name,
-            source=project.sources.get(plan.playbook, ""),
-            plan=plan.model_dump(mode="json"),
-        )
 
-    async def start(client: Client) -> str:
-        svc = Services(settings=settings, sessions=sessions, client=client, project=project)
-        return (await enroll_customer(svc, plan.playbook, customer_id)).workflow_id
+    async def start(client: Client) -> Enrollment:
+        svc = Services(
+            settings=settings, sessions=sessions, client=client, project=milestones_only(root)
+        )
+        return await enroll_customer(svc, playbook, customer_id)
 
     try:
-        workflow_id = run_with_temporal(settings, start)
+        row = run_with_temporal(settings, start)
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
-    err_console.print(f"[green]enrolled[/] {customer_id} in {plan.playbook}@{plan.short_version}")
-    click.echo(workflow_id)
+    err_console.print(f"[green]enrolled[/] {customer_id} in {playbook}@{row.version[:12]}")
+    _note_working_copy(playbook, row.version, root)
+    click.echo(row.workflow_id)
+
+
+def _note_working_copy(playbook: str, deployed: str, root: Path) -> None:
+    """Say so when the playbook's file in ``root`` compiles to another version."""
+    from engine.project import load_project
+
+    path = root / f"{playbook}.yaml"
+    if not path.is_file():
+        return
+    working = load_project(root, [path]).plans.get(playbook)
+    if working is not None and working.version != deployed:
+        err_console.print(
+            f"[yellow]note[/] the working copy ({working.short_version}) differs from the "
+            f"deployed version: playbook deploy {playbook}"
+        )
 
 
 @click.command("status")
@@ -73,11 +80,13 @@ def enroll_command(playbook: str, customer_id: str, root: Path) -> None:
 def status_command(
     playbook: str | None, customer_id: str | None, status_: str | None, limit: int, fmt: str
 ) -> None:
-    """Enrollments from the store, newest first, with their current step and outcome.
+    """The deployed version of each playbook (marked when it is a rollback), then
+    enrollments from the store, newest first, with their current step and outcome.
 
     With both --playbook and --customer, also asks the enrollment's workflow where it
     stands now: the step, what it waits for and until when, and its latest records.
     """
+    from engine.cli.deploy import deployed_rows
     from engine.store import repository
 
     settings, sessions = store()
@@ -85,6 +94,7 @@ def status_command(
         rows = repository.list_enrollments(
             session, playbook_id=playbook, customer_id=customer_id, status=status_, limit=limit
         )
+        deployed = deployed_rows(session, playbook)
     now = None
     workflow_id = rows[0].workflow_id if rows else ""
     if playbook and customer_id and rows:
@@ -93,6 +103,7 @@ def status_command(
         click.echo(
             json.dumps(
                 {
+                    "deployed": deployed,
                     "enrollments": [_enrollment_json(row) for row in rows],
                     "now": now.model_dump(mode="json") if now else None,
                 },
@@ -101,6 +112,7 @@ def status_command(
             )
         )
         return
+    _print_deployed(deployed)
     _print_enrollments(rows)
     if now:
         _print_live_status(workflow_id, now)
@@ -118,6 +130,17 @@ def _enrollment_json(row: Enrollment) -> dict[str, object]:
         "started_at": row.started_at.isoformat(),
         "ended_at": row.ended_at.isoformat() if row.ended_at else None,
     }
+
+
+def _print_deployed(deployed: list[dict[str, object]]) -> None:
+    for item in deployed:
+        rollback = item["rollback_from"]
+        out_console.print(
+            f"deployed {item['playbook']}@{str(item['version'])[:12]} "
+            f"({str(item['deployed_at'])[:16].replace('T', ' ')} UTC by {item['deployed_by']})"
+            + (f" [yellow]rollback[/]: {str(rollback)[:12]} is newer" if rollback else ""),
+            soft_wrap=True,
+        )
 
 
 def _print_enrollments(rows: Sequence[Enrollment]) -> None:

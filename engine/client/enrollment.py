@@ -33,6 +33,7 @@ from engine.messages import (
     SA_PLAYBOOK,
     SA_STEP,
     SA_VERSION,
+    EnrollmentDates,
     EnrollmentInput,
     EventSignal,
 )
@@ -67,12 +68,14 @@ async def enroll(
     use_search_attributes: bool = True,
     started_at: datetime | None = None,
     continue_as_new_after_events: int | None = None,
+    dates: EnrollmentDates | None = None,
 ) -> str:
     """Start the enrollment; return its ID. Raise `AlreadyEnrolled` if it may not start.
 
     ``continue_as_new_after_events`` overrides the history length at which the enrollment
     continues as new (the default suits production; tests use a small value to exercise
-    continue-as-new in a short run).
+    continue-as-new in a short run). ``dates`` are a date-triggered cycle's dates, which its
+    steps' expressions see as ``enrollment``.
     """
     workflow_id = enrollment_id(plan.playbook, customer_id, cycle_key)
     reuse = (
@@ -89,6 +92,7 @@ async def enroll(
         trigger_event=trigger_event,
         use_search_attributes=use_search_attributes,
         started_at=started_at or datetime.now(UTC),
+        dates=dates,
     )
     if continue_as_new_after_events is not None:
         payload.continue_as_new_after_events = continue_as_new_after_events
@@ -139,4 +143,37 @@ def reenroll_allowed(
     return datetime.now(UTC) - last.ended_at >= timedelta(seconds=plan.reenroll_after_seconds)
 
 
-__all__ = ["SA_STEP", "AlreadyEnrolled", "enroll", "enrollment_id", "reenroll_allowed"]
+def reenroll_refusal(
+    session: Session, plan: CompiledPlan, customer_id: str, cycle_key: str | None = None
+) -> str | None:
+    """Why `reenroll_allowed` says no, in words (None when it says yes)."""
+    if reenroll_allowed(session, plan, customer_id, cycle_key):
+        return None
+    if plan.reenroll == "never":
+        return "already enrolled once; reenroll: never"
+    last = session.scalars(
+        select(Enrollment)
+        .where(Enrollment.playbook_id == plan.playbook, Enrollment.customer_id == customer_id)
+        .order_by(Enrollment.started_at.desc())
+    ).first()
+    assert last is not None and plan.reenroll_after_seconds
+    if last.ended_at is None:
+        return (
+            f"already enrolled: {last.workflow_id} is {last.status} "
+            f"since {last.started_at:%Y-%m-%d}"
+        )
+    again = last.ended_at + timedelta(seconds=plan.reenroll_after_seconds)
+    return (
+        f"reenroll gap: the last enrollment ended {last.ended_at:%Y-%m-%d}, "
+        f"next possible {again:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+__all__ = [
+    "SA_STEP",
+    "AlreadyEnrolled",
+    "enroll",
+    "enrollment_id",
+    "reenroll_allowed",
+    "reenroll_refusal",
+]

@@ -24,6 +24,7 @@ from temporalio.common import (
 
 from engine.messages import (
     CancelRequest,
+    CustomerChanged,
     EnrollmentInput,
     EnrollmentResult,
     EnrollmentSnapshot,
@@ -57,6 +58,10 @@ class EnrollmentHandle:
     async def task_completed(self, completion: TaskCompletion) -> None:
         """Signal `task_completed`: a task this enrollment created was closed."""
         await self.workflow.signal(PlaybookWorkflow.task_completed, completion)
+
+    async def customer_changed(self, change: CustomerChanged) -> None:
+        """Signal `customer_changed`: the customer's data changed; waits re-evaluate dates."""
+        await self.workflow.signal(PlaybookWorkflow.customer_changed, change)
 
     # -- query -----------------------------------------------------------------------------
     async def status(self) -> EnrollmentSnapshot:

@@ -3,6 +3,7 @@ Temporal for date- and schedule-triggered playbooks. Safe to run at every start.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
+from engine.language.plan import CompiledPlan
 from engine.messages import SWEEP_WORKFLOW_NAME, SweepInput
 from engine.project import Project
 from engine.store import repository
@@ -49,11 +51,15 @@ def sweep_schedule_id(playbook: str) -> str:
 
 
 async def ensure_schedules(
-    client: Client, project: Project, task_queue: str, trigger_now: bool = True
+    client: Client,
+    plans: Mapping[str, CompiledPlan],
+    task_queue: str,
+    trigger_now: bool = True,
 ) -> list[str]:
-    """An hourly sweep Schedule per date/schedule playbook; created or updated in place."""
+    """An hourly sweep Schedule per date/schedule playbook of ``plans`` (the deployed
+    ones); created or updated in place. Each sweep reads its playbook's deployed plan."""
     ids = []
-    for pid, plan in sorted(project.plans.items()):
+    for pid, plan in sorted(plans.items()):
         if plan.trigger is None or plan.trigger.kind not in ("date", "schedule"):
             continue
         schedule = Schedule(

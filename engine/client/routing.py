@@ -2,13 +2,17 @@
 
 `EventRouter.handle` stores the event (`engine.store.events`, once per id), signals the
 customer's running enrollments (milestones, goal, exit, `wait_for`) and starts the
-playbooks whose ``on_event`` trigger it matches, subject to their condition and
-``reenroll`` gap. Date and schedule triggers are not live: see `engine.client.sweeps`.
+deployed playbooks whose ``on_event`` trigger it matches, subject to their condition and
+``reenroll`` gap. An event that enrolls nobody says why in its notes, per playbook whose
+trigger names it, or that no deployed playbook triggers on it. The API and the CLI route
+through the same deployed set (`engine.store.deployments.DeployedPlans`), so they give
+the same answer. Date and schedule triggers are not live: see `engine.client.sweeps`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,12 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from engine.client.enrollment import enroll, reenroll_allowed
+from engine.client.enrollment import enroll, reenroll_refusal
 from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled
 from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.messages import EventSignal
-from engine.store.context import decide
+from engine.store.context import condition_values, decide
 from engine.store.events import Ingested, ingest_event
 
 
@@ -37,6 +41,11 @@ class RoutedEvent:
     notes: list[str] = field(default_factory=list)
 
 
+PlanSource = Mapping[str, CompiledPlan] | Callable[[], Mapping[str, CompiledPlan]]
+"""The plans to route with: a mapping, or a function that reads the deployed set (blocking,
+called in a thread for each event, so a deploy takes effect on the next one)."""
+
+
 class EventRouter:
     """Stores events and routes them to enrollments and triggers."""
 
@@ -44,8 +53,8 @@ class EventRouter:
         self,
         sessions: sessionmaker[Session],
         client: Client,
-        plans: dict[str, CompiledPlan],
-        milestones: dict[str, MilestonePlan],
+        plans: PlanSource,
+        milestones: Mapping[str, MilestonePlan] | Callable[[], Mapping[str, MilestonePlan]],
         task_queue: str,
         use_search_attributes: bool = True,
     ) -> None:
@@ -79,6 +88,7 @@ class EventRouter:
         if not ingested.new:
             return RoutedEvent(event_id, "duplicate", notes=["already received; ignored"])
         routed = RoutedEvent(event_id, "accepted")
+        plans = await asyncio.to_thread(self._plans)
         signal = EventSignal(id=event_id, name=name, at=at, properties=properties)
         for workflow_id in ingested.enrollments:
             try:
@@ -86,12 +96,21 @@ class EventRouter:
                 routed.signalled.append(workflow_id)
             except RPCError as exc:
                 routed.notes.append(f"{workflow_id}: not signalled ({exc.message})")
-        for plan in self.plans.values():
-            trig = plan.trigger
-            if trig is None or trig.kind != "event" or trig.event != name:
-                continue
+        triggered = [
+            plan
+            for _, plan in sorted(plans.items())
+            if plan.trigger is not None
+            and plan.trigger.kind == "event"
+            and plan.trigger.event == name
+        ]
+        for plan in triggered:
             await self._trigger(plan, customer_id, signal, routed)
+        if not triggered:
+            routed.notes.append(f"no deployed playbook triggers on {name}")
         return routed
+
+    def _plans(self) -> Mapping[str, CompiledPlan]:
+        return self.plans() if callable(self.plans) else self.plans
 
     def _ingest(
         self,
@@ -109,7 +128,9 @@ class EventRouter:
                 name=name,
                 at=at,
                 properties=properties,
-                milestones=self.milestones,
+                milestones=dict(
+                    self.milestones() if callable(self.milestones) else self.milestones
+                ),
             )
 
     def _why_not_enroll(
@@ -117,25 +138,23 @@ class EventRouter:
     ) -> str | None:
         """Why the event's trigger does not enroll the customer, or None if it does."""
         assert plan.trigger is not None
+        condition = plan.trigger.condition
+        now = datetime.now(UTC)
         with self.sessions() as session:
-            if plan.trigger.condition:
+            if condition:
                 _, _, values, errors = decide(
-                    session,
-                    customer_id,
-                    plan.playbook,
-                    [plan.trigger.condition],
-                    datetime.now(UTC),
-                    signal,
+                    session, customer_id, plan.playbook, [condition], now, signal
                 )
                 if values[0] is not True:
-                    return errors[0] or f"{plan.trigger.condition} is false"
-            if not reenroll_allowed(session, plan, customer_id):
-                return (
-                    "already enrolled once; reenroll: never"
-                    if plan.reenroll == "never"
-                    else "reenroll gap"
-                )
-        return None
+                    if errors[0]:
+                        return f"trigger condition failed: {errors[0]}"
+                    shown = condition_values(
+                        session, customer_id, plan.playbook, condition, now, signal
+                    )
+                    return f"trigger condition {condition} is false" + (
+                        f" with {shown}" if shown else ""
+                    )
+            return reenroll_refusal(session, plan, customer_id)
 
     async def _trigger(
         self, plan: CompiledPlan, customer_id: str, signal: EventSignal, routed: RoutedEvent
@@ -155,4 +174,4 @@ class EventRouter:
             )
             routed.enrolled.append(workflow_id)
         except AlreadyEnrolled as exc:
-            routed.notes.append(f"{plan.playbook}: {exc}")
+            routed.notes.append(f"{plan.playbook}: not enrolled ({exc})")

@@ -12,7 +12,8 @@ from datetime import date, timedelta
 
 from engine.language.plan import TriggerPlan
 
-# How long after its day a date trigger stays due, for sweeps missed during downtime.
+# How long after its day a date trigger stays due when its plan has no late policy (compiled
+# before there were any), or its anchor has no value: sweeps missed during downtime.
 CATCH_UP = timedelta(days=7)
 
 
@@ -37,16 +38,39 @@ def period(every: str, today: date) -> tuple[date, date, str]:
     return start, date(today.year, 12, 31), str(today.year)
 
 
-def due_cycle(trigger: TriggerPlan, today: date, date_value: date | None = None) -> str | None:
+def last_due_day(trigger: TriggerPlan, date_value: date, anchor: date | None = None) -> date:
+    """The last day a customer whose trigger date is ``date_value`` may still be enrolled.
+
+    The trigger's late policy (`LatePlan`) decides: ``enroll_until`` while the anchor date is
+    still ahead (its eve at the latest), ``catch_up`` for a while, ``skip`` on the day only.
+    A plan compiled before late policies existed keeps `CATCH_UP`.
+    """
+    late = trigger.late
+    if late is None:
+        return date_value + CATCH_UP
+    if late.policy == "skip":
+        return date_value
+    if late.policy == "catch_up":
+        return date_value + timedelta(seconds=late.catch_up_seconds or 0)
+    if anchor is None:
+        return date_value + CATCH_UP
+    return max(date_value, anchor - timedelta(days=1))
+
+
+def due_cycle(
+    trigger: TriggerPlan, today: date, date_value: date | None = None, anchor: date | None = None
+) -> str | None:
     """The cycle key if a date or schedule trigger is due on ``today`` (customer's calendar).
 
-    A trigger stays due for a while after its day (`CATCH_UP` for dates, the rest of the
-    period for schedules), so a sweep missed during downtime still enrolls.
+    A date trigger is due from its day to `last_due_day` (its late policy; ``anchor`` is the
+    value of an ``enroll_until`` expression); a schedule for the rest of its period, so a
+    sweep missed during downtime still enrolls. A date cycle's key is its trigger date.
     """
     if trigger.kind == "date":
         if date_value is None:
             return None
-        return date_value.isoformat() if date_value <= today <= date_value + CATCH_UP else None
+        due = date_value <= today <= last_due_day(trigger, date_value, anchor)
+        return date_value.isoformat() if due else None
     if trigger.kind == "schedule" and trigger.every:
         first, last, key = period(trigger.every, today)
         if trigger.before_end_seconds is not None:

@@ -40,6 +40,7 @@ from engine.language.plan import (
     EnrollPlan,
     ExitPlan,
     GoalPlan,
+    LatePlan,
     MilestonePlan,
     RecipientKind,
     SenderPlan,
@@ -59,6 +60,7 @@ from engine.language.schema import (
     EmailStep,
     EndStep,
     EnrollStep,
+    Late,
     MilestoneDefinition,
     Playbook,
     Sender,
@@ -79,6 +81,11 @@ from engine.language.yaml_source import SourceDocument
 
 EMAIL_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEFAULT_WINDOW = SendWindow()
+# `on_date: <anchor> - <duration>` (e.g. `customer.renewal_date - days(120)`): by default a
+# late customer enrolls while <anchor> is still ahead.
+ANCHORED_DATE = re.compile(r"\s*(?P<anchor>\S.*?)\s*-\s*(?:days|weeks|hours)\(\s*\d+\s*\)\s*", re.S)
+# The late window of a date trigger with no anchor: sweeps missed during a week's downtime.
+DEFAULT_CATCH_UP = 7 * 24 * 3600
 Loc = tuple[str | int, ...]
 
 
@@ -166,6 +173,12 @@ class _Compiler:
         return (*BASE_NAMES, *event)
 
     @property
+    def step_expression_names(self) -> tuple[str, ...]:
+        """Names a step's expressions see (`if:`, branch cases, `wait: until`): templates' names
+        plus ``enrollment`` (how late a date trigger enrolled the customer)."""
+        return (*self.step_names, "enrollment")
+
+    @property
     def _on_event(self) -> bool:
         if self.playbook.trigger:
             return self.playbook.trigger.on_event is not None
@@ -182,6 +195,7 @@ class _Compiler:
         plans = [self._step(i, step, ids) for i, step in enumerate(steps)]
         self._check_loops_and_reachability(plans)
         trigger, exit_, goal = self._trigger(), self._exit(), self._goal()
+        self._check_late_touches(trigger, plans)
         if self.partial:
             return None
         plan_kwargs: dict[str, Any] = {
@@ -247,7 +261,8 @@ class _Compiler:
         if trig.on_event:
             return TriggerPlan(kind="event", event=trig.on_event, condition=trig.if_)
         if trig.on_date:
-            return TriggerPlan(kind="date", date=trig.on_date, condition=trig.if_)
+            late = self._late(loc, trig.on_date, trig.late)
+            return TriggerPlan(kind="date", date=trig.on_date, condition=trig.if_, late=late)
         if trig.schedule:
             sched = trig.schedule
             return TriggerPlan(
@@ -260,6 +275,42 @@ class _Compiler:
                 condition=trig.if_,
             )
         return TriggerPlan(kind="manual", condition=trig.if_)
+
+    def _late(self, loc: Loc, on_date: str, late: Late | str | None) -> LatePlan:
+        """The late policy as written, or the default: enroll until the anchor of
+        ``<anchor> - <duration>`` is reached, else catch up for `DEFAULT_CATCH_UP`."""
+        if late == "skip":
+            return LatePlan(policy="skip")
+        if isinstance(late, Late) and late.catch_up is not None:
+            return LatePlan(policy="catch_up", catch_up_seconds=parse_duration(late.catch_up))
+        if isinstance(late, Late) and late.enroll_until is not None:
+            self.expression((*loc, "late", "enroll_until"), late.enroll_until, BASE_NAMES)
+            return LatePlan(policy="enroll_until", until=late.enroll_until)
+        anchored = ANCHORED_DATE.fullmatch(on_date)
+        if anchored:
+            return LatePlan(policy="enroll_until", until=anchored["anchor"])
+        return LatePlan(policy="catch_up", catch_up_seconds=DEFAULT_CATCH_UP)
+
+    def _check_late_touches(
+        self, trigger: TriggerPlan | None, plans: list[StepPlan | None]
+    ) -> None:
+        """Warn at each `wait: until` a late enrollment may find past, so that the email after
+        it, meant for that date, would go out at once."""
+        if trigger is None or trigger.late is None or trigger.late.policy == "skip":
+            return
+        by_id = {p.id: p for p in plans if p is not None}
+        for i, plan in enumerate(plans):
+            if plan is None or plan.wait is None or plan.wait.until is None:
+                continue
+            following = _email_after(by_id, plan.next)
+            if plan.wait.on_passed is not None or following is None:
+                continue
+            self.warning(
+                (*self._at(i), "wait", "until"),
+                f"a customer enrolled late (after the trigger date) may find this date already "
+                f"past and get email '{following.id}', meant for it, at once; add 'on_passed: "
+                f"<step>' to go past it, or guard it with 'if:' on enrollment.late_days",
+            )
 
     def _exit(self) -> ExitPlan | None:
         ex = self.playbook.exit
@@ -329,7 +380,7 @@ class _Compiler:
         loc = self._at(index)
         following = self._following(index)
         self._ref((*loc, "next"), step.next, ids)
-        self.expression((*loc, "if"), step.if_, self.step_names)
+        self.expression((*loc, "if"), step.if_, self.step_expression_names)
         kind = step_action(step)
         common: dict[str, Any] = {
             "id": step.id,
@@ -346,14 +397,18 @@ class _Compiler:
             return StepPlan(task=self._task(action_loc, step, ids), **common)
         if isinstance(step, WaitStep):
             wait = step.wait
-            self.expression((*action_loc, "until"), wait.until, BASE_NAMES)
+            self.expression((*action_loc, "until"), wait.until, self.step_expression_names)
+            self._ref((*action_loc, "on_passed"), wait.on_passed, ids)
             at = None
             if wait.at:
                 hours, mins = wait.at.split(":")
                 at = int(hours) * 60 + int(mins)
             seconds = parse_duration(wait.for_) if wait.for_ else None
             return StepPlan(
-                wait=WaitPlan(seconds=seconds, until=wait.until, at_minute=at), **common
+                wait=WaitPlan(
+                    seconds=seconds, until=wait.until, at_minute=at, on_passed=wait.on_passed
+                ),
+                **common,
             )
         if isinstance(step, WaitForStep):
             return StepPlan(
@@ -363,7 +418,7 @@ class _Compiler:
             cases = []
             for n, case in enumerate(step.branch.cases):
                 case_loc = (*action_loc, "cases", n)
-                self.expression((*case_loc, "if"), case.if_, self.step_names)
+                self.expression((*case_loc, "if"), case.if_, self.step_expression_names)
                 self._ref((*case_loc, "goto"), case.goto, ids)
                 cases.append(BranchCasePlan(condition=case.if_, goto=case.goto))
             self._ref((*action_loc, "otherwise"), step.branch.otherwise, ids)
@@ -657,6 +712,8 @@ class _Compiler:
                 for n, case in enumerate(plan.branch.cases):
                     edges.append(_Edge(i, case.goto, (*loc, "branch", "cases", n, "goto")))
                 edges.append(_Edge(i, plan.branch.otherwise, (*loc, "branch", "otherwise")))
+            if plan.wait and plan.wait.on_passed:
+                edges.append(_Edge(i, plan.wait.on_passed, (*loc, "wait", "on_passed")))
             if plan.wait_for and plan.wait_for.on_timeout:
                 edges.append(_Edge(i, plan.wait_for.on_timeout, (*loc, "wait_for", "on_timeout")))
             if plan.task:
@@ -708,6 +765,20 @@ class _Compiler:
                 self.warning(
                     ("steps", i, "id"), f"step '{step.id}' is unreachable: no step leads to it"
                 )
+
+
+def _email_after(by_id: dict[str, StepPlan], step_id: str) -> StepPlan | None:
+    """The unconditional email reached from ``step_id`` with no time passing, if any."""
+    seen: set[str] = set()
+    step = by_id.get(step_id)
+    while step is not None and step.id not in seen:
+        seen.add(step.id)
+        if step.email is not None:
+            return step if step.condition is None else None
+        if step.kind in ("branch", "end") or _passes_time(step):
+            return None
+        step = by_id.get(step.next)
+    return None
 
 
 def _passes_time(plan: StepPlan) -> bool:

@@ -40,11 +40,15 @@ CUSTOMER_FIELDS = (
 CONTACT_FIELDS = ("email", "first_name", "last_name", "name", "role", "unsubscribed")
 OWNER_FIELDS = ("email", "name", "first_name", "manager")
 EVENT_FIELDS = ("id", "name", "at", "properties")
+# How late a date-triggered enrollment started (0 and None for any other enrollment); seen by
+# step expressions (`if:`, branch cases, `wait: until`), not by templates.
+ENROLLMENT_FIELDS = ("late_days", "trigger_date", "anchor_date")
 FIELDS: dict[str, tuple[str, ...]] = {
     "customer": CUSTOMER_FIELDS,
     "contact": CONTACT_FIELDS,
     "owner": OWNER_FIELDS,
     "event": EVENT_FIELDS,
+    "enrollment": ENROLLMENT_FIELDS,
 }
 HELPERS = ("days", "hours", "weeks", "days_until", "days_since", "date")
 BASE_NAMES = ("customer", "owner", "milestones", "now", "today", "playbook", *HELPERS)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 END = "end"
 StepKind = Literal["email", "task", "wait", "wait_for", "branch", "update", "enroll", "end"]
@@ -22,6 +22,19 @@ RecipientKind = Literal["contacts", "owner", "manager", "role", "address"]
 
 class PlanModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Fields added after plans were first hashed: left out of the dump while None, so a
+    # plan that does not use them keeps its version (and its recorded payloads their shape).
+    added_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if self.added_fields and isinstance(data, dict):
+            for name in self.added_fields:
+                if data.get(name, 0) is None:
+                    del data[name]
+        return data
 
 
 class WindowPlan(PlanModel):
@@ -121,9 +134,16 @@ class TaskPlan(PlanModel):
 
 
 class WaitPlan(PlanModel):
+    added_fields = frozenset({"on_passed"})
+
     seconds: int | None = None
     until: str | None = None
     at_minute: int | None = None
+    on_passed: str | None = Field(
+        default=None,
+        description="Where to go when the 'until' date has passed (already when the wait "
+        "starts, or once a moved date puts it in the past); default: the next step.",
+    )
 
 
 class WaitForPlan(PlanModel):
@@ -185,7 +205,22 @@ class MilestonePlan(PlanModel):
     at_least: float | None = None
 
 
+class LatePlan(PlanModel):
+    """A date trigger's policy for a customer whose trigger date has already passed.
+
+    ``enroll_until``: enroll late while the anchor date (``until``, an expression) is still
+    ahead; ``catch_up``: enroll up to ``catch_up_seconds`` after the trigger date; ``skip``:
+    only on the trigger date itself.
+    """
+
+    policy: Literal["enroll_until", "catch_up", "skip"]
+    until: str | None = None
+    catch_up_seconds: int | None = None
+
+
 class TriggerPlan(PlanModel):
+    added_fields = frozenset({"late"})
+
     kind: Literal["event", "date", "schedule", "manual"]
     event: str | None = None
     date: str | None = None
@@ -193,6 +228,7 @@ class TriggerPlan(PlanModel):
     before_end_seconds: int | None = None
     after_start_seconds: int | None = None
     condition: str | None = None
+    late: LatePlan | None = None
 
 
 class ExitPlan(PlanModel):

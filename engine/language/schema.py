@@ -122,6 +122,45 @@ class Schedule(Model):
     )
 
 
+class Late(Model):
+    """Who a date trigger enrolls when their trigger date has already passed: a customer
+    imported mid-cycle, or every customer when the playbook is first deployed."""
+
+    enroll_until: Expression | None = Field(
+        default=None,
+        description="Enroll late while this date (the anchor, e.g. 'customer.renewal_date') "
+        "is still ahead.",
+    )
+    catch_up: Duration | None = Field(
+        default=None, description="Enroll late for this long after the trigger date."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Late:
+        if (self.enroll_until is None) == (self.catch_up is None):
+            raise ValueError(
+                "'late' needs exactly one of 'enroll_until' (a date) or 'catch_up' (a "
+                "duration), or write 'late: skip'"
+            )
+        return self
+
+
+def _late_kind(value: Any) -> str:
+    return "skip" if isinstance(value, str) else "policy"
+
+
+LatePolicy = Annotated[
+    Annotated[Late, Tag("policy")] | Annotated[Literal["skip"], Tag("skip")],
+    Discriminator(_late_kind),
+    Field(
+        description="Who enrolls when the trigger date has already passed: "
+        "{enroll_until: <date expression>}, {catch_up: <duration>} or 'skip' (only on the "
+        "date itself). Default for 'on_date: <anchor> - <duration>': enroll until <anchor>; "
+        "otherwise catch up for 7d."
+    ),
+]
+
+
 class Trigger(Model):
     """What enrolls a customer: an event, a date, a schedule, or an operator."""
 
@@ -134,6 +173,7 @@ class Trigger(Model):
     schedule: Schedule | None = None
     manual: bool | None = None
     if_: Expression | None = Field(default=None, alias="if")
+    late: LatePolicy | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Trigger:
@@ -147,6 +187,8 @@ class Trigger(Model):
                 "a trigger needs exactly one of 'on_event', 'on_date', 'schedule' or "
                 f"'manual: true' (got {', '.join(kinds) or 'none'})"
             )
+        if self.late is not None and self.on_date is None:
+            raise ValueError("'late' applies only to an 'on_date' trigger")
         return self
 
 
@@ -252,11 +294,19 @@ class WaitAction(Model):
     for_: Duration | None = Field(default=None, alias="for")
     until: Expression | None = None
     at: TimeOfDay | None = None
+    on_passed: StepRef | None = Field(
+        default=None,
+        description="Go here when the 'until' date has already passed (a late enrollment, or "
+        "a date moved into the past) instead of to the next step, so a touch meant for that "
+        "date is not sent late.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WaitAction:
         if (self.for_ is None) == (self.until is None):
             raise ValueError("a wait needs exactly one of 'for' (a duration) or 'until' (a date)")
+        if self.on_passed is not None and self.until is None:
+            raise ValueError("'on_passed' needs 'until' (a date)")
         return self
 
 

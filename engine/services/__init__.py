@@ -8,6 +8,8 @@ it is refused; the caller turns that into a status code, an error page or an exi
 - `engine.services.tasks`: complete a task and signal its enrollment, reassign a task.
 - `engine.services.enrollments`: enroll and record, the status query, pause, resume, skip,
   cancel.
+- `engine.services.customers`: save a customer and tell its running enrollments when a date
+  field changed (the API's `PUT /api/customers` and the import).
 - `engine.services.customers_import`: bulk customer import from CSV or JSON (needs only
   the store's sessions, so it takes those rather than a `Services`).
 - `engine.services.tokens`: API tokens: issue, list, revoke, authenticate (needs only a

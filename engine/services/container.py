@@ -1,19 +1,23 @@
-"""What every operation works with: settings, the store, Temporal and the compiled project.
+"""What every operation works with: settings, the store, Temporal, the project and the
+deployed playbooks.
 
 The API, the web UI and the CLI each build one `Services` and hand it to the operations in
-`engine.services`.
+`engine.services`. Enrollments start from the deployed versions (`deployed`), never from
+the project on disk; the project gives the milestone definitions and templates folder.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from engine.client.routing import EventRouter
+from engine.language.plan import MilestonePlan
 from engine.project import Project
 from engine.settings import Settings
+from engine.store.deployments import DeployedPlans
 
 
 @dataclass
@@ -23,14 +27,27 @@ class Services:
     client: Client
     project: Project
     use_search_attributes: bool = True
+    _deployed: DeployedPlans | None = field(default=None, repr=False)
+
+    @property
+    def deployed(self) -> DeployedPlans:
+        """The deployed plans, re-read when a deploy is recorded (one per `Services`)."""
+        if self._deployed is None:
+            self._deployed = DeployedPlans(self.sessions)
+        return self._deployed
+
+    def milestones(self) -> dict[str, MilestonePlan]:
+        """Milestones to record events against: the project's definitions, with those the
+        deployed plans carry taking precedence (they are what the enrollments run)."""
+        return {**self.project.milestones, **self.deployed.milestones()}
 
     @property
     def router(self) -> EventRouter:
         return EventRouter(
             self.sessions,
             self.client,
-            self.project.plans,
-            self.project.milestones,
+            self.deployed.plans,
+            self.milestones,
             self.settings.temporal_task_queue,
             self.use_search_attributes,
         )

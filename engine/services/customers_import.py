@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import ImportFileError
+from engine.services.customers import save_customer
 from engine.store import repository
 
 CUSTOMER_COLUMNS = (
@@ -107,6 +108,9 @@ class ImportResult:
     customers: int = 0
     contacts: int = 0
     errors: list[RowError] = field(default_factory=list)
+    # Customer id -> the date fields the import changed (`engine.services.customers`): their
+    # running enrollments are to be told (`notify_all_changed`).
+    date_changes: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def failed_rows(self) -> list[int]:
@@ -320,8 +324,9 @@ def run_import(
     result = ImportResult(rows=plan.rows, errors=list(plan.errors))
     for customer in plan.customers:
         try:
-            with sessions.begin() as session:
-                repository.upsert_customer(session, customer.data)
+            changed = save_customer(sessions, customer.data)
+            if changed:
+                result.date_changes[customer.data.id] = changed
             result.customers += 1
             result.contacts += len(customer.data.contacts or ())
         except (SQLAlchemyError, ValueError) as exc:

@@ -6,6 +6,7 @@ validators refuse what the enrollment's state does not allow: that is a `Conflic
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
@@ -21,10 +22,10 @@ from engine.store.models import Enrollment
 
 
 async def enroll_customer(svc: Services, playbook: str, customer_id: str) -> Enrollment:
-    """Start ``customer_id`` in the project's ``playbook`` now and record the enrollment."""
-    plan = svc.project.plans.get(playbook)
+    """Start ``customer_id`` in ``playbook``'s deployed version now and record the enrollment."""
+    plan = await asyncio.to_thread(svc.deployed.plan, playbook)
     if plan is None:
-        raise NotFound(f"no playbook '{playbook}'")
+        raise NotFound(f"no playbook '{playbook}' is deployed (playbook deploy {playbook})")
     with svc.sessions() as session:
         if not repository.customer_exists(session, customer_id):
             raise NotFound(f"no customer '{customer_id}'")

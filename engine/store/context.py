@@ -6,6 +6,7 @@ only ever appear here as values, never as template source.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -72,6 +73,10 @@ def customer_snapshot(session: Session, customer: Customer) -> dict[str, Any]:
     }
 
 
+# What ``enrollment`` is to an expression of an enrollment that no date trigger started.
+NO_ENROLLMENT_DATES: dict[str, Any] = {"late_days": 0, "trigger_date": None, "anchor_date": None}
+
+
 def evaluation_context(
     snapshot: dict[str, Any], now: datetime, playbook: str, event: Any = None, **extra: Any
 ) -> dict[str, Any]:
@@ -101,6 +106,7 @@ def decide(
     expressions: list[str],
     now: datetime,
     event: Any = None,
+    enrollment: dict[str, Any] | None = None,
 ) -> tuple[bool, str, list[Any], list[str | None]]:
     """Evaluate expressions over the customer's current data.
 
@@ -116,7 +122,13 @@ def decide(
     customer = repository.get_customer(session, customer_id)
     if customer is None:
         return False, "UTC", [], []
-    context = evaluation_context(customer_snapshot(session, customer), now, playbook, event)
+    context = evaluation_context(
+        customer_snapshot(session, customer),
+        now,
+        playbook,
+        event,
+        enrollment=enrollment or NO_ENROLLMENT_DATES,
+    )
     values: list[Any] = []
     errors: list[str | None] = []
     for source in expressions:
@@ -128,3 +140,43 @@ def decide(
             values.append(None)
             errors.append(str(exc))
     return True, customer.timezone or "UTC", values, errors
+
+
+# Dotted names an expression reads (``customer.segment``, ``event.properties.score``), once
+# its string literals are blanked out; for explaining a false condition, not for checking.
+_DOTTED = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_STRING = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'")
+_MAX_SHOWN = 80
+
+
+def condition_values(
+    session: Session,
+    customer_id: str,
+    playbook: str,
+    expression: str,
+    now: datetime,
+    event: Any = None,
+) -> str:
+    """The values the expression's dotted names have for the customer now, as
+    ``customer.segment = "internal", event.properties.score = 72``: what a person needs
+    to see why a trigger condition came out false."""
+    import json
+
+    from engine.errors import ExpressionError
+    from engine.language.expressions import evaluate
+
+    customer = repository.get_customer(session, customer_id)
+    if customer is None:
+        return ""
+    context = evaluation_context(customer_snapshot(session, customer), now, playbook, event)
+    shown: list[str] = []
+    names = dict.fromkeys(_DOTTED.findall(_STRING.sub('""', expression)))
+    for name in list(names)[:6]:
+        try:
+            value = json.dumps(evaluate(name, context), default=str, ensure_ascii=False)
+        except ExpressionError:
+            value = "undefined"
+        if len(value) > _MAX_SHOWN:
+            value = value[: _MAX_SHOWN - 3] + "..."
+        shown.append(f"{name} = {value}")
+    return ", ".join(shown)

@@ -494,3 +494,24 @@ class WebhookEvent(Base):
 
     id: Mapped[str] = mapped_column(primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Deployment(Base):
+    """A playbook version made current: who deployed it, when, from which commit and why.
+
+    The deployed version of a playbook is the one of its latest deployment (highest `id`);
+    every path that starts enrollments (event routing, sweeps, `enroll` steps, the CLI)
+    uses it. A rollback is a deployment of an older registered version. Rows are never
+    changed or deleted: the table is the playbook's deploy history.
+    """
+
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_playbook_id_id", "playbook_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    playbook_id: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(128))
+    deployed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deployed_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)

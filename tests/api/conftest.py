@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
-from engine.client.registration import register_versions
+from engine.client.deployment import deploy_working_copy
 from engine.project import Project, load_project
 from engine.services import Services
 from engine.settings import Settings, load_settings
@@ -97,7 +97,7 @@ async def services(
 
     migrate(api_settings.database_url)
     sessions = session_factory(api_settings.database_url)
-    register_versions(sessions, api_project)
+    deploy_working_copy(sessions, api_project, by="api-tests")
     client = local_temporal.client
     with ThreadPoolExecutor(max_workers=16) as pool:
         worker = build_worker(client, api_settings, build_activities(api_settings, client), pool)

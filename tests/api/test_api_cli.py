@@ -155,3 +155,50 @@ async def test_status_piped_is_never_folded_and_has_a_json_form(services: Servic
     [listed_row] = status["enrollments"]
     assert listed_row["enrollment"] == enrollment and listed_row["customer"] == customer
     assert status["now"]["enrollment_id"] == enrollment and "records" in status["now"]
+
+
+async def test_an_import_that_moves_a_renewal_date_moves_the_running_wait(
+    services: Services, tmp_path
+) -> None:
+    """Issue 13, defect 3: `playbook customers import` tells the running enrollments of each
+    customer whose dates it changed, and their `wait: until` follows."""
+    from datetime import date, timedelta
+
+    from engine.client.playbook import EnrollmentHandle
+    from engine.messages import CancelRequest
+
+    customer = seed(services, f"imp-{uuid.uuid4().hex[:8]}", timezone="UTC", health_score=90)
+    renews = date.today() + timedelta(days=200)
+    csv = tmp_path / "crm.csv"
+
+    async def import_renewal(day: date) -> Result:
+        csv.write_text(f"id,name,renewal_date\n{customer},Imported,{day}\n")
+        return await playbook(services, "customers", "import", str(csv))
+
+    assert (await import_renewal(renews)).exit_code == 0
+    enrolled = await playbook(
+        services, "enroll", "renewal", "--customer", customer, "--root", str(services.project.root)
+    )
+    assert enrolled.exit_code == 0, enrolled.output
+    enrollment = enrolled.stdout.strip()
+
+    async def waiting_until() -> str | None:
+        status = await playbook(
+            services, "status", "--playbook", "renewal", "--customer", customer, "--format", "json"
+        )
+        assert status.exit_code == 0, status.output
+        now = json.loads(status.stdout)["now"] or {}
+        return now.get("waiting_until") if now.get("current_step") == "wait_90" else None
+
+    first = await eventually(waiting_until, what="the 90-day wait")
+    assert first.startswith(f"{renews - timedelta(days=90)}T10:00:00")
+    moved = renews + timedelta(days=10)
+    imported = await import_renewal(moved)
+    assert imported.exit_code == 0, imported.output
+    assert f"told {enrollment}" in imported.stderr
+
+    async def followed() -> bool:
+        return (await waiting_until() or "").startswith(f"{moved - timedelta(days=90)}T10:00")
+
+    await eventually(followed, what="the wait to follow the imported renewal date")
+    await EnrollmentHandle.get(services.client, enrollment).cancel(CancelRequest())

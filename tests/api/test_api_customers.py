@@ -157,3 +157,45 @@ async def test_contacts_carry_their_own_zone_locale_and_country(api: httpx.Async
     assert (ken["timezone"], ken["locale"], ken["country"]) == (None, None, None)
     bad = {**body, "contacts": [{"email": "x@hoshino.example", "timezone": "Mars/Olympus"}]}
     assert (await api.put(f"/api/customers/{customer}", json=bad)).status_code == 422
+
+
+async def test_a_moved_renewal_date_moves_the_running_wait(
+    api: httpx.AsyncClient, services: Services
+) -> None:
+    """Issue 13, defect 3: the CRM moves `renewal_date`; the renewal enrollment's running
+    `wait: until` follows it (the `customer_changed` signal, sent by the customer service)."""
+    from datetime import date, timedelta
+
+    from tests.helpers.polling import eventually
+
+    customer = new_id()
+    renews = date.today() + timedelta(days=200)
+    body = {**FULL, "renewal_date": renews.isoformat(), "health_score": 90}
+    assert (await api.put(f"/api/customers/{customer}", json=body)).status_code == 200
+    started = await api.post(
+        "/api/enrollments", json={"playbook": "renewal", "customer_id": customer}
+    )
+    assert started.status_code == 201, started.text
+    enrollment = started.json()["id"]
+
+    async def waiting_until() -> str | None:
+        status = (await api.get(f"/api/enrollments/{enrollment}/status")).json()
+        return status["waiting_until"] if status["current_step"] == "wait_90" else None
+
+    before = await eventually(waiting_until, what="the 90-day wait")
+    assert before.startswith(f"{renews - timedelta(days=90)}T10:00:00")  # Asia/Tokyo, 10:00
+
+    moved = renews + timedelta(days=21)
+    update = await api.put(f"/api/customers/{customer}", json={**body, "renewal_date": str(moved)})
+    assert update.status_code == 200, update.text
+    after = await eventually(
+        lambda: _moved(waiting_until, before), what="the wait to follow the renewal date"
+    )
+    assert after.startswith(f"{moved - timedelta(days=90)}T10:00:00")
+    cancelled = await api.post(f"/api/enrollments/{enrollment}/cancel", json={})
+    assert cancelled.status_code == 200, cancelled.text
+
+
+async def _moved(waiting_until: Any, before: str) -> str | None:
+    now = await waiting_until()
+    return now if now and now != before else None

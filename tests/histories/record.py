@@ -25,8 +25,11 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from engine.messages import SkipRequest
+from engine.client.sweeps import sweep
+from engine.messages import EnrollmentResult, SkipRequest
 from engine.project import Project, load_project
+from engine.services.customers import notify_changed, save_customer
+from engine.store import repository
 from engine.store.db import migrate, session_factory
 from tests.helpers.harness import Harness, local, running, seed_customer
 from tests.helpers.paths import PLAYBOOKS, REPO
@@ -152,6 +155,46 @@ async def renewal_at_risk(h: Harness, project: Project) -> Handle:
     await h.until_step(handle, "wait_60", step=timedelta(days=1))
     await h.event(handle, "contract.renewed")
     return handle
+
+
+@scenario("renewal_late_moved", health=90, timezone=RENEWAL_ZONE)
+async def renewal_late_moved(h: Harness, project: Project) -> Handle:
+    """Imported 70 days out: enrolled late by the sweep, past the 90-day touch; the CRM moves
+    the renewal 10 days (the wait follows), then a year ahead: `anchor_moved`."""
+    today = local(await h.now(), RENEWAL_ZONE).date()
+    renews = today + timedelta(days=70)
+    await _move_renewal(h, renews)
+    [enrolled] = await sweep(
+        h.sessions,
+        h.env.client,
+        project.plan("renewal"),
+        h.task_queue,
+        await h.now(),
+        use_search_attributes=False,
+    )
+    h.started.append(enrolled)
+    handle = h.env.client.get_workflow_handle(enrolled, result_type=EnrollmentResult)
+    await h.until_step(handle, "wait_60", step=HOURS, limit=timedelta(days=2))
+    await _move_renewal(h, renews + timedelta(days=10))
+    await h.until_status(
+        handle,
+        lambda s: (
+            s.waiting_until is not None
+            and local(s.waiting_until, RENEWAL_ZONE).date() == renews - timedelta(days=50)
+        ),
+        step=timedelta(minutes=1),
+        limit=timedelta(hours=1),
+    )
+    await h.env.sleep(timedelta(days=3))
+    await _move_renewal(h, renews + timedelta(days=375))
+    return handle
+
+
+async def _move_renewal(h: Harness, renews: date) -> None:
+    """The CRM moves the customer's renewal date; its running enrollments are told."""
+    data = repository.CustomerData(id=h.customer_id, name="Acme Corp", renewal_date=renews)
+    changed = save_customer(h.sessions, data)
+    await notify_changed(h.env.client, h.sessions, h.customer_id, changed)
 
 
 # -- recording -------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.api.app import create_app
 from engine.api.auth import create_api_token, hash_password
-from engine.client.registration import register_versions
+from engine.client.deployment import deploy_working_copy
 from engine.project import Project, load_project
 from engine.services import Services
 from engine.settings import load_settings
@@ -112,7 +112,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     sessions = session_factory(db_url)
     project = load_project(PLAYBOOKS)
     assert not project.errors, project.errors
-    register_versions(sessions, project)
+    deploy_working_copy(sessions, project, by="web-tests")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -223,7 +223,7 @@ def test_the_workflow_interface_is_unchanged():
     definition = _Definition.from_class(PlaybookWorkflow)
     assert definition is not None
     assert definition.name == "PlaybookWorkflow"
-    assert set(definition.signals) == {"event", "task_completed"}
+    assert set(definition.signals) == {"event", "task_completed", "customer_changed"}
     assert set(definition.queries) == {"status"}
     assert set(definition.updates) == {"pause", "resume", "skip_to_step", "cancel"}
     assert all(update.validator is not None for update in definition.updates.values())

@@ -40,7 +40,7 @@ def enrollments(
         query = query.where(Enrollment.status == status)
     with services.sessions() as session:
         rows = session.execute(query).all()
-        data = funnels(session, services.project.plans)
+        data = funnels(session, services.deployed.plans())
     return render(
         request,
         "enrollments.html",

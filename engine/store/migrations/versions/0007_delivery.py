@@ -1,7 +1,7 @@
 """Respectful delivery: each contact's zone, locale and country; the contact budget.
 
 Revision ID: 0007_delivery
-Revises: 0003_sessions
+Revises: 0004_deployments
 Create Date: 2026-12-03
 
 Adds `customers.country` and `.locale`, `contacts.timezone`, `.locale` and `.country`
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_delivery"
-down_revision: str | Sequence[str] | None = "0003_sessions"
+down_revision: str | Sequence[str] | None = "0004_deployments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
