@@ -65,6 +65,7 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
         public_base_url=settings.public_base_url,
         default_from_email=settings.mail_from_email,
         default_from_name=settings.mail_from_name,
+        postal_address=settings.playbook_postal_address,
         enroller=enroller,
         notifier=HttpNotifier(secret.get_secret_value().encode() if secret else None),
         endpoints=endpoints,

@@ -6,14 +6,21 @@ Unsubscribed and suppressed addresses are recorded and skipped. An email to one 
 customer's contacts carries a signed one-click unsubscribe link (``List-Unsubscribe`` and
 ``unsubscribe_url``); one to the team (owner, manager, a role or a fixed address that is no
 contact of the customer) carries neither, since the unsubscribe endpoint only knows contacts.
+
+For enrollments started since respectful delivery (`SendEmailInput.per_recipient`), each
+recipient gets the send window in their own zone and calendar (public holidays of their
+country, the company's days off), and the delivery policy's caps (docs/delivery.md): an email
+that may not go yet is recorded `postponed` with its reason and `not_before`, and the
+workflow calls again then; one over a cap with `on_cap: skip` is recorded `skipped`.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, TypedDict
 
+import holidays
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
@@ -31,8 +38,21 @@ from engine.errors import (
     ProviderUnconfirmed,
     TemplateRenderError,
 )
+from engine.language.compliance import DEFAULT_POSTAL_ADDRESS, compliant
+from engine.language.delivery import (
+    DayOff,
+    cap_reached,
+    day_start,
+    describe_cap,
+    first_day_under_caps,
+    local_day,
+    localized,
+    next_send_moment,
+    pick_variant,
+)
 from engine.language.expressions import evaluate
-from engine.language.plan import EmailPlan
+from engine.language.formatting import DEFAULT_LOCALE
+from engine.language.plan import ContentPlan, DeliveryPlan, EmailPlan
 from engine.language.templates import html_to_text, render, render_text
 from engine.messages import ActivityName, EmailDelivery, SendEmailInput, SendEmailResult
 from engine.signing import Keyring, unsubscribe_token
@@ -45,14 +65,21 @@ from engine.store.context import (
     member_with_role,
     team_member,
 )
-from engine.store.models import Customer
+from engine.store.models import Customer, OutboxMessage
 
+CONTENT = {"subject", "preheader", "html_template", "text_template"}
 # Seconds between tries to record an accepted email as 'sent' while the database is away.
 SENT_WRITE_PAUSES = (1, 2, 4, 8, 10, 10, 10)
 NO_PROVIDER = "no mail provider configured"
 # A row in any status but these two is final: a retry reports it and sends nothing.
 IN_FLIGHT = {OutboxStatus.PENDING, OutboxStatus.SENDING}
-DONE = frozenset(OutboxStatus) - IN_FLIGHT
+# A postponed email is decided again when the workflow calls back at its `not_before`.
+DONE = frozenset(OutboxStatus) - IN_FLIGHT - {OutboxStatus.POSTPONED}
+WINDOW_REASON = "outside the send window"  # workflows/interpreter.py words the wait after it
+# A lower-priority email yields this long to a higher-priority one due for the same slot...
+PRIORITY_YIELD = timedelta(minutes=1)
+# ...unless that one has been due this long (its enrollment ended or paused): then it goes.
+STALE_CLAIM = timedelta(minutes=15)
 
 
 class Recipient(NamedTuple):
@@ -62,6 +89,10 @@ class Recipient(NamedTuple):
     context: dict[str, Any]
     # One of the customer's contacts: gets unsubscribe headers and link (the team does not).
     customer_contact: bool
+    # The recipient's zone, country and locale (the contact's own, else the customer's).
+    timezone: str | None = None
+    country: str | None = None
+    locale: str | None = None
 
 
 class EmailOptions(TypedDict, total=False):
@@ -71,6 +102,7 @@ class EmailOptions(TypedDict, total=False):
     public_base_url: str
     default_from_email: str
     default_from_name: str | None
+    postal_address: str
 
 
 class EmailActivities(StoreActivities):
@@ -85,6 +117,7 @@ class EmailActivities(StoreActivities):
         public_base_url: str = "http://localhost:8000",
         default_from_email: str = "success@example.com",
         default_from_name: str | None = "Customer Success",
+        postal_address: str = DEFAULT_POSTAL_ADDRESS,
     ) -> None:
         super().__init__(sessions)
         self.mailer = mailer or CaptureMailer()
@@ -92,6 +125,7 @@ class EmailActivities(StoreActivities):
         self.public_base_url = public_base_url.rstrip("/")
         self.default_from_email = default_from_email
         self.default_from_name = default_from_name
+        self.postal_address = postal_address
 
     @activity.defn(name=ActivityName.SEND_EMAIL)
     @heartbeating
@@ -150,7 +184,15 @@ class EmailActivities(StoreActivities):
                     }
                 )
         return [
-            Recipient(p, {**base, "contact": p}, p["email"].lower() in contacts) for p in people
+            Recipient(
+                p,
+                {**base, "contact": p},
+                p["email"].lower() in contacts,
+                p.get("timezone") or customer.timezone,
+                p.get("country") or customer.country,
+                p.get("locale") or customer.locale,
+            )
+            for p in people
         ]
 
     @staticmethod
@@ -172,7 +214,17 @@ class EmailActivities(StoreActivities):
         # again (no key: an enrollment started before keys, which keeps its old keys).
         enrollment = input.enrollment_key or input.enrollment_id
         key = f"{enrollment}:{input.step_id}:{input.iteration}:{address.lower()}"
+        variant = pick_variant(
+            input.email.variants,
+            f"{input.customer_id}:{address.lower()}:{input.playbook}:{input.step_id}",
+        )
+        locale, content = localized(
+            ContentPlan.model_validate((variant or input.email).model_dump(include=CONTENT)),
+            variant.locales if variant else input.email.locales,
+            recipient.locale,
+        )
         common: dict[str, Any] = {
+            "variant": variant.name if variant else None,
             "enrollment_id": input.enrollment_id,
             "playbook_id": input.playbook,
             "step_id": input.step_id,
@@ -210,7 +262,11 @@ class EmailActivities(StoreActivities):
                 "List-Unsubscribe": f"<{unsubscribe_url}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             }
-        context = {**recipient.context, "unsubscribe_url": unsubscribe_url}
+        context = {
+            **recipient.context,
+            "unsubscribe_url": unsubscribe_url,
+            "locale": locale or recipient.locale or DEFAULT_LOCALE,
+        }
         if suppressed:
             with self.sessions.begin() as session:
                 repository.insert_outbox(
@@ -224,16 +280,18 @@ class EmailActivities(StoreActivities):
                 )
             return _delivery(address, OutboxStatus.SUPPRESSED, None, suppressed)
         try:
-            subject = one_line(render_text(input.email.subject, context))
+            subject = one_line(render_text(content.subject, context))
             context["preheader"] = (
-                render_text(input.email.preheader, context) if input.email.preheader else ""
+                render_text(content.preheader, context) if content.preheader else ""
             )
-            html = render(input.templates, input.email.html_template, context)
+            html = render(input.templates, content.html_template, context)
             text = (
-                render(input.templates, input.email.text_template, context)
-                if input.email.text_template
+                render(input.templates, content.text_template, context)
+                if content.text_template
                 else html_to_text(html)
             )
+            if recipient.customer_contact:
+                html, text = compliant(html, text, unsubscribe_url, self.postal_address)
         except TemplateRenderError as exc:
             reason = f"template failed to render: {exc}"
             with self.sessions.begin() as session:
@@ -252,8 +310,13 @@ class EmailActivities(StoreActivities):
         # Without a provider the email is captured in the same transaction that writes it:
         # there is no send that could fail in between.
         capture = isinstance(self.mailer, CaptureMailer)
+        rendered = _Content(subject, html, text, headers)
+        budgeted = self._budgeted(input, recipient)
         with self.sessions.begin() as session:
-            _, created = repository.insert_outbox(
+            held = self._apply_policy(session, input, recipient, key, rendered, common)
+            if held is not None:
+                return held
+            row, created = repository.insert_outbox(
                 session,
                 key,
                 address,
@@ -263,12 +326,17 @@ class EmailActivities(StoreActivities):
                 headers=headers,
                 status=OutboxStatus.CAPTURED if capture else OutboxStatus.PENDING,
                 reason=NO_PROVIDER if capture else None,
+                budget_at=input.now if budgeted else None,
                 **common,
             )
-            if capture and not created:  # a pending row left by an earlier attempt
-                repository.update_outbox_status(
-                    session, key, OutboxStatus.CAPTURED, reason=NO_PROVIDER
+            if not created:  # a pending or postponed row left by an earlier attempt
+                _rewrite(
+                    row,
+                    rendered,
+                    OutboxStatus.CAPTURED if capture else OutboxStatus.PENDING,
+                    NO_PROVIDER if capture else None,
                 )
+                row.budget_at = input.now if budgeted else None
         if capture:
             return _delivery(address, OutboxStatus.CAPTURED, subject)
         with self.sessions.begin() as session:
@@ -336,6 +404,76 @@ class EmailActivities(StoreActivities):
                     raise
                 time.sleep(pause)
 
+    # -- respectful delivery ---------------------------------------------------------------
+    @staticmethod
+    def _budgeted(input: SendEmailInput, recipient: Recipient) -> bool:
+        """Whether this email counts against the contact's budget (customer mail, not exempt)."""
+        delivery = input.delivery
+        return (
+            input.per_recipient
+            and delivery is not None
+            and bool(delivery.caps)
+            and recipient.customer_contact
+            and not delivery.for_step(input.step_id).exempt
+        )
+
+    def _apply_policy(
+        self,
+        session: Session,
+        input: SendEmailInput,
+        recipient: Recipient,
+        key: str,
+        content: _Content,
+        common: dict[str, Any],
+    ) -> EmailDelivery | None:
+        """Postpone or skip the email under the recipient's window, days off and caps.
+
+        Returns None when it may go now (the caller writes and sends it in this same
+        transaction, so the slot it takes is charged before the contact's lock is released).
+        """
+        if not input.per_recipient:
+            return None
+        delivery = input.delivery
+        day_off = _days_off(delivery, recipient.country)
+        moment = next_send_moment(input.now, recipient.timezone, input.email.window, day_off)
+        if moment.at > input.now:
+            why = "; ".join(moment.moves) or f"{WINDOW_REASON} ({recipient.timezone})"
+            return _hold(session, key, recipient, content, common, moment.at, why, None)
+        if delivery is None or not self._budgeted(input, recipient):
+            return None
+        rule = delivery.for_step(input.step_id)
+        address = recipient.person["email"]
+        zone_name = recipient.timezone
+        repository.lock_contact_budget(session, address)  # before reading any count
+        today = local_day(input.now, zone_name)
+        longest = max(cap.days for cap in delivery.caps)
+        since = day_start(today - timedelta(days=longest - 1), zone_name)
+        entries = repository.contact_budget(session, address, since)
+        sent = [
+            local_day(e.budget_at, zone_name)
+            for e in entries
+            if e.budget_at is not None and e.budget_at >= since
+        ]
+        cap = cap_reached(delivery.caps, today, sent)
+        if cap is None:
+            ahead = _waiting_ahead(entries, rule.priority, input.now, key)
+            if ahead is None:
+                return None
+            why = (
+                f"waiting: {ahead.playbook_id}.{ahead.step_id} (priority {ahead.priority}) "
+                f"goes first"
+            )
+            until = input.now + PRIORITY_YIELD
+            return _hold(session, key, recipient, content, common, until, why, rule.priority)
+        limit = f"cap of {describe_cap(cap)} reached for {address}"
+        if rule.on_cap == "skip":
+            _write(session, key, recipient, content, common, OutboxStatus.SKIPPED, limit)
+            return _delivery(address, OutboxStatus.SKIPPED, content.subject, f"skipped: {limit}")
+        day = first_day_under_caps(delivery.caps, today, sent)
+        opens = next_send_moment(day_start(day, zone_name), zone_name, input.email.window, day_off)
+        why = "; ".join([f"deferred: {limit}", *opens.moves])
+        return _hold(session, key, recipient, content, common, opens.at, why, rule.priority)
+
     @staticmethod
     def _suppression_reason(session: Session, contact: dict[str, Any]) -> str | None:
         if contact.get("unsubscribed"):
@@ -343,6 +481,114 @@ class EmailActivities(StoreActivities):
         if repository.is_suppressed(session, contact["email"]):
             return "address is on the suppression list (bounce, spam report or unsubscribe)"
         return None
+
+
+class _Content(NamedTuple):
+    """A rendered email, as the outbox row keeps it."""
+
+    subject: str
+    html: str | None
+    text: str | None
+    headers: dict[str, str]
+
+
+def _write(
+    session: Session,
+    key: str,
+    recipient: Recipient,
+    content: _Content,
+    common: dict[str, Any],
+    status: OutboxStatus,
+    reason: str,
+) -> OutboxMessage:
+    """Insert the outbox row, or rewrite the postponed row an earlier call left."""
+    row, created = repository.insert_outbox(
+        session,
+        key,
+        recipient.person["email"],
+        content.subject,
+        html=content.html,
+        text=content.text,
+        headers=content.headers,
+        status=status,
+        reason=reason,
+        **common,
+    )
+    if not created:
+        _rewrite(row, content, status, reason)
+    return row
+
+
+def _rewrite(
+    row: OutboxMessage | None, content: _Content, status: OutboxStatus, reason: str | None
+) -> None:
+    assert row is not None
+    was_postponed = row.status == OutboxStatus.POSTPONED
+    row.subject, row.html, row.text = content.subject, content.html, content.text
+    row.headers = dict(content.headers)
+    row.status = status.value
+    if was_postponed and row.reason and status != OutboxStatus.POSTPONED:
+        # An email that waited and now goes keeps why it waited.
+        row.reason = f"{row.reason}; then {reason}" if reason else row.reason
+    else:
+        row.reason = reason
+
+
+def _hold(
+    session: Session,
+    key: str,
+    recipient: Recipient,
+    content: _Content,
+    common: dict[str, Any],
+    until: datetime,
+    why: str,
+    priority: int | None,
+) -> EmailDelivery:
+    """Record the email as postponed until ``until`` because of ``why``."""
+    row = _write(session, key, recipient, content, common, OutboxStatus.POSTPONED, why)
+    row.not_before, row.priority = until, priority
+    return EmailDelivery(
+        contact=recipient.person["email"],
+        status=OutboxStatus.POSTPONED,
+        subject=content.subject,
+        reason=why,
+        not_before=until,
+    )
+
+
+def _waiting_ahead(
+    entries: list[repository.BudgetEntry], priority: int, now: datetime, key: str
+) -> repository.BudgetEntry | None:
+    """A postponed email of higher priority to the same contact, due now and not stale."""
+    due = [
+        e
+        for e in entries
+        if e.status == OutboxStatus.POSTPONED
+        and e.idempotency_key != key
+        and (e.priority or 0) > priority
+        and e.not_before is not None
+        and now - STALE_CLAIM < e.not_before <= now
+    ]
+    return max(due, key=lambda e: e.priority or 0, default=None)
+
+
+def _days_off(delivery: DeliveryPlan | None, country: str | None) -> DayOff:
+    """The recipient's days off: the company's, and their country's public holidays."""
+    company = dict(delivery.company_days) if delivery else {}
+    public = None
+    if delivery is not None and delivery.holidays and country:
+        try:
+            public = holidays.country_holidays(country.upper(), language="en_US")
+        except NotImplementedError:  # a country the library does not know
+            public = None
+
+    def day_off(day: date) -> str | None:
+        name = company.get(day.isoformat())
+        if name is None and public is not None:
+            name = public.get(day)
+        return name
+
+    return day_off
 
 
 def _delivery(

@@ -18,7 +18,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.language.milestones import MilestoneTracker
-from engine.language.plan import CompiledPlan, EmailPlan, SenderPlan, TaskPlan
+from engine.language.plan import CompiledPlan, DeliveryPlan, EmailPlan, SenderPlan, TaskPlan
 from engine.statuses import EnrollmentStatus, OutboxStatus
 
 TASK_QUEUE = "playbooks"
@@ -265,6 +265,10 @@ class SendEmailInput(BaseModel):
     reply_to: str | None = None
     event: EventSignal | None = None
     now: datetime
+    # Set by enrollments started since respectful delivery: the activity applies the send
+    # window in each recipient's zone and calendar, and the delivery policy's caps.
+    per_recipient: bool = False
+    delivery: DeliveryPlan | None = None
 
 
 class EmailDelivery(BaseModel):
@@ -273,6 +277,8 @@ class EmailDelivery(BaseModel):
     subject: str | None = None
     reason: str | None = None
     message_id: str | None = None
+    # A `postponed` email is tried again from this moment.
+    not_before: datetime | None = None
 
 
 class SendEmailResult(BaseModel):

@@ -4,6 +4,7 @@ Layout::
 
     playbooks/
       milestones.yaml        # milestone definitions shared by every playbook
+      policies.yaml          # the delivery policy: contact budget, priorities, days off
       templates/             # email templates (onboarding/welcome.html, _layout.html, ...)
       examples/              # example customers for simulation (not playbooks)
       onboarding.yaml        # one playbook per file
@@ -23,12 +24,13 @@ from engine.language.compiler import ProjectContext, compile_loaded
 from engine.language.diagnostics import Diagnostic
 from engine.language.loader import LoadedFile, load_milestones, load_playbook
 from engine.language.plan import CompiledPlan, MilestonePlan
+from engine.language.policy import POLICY_FILE, check_references, delivery_for, load_policy
 from engine.language.schema import MilestoneDefinition
 from engine.language.templates import TemplateLibrary
 
 MILESTONES_FILE = "milestones.yaml"
 TEMPLATES_DIR = "templates"
-NOT_PLAYBOOKS = {MILESTONES_FILE}
+NOT_PLAYBOOKS = {MILESTONES_FILE, POLICY_FILE}
 
 
 @dataclass
@@ -153,9 +155,25 @@ def load_project(root: Path, only: list[Path] | None = None) -> Project:
             project.plans[plan.playbook] = plan
             project.files[plan.playbook] = file.path
             project.sources[plan.playbook] = file.document.text if file.document else ""
+    _apply_policy(project)
     # de-duplicate template diagnostics reported once per playbook that uses the template
     project.diagnostics = sorted(set(project.diagnostics))
     return project
+
+
+def _apply_policy(project: Project) -> None:
+    """Check ``policies.yaml`` and give every plan the delivery policy that applies to it."""
+    path = project.root / POLICY_FILE
+    if not path.is_file():
+        return
+    loaded = load_policy(path, display_path(path))
+    project.diagnostics += loaded.diagnostics + check_references(loaded, project.plans)
+    if loaded.model is None:
+        return
+    project.plans = {
+        pid: plan.model_copy(update={"delivery": delivery_for(loaded.model, plan)}).with_version()
+        for pid, plan in project.plans.items()
+    }
 
 
 def load_paths(paths: list[Path]) -> list[Project]:

@@ -25,6 +25,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.errors import ConfigError
+from engine.language.compliance import DEFAULT_POSTAL_ADDRESS
 from engine.signing import GENERATE_SECRET_HINT, MIN_SECRET_BYTES, Keyring
 
 SECRET_FILE_NAME = "secret"
@@ -93,6 +94,12 @@ class Settings(BaseSettings):
     public_base_url: str = "http://localhost:8000"
     mail_from_email: str = "success@example.com"
     mail_from_name: str = "Customer Success"
+    playbook_postal_address: str = Field(
+        default=DEFAULT_POSTAL_ADDRESS,
+        min_length=1,
+        description="The sender's postal address, shown in every email to a customer contact "
+        "(the default is the demo's fictional company: set yours before sending real mail).",
+    )
 
     slack_webhook_url: SecretStr | None = Field(
         default=None,

@@ -42,6 +42,10 @@ class OutboxStatus(StrEnum):
     FAILED = "failed"
     SUPPRESSED = "suppressed"
     UNCONFIRMED = "unconfirmed"
+    # The delivery policy (docs/delivery.md): held back by a cap, a send window or a day off
+    # and tried again at `not_before`; or skipped because a cap was reached.
+    POSTPONED = "postponed"
+    SKIPPED = "skipped"
     DEFERRED = "deferred"
     DELIVERED = "delivered"
     DROPPED = "dropped"

@@ -41,6 +41,7 @@ from engine.messages import (
     CustomerChanged,
     DecideInput,
     DecideResult,
+    EmailDelivery,
     EnrollCustomerInput,
     EnrollmentInput,
     EnrollmentResult,
@@ -61,7 +62,7 @@ from engine.messages import (
     TaskReopen,
     UpdateCustomerInput,
 )
-from engine.statuses import EnrollmentStatus
+from engine.statuses import EnrollmentStatus, OutboxStatus
 
 MAX_RECORDS = 300
 MAX_SEEN_EVENTS = 2_000
@@ -77,6 +78,12 @@ PATCH_PAUSED_WAKES_ON_EVENTS = "paused-wakes-on-events"
 # A completion sent with an undo window is held that long (and can be reopened) before the
 # enrollment acts on it; histories recorded before undo acted at once.
 PATCH_TASK_UNDO = "task-undo-window"
+# Respectful delivery (docs/delivery.md): the `send_email` activity applies the send window in
+# each recipient's zone and calendar and the delivery policy's caps; the workflow waits for
+# the postponed recipients and calls it again, instead of waiting for the customer's window.
+PATCH_PER_RECIPIENT_DELIVERY = "per-recipient-delivery"
+WINDOW_REASON = "outside the send window"  # how send_email words a send-window postponement
+
 # A `customer_changed` signal re-evaluates a running `wait: until` (its deadline follows a
 # moved date) and the cycle's trigger date (a move past the cycle's anchor ends it). Before,
 # the signal did not exist: a history in which one arrived unhandled must replay unchanged.
@@ -318,6 +325,8 @@ class Interpreter:
     # -- step kinds ----------------------------------------------------------------------
     async def _step_email(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.email is not None
+        if workflow.patched(PATCH_PER_RECIPIENT_DELIVERY):
+            return await self._deliver_email(step, iteration)
         now = self._now()
         opens = next_opening(now, self.state.timezone, step.email.window)
         if opens > now:
@@ -326,8 +335,54 @@ class Interpreter:
             )
             if await self._wait(step.id, "send window", opens, lambda: False) == "interrupted":
                 return self._interrupted_next(step)
+        result = await self._send_email(step, iteration, per_recipient=False)
+        if result is None:
+            return step.next
+        self._record(
+            step.id,
+            "email",
+            result.summary,
+            {"deliveries": [d.model_dump(mode="json") for d in result.deliveries]},
+        )
+        return step.next
+
+    async def _deliver_email(self, step: StepPlan, iteration: int) -> str:
+        """Send the email, waiting for every recipient the activity postponed, then go on.
+
+        Recipients already sent are found in the outbox by the activity and not sent again.
+        """
+        assert step.email is not None
+        recorded: set[str] = set()  # recipients already in an `email` record of this step
+        while True:
+            result = await self._send_email(step, iteration, per_recipient=True)
+            if result is None:
+                return step.next
+            postponed = [d for d in result.deliveries if d.status == OutboxStatus.POSTPONED]
+            done = [
+                d
+                for d in result.deliveries
+                if d.status != OutboxStatus.POSTPONED and d.contact not in recorded
+            ]
+            if done or not (postponed or recorded):
+                recorded.update(d.contact for d in done)
+                summary = SendEmailResult(deliveries=done).summary
+                deliveries = [d.model_dump(mode="json") for d in done]
+                self._record(step.id, "email", summary, {"deliveries": deliveries})
+            waits = [d.not_before for d in postponed if d.not_before is not None]
+            if not waits:
+                return step.next
+            until = min(waits)
+            detail, what = _postponed(postponed)
+            self._record(step.id, "wait", detail, {"until": until.isoformat()})
+            if await self._wait(step.id, what, until, lambda: False) == "interrupted":
+                return self._interrupted_next(step)
+
+    async def _send_email(
+        self, step: StepPlan, iteration: int, *, per_recipient: bool
+    ) -> SendEmailResult | None:
+        """The `send_email` activity for ``step``; None (recorded) when it failed for good."""
         email = step.email
-        templates = {name: self.plan.templates[name] for name in email.files}
+        assert email is not None
         try:
             result: SendEmailResult = await workflow.execute_activity(
                 ActivityName.SEND_EMAIL,
@@ -340,11 +395,13 @@ class Interpreter:
                     iteration=iteration,
                     customer_id=self.input.customer_id,
                     email=email,
-                    templates=templates,
+                    templates={name: self.plan.templates[name] for name in email.files},
                     sender=email.sender or self.plan.sender,
                     reply_to=email.reply_to or self.plan.reply_to,
                     event=self.input.trigger_event,
                     now=self._now(),
+                    per_recipient=per_recipient,
+                    delivery=self.plan.delivery,
                 ),
                 result_type=SendEmailResult,
                 start_to_close_timeout=timedelta(minutes=2),
@@ -354,14 +411,8 @@ class Interpreter:
             )
         except ActivityError as err:
             self._record(step.id, "email_failed", f"email not sent: {_cause(err)}")
-            return step.next
-        self._record(
-            step.id,
-            "email",
-            result.summary,
-            {"deliveries": [d.model_dump(mode="json") for d in result.deliveries]},
-        )
-        return step.next
+            return None
+        return result
 
     async def _step_task(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         task = step.task
@@ -1014,6 +1065,14 @@ class Interpreter:
             status=done.status,
             records=list(self.state.records),
         )
+
+
+def _postponed(deliveries: list[EmailDelivery]) -> tuple[str, str]:
+    """Why recipients wait, and what for: the send window alone reads as before."""
+    if all((d.reason or "").startswith(WINDOW_REASON) for d in deliveries):
+        return "waiting for the send window", "send window"
+    reasons = "; ".join(f"{d.contact}: {d.reason}" for d in deliveries)
+    return f"postponed: {reasons}", "delivery policy"
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -3,8 +3,8 @@
 - `spec`: the variants, `Sizes`, `Progress`, `BenchFailure`;
 - `stack`: the dev server, store, API and worker processes the Temporal scenarios share;
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
-- `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `reports`
-  (without it);
+- `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `reports`,
+  `delivery` (without it);
 - `book` (issue 13: a book of customers over a year), only when asked for.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from bench.report import Metric
 from bench.scenarios.book import book
 from bench.scenarios.compile import compile_scenario
+from bench.scenarios.delivery import delivery
 from bench.scenarios.latency import latency
 from bench.scenarios.memory import memory
 from bench.scenarios.reports import reports_scenario
@@ -24,9 +25,18 @@ from bench.scenarios.spec import QUICK, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import compile_bytecode, open_stack
 from bench.scenarios.throughput import throughput
 
-SCENARIOS = ("throughput", "latency", "memory", "simulation", "compile", "reports", "book")
+SCENARIOS = (
+    "throughput",
+    "latency",
+    "memory",
+    "simulation",
+    "compile",
+    "reports",
+    "delivery",
+    "book",
+)
 # What runs without --only: the book simulation is long, and run on its own.
-DEFAULT_SCENARIOS = SCENARIOS[:6]
+DEFAULT_SCENARIOS = SCENARIOS[:7]
 
 
 async def run_scenarios(
@@ -68,6 +78,8 @@ async def run_scenarios(
             return reports_scenario(sizes, progress)
 
         await guarded("reports", reported)
+    if "delivery" in scenarios:
+        await guarded("delivery", lambda: delivery(sizes, progress))
 
 
 __all__ = ["DEFAULT_SCENARIOS", "QUICK", "SCENARIOS", "BenchFailure", "Sizes", "run_scenarios"]

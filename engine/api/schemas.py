@@ -118,6 +118,11 @@ class ContactIn(Strict):
     first_name: Line | None = Field(default=None, max_length=255)
     last_name: Line | None = Field(default=None, max_length=255)
     role: Line | None = Field(default=None, max_length=64)
+    timezone: str | None = Field(
+        default=None, max_length=64, description="The contact's own zone (else the customer's)."
+    )
+    locale: str | None = Field(default=None, max_length=35, examples=["ko"])
+    country: str | None = Field(default=None, max_length=2, examples=["KR"])
 
 
 class CustomerIn(Strict):
@@ -126,6 +131,8 @@ class CustomerIn(Strict):
     name: Line = Field(min_length=1, max_length=255)
     segment: Line | None = Field(default=None, max_length=64)
     timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Berlin"])
+    country: str | None = Field(default=None, max_length=2, examples=["DE"])
+    locale: str | None = Field(default=None, max_length=35, examples=["de"])
     owner: Email | None = Field(default=None, description="The CSM's email.")
     renewal_date: date | None = None
     health_score: int | None = Field(default=None, ge=0, le=100)
@@ -142,6 +149,9 @@ class ContactOut(FromRow):
     last_name: str | None
     role: str | None
     unsubscribed: bool
+    timezone: str | None = None
+    locale: str | None = None
+    country: str | None = None
 
 
 class CustomerOut(FromRow):
@@ -149,6 +159,8 @@ class CustomerOut(FromRow):
     name: str
     segment: str | None
     timezone: str
+    country: str | None = None
+    locale: str | None = None
     owner: str | None = Field(validation_alias="owner_email")
     renewal_date: date | None
     health_score: int | None

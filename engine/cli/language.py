@@ -84,9 +84,13 @@ def compile(playbook: str, root: Path) -> None:
 
 @click.command()
 @click.option("--milestones", is_flag=True, help="The schema of milestones.yaml instead.")
-def schema(milestones: bool) -> None:
+@click.option("--policies", is_flag=True, help="The schema of policies.yaml instead.")
+def schema(milestones: bool, policies: bool) -> None:
     """Print the JSON Schema of the playbook language (for editors and CI)."""
-    from engine.language.json_schema import milestones_schema, playbook_schema
+    from engine.language.json_schema import milestones_schema, playbook_schema, policies_schema
 
-    data = milestones_schema() if milestones else playbook_schema()
+    if policies:
+        data = policies_schema()
+    else:
+        data = milestones_schema() if milestones else playbook_schema()
     click.echo(json.dumps(data, indent=2))

@@ -34,6 +34,7 @@ from engine.language.plan import (
     BranchCasePlan,
     BranchPlan,
     CompiledPlan,
+    ContentPlan,
     EmailPlan,
     EndPlan,
     EnrollPlan,
@@ -49,6 +50,7 @@ from engine.language.plan import (
     TaskPlan,
     TriggerPlan,
     UpdatePlan,
+    VariantPlan,
     WaitForPlan,
     WaitPlan,
     WindowPlan,
@@ -516,43 +518,96 @@ class _Compiler:
             "sender": self._sender(email.from_),
             "reply_to": email.reply_to,
         }
-        if email.template:
-            template, diags = self.project.templates.load(email.template)
+        content = self._content(
+            loc, email.template, email.subject, email.body, email.text, f"inline/{step.id}"
+        )
+        if content is None:
+            return None
+        base, locales, files = content
+        variants: list[VariantPlan] = []
+        for index, variant in enumerate(email.variants):
+            vloc = (*loc, "variants", index)
+            if variant.template or variant.subject:
+                found = self._content(
+                    vloc,
+                    variant.template,
+                    variant.subject,
+                    variant.body,
+                    variant.text,
+                    f"inline/{step.id}.{variant.name}",
+                )
+                if found is None:
+                    continue
+                own, own_locales, own_files = found
+                files = sorted({*files, *own_files})
+            else:  # the step's own content, under this name and weight
+                own, own_locales = base, locales
+            variants.append(
+                VariantPlan(
+                    name=variant.name,
+                    weight=variant.weight,
+                    locales=own_locales,
+                    **own.model_dump(),
+                )
+            )
+        return EmailPlan(
+            template=email.template,
+            **base.model_dump(),
+            files=files,
+            locales=locales,
+            variants=variants,
+            **common,
+        )
+
+    def _content(
+        self,
+        loc: Loc,
+        template_name: str | None,
+        subject: str | None,
+        body: str | None,
+        text: str | None,
+        inline_key: str,
+    ) -> tuple[ContentPlan, dict[str, ContentPlan], list[str]] | None:
+        """An email's (or variant's) content, its locale versions and the files it renders."""
+        if template_name:
+            template, diags = self.project.templates.load(template_name)
             if template is None:
                 available = self.project.templates.available()
                 self.error(
                     (*loc, "template"),
-                    f"template '{email.template}' not found: expected "
-                    f"{self.project.templates.display(email.template + '.html')}"
-                    f"{did_you_mean(email.template, available)}",
+                    f"template '{template_name}' not found: expected "
+                    f"{self.project.templates.display(template_name + '.html')}"
+                    f"{did_you_mean(template_name, available)}",
                 )
                 return None
             self.diagnostics.extend(diags)
             self.templates.update(template.sources)
-            return EmailPlan(
-                template=email.template,
+            locales = {
+                tag: ContentPlan(
+                    subject=version.subject,
+                    preheader=version.preheader,
+                    html_template=version.html_file,
+                    text_template=version.text_file,
+                )
+                for tag, version in template.locales.items()
+            }
+            content = ContentPlan(
                 subject=template.subject,
                 preheader=template.preheader,
                 html_template=template.html_file,
                 text_template=template.text_file,
-                files=sorted(template.sources),
-                **common,
             )
-        assert email.subject is not None and email.body is not None
-        self.text((*loc, "subject"), email.subject, EMAIL_NAMES)
-        html_key = f"inline/{step.id}.html"
-        self._inline((*loc, "body"), email.body, html_key, autoescape=True)
+            return content, locales, sorted(template.sources)
+        assert subject is not None and body is not None
+        self.text((*loc, "subject"), subject, EMAIL_NAMES)
+        html_key = f"{inline_key}.html"
+        self._inline((*loc, "body"), body, html_key, autoescape=True)
         text_key = None
-        if email.text:
-            text_key = f"inline/{step.id}.txt"
-            self._inline((*loc, "text"), email.text, text_key, autoescape=False)
-        return EmailPlan(
-            subject=email.subject,
-            html_template=html_key,
-            text_template=text_key,
-            files=[k for k in (html_key, text_key) if k],
-            **common,
-        )
+        if text:
+            text_key = f"{inline_key}.txt"
+            self._inline((*loc, "text"), text, text_key, autoescape=False)
+        content = ContentPlan(subject=subject, html_template=html_key, text_template=text_key)
+        return content, {}, [k for k in (html_key, text_key) if k]
 
     def _inline(self, loc: Loc, source: str, key: str, *, autoescape: bool) -> None:
         env = shared_environment(autoescape=autoescape)

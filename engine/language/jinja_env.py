@@ -24,6 +24,7 @@ from jinja2.nodes import Call, Concat, EnvironmentAttribute, For
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from engine.errors import RenderBudgetExceeded
+from engine.language.formatting import FILTERS as LOCALE_FILTERS
 
 MAX_OUTPUT_CHARS = 200_000
 MAX_SEQUENCE = 100_000
@@ -416,6 +417,7 @@ def make_environment(*, autoescape: bool = False, loader: Any = None) -> Playboo
         return plain_format(value, *args, **kwargs)
 
     env.filters["format"] = bounded_format
+    env.filters.update(LOCALE_FILTERS)  # dates and numbers in the recipient's locale
     for name in SIZED_FILTERS:
         env.filters[name] = _sized_filter(name, env.filters[name])
     for name, guard in GUARDED_FILTERS.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.language.policy import PolicyFile
 from engine.language.schema import MilestoneFile, Playbook
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -32,3 +33,9 @@ def milestones_schema() -> dict[str, Any]:
     """The JSON Schema of ``milestones.yaml``."""
     schema = MilestoneFile.model_json_schema(by_alias=True, mode="validation")
     return {"$schema": SCHEMA_DIALECT, "$id": "milestones.schema.json", **schema}
+
+
+def policies_schema() -> dict[str, Any]:
+    """The JSON Schema of ``policies.yaml`` (the delivery policy)."""
+    schema = PolicyFile.model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": SCHEMA_DIALECT, "$id": "policies.schema.json", **schema}

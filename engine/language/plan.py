@@ -52,6 +52,53 @@ class SenderPlan(PlanModel):
     name: str | None = None
 
 
+class ContentPlan(PlanModel):
+    """What an email says: its subject and the template keys of its bodies."""
+
+    subject: str
+    preheader: str | None = None
+    html_template: str
+    text_template: str | None = None
+
+
+class VariantPlan(ContentPlan):
+    """One variant of an email step: its weight, content, and that content's locale versions."""
+
+    name: str
+    weight: int
+    locales: dict[str, ContentPlan] = Field(default_factory=dict)
+
+
+class CapPlan(PlanModel):
+    """At most ``max`` emails to one contact in ``days`` calendar days of the contact's zone."""
+
+    max: int
+    days: int
+
+
+class StepDeliveryPlan(PlanModel):
+    """A playbook's or step's standing under the contact budget."""
+
+    priority: int = 0
+    on_cap: Literal["defer", "skip"] = "defer"
+    exempt: bool = False
+
+
+class DeliveryPlan(PlanModel):
+    """The project's delivery policy (playbooks/policies.yaml) as it applies to one playbook."""
+
+    caps: list[CapPlan] = Field(default_factory=list)
+    playbook: StepDeliveryPlan = StepDeliveryPlan()
+    steps: dict[str, StepDeliveryPlan] = Field(default_factory=dict)
+    holidays: bool = False
+    company_days: dict[str, str] = Field(
+        default_factory=dict, description="ISO date -> name of a company day off."
+    )
+
+    def for_step(self, step_id: str) -> StepDeliveryPlan:
+        return self.steps.get(step_id, self.playbook)
+
+
 class EmailPlan(PlanModel):
     """An email: subject source plus keys into `CompiledPlan.templates` for the bodies."""
 
@@ -69,6 +116,10 @@ class EmailPlan(PlanModel):
     window: WindowPlan | None = None
     sender: SenderPlan | None = None
     reply_to: str | None = None
+    variants: list[VariantPlan] = Field(default_factory=list)
+    locales: dict[str, ContentPlan] = Field(
+        default_factory=dict, description="Locale tag -> the template's version for it."
+    )
 
 
 class EscalationPlan(PlanModel):
@@ -238,6 +289,7 @@ class CompiledPlan(PlanModel):
     templates: dict[str, str] = Field(
         default_factory=dict, description="Source of every template file the plan renders."
     )
+    delivery: DeliveryPlan | None = None
 
     def step(self, step_id: str) -> StepPlan:
         for step in self.steps:
@@ -248,6 +300,13 @@ class CompiledPlan(PlanModel):
     def canonical_json(self) -> str:
         """The plan without its version, as sorted compact JSON: the input to the hash."""
         data = self.model_dump(mode="json", exclude={"version"})
+        # Fields added later are left out while unused, so existing plans keep their version.
+        if data.get("delivery") is None:
+            data.pop("delivery", None)
+        for step in data["steps"]:
+            for key in ("variants", "locales"):
+                if step.get("email") is not None and not step["email"].get(key):
+                    step["email"].pop(key, None)
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def with_version(self) -> CompiledPlan:

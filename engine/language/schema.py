@@ -215,6 +215,26 @@ class Goal(Model):
         return self
 
 
+class EmailVariant(Model):
+    """A variant of an email step: its own template or inline subject and body, or none to
+    send the step's own content, picked by weight and always the same for a contact."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    weight: Annotated[int, Field(ge=1, le=1000)] = 1
+    template: str | None = None
+    subject: TextTemplate | None = None
+    body: TextTemplate | None = Field(default=None, description="Inline HTML body.")
+    text: TextTemplate | None = Field(default=None, description="Inline plain-text body.")
+
+    @model_validator(mode="after")
+    def _content(self) -> EmailVariant:
+        if self.template and (self.subject or self.body or self.text):
+            raise ValueError("use either 'template' or inline 'subject' and 'body', not both")
+        if not self.template and bool(self.subject) != bool(self.body):
+            raise ValueError("an inline variant needs both 'subject' and 'body'")
+        return self
+
+
 class EmailAction(Model):
     """Send a tech-touch email, from a template file or written inline."""
 
@@ -233,9 +253,17 @@ class EmailAction(Model):
     send_window: SendWindow | Literal["anytime"] | None = None
     from_: Sender | None = Field(default=None, alias="from")
     reply_to: str | None = None
+    variants: list[EmailVariant] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Variants by weight; a contact always gets the same one (docs/delivery.md).",
+    )
 
     @model_validator(mode="after")
     def _content(self) -> EmailAction:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("every variant needs its own name")
         if self.template and (self.subject or self.body or self.text):
             raise ValueError("use either 'template' or inline 'subject' and 'body', not both")
         if not self.template and not (self.subject and self.body):

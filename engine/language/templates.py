@@ -11,9 +11,12 @@ with a front matter block giving the subject (and optionally a preheader)::
     ...
 
 An optional ``onboarding/welcome.txt`` next to it is the plain-text part; without one, the
-text part is derived from the rendered HTML. Layouts and partials (``{% extends %}``,
-``{% include %}``) are followed, and every file used is copied into the compiled plan, so
-rendering never reads the disk and an edited template means a new plan version.
+text part is derived from the rendered HTML. ``onboarding/welcome.ko.html`` (and ``.ko.txt``)
+beside it is the Korean version, with its own front matter, chosen for contacts whose locale
+is Korean (docs/delivery.md); every locale version is checked like the template itself.
+Layouts and partials (``{% extends %}``, ``{% include %}``) are followed, and every file
+used is copied into the compiled plan, so rendering never reads the disk and an edited
+template means a new plan version.
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ from engine.language.unbounded import unbounded_constructs, unbounded_in_text
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<body>.*?)\n---[ \t]*\n", re.DOTALL)
 FRONT_KEYS = ("subject", "preheader")
+# A locale version's tag in its file name: welcome.ko.html, welcome.pt-BR.html.
+LOCALE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 EMAIL_NAMES = (
+    "locale",
     "customer",
     "contact",
     "owner",
@@ -73,6 +79,7 @@ class EmailTemplate:
     html_file: str
     text_file: str | None
     sources: dict[str, str] = field(default_factory=dict)
+    locales: dict[str, EmailTemplate] = field(default_factory=dict)
 
 
 def split_front_matter(source: str) -> tuple[dict[str, tuple[str, int]], str, int]:
@@ -118,13 +125,34 @@ class TemplateLibrary:
         return sorted(
             str(p.relative_to(self.root).with_suffix(""))
             for p in self.root.rglob("*.html")
-            if not p.name.startswith("_")
+            if not p.name.startswith("_") and "." not in p.stem  # not a locale version
         )
 
     def load(self, name: str) -> tuple[EmailTemplate | None, list[Diagnostic]]:
         if name not in self._cache:
-            self._cache[name] = self._load(name)
+            template, diags = self._load(name)
+            if template is not None:
+                for locale in self.locales_of(name):
+                    version, more = self._load(f"{name}.{locale}")
+                    diags = [*diags, *more]
+                    if version is not None:
+                        template.locales[locale] = version
+                        template.sources.update(version.sources)
+            self._cache[name] = (template, diags)
         return self._cache[name]
+
+    def locales_of(self, name: str) -> list[str]:
+        """The locale tags of the versions of template ``name`` (welcome.ko.html: 'ko')."""
+        base = self.root / name
+        if not base.parent.is_dir():
+            return []
+        prefix = f"{base.name}."
+        tags = (
+            p.name[len(prefix) : -len(".html")]
+            for p in base.parent.glob(f"{base.name}.*.html")
+            if p.name.startswith(prefix)
+        )
+        return sorted(tag for tag in tags if LOCALE_TAG.match(tag))
 
     def _read(self, file: str) -> str | None:
         path = self.root / file

@@ -42,12 +42,25 @@ from engine.services.customers import save_customer
 from engine.store import repository
 from engine.store.models import TeamMember
 
-CUSTOMER_COLUMNS = ("id", "name", "segment", "timezone", "owner", "renewal_date", "health_score")
+CUSTOMER_COLUMNS = (
+    "id",
+    "name",
+    "segment",
+    "timezone",
+    "owner",
+    "renewal_date",
+    "health_score",
+    "country",
+    "locale",
+)
 CONTACT_COLUMNS = {
     "contact_email": "email",
     "contact_first_name": "first_name",
     "contact_last_name": "last_name",
     "contact_role": "role",
+    "contact_timezone": "timezone",
+    "contact_locale": "locale",
+    "contact_country": "country",
 }
 JSON_ONLY = ("attributes", "tags", "contacts")
 ATTRIBUTE_PREFIX = "attributes."

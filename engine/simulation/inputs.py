@@ -32,6 +32,10 @@ class SimContact(BaseModel):
     last_name: str | None = None
     role: str | None = None
     unsubscribed: bool = False
+    # The contact's own zone, locale and country (None: the customer's).
+    timezone: str | None = None
+    locale: str | None = None
+    country: str | None = None
 
 
 class SimCustomer(BaseModel):
@@ -43,6 +47,8 @@ class SimCustomer(BaseModel):
     name: str = Field(min_length=1)
     segment: str | None = None
     timezone: str = "UTC"
+    country: str | None = None
+    locale: str | None = None
     owner: str | None = None
     renewal_date: date | None = None
     health_score: int | None = Field(default=None, ge=0, le=100)
@@ -57,6 +63,8 @@ class SimCustomer(BaseModel):
             name=self.name,
             segment=self.segment,
             timezone=self.timezone,
+            country=self.country,
+            locale=self.locale,
             owner_email=self.owner,
             renewal_date=self.renewal_date,
             health_score=self.health_score,
@@ -64,7 +72,13 @@ class SimCustomer(BaseModel):
             tags=self.tags,
             contacts=[
                 repository.ContactData(
-                    email=c.email, first_name=c.first_name, last_name=c.last_name, role=c.role
+                    email=c.email,
+                    first_name=c.first_name,
+                    last_name=c.last_name,
+                    role=c.role,
+                    timezone=c.timezone,
+                    locale=c.locale,
+                    country=c.country,
                 )
                 for c in self.contacts
             ],

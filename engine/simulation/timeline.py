@@ -204,6 +204,11 @@ def _entry(
             for d in data.get("deliveries", [])
             if d["status"] == OutboxStatus.SUPPRESSED
         ]
+        skipped = [d for d in sent if d["status"] == OutboxStatus.SKIPPED]
+        if skipped:  # over a cap with `on_cap: skip` (docs/delivery.md)
+            reasons = "; ".join(f"{d['contact']}: {d.get('reason')}" for d in skipped)
+            base["detail"] = f"{record.detail}; {reasons}" if record.detail else reasons
+            sent = [d for d in sent if d not in skipped]
         subjects = [d["subject"] for d in sent if d.get("subject")]
         failed = [d for d in sent if d["status"] == OutboxStatus.FAILED]
         if failed:  # a template that failed to render: say where, for the playbook author

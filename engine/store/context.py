@@ -27,6 +27,10 @@ def contact_dict(contact: Any) -> dict[str, Any]:
         "name": f"{first} {last}".strip() or contact.email,
         "role": contact.role or "",
         "unsubscribed": bool(contact.unsubscribed),
+        # The contact's own zone, locale and country, or None for the customer's.
+        "timezone": getattr(contact, "timezone", None),
+        "locale": getattr(contact, "locale", None),
+        "country": getattr(contact, "country", None),
     }
 
 

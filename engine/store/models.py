@@ -156,6 +156,10 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(NAME_LEN))
     segment: Mapped[str | None] = mapped_column(String(64))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # ISO 3166 country (public holidays) and BCP 47 locale (templates, dates), for every
+    # contact that has none of its own.
+    country: Mapped[str | None] = mapped_column(String(2))
+    locale: Mapped[str | None] = mapped_column(String(35))
     owner_email: Mapped[str | None] = mapped_column(String(EMAIL_LEN), index=True)
     renewal_date: Mapped[date | None] = mapped_column(index=True)
     health_score: Mapped[int | None]
@@ -195,8 +199,16 @@ class Contact(Base):
     role: Mapped[str | None] = mapped_column(String(64))
     unsubscribed: Mapped[bool] = mapped_column(default=False)
     unsubscribed_at: Mapped[datetime | None]
+    # The contact's own zone, locale and country; None falls back to the customer's.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    country: Mapped[str | None] = mapped_column(String(2))
 
     customer: Mapped[Customer] = relationship(back_populates="contacts")
+
+    @validates("timezone")
+    def _check_timezone(self, _key: str, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
 
     @validates("email")
     def _normalize_email(self, _key: str, value: str) -> str:
@@ -454,16 +466,40 @@ class OutboxMessage(Base):
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(STATUS_LEN), default=OutboxStatus.CAPTURED.value)
     provider_message_id: Mapped[str | None] = mapped_column(index=True)
-    variant: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The variant of the email step this contact was given (docs/delivery.md).
+    variant: Mapped[str | None] = mapped_column(String(64))
+    # The contact budget: when the email was charged to it (None: not counted, such as team
+    # or exempt mail), its priority, and when a postponed email is tried again.
+    budget_at: Mapped[datetime | None]
+    priority: Mapped[int | None]
+    not_before: Mapped[datetime | None]
 
     @validates("contact_email")
     def _normalize_email(self, _key: str, value: str) -> str:
         return normalize_email(value)
+
+
+Index("ix_outbox_contact_email_budget_at", OutboxMessage.contact_email, OutboxMessage.budget_at)
+
+
+class ContactBudget(Base):
+    """One row per contact address: the lock that decides the race for a contact's last slot.
+
+    `send_email` takes it (a write, so SQLite's single writer or PostgreSQL's row lock)
+    before counting what the contact received, so two enrollments never both take the
+    last slot of a cap.
+    """
+
+    __tablename__ = "contact_budgets"
+
+    email: Mapped[str] = mapped_column(String(EMAIL_LEN), primary_key=True)
+    charged: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Suppression(Base):

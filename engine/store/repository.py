@@ -22,10 +22,10 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import CursorResult, Executable, Table, exists, select, update
+from sqlalchemy import CursorResult, Executable, Table, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -35,6 +35,7 @@ from engine.statuses import EnrollmentStatus, EventStatus, OutboxStatus, TaskSta
 from engine.store.models import (
     Base,
     Contact,
+    ContactBudget,
     Customer,
     Enrollment,
     Event,
@@ -91,6 +92,11 @@ def _check_email(value: str) -> str:
 # --- customers -----------------------------------------------------------------------------
 
 
+# An ISO 3166-1 alpha-2 country and a BCP 47 language tag such as 'ko' or 'de-AT'.
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+LOCALE_PATTERN = r"^[a-zA-Z]{2,3}([-_][a-zA-Z0-9]{2,8})*$"
+
+
 class ContactData(BaseModel):
     """A contact as given to `upsert_customer`; fields left out are not changed."""
 
@@ -100,11 +106,20 @@ class ContactData(BaseModel):
     first_name: str | None = None
     last_name: str | None = None
     role: str | None = None
+    # None: the customer's (docs/delivery.md).
+    timezone: str | None = None
+    locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
+    country: str | None = Field(default=None, pattern=COUNTRY_PATTERN)
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
         return _check_email(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
 
     @field_validator("first_name", "last_name", "role")
     @classmethod
@@ -126,6 +141,8 @@ class CustomerData(BaseModel):
     name: str = Field(min_length=1, max_length=255)
     segment: str | None = None
     timezone: str = "UTC"
+    country: str | None = Field(default=None, pattern=COUNTRY_PATTERN)
+    locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
     owner_email: str | None = None
     renewal_date: date | None = None
     health_score: int | None = Field(default=None, ge=0, le=100)
@@ -153,6 +170,8 @@ _CUSTOMER_FIELDS = (
     "name",
     "segment",
     "timezone",
+    "country",
+    "locale",
     "owner_email",
     "renewal_date",
     "health_score",
@@ -189,7 +208,7 @@ def upsert_customer(session: Session, data: CustomerData) -> Customer:
 
 
 def _upsert_contact(session: Session, customer_id: str, data: ContactData) -> None:
-    fields = ("first_name", "last_name", "role")
+    fields = ("first_name", "last_name", "role", "timezone", "locale", "country")
     stmt = _insert(session, Contact).values(
         customer_id=customer_id,
         email=data.email,
@@ -492,6 +511,8 @@ def insert_outbox(
     customer_id: str | None = None,
     status: OutboxStatus = OutboxStatus.CAPTURED,
     reason: str | None = None,
+    variant: str | None = None,
+    budget_at: datetime | None = None,
 ) -> tuple[OutboxMessage, bool]:
     """Record an email once per `idempotency_key`; returns (message, created).
 
@@ -515,6 +536,8 @@ def insert_outbox(
             headers=headers or {},
             status=str(status),
             reason=reason,
+            variant=variant,
+            budget_at=budget_at,
             attempts=0,
             created_at=now,
             updated_at=now,
@@ -526,6 +549,50 @@ def insert_outbox(
     message = get_outbox(session, idempotency_key)
     assert message is not None
     return message, created
+
+
+def lock_contact_budget(session: Session, email: str) -> None:
+    """Take the contact's budget row for the rest of the transaction; call it first.
+
+    It is a write (an upsert of the contact's row), so SQLite's single writer and
+    PostgreSQL's row lock make a second enrollment wait here until the first commits: the
+    counts it then reads include the email the first one charged.
+    """
+    address = normalize_email(email)
+    stmt = _insert(session, ContactBudget).values(email=address, charged=1, updated_at=utcnow())
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["email"],
+            set_={"charged": ContactBudget.charged + 1, "updated_at": stmt.excluded.updated_at},
+        )
+    )
+
+
+class BudgetEntry(NamedTuple):
+    """An outbox row that bears on a contact's budget: charged, or postponed and waiting."""
+
+    idempotency_key: str
+    status: str
+    budget_at: datetime | None
+    not_before: datetime | None
+    priority: int | None
+    playbook_id: str | None
+    step_id: str | None
+
+
+def contact_budget(session: Session, email: str, since: datetime) -> list[BudgetEntry]:
+    """The contact's emails charged since ``since`` and those postponed, in one query.
+
+    ``email`` is a stored contact address (already normalised): checked once, upstream.
+    """
+    o = OutboxMessage
+    stmt = select(
+        o.idempotency_key, o.status, o.budget_at, o.not_before, o.priority, o.playbook_id, o.step_id
+    ).where(
+        o.contact_email == normalize_email(email),
+        or_(o.budget_at >= since, o.status == OutboxStatus.POSTPONED.value),
+    )
+    return [BudgetEntry(*row) for row in session.execute(stmt)]
 
 
 def get_outbox(session: Session, idempotency_key: str) -> OutboxMessage | None:

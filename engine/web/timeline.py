@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 from engine.client.playbook import EnrollmentHandle
 from engine.language.plan import CompiledPlan
 from engine.messages import EnrollmentSnapshot, StepRecord
-from engine.statuses import EnrollmentStatus
+from engine.statuses import EnrollmentStatus, OutboxStatus
 from engine.store import repository
 from engine.store.models import Enrollment, Event, HealthChange, MilestoneState, OutboxMessage, Task
 from engine.web.words import Words, in_words
@@ -325,7 +325,9 @@ def customer_timeline(
                 at=m.created_at,
                 kind="email",
                 title=m.subject,
-                detail=f"to {m.contact_email}",
+                # Held back or skipped by the delivery policy: say why (docs/delivery.md).
+                detail=f"to {m.contact_email}"
+                + (f": {m.reason}" if m.not_before or m.status == OutboxStatus.SKIPPED else ""),
                 playbook=m.playbook_id,
                 step=m.step_id,
                 link=f"/outbox/{m.id}",

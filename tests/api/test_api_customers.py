@@ -146,6 +146,34 @@ async def test_team_members_are_upserted_and_their_email_is_checked(
     assert response.json()["detail"][0]["loc"] == ["body", "password"]
 
 
+async def test_contacts_carry_their_own_zone_locale_and_country(api: httpx.AsyncClient) -> None:
+    """docs/delivery.md: each falls back to the customer's when left out; bad values are 422."""
+    customer = new_id()
+    body = {
+        **FULL,
+        "country": "JP",
+        "locale": "ja",
+        "contacts": [
+            {
+                "email": "min@hoshino.example",
+                "timezone": "Asia/Seoul",
+                "locale": "ko-KR",
+                "country": "KR",
+            },
+            {"email": "ken@hoshino.example"},
+        ],
+    }
+    put = await api.put(f"/api/customers/{customer}", json=body)
+    assert put.status_code == 200, put.text
+    got = (await api.get(f"/api/customers/{customer}")).json()
+    assert (got["country"], got["locale"]) == ("JP", "ja")
+    min_, ken = got["contacts"]
+    assert (min_["timezone"], min_["locale"], min_["country"]) == ("Asia/Seoul", "ko-KR", "KR")
+    assert (ken["timezone"], ken["locale"], ken["country"]) == (None, None, None)
+    bad = {**body, "contacts": [{"email": "x@hoshino.example", "timezone": "Mars/Olympus"}]}
+    assert (await api.put(f"/api/customers/{customer}", json=bad)).status_code == 422
+
+
 async def test_a_moved_renewal_date_moves_the_running_wait(
     api: httpx.AsyncClient, services: Services
 ) -> None:

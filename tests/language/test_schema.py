@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
 from engine.cli import main
+from engine.project import NOT_PLAYBOOKS
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -44,7 +45,7 @@ def problems(kind: str, data: Any) -> list[str]:
 
 
 def playbook_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.glob("*.yaml") if p.name != "milestones.yaml")
+    return sorted(p for p in root.glob("*.yaml") if p.name not in NOT_PLAYBOOKS)
 
 
 @pytest.mark.parametrize("kind", ["playbook", "milestones"])

@@ -9,6 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from engine.store import repository
+from engine.store.models import OutboxMessage
 from tests.helpers.browser import CSM_B, Browser, Stack
 
 HTML = """<!doctype html><html><body style="font-family: sans-serif">
@@ -81,3 +82,27 @@ def test_a_page_number_past_any_offset_is_a_clean_400(stack: Stack, browser: Bro
         cookies = {c["name"]: c["value"] for c in browser.driver.get_cookies()}
         response = client.get("/outbox?page=4611686018427387904", cookies=cookies)
     assert response.status_code == 400
+
+
+def test_an_email_the_policy_held_back_shows_why(stack: Stack, browser: Browser) -> None:
+    """Postponed and skipped emails (docs/delivery.md) show their reason in the list, and a
+    postponed one that went out keeps it, with when it was released and its variant."""
+    from datetime import UTC, datetime
+
+    why = "deferred: cap of 1 email a day reached for ida@example.com"
+    released = seed_email(stack, "captured", "Your week in Acme", reason=f"{why}; then sent")
+    skipped = seed_email(
+        stack, "skipped", "Try dashboards", reason="cap of 3 emails in 7 days reached"
+    )
+    with stack.sessions.begin() as session:
+        row = session.get(OutboxMessage, released)
+        assert row is not None
+        row.not_before = datetime(2027, 3, 30, 7, 0, tzinfo=UTC)
+        row.variant = "short"
+    browser.login(CSM_B)
+    browser.get("/outbox")
+    assert why in browser.text(f'tr[data-message="{released}"]')
+    assert "cap of 3 emails in 7 days" in browser.text(f'tr[data-message="{skipped}"]')
+    browser.get(f"/outbox/{released}")
+    page = browser.text("main")
+    assert "Not before" in page and "Variant" in page and "short" in page

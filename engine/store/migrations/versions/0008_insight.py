@@ -1,12 +1,12 @@
 """Insight: email engagement per outbox row, step visits, variants and report indexes.
 
 Revision ID: 0008_insight
-Revises: 0003_sessions
+Revises: 0007_delivery
 Create Date: 2026-12-03
 
 Adds `engagement_events` (each SendGrid engagement event, once by its id), `email_engagement`
 (first-seen time of each kind per outbox row, the email report's roll-up), `step_visits`
-(which steps each enrollment entered: the funnel), `outbox.variant`, and the indexes the
+(which steps each enrollment entered: the funnel), and the indexes the
 report queries use (`engine/services/reports/`). Engagement and visits before this revision
 were not kept, so reports start from the upgrade.
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_insight"
-down_revision: str | Sequence[str] | None = "0006_enrollment_runs"
+down_revision: str | Sequence[str] | None = "0007_delivery"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -31,8 +31,6 @@ def _bigint() -> sa.types.TypeEngine[int]:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("outbox") as batch:
-        batch.add_column(sa.Column("variant", sa.String(length=64), nullable=True))
     op.create_index(
         op.f("ix_outbox_playbook_id_created_at"), "outbox", ["playbook_id", "created_at"]
     )
@@ -110,5 +108,3 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_milestone_states_milestone_reached_at"), table_name="milestone_states")
     op.drop_index(op.f("ix_tasks_playbook_id_created_at"), table_name="tasks")
     op.drop_index(op.f("ix_outbox_playbook_id_created_at"), table_name="outbox")
-    with op.batch_alter_table("outbox") as batch:
-        batch.drop_column("variant")

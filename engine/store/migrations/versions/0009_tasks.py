@@ -1,7 +1,7 @@
 """The CSM's day: task lifecycle, fair assignment, working calendars, notifications.
 
 Revision ID: 0009_tasks
-Revises: 0004_deployments
+Revises: 0008_insight
 Create Date: 2026-12-03
 
 Adds to `tasks` the snooze, the reason a task was cancelled, how it was assigned and the

@@ -1,7 +1,7 @@
 """Saved inbox views and the history of customers' health scores, for the web UI.
 
 Revision ID: 0010_ui
-Revises: 0004_deployments
+Revises: 0009_tasks
 Create Date: 2026-12-03
 
 Adds `saved_views` (a team member's named inbox filters) and `health_changes` (each change
