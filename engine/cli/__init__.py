@@ -10,7 +10,7 @@ done (and is tested) from Python. One module per command group:
 - `engine.cli.stack`: ``up`` (everything on one machine) and ``worker``.
 - `engine.cli.enrollments`: ``enroll`` and ``status``.
 - `engine.cli.deploy`: ``deploy`` (and roll back) and ``history``.
-- `engine.cli.change`: ``diff`` (a change reviewed before it is deployed).
+- `engine.cli.change`: ``diff`` (a change reviewed before it is deployed) and ``backtest``.
 - `engine.cli.data`: ``events send`` and ``customers import``.
 - `engine.cli.tokens`: ``token create``, ``token list``, ``token revoke``.
 - `engine.cli.team`: ``team disable|enable|remove|unlock`` (web UI access).
@@ -77,6 +77,7 @@ class _PlaybookGroup(click.Group):
         deploy.deploy,
         deploy.history,
         change.diff_command,
+        change.backtest_command,
         reports.report_command,
     ],
 )

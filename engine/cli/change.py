@@ -201,3 +201,90 @@ def review_page(review: ChangeReview) -> str:
         f"<title>playbook diff {review.playbook}</title></head><body>"
         f"<h1>playbook diff {review.playbook}</h1>{body}</body></html>"
     )
+
+
+@click.command("backtest")
+@click.argument("playbook")
+@click.option(
+    "--version",
+    "versions",
+    multiple=True,
+    metavar="HASH",
+    help="A registered version (hash or prefix); give two to compare them "
+    "(default: the deployed version against the working copy).",
+)
+@click.option("--since", default="90d", show_default=True, help="How far back: 30d, 12w...")
+@format_option("json: each version's outcome.")
+@root_option
+def backtest_command(
+    playbook: str, versions: tuple[str, ...], since: str, fmt: str, root: Path
+) -> None:
+    """Replay the store's customers and recorded events through two versions of PLAYBOOK.
+
+    Runs the book simulator once per version over the customers in the store and the
+    events recorded since --since (the example book when the store is empty) and compares:
+    emails and tasks per customer, goal rate, time to goal, and where customers stopped.
+
+    \b
+    Examples:
+      playbook backtest onboarding
+      playbook backtest onboarding --version c7fc717a --version 901af9f6 --since 60d
+    """
+    from engine.cli.context import load_plan_or_exit
+    from engine.errors import DurationError, StoreError
+    from engine.language.durations import parse_duration
+    from engine.language.plan import CompiledPlan
+    from engine.simulation.backtest import backtest
+    from engine.store import deployments
+
+    try:
+        days = max(1, parse_duration(since) // 86_400)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    if len(versions) not in (0, 2):
+        raise click.UsageError("give --version twice (A and B), or not at all")
+    project, working = load_plan_or_exit(playbook, root)
+    _, sessions = store()
+    with sessions() as session:
+        try:
+            if versions:
+                plans = [
+                    CompiledPlan.model_validate(deployments.find_version(session, playbook, v).plan)
+                    for v in versions
+                ]
+            else:
+                deployed = deployments.deployed_plan(session, playbook)
+                if deployed is None:
+                    raise click.ClickException(f"{playbook} was never deployed; name two --version")
+                plans = [deployed, working]
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        with err_console.status(f"replaying {days} days through {len(plans)} versions"):
+            result = asyncio.run(backtest(project, plans, session, since_days=days))
+    if fmt == "json":
+        click.echo(result.model_dump_json(indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(
+        title=f"{playbook}: backtest over {result.days} days from {result.start:%Y-%m-%d} "
+        f"({result.sides[0].customers} customers, {result.events} events, {result.source})",
+        title_justify="left",
+    )
+    table.add_column("")
+    for side in result.sides:
+        table.add_column(side.version)
+    rows = (
+        ("enrollments", lambda s: str(s.enrollments)),
+        ("emails per customer", lambda s: str(s.emails_per_customer)),
+        ("tasks per customer", lambda s: str(s.tasks_per_customer)),
+        ("goal rate", lambda s: f"{s.goal_rate:.0%}"),
+        (
+            "median days to goal",
+            lambda s: "-" if s.median_days_to_goal is None else str(s.median_days_to_goal),
+        ),
+        ("stopped", lambda s: ", ".join(f"{k} {v}" for k, v in s.stopped.items()) or "-"),
+    )
+    for label, show in rows:
+        table.add_row(label, *(show(s) for s in result.sides))
+    out_console.print(table)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -178,3 +178,36 @@ def test_forecast_compares_old_and_new_over_the_store_book(
     # Every running customer enters onboarding again in each run (minus the internal ones).
     assert forecast.old.enrollments == forecast.new.enrollments > 0
     assert forecast.old.emails > 0 and forecast.new.emails > 0
+
+
+def test_backtest_replays_recorded_events_through_two_versions(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    from engine.simulation.backtest import backtest
+
+    root = edited_copy(tmp_path)
+    seed(sessions, root)
+    old = load_project(root).plan("onboarding")
+    edit(root)
+    project = load_project(root)
+    new = project.plan("onboarding")
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    with sessions.begin() as session:
+        customers = [c.id for c in book_from_store(session).customers]  # type: ignore[union-attr]
+        for i, customer in enumerate(customers):
+            at = now - timedelta(days=12, hours=-i)
+            repository.record_event(session, f"c-{customer}", customer, "customer.created", at)
+        first = customers[0]
+        for name, days in (("integration.connected", 10), ("report.created", 9)):
+            at = now - timedelta(days=days)
+            repository.record_event(session, f"{name}-{first}", first, name, at)
+    with sessions() as session:
+        result = asyncio.run(backtest(project, [old, new], session, since_days=14, now=now))
+    assert result.source == "store" and result.events == 6
+    a, b = result.sides
+    assert (a.version, b.version) == (old.short_version, new.short_version)
+    assert a.enrollments == b.enrollments > 0
+    # The customer who created a report reached the goal in both versions.
+    assert a.goal_rate > 0 and b.goal_rate > 0 and a.median_days_to_goal is not None
+    assert sum(a.stopped.values()) == a.enrollments
+    assert a.emails_per_customer > 0
