@@ -268,16 +268,11 @@ class EmailActivities(StoreActivities):
             "locale": locale or recipient.locale or DEFAULT_LOCALE,
         }
         if suppressed:
+            # A row postponed earlier (the contact unsubscribed while it waited) is rewritten,
+            # so it ends `suppressed` with why it waited and why it never went.
+            unsent = _Content(_safe_subject(input.email, context), None, None, {})
             with self.sessions.begin() as session:
-                repository.insert_outbox(
-                    session,
-                    key,
-                    address,
-                    _safe_subject(input.email, context),
-                    status=OutboxStatus.SUPPRESSED,
-                    reason=suppressed,
-                    **common,
-                )
+                _write(session, key, recipient, unsent, common, OutboxStatus.SUPPRESSED, suppressed)
             return _delivery(address, OutboxStatus.SUPPRESSED, None, suppressed)
         try:
             subject = one_line(render_text(content.subject, context))
@@ -294,16 +289,9 @@ class EmailActivities(StoreActivities):
                 html, text = compliant(html, text, unsubscribe_url, self.postal_address)
         except TemplateRenderError as exc:
             reason = f"template failed to render: {exc}"
-            with self.sessions.begin() as session:
-                repository.insert_outbox(
-                    session,
-                    key,
-                    address,
-                    input.email.subject,
-                    status=OutboxStatus.FAILED,
-                    reason=reason,
-                    **common,
-                )
+            unsent = _Content(input.email.subject, None, None, {})
+            with self.sessions.begin() as session:  # a postponed row, too, ends `failed`
+                _write(session, key, recipient, unsent, common, OutboxStatus.FAILED, reason)
             return _delivery(address, OutboxStatus.FAILED, None, reason)
         sender_email = input.sender.email if input.sender else self.default_from_email
         sender_name = _header_text(input.sender.name if input.sender else self.default_from_name)
