@@ -16,6 +16,7 @@ workflow calls again then; one over a cap with `on_cap: skip` is recorded `skipp
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, TypedDict
@@ -45,6 +46,7 @@ from engine.language.delivery import (
     day_start,
     describe_cap,
     first_day_under_caps,
+    holiday_language,
     local_day,
     localized,
     next_send_moment,
@@ -422,7 +424,7 @@ class EmailActivities(StoreActivities):
         if not input.per_recipient:
             return None
         delivery = input.delivery
-        day_off = _days_off(delivery, recipient.country)
+        day_off = _days_off(delivery, recipient.country, recipient.locale)
         moment = next_send_moment(input.now, recipient.timezone, input.email.window, day_off)
         if moment.at > input.now:
             why = "; ".join(moment.moves) or f"{WINDOW_REASON} ({recipient.timezone})"
@@ -560,15 +562,30 @@ def _waiting_ahead(
     return max(due, key=lambda e: e.priority or 0, default=None)
 
 
-def _days_off(delivery: DeliveryPlan | None, country: str | None) -> DayOff:
-    """The recipient's days off: the company's, and their country's public holidays."""
+@functools.lru_cache(maxsize=256)
+def _public_holidays(country: str, locale: str | None) -> holidays.HolidayBase | None:
+    """A country's public holidays, named in ``locale`` where the library can (else English).
+
+    Cached: the library builds its calendar per year on first use, which a send should not
+    repeat for every recipient.
+    """
+    try:
+        calendar = holidays.country_holidays(country)
+    except NotImplementedError:  # a country the library does not know
+        return None
+    language = holiday_language(locale, calendar.supported_languages)
+    return holidays.country_holidays(country, language=language)
+
+
+def _days_off(
+    delivery: DeliveryPlan | None, country: str | None, locale: str | None = None
+) -> DayOff:
+    """The recipient's days off: the company's, and their country's public holidays (named
+    in the recipient's locale where the holidays library knows it)."""
     company = dict(delivery.company_days) if delivery else {}
     public = None
     if delivery is not None and delivery.holidays and country:
-        try:
-            public = holidays.country_holidays(country.upper(), language="en_US")
-        except NotImplementedError:  # a country the library does not know
-            public = None
+        public = _public_holidays(country.upper(), locale)
 
     def day_off(day: date) -> str | None:
         name = company.get(day.isoformat())

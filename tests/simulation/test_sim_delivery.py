@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from engine.language.delivery import Send, cap_violations
 from tests.helpers.simulation import CONTACTS, at, customer, entries, local, show
 
@@ -38,17 +40,22 @@ async def test_each_contact_gets_the_welcome_at_their_own_nine_across_dst(sim, p
     assert seoul < berlin
 
 
-async def test_a_public_holiday_moves_the_email_and_the_timeline_names_it(sim, project):
-    person = customer("Europe/Berlin", country="DE", contacts=[CONTACTS[0]])
+@pytest.mark.parametrize(
+    ("locale", "holiday"), [(None, "New Year's Day"), ("de-AT", "Neujahr")]
+)  # named in the recipient's language where the holidays library knows it, else English
+async def test_a_public_holiday_moves_the_email_and_the_timeline_names_it(
+    sim, project, locale, holiday
+):
+    person = customer("Europe/Berlin", country="DE", locale=locale, contacts=[CONTACTS[0]])
     start = at("Europe/Berlin", 2026, 12, 31, 18, 0)  # Thursday evening; Friday is a holiday
     timeline = await sim.run(project.plan("onboarding"), person, start=start, days=6)
 
     [email] = entries(timeline, "email", "welcome")
     assert minute(email.at) == at("Europe/Berlin", 2027, 1, 4, 9, 0), show(timeline)
     waits = [e.detail for e in entries(timeline, "wait", "welcome")]
-    assert any(
-        "moved from 2027-01-01, New Year's Day, to 2027-01-04" in detail for detail in waits
-    ), show(timeline)
+    assert any(f"moved from 2027-01-01, {holiday}, to 2027-01-04" in detail for detail in waits), (
+        show(timeline)
+    )
 
 
 async def test_the_simulated_sends_stay_within_the_shipped_caps(sim, project):
