@@ -55,6 +55,7 @@ from engine.language.delivery import (
 from engine.language.expressions import evaluate
 from engine.language.formatting import DEFAULT_LOCALE
 from engine.language.plan import ContentPlan, DeliveryPlan, EmailPlan
+from engine.language.sendwindow import local_datetime
 from engine.language.templates import html_to_text, render, render_text
 from engine.messages import ActivityName, EmailDelivery, SendEmailInput, SendEmailResult
 from engine.signing import Keyring, unsubscribe_token
@@ -78,6 +79,7 @@ IN_FLIGHT = {OutboxStatus.PENDING, OutboxStatus.SENDING}
 # A postponed email is decided again when the workflow calls back at its `not_before`.
 DONE = frozenset(OutboxStatus) - IN_FLIGHT - {OutboxStatus.POSTPONED}
 WINDOW_REASON = "outside the send window"  # workflows/interpreter.py words the wait after it
+LOCAL_TIME_REASON = "waiting for the recipient's local time"  # ...and this one too
 # A lower-priority email yields this long to a higher-priority one due for the same slot...
 PRIORITY_YIELD = timedelta(minutes=1)
 # ...unless that one has been due this long (its enrollment ended or paused): then it goes.
@@ -424,6 +426,12 @@ class EmailActivities(StoreActivities):
         if not input.per_recipient:
             return None
         delivery = input.delivery
+        if input.local_at is not None:  # after `wait: until ... at:`: their own local time
+            own = local_datetime(input.local_at.day, input.local_at.minute, recipient.timezone)
+            if own > input.now:
+                at = f"{input.local_at.minute // 60:02d}:{input.local_at.minute % 60:02d}"
+                why = f"{LOCAL_TIME_REASON}, {at} in {recipient.timezone or 'UTC'}"
+                return _hold(session, key, recipient, content, common, own, why, None)
         day_off = _days_off(delivery, recipient.country, recipient.locale)
         moment = next_send_moment(input.now, recipient.timezone, input.email.window, day_off)
         if moment.at > input.now:
