@@ -7,6 +7,7 @@ They run as local activities, so their results land in history and replay identi
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities.base import StoreActivities
@@ -22,7 +23,7 @@ from engine.messages import (
 from engine.statuses import EnrollmentStatus, TaskStatus
 from engine.store import insight, repository
 from engine.store.context import decide
-from engine.store.models import Event, Task
+from engine.store.models import Contact, Event, Task
 
 
 class DecisionActivities(StoreActivities):
@@ -41,7 +42,14 @@ class DecisionActivities(StoreActivities):
                 input.event,
                 input.enrollment.expression_view() if input.enrollment else None,
             )
-        return DecideResult(found=found, timezone=timezone, values=values, errors=errors)
+            zones = (
+                contact_zones(session, input.customer_id, timezone)
+                if found and input.contact_zones
+                else []
+            )
+        return DecideResult(
+            found=found, timezone=timezone, values=values, errors=errors, zones=zones
+        )
 
     @activity.defn(name=ActivityName.CHECK_MILESTONE)
     def check_milestone(self, input: CheckMilestoneInput) -> bool:
@@ -106,6 +114,12 @@ class DecisionActivities(StoreActivities):
                         note=f"enrollment ended: {input.outcome}",
                         reason=f"{reason} ({input.outcome})",
                     )
+
+
+def contact_zones(session: Session, customer_id: str, customer_zone: str) -> list[str]:
+    """The time zones the customer's contacts live in (their own, else the customer's)."""
+    own = session.scalars(select(Contact.timezone).where(Contact.customer_id == customer_id))
+    return sorted({zone or customer_zone for zone in own})
 
 
 # Why a task is cancelled when its enrollment is cut short, as the CSM reads it on the task.

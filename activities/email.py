@@ -16,6 +16,7 @@ workflow calls again then; one over a cap with `on_cap: skip` is recorded `skipp
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, TypedDict
@@ -45,6 +46,7 @@ from engine.language.delivery import (
     day_start,
     describe_cap,
     first_day_under_caps,
+    holiday_language,
     local_day,
     localized,
     next_send_moment,
@@ -53,6 +55,7 @@ from engine.language.delivery import (
 from engine.language.expressions import evaluate
 from engine.language.formatting import DEFAULT_LOCALE
 from engine.language.plan import ContentPlan, DeliveryPlan, EmailPlan
+from engine.language.sendwindow import local_datetime
 from engine.language.templates import html_to_text, render, render_text
 from engine.messages import ActivityName, EmailDelivery, SendEmailInput, SendEmailResult
 from engine.signing import Keyring, unsubscribe_token
@@ -76,6 +79,7 @@ IN_FLIGHT = {OutboxStatus.PENDING, OutboxStatus.SENDING}
 # A postponed email is decided again when the workflow calls back at its `not_before`.
 DONE = frozenset(OutboxStatus) - IN_FLIGHT - {OutboxStatus.POSTPONED}
 WINDOW_REASON = "outside the send window"  # workflows/interpreter.py words the wait after it
+LOCAL_TIME_REASON = "waiting for the recipient's local time"  # ...and this one too
 # A lower-priority email yields this long to a higher-priority one due for the same slot...
 PRIORITY_YIELD = timedelta(minutes=1)
 # ...unless that one has been due this long (its enrollment ended or paused): then it goes.
@@ -268,16 +272,11 @@ class EmailActivities(StoreActivities):
             "locale": locale or recipient.locale or DEFAULT_LOCALE,
         }
         if suppressed:
+            # A row postponed earlier (the contact unsubscribed while it waited) is rewritten,
+            # so it ends `suppressed` with why it waited and why it never went.
+            unsent = _Content(_safe_subject(input.email, context), None, None, {})
             with self.sessions.begin() as session:
-                repository.insert_outbox(
-                    session,
-                    key,
-                    address,
-                    _safe_subject(input.email, context),
-                    status=OutboxStatus.SUPPRESSED,
-                    reason=suppressed,
-                    **common,
-                )
+                _write(session, key, recipient, unsent, common, OutboxStatus.SUPPRESSED, suppressed)
             return _delivery(address, OutboxStatus.SUPPRESSED, None, suppressed)
         try:
             subject = one_line(render_text(content.subject, context))
@@ -294,16 +293,9 @@ class EmailActivities(StoreActivities):
                 html, text = compliant(html, text, unsubscribe_url, self.postal_address)
         except TemplateRenderError as exc:
             reason = f"template failed to render: {exc}"
-            with self.sessions.begin() as session:
-                repository.insert_outbox(
-                    session,
-                    key,
-                    address,
-                    input.email.subject,
-                    status=OutboxStatus.FAILED,
-                    reason=reason,
-                    **common,
-                )
+            unsent = _Content(input.email.subject, None, None, {})
+            with self.sessions.begin() as session:  # a postponed row, too, ends `failed`
+                _write(session, key, recipient, unsent, common, OutboxStatus.FAILED, reason)
             return _delivery(address, OutboxStatus.FAILED, None, reason)
         sender_email = input.sender.email if input.sender else self.default_from_email
         sender_name = _header_text(input.sender.name if input.sender else self.default_from_name)
@@ -434,7 +426,13 @@ class EmailActivities(StoreActivities):
         if not input.per_recipient:
             return None
         delivery = input.delivery
-        day_off = _days_off(delivery, recipient.country)
+        if input.local_at is not None:  # after `wait: until ... at:`: their own local time
+            own = local_datetime(input.local_at.day, input.local_at.minute, recipient.timezone)
+            if own > input.now:
+                at = f"{input.local_at.minute // 60:02d}:{input.local_at.minute % 60:02d}"
+                why = f"{LOCAL_TIME_REASON}, {at} in {recipient.timezone or 'UTC'}"
+                return _hold(session, key, recipient, content, common, own, why, None)
+        day_off = _days_off(delivery, recipient.country, recipient.locale)
         moment = next_send_moment(input.now, recipient.timezone, input.email.window, day_off)
         if moment.at > input.now:
             why = "; ".join(moment.moves) or f"{WINDOW_REASON} ({recipient.timezone})"
@@ -572,15 +570,30 @@ def _waiting_ahead(
     return max(due, key=lambda e: e.priority or 0, default=None)
 
 
-def _days_off(delivery: DeliveryPlan | None, country: str | None) -> DayOff:
-    """The recipient's days off: the company's, and their country's public holidays."""
+@functools.lru_cache(maxsize=256)
+def _public_holidays(country: str, locale: str | None) -> holidays.HolidayBase | None:
+    """A country's public holidays, named in ``locale`` where the library can (else English).
+
+    Cached: the library builds its calendar per year on first use, which a send should not
+    repeat for every recipient.
+    """
+    try:
+        calendar = holidays.country_holidays(country)
+    except NotImplementedError:  # a country the library does not know
+        return None
+    language = holiday_language(locale, calendar.supported_languages)
+    return holidays.country_holidays(country, language=language)
+
+
+def _days_off(
+    delivery: DeliveryPlan | None, country: str | None, locale: str | None = None
+) -> DayOff:
+    """The recipient's days off: the company's, and their country's public holidays (named
+    in the recipient's locale where the holidays library knows it)."""
     company = dict(delivery.company_days) if delivery else {}
     public = None
     if delivery is not None and delivery.holidays and country:
-        try:
-            public = holidays.country_holidays(country.upper(), language="en_US")
-        except NotImplementedError:  # a country the library does not know
-            public = None
+        public = _public_holidays(country.upper(), locale)
 
     def day_off(day: date) -> str | None:
         name = company.get(day.isoformat())

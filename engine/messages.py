@@ -171,6 +171,8 @@ class InterpreterState(BaseModel):
     # Steps entered since the store last heard from this enrollment; reported with the next
     # `record_enrollment` (no activity of their own, so histories keep their commands).
     unreported_visits: list[StepEntry] = Field(default_factory=list)
+    # The local time a `wait: until ... at:` ended on, for the email step right after it.
+    local_at: LocalTime | None = None
 
 
 class EnrollmentDates(BaseModel):
@@ -252,6 +254,9 @@ class DecideInput(BaseModel):
     event: EventSignal | None = None
     now: datetime
     enrollment: EnrollmentDates | None = None
+    # Also list the time zones of the customer's contacts (`DecideResult.zones`): a
+    # `wait: until ... at:` before an email waits for the first recipient's local time.
+    contact_zones: bool = False
 
 
 class DecideResult(BaseModel):
@@ -259,6 +264,15 @@ class DecideResult(BaseModel):
     timezone: str = "UTC"
     values: list[Any] = Field(default_factory=list)
     errors: list[str | None] = Field(default_factory=list)
+    # The contacts' zones (their own, else the customer's), sorted; when asked for.
+    zones: list[str] = Field(default_factory=list)
+
+
+class LocalTime(BaseModel):
+    """A date at a time of day, to be read in each recipient's own zone (`wait: ... at:`)."""
+
+    day: str
+    minute: int
 
 
 class SendEmailInput(BaseModel):
@@ -279,6 +293,9 @@ class SendEmailInput(BaseModel):
     # window in each recipient's zone and calendar, and the delivery policy's caps.
     per_recipient: bool = False
     delivery: DeliveryPlan | None = None
+    # Set after a `wait: until ... at:`: each recipient's email waits for that time in their
+    # own zone (docs/delivery.md).
+    local_at: LocalTime | None = None
 
 
 class EmailDelivery(BaseModel):

@@ -49,6 +49,7 @@ from engine.messages import (
     EscalateTaskInput,
     EventSignal,
     InterpreterState,
+    LocalTime,
     MigrateRequest,
     NotifyInput,
     NotifyResult,
@@ -84,6 +85,10 @@ PATCH_TASK_UNDO = "task-undo-window"
 # the postponed recipients and calls it again, instead of waiting for the customer's window.
 PATCH_PER_RECIPIENT_DELIVERY = "per-recipient-delivery"
 WINDOW_REASON = "outside the send window"  # how send_email words a send-window postponement
+# A `wait: until ... at:` right before an email to contacts waits for the first recipient's
+# local time, and the email then waits for each recipient's own (docs/delivery.md).
+PATCH_RECIPIENT_LOCAL_AT = "recipient-local-at"
+LOCAL_TIME_REASON = "waiting for the recipient's local time"  # as send_email words it
 
 # A `customer_changed` signal re-evaluates a running `wait: until` (its deadline follows a
 # moved date) and the cycle's trigger date (a move past the cycle's anchor ends it). Before,
@@ -143,6 +148,10 @@ class Interpreter:
         self.skip_to: str | None = None
         self.waiting_for: str | None = None
         self.waiting_until: datetime | None = None
+        # The zones of the customer's contacts, when the last decision asked for them, and
+        # the local time of a `wait ... at:` whose date moved while it waited.
+        self.zones: list[str] = []
+        self._retimed_at: LocalTime | None = None
         self.wait_event: str | None = None
         self.wait_event_condition: str | None = None
         self.wait_event_hit: EventSignal | None = None
@@ -376,10 +385,14 @@ class Interpreter:
             exprs += [c.condition for c in step.branch.cases]
         if step.wait and step.wait.until:
             exprs.append(step.wait.until)
+        if step.kind != "email":  # a `wait ... at:` time is for the email right after it
+            self.state.local_at = None
         values: list[Any] = []
         if exprs:
-            decision = await self._decide(exprs, self.input.trigger_event)
+            zones = self._before_contact_email(step)
+            decision = await self._decide(exprs, self.input.trigger_event, contact_zones=zones)
             values = list(decision.values)
+            self.zones = decision.zones
             if exit_cond and values.pop(0) is True:
                 raise _Finish(
                     "exited", EnrollmentStatus.EXITED, f"exit condition holds: {exit_cond}"
@@ -427,6 +440,7 @@ class Interpreter:
         while True:
             result = await self._send_email(step, iteration, per_recipient=True)
             if result is None:
+                self.state.local_at = None
                 return step.next
             postponed = [d for d in result.deliveries if d.status == OutboxStatus.POSTPONED]
             done = [
@@ -441,6 +455,7 @@ class Interpreter:
                 self._record(step.id, "email", summary, {"deliveries": deliveries})
             waits = [d.not_before for d in postponed if d.not_before is not None]
             if not waits:
+                self.state.local_at = None
                 return step.next
             until = min(waits)
             detail, what = _postponed(postponed)
@@ -473,6 +488,7 @@ class Interpreter:
                     now=self._now(),
                     per_recipient=per_recipient,
                     delivery=self.plan.delivery,
+                    local_at=self.state.local_at if per_recipient else None,
                 ),
                 result_type=SendEmailResult,
                 start_to_close_timeout=timedelta(minutes=2),
@@ -665,6 +681,7 @@ class Interpreter:
     async def _step_wait(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         wait = step.wait
         assert wait is not None
+        self._retimed_at = None
         carried, kept = self._carried(step.id)
         if carried and kept is not None:
             until = kept
@@ -676,8 +693,18 @@ class Interpreter:
                 self._record(step.id, "skipped", f"until: {wait.until} has no value")
                 return step.next
             until = local_datetime(str(value), wait.at_minute, self.state.timezone)
+        # Per recipient: the first contact's local time; passed only once everyone's has.
+        local_at = (
+            None
+            if carried and kept is not None
+            else self._recipient_local_at(step, values[0] if values else None)
+        )
+        latest = until
+        if local_at is not None:
+            moments = self._local_moments(local_at)
+            until, latest = min(moments), max(moments)
         passed_to = wait.on_passed or step.next
-        if until <= self._now():
+        if latest <= self._now():
             self._record(
                 step.id,
                 "skipped",
@@ -686,24 +713,58 @@ class Interpreter:
             )
             return passed_to
         self._record(step.id, "wait", f"until {until.isoformat()}", {"until": until.isoformat()})
-        retime = self._retimer(wait.until, wait.at_minute) if wait.until else None
+        retime = self._retimer(wait.until, wait.at_minute, local_at is not None)
         result = await self._wait(step.id, "time", until, lambda: False, retime)
         if result == "interrupted":
             return self._interrupted_next(step)
         if result == "passed":
             return passed_to
+        if local_at is not None:
+            self.state.local_at = self._retimed_at or local_at
         return step.next
 
+    def _before_contact_email(self, step: StepPlan) -> bool:
+        """Whether ``step`` is a `wait: until ... at:` right before an email to contacts."""
+        wait = step.wait
+        if wait is None or wait.until is None or wait.at_minute is None or step.next == END:
+            return False
+        following = self.plan.step(step.next)
+        return following.email is not None and following.email.recipient == "contacts"
+
+    def _recipient_local_at(self, step: StepPlan, value: Any) -> LocalTime | None:
+        """The wait's date and time to be read in each recipient's zone, for enrollments
+        started since (None: the customer's zone, as before)."""
+        if value is None or not self._before_contact_email(step) or not self.zones:
+            return None
+        if not workflow.patched(PATCH_RECIPIENT_LOCAL_AT):
+            return None
+        assert step.wait is not None and step.wait.at_minute is not None
+        return LocalTime(day=str(value), minute=step.wait.at_minute)
+
+    def _local_moments(self, local_at: LocalTime) -> list[datetime]:
+        """``local_at`` in each zone the contacts live in."""
+        zones = self.zones or [self.state.timezone]
+        return [local_datetime(local_at.day, local_at.minute, zone) for zone in zones]
+
     def _retimer(
-        self, until: str, at_minute: int | None
-    ) -> Callable[[], Awaitable[datetime | None]]:
-        """The deadline of ``wait: until`` evaluated again (None when it has no value)."""
+        self, until: str | None, at_minute: int | None, per_recipient: bool = False
+    ) -> Callable[[], Awaitable[datetime | None]] | None:
+        """The deadline of ``wait: until`` evaluated again (None when it has no value);
+        per recipient, the first contact's local time."""
+        if until is None:
+            return None
 
         async def retime() -> datetime | None:
-            decision = await self._decide([until], self.input.trigger_event)
+            decision = await self._decide(
+                [until], self.input.trigger_event, contact_zones=per_recipient
+            )
             value = decision.values[0] if decision.values else None
             if value is None:
                 return None
+            if per_recipient and at_minute is not None:
+                self.zones = decision.zones
+                self._retimed_at = LocalTime(day=str(value), minute=at_minute)
+                return min(self._local_moments(self._retimed_at))
             return local_datetime(str(value), at_minute, self.state.timezone)
 
         return retime
@@ -1011,7 +1072,9 @@ class Interpreter:
         return step.id if self.skip_to is None else self.skip_to
 
     # -- activities used by the interpreter itself ----------------------------------------
-    async def _decide(self, expressions: list[str], event: EventSignal | None) -> DecideResult:
+    async def _decide(
+        self, expressions: list[str], event: EventSignal | None, *, contact_zones: bool = False
+    ) -> DecideResult:
         decision: DecideResult = await workflow.execute_local_activity(
             ActivityName.DECIDE,
             DecideInput(
@@ -1021,6 +1084,7 @@ class Interpreter:
                 event=event,
                 now=self._now(),
                 enrollment=self.input.dates,
+                contact_zones=contact_zones,
             ),
             result_type=DecideResult,
             start_to_close_timeout=timedelta(seconds=30),
@@ -1152,6 +1216,9 @@ def _postponed(deliveries: list[EmailDelivery]) -> tuple[str, str]:
     """Why recipients wait, and what for: the send window alone reads as before."""
     if all((d.reason or "").startswith(WINDOW_REASON) for d in deliveries):
         return "waiting for the send window", "send window"
+    if all((d.reason or "").startswith(LOCAL_TIME_REASON) for d in deliveries):
+        reasons = "; ".join(f"{d.contact}: {d.reason}" for d in deliveries)
+        return f"postponed: {reasons}", "the recipients' local time"
     reasons = "; ".join(f"{d.contact}: {d.reason}" for d in deliveries)
     return f"postponed: {reasons}", "delivery policy"
 

@@ -180,5 +180,20 @@ def localized(
     return None, content
 
 
+def holiday_language(tag: str | None, supported: Iterable[str], fallback: str = "en_US") -> str:
+    """The language, among the holiday library's ``supported`` ones for a country, to name
+    holidays in for locale ``tag``: 'de-AT' -> 'de', 'pt' -> 'pt_BR'; else ``fallback``."""
+    known = {language.lower().replace("_", "-"): language for language in supported}
+    chain = locale_chain(tag)
+    for candidate in chain:
+        if candidate in known:
+            return known[candidate]
+    if chain:  # the language alone, in whichever region the library writes it
+        for key, language in sorted(known.items()):
+            if key.split("-")[0] == chain[-1]:
+                return language
+    return fallback
+
+
 def _at(minute_of_day: int) -> time:
     return time(minute_of_day // 60, minute_of_day % 60)

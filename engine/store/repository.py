@@ -25,7 +25,7 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import CursorResult, Executable, Table, exists, or_, select, update
+from sqlalchemy import CursorResult, Executable, Table, bindparam, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -558,14 +558,36 @@ def lock_contact_budget(session: Session, email: str) -> None:
     PostgreSQL's row lock make a second enrollment wait here until the first commits: the
     counts it then reads include the email the first one charged.
     """
-    address = normalize_email(email)
-    stmt = _insert(session, ContactBudget).values(email=address, charged=1, updated_at=utcnow())
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["email"],
-            set_={"charged": ContactBudget.charged + 1, "updated_at": stmt.excluded.updated_at},
+    dialect = session.get_bind().dialect.name
+    stmt = _BUDGET_LOCKS.get(dialect)
+    if stmt is None:  # built once per dialect: building it cost as much as running it
+        insert = _insert(session, ContactBudget).values(
+            email=bindparam("email"), charged=1, updated_at=bindparam("now")
         )
-    )
+        stmt = _BUDGET_LOCKS[dialect] = insert.on_conflict_do_update(
+            index_elements=["email"],
+            set_={"charged": ContactBudget.charged + 1, "updated_at": insert.excluded.updated_at},
+        )
+    session.execute(stmt, {"email": normalize_email(email), "now": utcnow()})
+
+
+# The contact-budget statements, built once (per dialect for the upsert), run per email.
+_BUDGET_LOCKS: dict[str, Executable] = {}
+_BUDGET_QUERY = select(
+    OutboxMessage.idempotency_key,
+    OutboxMessage.status,
+    OutboxMessage.budget_at,
+    OutboxMessage.not_before,
+    OutboxMessage.priority,
+    OutboxMessage.playbook_id,
+    OutboxMessage.step_id,
+).where(
+    OutboxMessage.contact_email == bindparam("email"),
+    or_(
+        OutboxMessage.budget_at >= bindparam("since"),
+        OutboxMessage.status == OutboxStatus.POSTPONED.value,
+    ),
+)
 
 
 class BudgetEntry(NamedTuple):
@@ -585,14 +607,8 @@ def contact_budget(session: Session, email: str, since: datetime) -> list[Budget
 
     ``email`` is a stored contact address (already normalised): checked once, upstream.
     """
-    o = OutboxMessage
-    stmt = select(
-        o.idempotency_key, o.status, o.budget_at, o.not_before, o.priority, o.playbook_id, o.step_id
-    ).where(
-        o.contact_email == normalize_email(email),
-        or_(o.budget_at >= since, o.status == OutboxStatus.POSTPONED.value),
-    )
-    return [BudgetEntry(*row) for row in session.execute(stmt)]
+    rows = session.execute(_BUDGET_QUERY, {"email": normalize_email(email), "since": since})
+    return [BudgetEntry(*row) for row in rows]
 
 
 def get_outbox(session: Session, idempotency_key: str) -> OutboxMessage | None:

@@ -322,7 +322,9 @@ def customer_timeline(
     for m in session.scalars(select(OutboxMessage).where(OutboxMessage.customer_id == customer_id)):
         items.append(
             TimelineItem(
-                at=m.created_at,
+                # An email that waited stands where it was last decided (sent, suppressed...),
+                # after what happened meanwhile (an unsubscribe), not where it first waited.
+                at=m.updated_at if m.not_before else m.created_at,
                 kind="email",
                 title=m.subject,
                 # Held back or skipped by the delivery policy: say why (docs/delivery.md).

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
 from engine.cli import main
-from engine.language.delivery import first_day_under_caps, next_send_moment
+from engine.language.delivery import first_day_under_caps, holiday_language, next_send_moment
 from engine.language.plan import CapPlan, WindowPlan
 from engine.project import load_project
 from tests.helpers.harness import write_project
@@ -104,3 +104,12 @@ def test_the_window_opens_in_local_time_across_dst_and_skips_days_off():
     tuesday = next_send_moment(saturday, "Europe/Berlin", window, company)
     assert tuesday.at == datetime(2027, 3, 30, 9, 0, tzinfo=berlin)
     assert tuesday.moves == ["moved from 2027-03-29, Company holiday, to 2027-03-30"]
+
+
+def test_holidays_are_named_in_the_recipients_language_where_the_library_has_it():
+    supported = ("de", "en_US", "th", "uk")
+    assert holiday_language("de-AT", supported) == "de"
+    assert holiday_language("ko", ("en_US", "ko", "th")) == "ko"
+    assert holiday_language("pt", ("en_US", "pt_BR", "uk")) == "pt_BR"  # the language alone
+    assert holiday_language("fr", supported) == "en_US"  # not known for this country
+    assert holiday_language(None, supported) == "en_US"

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.messages import EnrollmentSnapshot, StepRecord
 from engine.project import load_project
 from engine.signing import Keyring
+from engine.statuses import OutboxStatus
 from engine.store import repository
-from engine.store.models import Enrollment, MilestoneState, TeamMember
+from engine.store.models import Enrollment, MilestoneState, OutboxMessage, TeamMember
 from engine.web.security import csrf_token, safe_next, team_of
 from engine.web.timeline import EnrollmentView, customer_timeline, funnels
 from engine.web.words import Words, in_words
@@ -178,3 +179,42 @@ def test_words_name_playbooks_steps_and_segments_for_people() -> None:
     assert words.step("onboarding", "await_integration") == "Await integration"
     assert in_words("mid_market") == "Mid market" and in_words("smb") == "SMB"
     assert in_words("qbr_prep") == "QBR prep" and in_words(None) == ""
+
+
+def test_the_timeline_says_why_an_email_waited_or_was_skipped(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The delivery policy's reasons (docs/delivery.md) show on the customer's timeline, and
+    an email that waited stands where it was last decided: after the unsubscribe that
+    stopped it, not where it first waited."""
+    project = load_project(PLAYBOOKS)
+    why = "deferred: cap of 1 email a day reached for ada@acme.example"
+    with sessions.begin() as session:
+        repository.upsert_customer(session, repository.CustomerData(id="acme", name="Acme"))
+        sent, _ = repository.insert_outbox(
+            session, "k1", "ada@acme.example", "Welcome", customer_id="acme", reason="ignored"
+        )
+        held, _ = repository.insert_outbox(
+            session, "k2", "ada@acme.example", "Your week", customer_id="acme",
+            status=OutboxStatus.SUPPRESSED, reason=f"{why}; then contact unsubscribed",
+        )  # fmt: skip
+        skipped, _ = repository.insert_outbox(
+            session, "k3", "ada@acme.example", "Try dashboards", customer_id="acme",
+            status=OutboxStatus.SKIPPED, reason="cap of 3 emails in 7 days reached",
+        )  # fmt: skip
+        sent.created_at = T0
+        held.created_at, held.not_before = T0 + timedelta(minutes=1), T0 + timedelta(days=1)
+        skipped.created_at = T0 + timedelta(minutes=2)
+        repository.record_event(session, "e1", "acme", "unsubscribed", T0 + timedelta(hours=1))
+    with sessions.begin() as session:  # the held email is decided later: it ends suppressed
+        row = session.get(OutboxMessage, held.id)
+        assert row is not None
+        row.updated_at = T0 + timedelta(days=1)
+    with sessions() as session:
+        timeline = customer_timeline(session, "acme", [], Words(project.plans))
+    emails = [(i.title, i.detail, i.status) for i in timeline.items if i.kind == "email"]
+    assert emails == [
+        ("Your week", f"to ada@acme.example: {why}; then contact unsubscribed", "suppressed"),
+        ("Try dashboards", "to ada@acme.example: cap of 3 emails in 7 days reached", "skipped"),
+        ("Welcome", "to ada@acme.example", "captured"),
+    ]

@@ -30,6 +30,7 @@ from tests.helpers.databases import BACKENDS
 from tests.helpers.harness import in_window, local, running, seed_customer, write_project
 
 ADA = "ada@acme.example"
+BEA = "bea@acme.example"
 ZONE = "Europe/Berlin"
 ONE_A_DAY = "caps:\n  - {max: 1, days: 1}\n"
 
@@ -292,3 +293,53 @@ async def test_a_contact_gets_the_same_variant_in_every_enrollment(
         assert row.subject == ("Short note" if row.variant == "short" else "Long note")
     assert len(second) == len(first)
     assert {m.contact_email: m.variant for m in second} == {e: m.variant for e, m in first.items()}
+
+
+def test_a_postponed_email_ends_suppressed_or_failed_with_why_it_waited(
+    sessions, customer_id, tmp_path
+):
+    """An email deferred by a cap whose contact unsubscribes, or whose template stops
+    rendering, while it waits is not left `postponed`: its row gets the final status, and a
+    reason that keeps why it waited."""
+    plan = project(tmp_path, ONE_A_DAY, {"held": email_playbook("held", ("note", "anytime"))}).plan(
+        "held"
+    )
+    seed_customer(sessions, customer_id, timezone=ZONE, contacts=[{"email": ADA}, {"email": BEA}])
+    activities = EmailActivities(sessions, CaptureMailer())
+    now = datetime.now(UTC)
+    with sessions.begin() as session:  # today's slot of both contacts is already taken
+        for address in (ADA, BEA):
+            row, _ = repository.insert_outbox(session, f"earlier-{address}", address, "Earlier")
+            row.budget_at = now
+    first = ActivityEnvironment().run(
+        activities.send_email, send_input(plan, customer_id, "held", now)
+    )
+    assert [d.status for d in first.deliveries] == ["postponed", "postponed"]
+    later = max(d.not_before for d in first.deliveries if d.not_before)
+    with sessions.begin() as session:  # meanwhile Ada unsubscribes...
+        customer = repository.get_customer(session, customer_id)
+        assert customer is not None
+        [ada] = [c for c in customer.contacts if c.email == ADA]
+        ada.unsubscribed = True
+    again = send_input(plan, customer_id, "held", later)  # ...and the body stops rendering
+    assert again.email.html_template is not None
+    broken = {**again.templates, again.email.html_template: "{{ contact.first_name.nope() }}"}
+    result = ActivityEnvironment().run(
+        activities.send_email, again.model_copy(update={"templates": broken})
+    )
+
+    statuses = {d.contact: d.status for d in result.deliveries}
+    assert statuses == {ADA: "suppressed", BEA: "failed"}
+    with sessions() as session:
+        held = {
+            m.contact_email: m
+            for m in session.scalars(
+                select(OutboxMessage).where(OutboxMessage.playbook_id == "held")
+            )
+        }
+    assert held[ADA].status == "suppressed" and held[BEA].status == "failed"
+    assert held[ADA].reason is not None and held[BEA].reason is not None
+    assert held[ADA].reason.startswith("deferred: cap of 1 email a day reached")
+    assert held[ADA].reason.endswith("then contact unsubscribed")
+    assert "then template failed to render" in held[BEA].reason
+    assert held[ADA].budget_at is None and held[BEA].budget_at is None
