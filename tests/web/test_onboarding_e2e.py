@@ -175,18 +175,21 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
         assert "the milestone “Integration connected”" in card.text
         assert "Stops waiting" in card.text
 
-        # The milestone event ends the wait: the playbook invites the team and waits again.
+        # The milestone event ends the wait and the playbook invites the team. The welcome
+        # email went out today, and the shipped policy allows one email a day per contact
+        # (playbooks/policies.yaml), so the invitation waits for tomorrow's send window.
         post_event(api, customer_id, "integration.connected", {"source": "snowflake"})
         status = wait_until(
-            lambda: (s := stack.status(enrollment_id)).current_step == "await_team" and s,
+            lambda: (s := stack.status(enrollment_id)).waiting_for == "delivery policy" and s,
             what="the enrollment to move past its wait for the integration",
             context=lambda: stack.status(enrollment_id),
         )
         assert "integration_connected" in status.milestones
-        assert status.waiting_for == "milestone team_invited"
+        assert status.current_step == "invite_team"
+        waits = [r.detail for r in status.records if r.step == "invite_team" and r.kind == "wait"]
+        assert waits and "cap of 1 email a day reached" in waits[-1]
         kinds = [(r.step, r.kind) for r in status.records]
         assert ("kickoff", "task_completed") in kinds
-        assert ("invite_team", "email") in kinds
     with stack.sessions() as session:
         row = repository.latest_enrollment(session, enrollment_id)
         assert row is not None and row.status == "running"
@@ -194,7 +197,7 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
     # The customer page shows the new wait and the whole story in its timeline.
     browser.get(f"/customers/{customer_id}")
     card = browser.find(f'[data-enrollment="{enrollment_id}"]')
-    assert "the milestone “Team invited”" in card.text
+    assert card.find_element("css selector", ".current-step").text == "Invite team"
     timeline = browser.text("ol.timeline")
     for expected in (
         "Reached “Integration connected”",
@@ -210,5 +213,5 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
     browser.screenshot("customer")
     browser.get("/enrollments")
     funnel = browser.find('[data-playbook="onboarding"]')
-    assert funnel.find_element("css selector", '[data-step="await_team"] .count').text != "0"
+    assert funnel.find_element("css selector", '[data-step="invite_team"] .count').text != "0"
     browser.screenshot("enrollments")
