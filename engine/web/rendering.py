@@ -172,9 +172,19 @@ def bad_form(request: Request, viewer: Viewer) -> Response:
     )
 
 
-def flash_to(request: Request, target: str, message: str, link: str | None = None) -> Response:
-    """Redirect (303, after a POST) to ``target`` with a signed one-time message."""
-    token = sign({"m": message, "l": link}, signing_keys(request), Purpose.FLASH)
+def flash_to(
+    request: Request,
+    target: str,
+    message: str,
+    link: str | None = None,
+    undo: list[str] | None = None,
+) -> Response:
+    """Redirect (303, after a POST) to ``target`` with a signed one-time message; ``undo``
+    names tasks just completed, so the message offers an Undo button for them."""
+    payload: dict[str, Any] = {"m": message, "l": link}
+    if undo:
+        payload["u"] = undo
+    token = sign(payload, signing_keys(request), Purpose.FLASH)
     sep = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{sep}{urlencode({'flash': token})}", status_code=303)
 
@@ -187,5 +197,9 @@ def _read_flash(request: Request) -> dict[str, Any] | None:
         payload = verify(token, signing_keys(request), Purpose.FLASH)
     except BadToken:
         return None
-    link = payload.get("l")
-    return {"message": str(payload.get("m", "")), "link": link if isinstance(link, str) else None}
+    link, undo = payload.get("l"), payload.get("u")
+    return {
+        "message": str(payload.get("m", "")),
+        "link": link if isinstance(link, str) else None,
+        "undo": [str(u) for u in undo] if isinstance(undo, list) else [],
+    }
