@@ -92,6 +92,24 @@ def _relative(value: datetime | None, now: datetime | None = None) -> str:
     return f"in {text}" if delta.total_seconds() > 0 else f"{text} ago"
 
 
+@pass_context
+def _working_days(context: Context, value: datetime | None, now: datetime | None = None) -> str:
+    """How many of the viewer's working days until ``value`` ("2 working days"), when that
+    differs from the calendar days (a weekend or time off lies between); else empty."""
+    viewer = context.get("viewer")
+    now = now or utcnow()
+    if value is None or viewer is None or value <= now:
+        return ""
+    calendar = viewer.calendar
+    tz = ZoneInfo(calendar.timezone)
+    today, due = now.astimezone(tz).date(), value.astimezone(tz).date()
+    span = (due - today).days
+    count = sum(1 for n in range(1, span + 1) if calendar.works_on(today + timedelta(days=n)))
+    if count == span:
+        return ""
+    return f"{count} working day{'' if count == 1 else 's'}"
+
+
 def _local(value: datetime | None, zone: str) -> str:
     if value is None:
         return "—"
@@ -120,6 +138,7 @@ def _templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=_when, theirs=_theirs, relative=_relative, local=_local, words=in_words)
+    env.filters.update(working_days=_working_days)
     env.globals.update(is_overdue=is_overdue, due_soon=due_soon)
     env.globals.update(
         EnrollmentStatus=EnrollmentStatus, OutboxStatus=OutboxStatus, TaskStatus=TaskStatus

@@ -1,17 +1,19 @@
 """What a CSM does with a task, in Chromium against the real stack: snooze it, comment on it,
 complete several at once from the inbox, undo a completion from the flash (for a waiting
-enrollment too), and read why a task was cancelled; with the accessibility check."""
+enrollment too), read why a task was cancelled, and see when it is due in their own zone and
+working days; with the accessibility check."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from selenium.webdriver.support.ui import Select
 
 from engine.store import repository
-from engine.store.models import Task, TaskComment
+from engine.store.models import Task, TaskComment, TeamMember
 from tests.helpers.accessibility import serious_violations
 from tests.helpers.browser import CSM_A, CSM_B, Browser, Stack, seed_task
 from tests.helpers.polling import wait_until
@@ -180,3 +182,29 @@ def test_task_controls_have_no_serious_accessibility_violations(
     browser.get(f"/tasks/{task_id}")
     found["completed task"] = serious_violations(browser.driver)
     assert not any(found.values()), found
+
+
+def test_due_in_counts_the_viewers_working_days_in_their_zone(
+    stack: Stack, browser: Browser
+) -> None:
+    word = uuid.uuid4().hex[:6]
+    due = datetime.now(UTC) + timedelta(days=7)
+    task_id = seed_task(stack, CSM_B, f"{word} weekly review", due_at=due)
+    with stack.sessions.begin() as session:
+        member = session.get(TeamMember, CSM_B)
+        assert member is not None
+        member.timezone = "Asia/Tokyo"
+    try:
+        browser.login(CSM_B)
+        browser.get(f"/inbox?q={word}")
+        cell = browser.find(f'tr[data-task="{task_id}"] span.due').text
+        # A week always holds a weekend: 5 of Ben's working days (Monday to Friday), and the
+        # date in his zone, Tokyo.
+        assert "5 working days" in cell
+        assert "JST" in browser.find(f'tr[data-task="{task_id}"] span.due').get_attribute("title")
+        assert due.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%a %d %b %H:%M") in cell
+    finally:
+        with stack.sessions.begin() as session:
+            member = session.get(TeamMember, CSM_B)
+            assert member is not None
+            member.timezone = "UTC"
