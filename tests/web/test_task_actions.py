@@ -102,7 +102,7 @@ def test_complete_several_from_the_inbox_then_undo(stack: Stack, browser: Browse
     )
     browser.find("button.complete-checked").click()
     flash = browser.wait_for(".flash").text
-    assert "Completed 0 tasks" in flash and f"Not “{word} first”" in flash
+    assert "Completed" not in flash and f"Not “{word} first”" in flash
     assert _task(stack, first).status == "open"
 
 

@@ -180,9 +180,12 @@ async def complete_several(
     ids, hidden = _visible(request, viewer, task_ids)
     if not ids or not outcome:
         return flash_to(request, inbox, "Check some tasks and choose an outcome.")
-    result = await tasks.complete_tasks(services_of(request), ids, outcome, viewer.email)
+    try:
+        result = await tasks.complete_tasks(services_of(request), ids, outcome, viewer.email)
+    except ServiceError as exc:  # Temporal unreachable: the tasks so far are completed
+        return flash_to(request, inbox, str(exc))
     count = len(result.completed)
-    parts = [f"Completed {count} task{'' if count == 1 else 's'}: {outcome}."]
+    parts = [f"Completed {count} task{'' if count == 1 else 's'}: {outcome}." if count else ""]
     with services_of(request).sessions() as session:
         for task_id, reason in result.refused.items():
             task = session.get(Task, task_id)
@@ -190,7 +193,8 @@ async def complete_several(
             parts.append(f"Not “{title}”: {reason}.")
     if hidden:
         parts.append(f"{hidden} not yours left alone.")
-    return flash_to(request, inbox, " ".join(parts), undo=_undoable(result.completed))
+    message = " ".join(p for p in parts if p)
+    return flash_to(request, inbox, message, undo=_undoable(result.completed))
 
 
 @router.post("/tasks/undo")
