@@ -137,8 +137,8 @@ def tour(driver: WebDriver, url: str) -> None:
         shoot(driver, "ui-task")
     step(f"{url}/inbox")
     boxes = driver.find_elements(By.CSS_SELECTOR, "table.tasks input[name=task_ids]")
-    if boxes:  # complete one from the inbox: the flash offers Undo
-        boxes[-1].click()
+    if boxes:  # complete the first from the inbox (its first outcome): the flash offers Undo
+        boxes[0].click()
         driver.find_element(By.CSS_SELECTOR, "button.complete-checked").click()
         shoot(driver, "ui-undo", full=False)
     step(f"{url}/inbox")
