@@ -56,6 +56,7 @@ class UpdateName:
     SKIP_TO_STEP: Final = "skip_to_step"
     CANCEL: Final = "cancel"
     REOPEN_TASK: Final = "reopen_task"
+    MIGRATE: Final = "migrate"
 
 
 class ActivityName:
@@ -118,6 +119,15 @@ class SkipRequest(BaseModel):
     """Operator update: jump to a step (or 'end')."""
 
     step: str
+    reason: str | None = None
+
+
+class MigrateRequest(BaseModel):
+    """Operator update (`playbook deploy --migrate`): continue in another version of the
+    playbook, at the step ``mapping`` names for the current one (default: the same id)."""
+
+    plan: CompiledPlan
+    mapping: dict[str, str] = Field(default_factory=dict)
     reason: str | None = None
 
 

@@ -49,6 +49,7 @@ from engine.messages import (
     EscalateTaskInput,
     EventSignal,
     InterpreterState,
+    MigrateRequest,
     NotifyInput,
     NotifyResult,
     RecordEnrollmentInput,
@@ -88,6 +89,11 @@ WINDOW_REASON = "outside the send window"  # how send_email words a send-window 
 # moved date) and the cycle's trigger date (a move past the cycle's anchor ends it). Before,
 # the signal did not exist: a history in which one arrived unhandled must replay unchanged.
 PATCH_DATES_FOLLOW_CUSTOMER = "dates-follow-customer"
+# The `migrate` update (`playbook deploy --migrate`): a running enrollment continues in a new
+# version of its playbook at the next step boundary; a `wait`/`wait_for` is left at once and
+# entered again in the new version with its deadline kept. Marked in every history it acts in.
+PATCH_MIGRATE = "migrate-running-enrollments"
+MIGRATES_WAITS = ("wait", "wait_for")
 # The outcome of a date-triggered enrollment whose cycle a moved anchor date ended (a renewal
 # that happened: the renewal date moved a year ahead).
 ANCHOR_MOVED = "anchor_moved"
@@ -144,6 +150,9 @@ class Interpreter:
         self.outcome: str | None = None
         # A `customer_changed` signal arrived that the next (or current) wait has not handled.
         self.customer_changed_pending = False
+        # A `migrate` update not applied yet, and the deadline a left wait carries over.
+        self.migration: MigrateRequest | None = None
+        self.carried_deadline: tuple[str, datetime | None] | None = None
 
     # -- signals, updates, query -------------------------------------------------------
     def event(self, event: EventSignal) -> None:
@@ -210,6 +219,28 @@ class Interpreter:
         if self.finish is not None:
             raise ValueError("the enrollment is already ending")
 
+    def migrate(self, request: MigrateRequest) -> EnrollmentSnapshot:
+        """Continue in ``request.plan`` from the next step boundary (a wait: at once)."""
+        workflow.patched(PATCH_MIGRATE)
+        self.migration = request
+        return self.status()
+
+    def validate_migrate(self, request: MigrateRequest) -> None:
+        """Refuse another playbook, a current step the new version has no mapping for, or a
+        migration while one is pending or the enrollment is ending."""
+        if self.finish is not None:
+            raise ValueError("the enrollment is already ending")
+        if self.migration is not None:
+            raise ValueError("a migration is already pending")
+        if request.plan.playbook != self.plan.playbook:
+            raise ValueError(f"{request.plan.playbook} is not {self.plan.playbook}")
+        target = request.mapping.get(self.state.current, self.state.current)
+        if target != END and target not in {s.id for s in request.plan.steps}:
+            raise ValueError(
+                f"step {self.state.current} has no mapping: no step '{target}' in version "
+                f"{request.plan.short_version}"
+            )
+
     def cancel(self, request: CancelRequest) -> EnrollmentSnapshot:
         """Stop the enrollment now with outcome 'cancelled'."""
         self.finish = _Finish("cancelled", EnrollmentStatus.CANCELLED, request.reason)
@@ -247,6 +278,8 @@ class Interpreter:
             while True:
                 await self._drain()
                 self._raise_if_finished()
+                if self.migration is not None:
+                    await self._apply_migration(self.migration)
                 if self.skip_to is not None:
                     self.state.current, self.skip_to = self.skip_to, None
                 if self.state.current == END:
@@ -275,6 +308,44 @@ class Interpreter:
                 self.state.steps_done += 1
         except _Finish as done:
             return await self._end(done)
+
+    async def _apply_migration(self, request: MigrateRequest) -> None:
+        """Switch to the new version at this step boundary, at the mapped step; the
+        milestones, visits, records and seen events stay; nothing is sent again."""
+        self.migration = None
+        current = self.state.current
+        target = request.mapping.get(current, current)
+        if target != END and target not in {s.id for s in request.plan.steps}:
+            self._record(
+                current,
+                "migrate_refused",
+                f"no step '{target}' in version {request.plan.short_version}",
+            )
+            self.carried_deadline = None
+            return
+        was = self.plan.short_version
+        self.plan = request.plan
+        self.input = self.input.model_copy(update={"plan": request.plan})
+        self.state.current = target
+        if self.carried_deadline is not None:
+            self.carried_deadline = (target, self.carried_deadline[1])
+        self._record(
+            target,
+            "migrated",
+            f"migrated from version {was} to {request.plan.short_version} at {target}",
+            {"from": was, "to": request.plan.short_version, "step": current},
+        )
+        await self._project(EnrollmentStatus.RUNNING, target)
+
+    def _carried(self, step_id: str) -> tuple[bool, datetime | None]:
+        """The deadline a migrated wait carries into ``step_id``, once (found, deadline)."""
+        carried, self.carried_deadline = self.carried_deadline, None
+        if carried is not None and carried[0] == step_id:
+            return True, carried[1]
+        return False, None
+
+    def _migrating(self, step_id: str) -> bool:
+        return self.migration is not None and self.plan.step(step_id).kind in MIGRATES_WAITS
 
     async def _start(self) -> None:
         self._record(
@@ -594,7 +665,10 @@ class Interpreter:
     async def _step_wait(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         wait = step.wait
         assert wait is not None
-        if wait.seconds is not None:
+        carried, kept = self._carried(step.id)
+        if carried and kept is not None:
+            until = kept
+        elif wait.seconds is not None:
             until = self._now() + timedelta(seconds=wait.seconds)
         else:
             value = values[0] if values else None
@@ -642,6 +716,9 @@ class Interpreter:
             if wf.timeout_seconds is not None
             else None
         )
+        carried, kept = self._carried(step.id)
+        if carried:
+            deadline = kept
         if wf.milestone:
             name = wf.milestone
             if self.state.tracker.is_reached(name) or await self._milestone_reached(name):
@@ -823,6 +900,9 @@ class Interpreter:
                             return "passed"
                 if self.finish is not None or self.skip_to is not None:
                     return "interrupted"
+                if self._migrating(step_id):
+                    self.carried_deadline = (step_id, deadline)
+                    return "interrupted"
                 if satisfied():
                     return "satisfied"
                 timeout = None
@@ -837,6 +917,7 @@ class Interpreter:
                             or self.customer_changed_pending
                             or self.finish is not None
                             or self.skip_to is not None
+                            or self._migrating(step_id)
                             or satisfied()
                         ),
                         timeout=timeout,

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         EnrollmentResult,
         EnrollmentSnapshot,
         EventSignal,
+        MigrateRequest,
         QueryName,
         SignalName,
         SkipRequest,
@@ -110,6 +111,15 @@ class PlaybookWorkflow:
     @reopen_task.validator
     def _validate_reopen_task(self, request: TaskReopen) -> None:
         self.interpreter.validate_reopen_task(request)
+
+    @workflow.update(name=UpdateName.MIGRATE)
+    def migrate(self, request: MigrateRequest) -> EnrollmentSnapshot:
+        """Continue in another version of the playbook (`playbook deploy --migrate`)."""
+        return self.interpreter.migrate(request)
+
+    @migrate.validator
+    def _validate_migrate(self, request: MigrateRequest) -> None:
+        self.interpreter.validate_migrate(request)
 
     # -- query -----------------------------------------------------------------------------
     @workflow.query(name=QueryName.STATUS)

@@ -48,6 +48,8 @@ async def book(sizes: Sizes, progress: Progress) -> list[Metric]:
     twice = [key for key, n in sent.items() if n > 1]
     if twice:
         raise BenchFailure(f"book: {len(twice)} emails sent twice, e.g. {twice[0]}")
+    if result.over_caps:
+        raise BenchFailure(f"book: contacts over the caps, e.g. {result.over_caps[0]}")
     s = result.summary
     return [
         Metric(

@@ -10,6 +10,7 @@ done (and is tested) from Python. One module per command group:
 - `engine.cli.stack`: ``up`` (everything on one machine) and ``worker``.
 - `engine.cli.enrollments`: ``enroll`` and ``status``.
 - `engine.cli.deploy`: ``deploy`` (and roll back) and ``history``.
+- `engine.cli.change`: ``diff`` (a change reviewed before it is deployed) and ``backtest``.
 - `engine.cli.data`: ``events send`` and ``customers import``.
 - `engine.cli.tokens`: ``token create``, ``token list``, ``token revoke``.
 - `engine.cli.team`: ``team disable|enable|remove|unlock`` (web UI access).
@@ -24,7 +25,18 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import data, deploy, enrollments, language, reports, simulate, stack, team, tokens
+from engine.cli import (
+    change,
+    data,
+    deploy,
+    enrollments,
+    language,
+    reports,
+    simulate,
+    stack,
+    team,
+    tokens,
+)
 from engine.cli.context import settle
 from engine.errors import ConfigError
 
@@ -64,6 +76,8 @@ class _PlaybookGroup(click.Group):
         data.customers_group,
         deploy.deploy,
         deploy.history,
+        change.diff_command,
+        change.backtest_command,
         reports.report_command,
     ],
 )

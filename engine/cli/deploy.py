@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from temporalio.client import Client
 
     from engine.client.deployment import DeployResult
+    from engine.language.plan import CompiledPlan
+    from engine.services.migration import MigrationItem
     from engine.settings import Settings
 
 
@@ -40,9 +42,32 @@ def _deployer() -> str:
     "working copy: a rollback. Needs exactly one PLAYBOOK.",
 )
 @click.option("--by", default=_deployer, show_default="your login name", help="Who deploys.")
+@click.option(
+    "--migrate",
+    is_flag=True,
+    help="Also move running enrollments to the deployed version (default: they stay on "
+    "theirs), each at its next step boundary. Needs exactly one PLAYBOOK.",
+)
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="With --migrate: enrollments at step OLD continue at NEW (default: the same id).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="With --migrate: list who would move where; change nothing."
+)
 @root_option
 def deploy(
-    playbooks: tuple[str, ...], message: str | None, version: str | None, by: str, root: Path
+    playbooks: tuple[str, ...],
+    message: str | None,
+    version: str | None,
+    by: str,
+    migrate: bool,
+    mapping: tuple[str, ...],
+    dry_run: bool,
+    root: Path,
 ) -> None:
     """Make the working copy of PLAYBOOKS (default: every playbook) the deployed version.
 
@@ -56,11 +81,26 @@ def deploy(
     Examples:
       playbook deploy onboarding -m "shorter welcome"
       playbook deploy onboarding --version c7fc717a -m "roll back the welcome change"
+      playbook deploy onboarding --migrate --map integration_help=invite_team --dry-run
     """
     from engine.client.deployment import deploy_version, deploy_working_copy, git_commit
     from engine.errors import PlaybookError, StoreError
 
     settings, sessions = store()
+    if (mapping or dry_run) and not migrate:
+        raise click.UsageError("--map and --dry-run go with --migrate")
+    moves = _plan_moves(sessions, playbooks, version, mapping, root) if migrate else None
+    if moves is not None and (dry_run or any(i.outcome == "refused" for i in moves[1])):
+        _print_moves(moves[1])
+        refused = [i for i in moves[1] if i.outcome == "refused"]
+        if refused:
+            err_console.print(
+                f"[red]migration refused[/]: {len(refused)} enrollment(s) have no mapping; "
+                "nothing was deployed or moved"
+            )
+            sys.exit(1)
+        err_console.print("dry run: nothing was deployed or moved")
+        return
     commit = git_commit(root)
     if version is not None:
         if len(playbooks) != 1:
@@ -97,8 +137,85 @@ def deploy(
             sys.exit(1)
     for result in results:
         err_console.print(_describe(result), highlight=False)
+    if moves is not None:
+        _migrate(settings, moves, mapping, message)
     if _swept([r.playbook for r in results if r.status == "deployed"], sessions):
         _sync_schedules(settings, sessions)
+
+
+def _plan_moves(
+    sessions: sessionmaker[Session],
+    playbooks: tuple[str, ...],
+    version: str | None,
+    mapping: tuple[str, ...],
+    root: Path,
+) -> tuple[CompiledPlan, list[MigrationItem]]:
+    """The version --migrate moves to, and where each running enrollment would go; a
+    mapping naming a step the new version lacks is refused here, before anything moves."""
+    from engine.errors import ServiceError, StoreError
+    from engine.language.plan import CompiledPlan
+    from engine.services import migration
+    from engine.store import deployments
+
+    if len(playbooks) != 1:
+        raise click.UsageError("--migrate needs exactly one PLAYBOOK")
+    with sessions() as session:
+        if version is not None:
+            try:
+                row = deployments.find_version(session, playbooks[0], version)
+            except StoreError as exc:
+                raise click.ClickException(str(exc)) from None
+            new = CompiledPlan.model_validate(row.plan)
+        else:
+            from engine.cli.context import plan_or_exit
+
+            new = plan_or_exit(playbooks[0], root)
+        try:
+            steps = migration.parse_mapping(mapping)
+        except ServiceError as exc:
+            raise click.UsageError(str(exc)) from None
+        problems = migration.mapping_problems(new, steps)
+        if problems:
+            for problem in problems:
+                click.echo(problem, err=True)
+            err_console.print("[red]migration refused[/]: nothing was deployed or moved")
+            sys.exit(1)
+        return new, migration.plan_migration(session, new, steps)
+
+
+def _print_moves(items: list[MigrationItem]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{len(items)} running enrollment(s)", title_justify="left")
+    for header in ("enrollment", "customer", "version", "step", "to", "outcome", "why"):
+        table.add_column(header, overflow="fold")
+    for i in items:
+        outcome = "would migrate" if i.outcome == "migrate" else i.outcome
+        table.add_row(i.enrollment, i.customer, i.version, i.step, i.to_step, outcome, i.reason)
+    out_console.print(table)
+
+
+def _migrate(
+    settings: Settings,
+    moves: tuple[CompiledPlan, list[MigrationItem]],
+    mapping: tuple[str, ...],
+    message: str | None,
+) -> None:
+    """Send each enrollment the migrate update and report each one."""
+    from engine.cli.context import run_with_temporal
+    from engine.services import migration
+
+    new, items = moves
+
+    async def work(client: Client) -> list[MigrationItem]:
+        return await migration.migrate(
+            client, items, new, migration.parse_mapping(mapping), message
+        )
+
+    done = run_with_temporal(settings, work)
+    _print_moves(done)
+    counts = {o: sum(1 for i in done if i.outcome == o) for o in ("migrated", "stayed", "refused")}
+    err_console.print(", ".join(f"{n} {o}" for o, n in counts.items()))
 
 
 def _swept(playbooks: list[str], sessions: sessionmaker[Session]) -> bool:

@@ -29,6 +29,7 @@ from engine.messages import (
     EnrollmentResult,
     EnrollmentSnapshot,
     EventSignal,
+    MigrateRequest,
     SkipRequest,
     TaskCompletion,
     TaskReopen,
@@ -81,6 +82,11 @@ class EnrollmentHandle:
 
     async def cancel(self, request: CancelRequest) -> EnrollmentSnapshot:
         return await self.workflow.execute_update(PlaybookWorkflow.cancel, request)
+
+    async def migrate(self, request: MigrateRequest) -> EnrollmentSnapshot:
+        """Update `migrate`: continue in ``request.plan``; refused (`WorkflowUpdateFailedError`)
+        when the current step has no mapping."""
+        return await self.workflow.execute_update(PlaybookWorkflow.migrate, request)
 
     async def reopen_task(self, request: TaskReopen) -> None:
         """Update `reopen_task`: take back a completion still in its undo window."""

@@ -16,6 +16,7 @@ the move, or ends when the move starts a new cycle).
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,23 +41,37 @@ async def sweep(
     now: datetime,
     use_search_attributes: bool = True,
     clock_offset_seconds: float = 0.0,
+    customers: list[tuple[str, str, dict[str, Any]]] | None = None,
 ) -> list[str]:
     """Enroll every customer whose date or schedule cycle is due at ``now``; returns the
-    new IDs. ``clock_offset_seconds`` is the simulator's shifted clock (zero live)."""
+    new IDs. ``clock_offset_seconds`` is the simulator's shifted clock (zero live);
+    ``customers`` the book's snapshots (`all_customer_snapshots`) when the caller has read
+    them for several playbooks at once."""
     trig = plan.trigger
     if trig is None or trig.kind not in ("date", "schedule"):
         return []
     started: list[str] = []
     with sessions() as session:
-        customers = all_customer_snapshots(session)
+        if customers is None:
+            customers = all_customer_snapshots(session)
+        # One read for the whole book: a customer inside its late window is due every day
+        # while its run goes on, and would otherwise cost two reads a sweep.
+        running = _running_customers(session, plan.playbook) if trig.kind == "date" else set()
     for customer_id, timezone, snapshot in customers:
         today = now.astimezone(zone(timezone)).date()
         if trig.kind == "schedule" and due_cycle(trig, today) is None:
             continue  # outside the period's window: no need to evaluate anything
+        date_value = None
+        if trig.date:
+            # The trigger date alone tells whether a date cycle can be due: most of a book
+            # is weeks or months before it, and needs nothing else evaluated.
+            [raw], _ = decide_snapshot(snapshot, plan.playbook, [trig.date], now)
+            date_value = _date(raw)
+            if date_value is None or date_value > today or customer_id in running:
+                continue
         anchor_expr = trig.late.until if trig.late else None
-        exprs = [e for e in (trig.date, anchor_expr, trig.condition) if e]
-        values, _ = decide_snapshot(snapshot, plan.playbook, exprs, now)
-        date_value = _date(values.pop(0) if trig.date and values else None)
+        exprs = [e for e in (anchor_expr, trig.condition) if e]
+        values, _ = decide_snapshot(snapshot, plan.playbook, exprs, now) if exprs else ([], [])
         anchor = _date(values.pop(0) if anchor_expr and values else None)
         if trig.condition and (not values or values[0] is not True):
             continue
@@ -65,8 +80,6 @@ async def sweep(
             continue
         with sessions() as session:
             if not reenroll_allowed(session, plan, customer_id, cycle, now=now):
-                continue
-            if trig.kind == "date" and _running(session, plan.playbook, customer_id):
                 continue
         dates = None
         if date_value is not None:
@@ -98,11 +111,10 @@ def _date(raw: object) -> date | None:
     return date.fromisoformat(raw[:10]) if isinstance(raw, str) else None
 
 
-def _running(session: Session, playbook: str, customer_id: str) -> bool:
-    """Whether the customer has a running enrollment in the playbook (any cycle)."""
-    stmt = select(Enrollment.workflow_id).where(
+def _running_customers(session: Session, playbook: str) -> set[str]:
+    """The customers with a running enrollment in the playbook (any cycle)."""
+    stmt = select(Enrollment.customer_id).where(
         Enrollment.playbook_id == playbook,
-        Enrollment.customer_id == customer_id,
         Enrollment.status == EnrollmentStatus.RUNNING,
     )
-    return session.execute(stmt.limit(1)).first() is not None
+    return set(session.scalars(stmt.distinct()))

@@ -21,6 +21,7 @@ template means a new plan version.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from jinja2 import BaseLoader, Environment, TemplateNotFound, meta
+from jinja2 import BaseLoader, Environment, Template, TemplateNotFound, meta
 from jinja2.exceptions import TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SecurityError
 
@@ -314,9 +315,25 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
+@functools.lru_cache(maxsize=64)
+def _library_environment(autoescape: bool, sources: tuple[tuple[str, str], ...]) -> Environment:
+    """One sandbox per set of template files, keeping what it compiled.
+
+    Compiling a layout and its template cost more than rendering them, every email; a plan's
+    templates never change (an edit is a new version), so their content is the key.
+    """
+    return make_environment(autoescape=autoescape, loader=_NamedDictLoader(dict(sources)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_template(source: str) -> Template:
+    """A one-line text compiled once (every subject and task title renders again and again)."""
+    return shared_environment().from_string(source)
+
+
 def render(sources: dict[str, str], file: str, context: dict[str, Any]) -> str:
     """Render ``file`` from ``sources`` (a compiled plan's templates) in the sandbox."""
-    env = make_environment(autoescape=file.endswith(".html"), loader=_NamedDictLoader(sources))
+    env = _library_environment(file.endswith(".html"), tuple(sorted(sources.items())))
     try:
         # Front matter is kept as blank lines (for error line numbers); drop them here.
         return render_capped(env.get_template(file), context).lstrip()
@@ -331,7 +348,7 @@ def render(sources: dict[str, str], file: str, context: dict[str, Any]) -> str:
 def render_text(source: str, context: dict[str, Any]) -> str:
     """Render a one-line text template (subject, title) in the sandbox, without escaping."""
     try:
-        return render_capped(make_environment().from_string(source), context).strip()
+        return render_capped(_text_template(source), context).strip()
     except RENDER_FAILURES as exc:
         raise TemplateRenderError(f"{source!r}: {_reason(exc)}") from None
 

@@ -15,8 +15,9 @@ after it appears (its first outcome), or never with ``task_days=None``.
 
 The result, a `BookResult`, has every action (customer, playbook, version, step, kind,
 time in the customer's zone), every enrollment run with its outcome (or what a run still
-going at the end waits for), and a `BookSummary`: emails per day and per playbook, tasks
-per CSM per week.
+going at the end waits for), a `BookSummary`: emails per day and per playbook, tasks
+per CSM per week, and every contact that went over the delivery policy's caps
+(`engine.language.delivery.cap_violations` on what was sent; none when the budget held).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import time as clock
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -59,7 +60,8 @@ from engine.client.playbook import EnrollmentHandle
 from engine.client.routing import EventRouter
 from engine.client.sweeps import sweep
 from engine.errors import AlreadyEnrolled, ConflictError, PlaybookError, SimulationInputError
-from engine.language.plan import CompiledPlan
+from engine.language.delivery import Send, cap_violations
+from engine.language.plan import CapPlan, CompiledPlan, DeliveryPlan
 from engine.language.sendwindow import zone
 from engine.messages import (
     WORKFLOW_NAME,
@@ -75,6 +77,7 @@ from engine.simulation.inputs import SimTeamMember
 from engine.simulation.timeline import Waiting
 from engine.statuses import OutboxStatus, TaskStatus
 from engine.store import repository
+from engine.store.context import all_customer_snapshots
 from engine.store.deployments import deployed_plans
 from engine.store.models import Base, Task, TeamMember
 from workflows.playbook import PlaybookWorkflow
@@ -143,7 +146,15 @@ class BookResult(BaseModel):
     enrollments: list[BookEnrollment] = Field(default_factory=list)
     summary: BookSummary
     warnings: list[str] = Field(default_factory=list)
+    # Every contact and day over the delivery policy's caps (`cap_violations`): empty when
+    # the contact budget held across every playbook.
+    over_caps: list[str] = Field(default_factory=list)
     seconds: float = 0.0  # real time the run took
+
+    @property
+    def contacts_over_caps(self) -> int:
+        """How many contacts went over a cap on some day."""
+        return len({line.split(":", 1)[0] for line in self.over_caps})
 
 
 @dataclass
@@ -225,6 +236,11 @@ class _Book:
     warnings: list[str] = field(default_factory=list)
     # Open tasks the CSMs have seen: task id -> the day they complete it.
     due_tasks: dict[str, int] = field(default_factory=dict)
+    # The last moment the clock was moved to: the moments after it at the same time need
+    # no round trip to the server.
+    reached: datetime | None = None
+    # Each enrollment run's delivery policy (by its key), for the cap check.
+    delivery: dict[str, DeliveryPlan | None] = field(default_factory=dict)
 
     async def now(self) -> datetime:
         return await self.env.get_current_time() + self.offset
@@ -383,6 +399,7 @@ async def _run(
         enrollments=enrollments,
         summary=summarize(actions, enrollments, len(book.customers)),
         warnings=state.warnings,
+        over_caps=check_caps(actions, book, state.delivery),
     )
 
 
@@ -434,9 +451,12 @@ def _moments(
 
 async def _advance(state: _Book, moment: datetime) -> None:
     """Move the server's clock to ``moment`` (only `env.sleep` moves it)."""
+    if state.reached is not None and moment <= state.reached:
+        return
     gap = moment - await state.now()
     if gap > timedelta(0):
         await state.env.sleep(gap)
+    state.reached = moment
 
 
 async def _perform(state: _Book, moment: _Moment) -> None:
@@ -451,17 +471,24 @@ async def _perform(state: _Book, moment: _Moment) -> None:
     elif isinstance(what, _Completions):
         await _complete_tasks(state, what.day)
     elif isinstance(what, _Sweep):
-        for plan in state.plans.values():
-            if plan.trigger is not None and plan.trigger.kind in ("date", "schedule"):
-                await sweep(
-                    state.sessions,
-                    state.client,
-                    plan,
-                    state.queue,
-                    moment.at,
-                    use_search_attributes=False,
-                    clock_offset_seconds=state.offset.total_seconds(),
-                )
+        swept = [
+            plan
+            for plan in state.plans.values()
+            if plan.trigger is not None and plan.trigger.kind in ("date", "schedule")
+        ]
+        with state.sessions() as session:
+            book = all_customer_snapshots(session)  # once for every swept playbook
+        for plan in swept:
+            await sweep(
+                state.sessions,
+                state.client,
+                plan,
+                state.queue,
+                moment.at,
+                use_search_attributes=False,
+                clock_offset_seconds=state.offset.total_seconds(),
+                customers=book,
+            )
 
 
 def _deploy(state: _Book, project: Project, when: str) -> None:
@@ -676,6 +703,7 @@ async def _collect(
                 run.outcome = result.outcome
                 run.ended_at = records[-1].at.astimezone(tz) if records else None
         enrollments.append(run)
+        state.delivery[run.key] = payload.plan.delivery
         for record in records:
             if record.kind in ACTION_KINDS:
                 actions.append(_action(run, record, begin, tz))
@@ -703,6 +731,33 @@ def _action(run: BookEnrollment, record: StepRecord, begin: datetime, tz: Any) -
     elif record.kind == "task":
         action.assignee = record.data.get("assignee")
     return action
+
+
+def check_caps(
+    actions: Sequence[BookAction], book: Book, delivery: Mapping[str, DeliveryPlan | None]
+) -> list[str]:
+    """The emails charged to contacts' budgets (customer contacts, steps not exempt), checked
+    against the caps of the policy each enrollment ran under, in each contact's zone."""
+    zones: dict[str, str] = {}
+    for customer in book.customers:
+        for person in customer.contacts:
+            zones[person.email.lower()] = person.timezone or customer.timezone
+    by_caps: dict[tuple[tuple[int, int], ...], list[Send]] = defaultdict(list)
+    caps: dict[tuple[tuple[int, int], ...], list[CapPlan]] = {}
+    for action in actions:
+        policy = delivery.get(action.enrollment)
+        if action.kind != "email" or policy is None or not policy.caps:
+            continue
+        if policy.for_step(action.step).exempt:
+            continue
+        key = tuple((cap.max, cap.days) for cap in policy.caps)
+        caps[key] = policy.caps
+        for contact in action.to:
+            if contact.lower() in zones:  # internal mail (owner, team) is not budgeted
+                by_caps[key].append(Send(contact, action.at, zones[contact.lower()]))
+    # Every budgeted email against every policy in force (one, unless a switch changed it).
+    every = [send for sends in by_caps.values() for send in sends]
+    return sorted({line for key in caps for line in cap_violations(every, caps[key])})
 
 
 def summarize(
@@ -743,6 +798,7 @@ __all__ = [
     "BookResult",
     "BookSummary",
     "ProjectSwitch",
+    "check_caps",
     "simulate_book",
     "summarize",
 ]

@@ -23,6 +23,7 @@ def summary_lines(result: BookResult) -> list[str]:
         f"{s.customers} customers, {result.days} days from {result.start:%Y-%m-%d}: "
         f"{s.enrollments} enrollments, {s.emails} emails, {s.tasks} tasks "
         f"({result.seconds:.0f} s)",
+        f"contacts over the caps: {result.contacts_over_caps}",
         "enrollments by outcome:",
     ]
     for playbook, outcomes in s.outcomes.items():
@@ -89,4 +90,6 @@ def print_book(result: BookResult, console: Console) -> None:
     console.print(runs)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
+    for line in result.over_caps:
+        console.print(f"[red]over the caps:[/] {line}", markup=True)
     console.print("\n".join(summary_lines(result)), markup=False)

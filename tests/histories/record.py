@@ -26,7 +26,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from engine.client.sweeps import sweep
-from engine.messages import EnrollmentResult, SkipRequest
+from engine.messages import EnrollmentResult, MigrateRequest, SkipRequest
 from engine.project import Project, load_project
 from engine.services.customers import notify_changed, save_customer
 from engine.store import repository
@@ -86,6 +86,30 @@ async def onboarding_nudged(h: Harness, project: Project) -> Handle:
         handle, "milestone team_invited", step=timedelta(hours=6), limit=timedelta(days=40)
     )
     await handle.execute_update(PlaybookWorkflow.skip_to_step, SkipRequest(step="check_in"))
+    return handle
+
+
+@scenario("onboarding_migrated", segment="smb")
+async def onboarding_migrated(h: Harness, project: Project) -> Handle:
+    """SMB: migrated during the first wait to a version whose integration wait is 3 days
+    (the old 7-day deadline is kept), times out there, nudged, then skipped to the end."""
+    plan = project.plan("onboarding")
+    handle = await h.start(plan)
+    await h.until_waiting(handle, "milestone integration_connected", step=HOURS)
+    step = plan.step("await_integration")
+    assert step.wait_for is not None
+    shorter = step.model_copy(
+        update={"wait_for": step.wait_for.model_copy(update={"timeout_seconds": 3 * 86_400})}
+    )
+    new = plan.model_copy(
+        update={"steps": [shorter if s.id == step.id else s for s in plan.steps]}
+    ).with_version()
+    await handle.execute_update(PlaybookWorkflow.migrate, MigrateRequest(plan=new))
+    await h.until_waiting(
+        handle, "milestone integration_connected", step=HOURS, limit=timedelta(days=1)
+    )
+    await h.until_emailed(handle, "nudge_integration", step=timedelta(hours=6))
+    await handle.execute_update(PlaybookWorkflow.skip_to_step, SkipRequest(step="end"))
     return handle
 
 

@@ -38,7 +38,8 @@ def test_the_example_book_over_three_weeks_as_json() -> None:
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) >= {"actions", "enrollments", "summary", "warnings"}
+    assert set(data) >= {"actions", "enrollments", "summary", "warnings", "over_caps"}
+    assert data["over_caps"] == []  # the shipped policy's caps hold (issue 17)
     summary = data["summary"]
     assert summary["customers"] == 24
     # The QBR quarter closes in December and renewals are due: both playbooks ran, and
@@ -80,6 +81,7 @@ def test_the_table_has_the_summary(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "1 customers, 10 days from 2026-12-01" in result.stdout
     assert "renewal" in result.stdout and "emails per playbook" in result.stdout
+    assert "contacts over the caps: 0" in result.stdout
 
 
 def test_events_come_from_csv(tmp_path: Path) -> None:

@@ -225,6 +225,9 @@ def test_the_workflow_interface_is_unchanged():
     assert definition.name == "PlaybookWorkflow"
     assert set(definition.signals) == {"event", "task_completed", "customer_changed"}
     assert set(definition.queries) == {"status"}
-    # reopen_task: undo a task completion within its window (docs/tasks.md).
-    assert set(definition.updates) == {"pause", "resume", "skip_to_step", "cancel", "reopen_task"}
+    # reopen_task: undo a task completion within its window (docs/tasks.md); migrate: continue
+    # in a new version of the playbook (docs/change-safety.md).
+    assert set(definition.updates) == {
+        *("pause", "resume", "skip_to_step", "cancel", "reopen_task", "migrate"),
+    }
     assert all(update.validator is not None for update in definition.updates.values())

@@ -7,6 +7,7 @@
 - `enrollments`: playbook funnels and the latest enrollments.
 - `customers`: the customer list and one customer's page.
 - `outbox`: the emails sent, and one email as sent.
+- `deployments`: (admins) each playbook's deploy history and the diff of a deploy.
 - `reports`: funnel, time to value, email, tasks and portfolio, with charts and CSV.
 
 Server-rendered Jinja2 pages (autoescaped, see `engine.web.rendering`), plain CSS, no
@@ -22,6 +23,7 @@ from fastapi import APIRouter
 
 from engine.web.pages import (
     customers,
+    deployments,
     enrollments,
     inbox,
     login,
@@ -40,3 +42,4 @@ router.include_router(enrollments.router)
 router.include_router(customers.router)
 router.include_router(outbox.router)
 router.include_router(reports.router)
+router.include_router(deployments.router)
