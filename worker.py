@@ -20,11 +20,13 @@ from activities.mailer import mailer_from_settings
 from activities.notifier import HttpNotifier
 from activities.registry import PlaybookActivities
 from activities.sweep import SweepActivities
+from activities.team_notify import TeamNotifyActivities
 from engine.language.jinja_env import RenderLimits, set_render_limits
 from engine.settings import Settings, get_settings
 from engine.store.db import migrate, session_factory
 from workflows.playbook import PlaybookWorkflow
 from workflows.sweep import TriggerSweepWorkflow
+from workflows.team_notify import TeamNotifyWorkflow
 
 
 def build_activities(settings: Settings, client: Client | None = None) -> PlaybookActivities:
@@ -75,13 +77,20 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
 def build_worker(
     client: Client, settings: Settings, activities: PlaybookActivities, executor: ThreadPoolExecutor
 ) -> Worker:
-    """The worker: the interpreter and sweep workflows and every activity."""
+    """The worker: the interpreter, sweep and team-notification workflows and every activity."""
+    from engine.services.notifications import team_notifier
+
     sweeper = SweepActivities(activities.sessions, client, settings.temporal_task_queue)
+    team = TeamNotifyActivities(
+        team_notifier(
+            activities.sessions, settings, activities.notify.notifier, activities.email.mailer
+        )
+    )
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[PlaybookWorkflow, TriggerSweepWorkflow],
-        activities=[*activities.all(), sweeper.sweep_triggers],
+        workflows=[PlaybookWorkflow, TriggerSweepWorkflow, TeamNotifyWorkflow],
+        activities=[*activities.all(), sweeper.sweep_triggers, team.notify_team],
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=30),
@@ -91,10 +100,12 @@ def build_worker(
 async def run_worker(settings: Settings | None = None) -> None:
     """Run until SIGINT/SIGTERM, then drain and stop."""
     from engine.client.connection import connect
+    from engine.client.registration import ensure_team_notify_schedule
 
     settings = settings or get_settings()
     migrate(settings.database_url)
     client = await connect(settings)
+    await ensure_team_notify_schedule(client, settings.temporal_task_queue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

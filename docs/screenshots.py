@@ -131,7 +131,16 @@ def tour(driver: WebDriver, url: str) -> None:
     task = first_href(driver, "table.tasks a.task-title")
     if task:
         step(task)
+        comment = driver.find_element(By.CSS_SELECTOR, "form.comment textarea[name=body]")
+        comment.send_keys("Left a voicemail; they call back Thursday.")
+        driver.find_element(By.CSS_SELECTOR, "form.comment button[type=submit]").click()
         shoot(driver, "ui-task")
+    step(f"{url}/inbox")
+    boxes = driver.find_elements(By.CSS_SELECTOR, "table.tasks input[name=task_ids]")
+    if boxes:  # complete the first from the inbox (its first outcome): the flash offers Undo
+        boxes[0].click()
+        driver.find_element(By.CSS_SELECTOR, "button.complete-checked").click()
+        shoot(driver, "ui-undo", full=False)
     step(f"{url}/inbox")
     driver.set_window_size(*PHONE)
     shoot(driver, "ui-phone", PHONE, full=False)

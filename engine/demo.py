@@ -77,6 +77,16 @@ OPEN_ZONES = [
     "Pacific/Auckland",
     "Pacific/Kiritimati",
 ]
+# Where the demo team works (Monday to Friday, 09:00-17:00 in their zone): due dates and
+# escalations count their working days, and each sees times in their own zone.
+TEAM_ZONES = {
+    "dana.whitfield@acme.example": "America/New_York",
+    "kenji.watanabe@acme.example": "Asia/Tokyo",
+    "aiko.tanaka@acme.example": "Asia/Tokyo",
+    "marcus.bell@acme.example": "America/Chicago",
+    "lena.fischer@acme.example": "Europe/Berlin",
+    "oliver.hughes@acme.example": "Europe/London",
+}
 FALLING_BEHIND = ("globex", "tyrell")  # their health drops while the demo runs
 HEALTH_FLOOR = 20
 USAGE = [
@@ -151,6 +161,7 @@ async def seed_demo(services: Services, root: Path) -> DemoCredentials:
                 email=member.email.lower()
             )
             row.name, row.roles = member.name, member.roles
+            row.timezone = TEAM_ZONES.get(row.email, row.timezone or "UTC")
             row.manager_email = member.manager.lower() if member.manager else None
             row.password_hash = row.password_hash or hash_password(PASSWORD)
             session.add(row)

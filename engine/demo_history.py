@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from engine.language.plan import CompiledPlan
+from engine.language.workdays import WorkCalendar
 from engine.statuses import EnrollmentStatus, OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.models import (
@@ -30,6 +31,7 @@ from engine.store.models import (
     OutboxMessage,
     StepVisit,
     Task,
+    TeamMember,
 )
 
 PREFIX = "history/"  # the workflow IDs of made-up runs, never those of real ones
@@ -70,6 +72,11 @@ def seed_history(
     if customers is not None:
         query = query.where(Customer.id.in_(customers))
     owners = dict(session.execute(query).all())
+    # Due dates fall on the owner's working days in their zone, as the real tasks' do.
+    calendars = {
+        m.email: WorkCalendar(m.timezone or "UTC", tuple(m.working_days or range(5)))
+        for m in session.scalars(select(TeamMember))
+    }
     next_outbox = (session.scalar(select(func.max(OutboxMessage.id))) or 0) + 1
     rows: dict[type, list[dict[str, Any]]] = {
         m: [] for m in (Enrollment, StepVisit, OutboxMessage, EmailEngagement, Task)
@@ -140,7 +147,7 @@ def seed_history(
                              "opens": 0, "clicks": 0}
                         )  # fmt: skip
                 elif step.kind == "task":
-                    due = at + timedelta(days=3)
+                    due = calendars.get(owner or "", WorkCalendar()).add(at, 3 * 86_400)
                     took = timedelta(hours=rng.expovariate(1 / 40))
                     done = at + took < now and rng.random() < 0.85
                     rows[Task].append(

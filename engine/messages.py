@@ -24,6 +24,8 @@ from engine.statuses import EnrollmentStatus, OutboxStatus
 TASK_QUEUE = "playbooks"
 WORKFLOW_NAME = "PlaybookWorkflow"
 SWEEP_WORKFLOW_NAME = "TriggerSweepWorkflow"
+# Run by the `team-notify` Schedule: task notifications and the daily digests.
+TEAM_NOTIFY_WORKFLOW_NAME = "TeamNotifyWorkflow"
 # Custom search attributes the engine sets (registered by `playbook up` / the test setup).
 SA_PLAYBOOK = "PlaybookId"
 SA_VERSION = "PlaybookVersion"
@@ -71,6 +73,7 @@ class ActivityName:
     UPDATE_CUSTOMER: Final = "update_customer"
     ENROLL_CUSTOMER: Final = "enroll_customer"
     SWEEP_TRIGGERS: Final = "sweep_triggers"
+    NOTIFY_TEAM: Final = "notify_team"
 
 
 # -- the workflow's input, signals, updates, query answer and result -----------------------
@@ -448,3 +451,17 @@ class SweepInput(BaseModel):
 
 class SweepResult(BaseModel):
     enrolled: list[str] = Field(default_factory=list)
+
+
+class TeamNotifyInput(BaseModel):
+    """One run of the team's task notifications (`TeamNotifyWorkflow`); nothing to choose:
+    the activity reads the open tasks and the time when it runs."""
+
+
+class TeamNotifyResult(BaseModel):
+    """What a run delivered: notifications by status, digests emailed, keys still failing
+    (the next run retries them)."""
+
+    deliveries: dict[str, int] = Field(default_factory=dict)
+    digests: int = 0
+    failed: list[str] = Field(default_factory=list)

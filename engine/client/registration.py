@@ -1,5 +1,6 @@
 """Registering a project with the running system: versions in the store, Schedules in
-Temporal for date- and schedule-triggered playbooks. Safe to run at every start."""
+Temporal for date- and schedule-triggered playbooks and for the team's task notifications.
+Safe to run at every start."""
 
 from __future__ import annotations
 
@@ -21,11 +22,19 @@ from temporalio.client import (
 )
 
 from engine.language.plan import CompiledPlan
-from engine.messages import SWEEP_WORKFLOW_NAME, SweepInput
+from engine.messages import (
+    SWEEP_WORKFLOW_NAME,
+    TEAM_NOTIFY_WORKFLOW_NAME,
+    SweepInput,
+    TeamNotifyInput,
+)
 from engine.project import Project
 from engine.store import repository
 
 SWEEP_EVERY = timedelta(hours=1)
+# Task notifications go out within this long of a task's event; each run is idempotent.
+TEAM_NOTIFY_EVERY = timedelta(minutes=15)
+TEAM_NOTIFY_SCHEDULE = "team-notify"
 
 
 def register_versions(sessions: sessionmaker[Session], project: Project) -> list[str]:
@@ -75,16 +84,42 @@ async def ensure_schedules(
             ),
         )
         schedule_id = sweep_schedule_id(pid)
-        try:
-            handle = await client.create_schedule(schedule_id, schedule)
-        except ScheduleAlreadyRunningError:
-            handle = client.get_schedule_handle(schedule_id)
-
-            def replace(_: ScheduleUpdateInput, new: Schedule = schedule) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=new)
-
-            await handle.update(replace)
-        if trigger_now:
-            await handle.trigger(overlap=ScheduleOverlapPolicy.SKIP)
+        await _create_or_update(client, schedule_id, schedule, trigger_now)
         ids.append(schedule_id)
     return ids
+
+
+async def ensure_team_notify_schedule(
+    client: Client, task_queue: str, trigger_now: bool = False
+) -> str:
+    """The Schedule that runs `TeamNotifyWorkflow` every `TEAM_NOTIFY_EVERY`: each task
+    event to Slack and the webhook once, and each member's daily digest (created or
+    updated in place; registered by the worker and `playbook up`)."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            TEAM_NOTIFY_WORKFLOW_NAME,
+            TeamNotifyInput(),
+            id=TEAM_NOTIFY_SCHEDULE,
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=TEAM_NOTIFY_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=TEAM_NOTIFY_EVERY),
+    )
+    await _create_or_update(client, TEAM_NOTIFY_SCHEDULE, schedule, trigger_now)
+    return TEAM_NOTIFY_SCHEDULE
+
+
+async def _create_or_update(
+    client: Client, schedule_id: str, schedule: Schedule, trigger_now: bool
+) -> None:
+    try:
+        handle = await client.create_schedule(schedule_id, schedule)
+    except ScheduleAlreadyRunningError:
+        handle = client.get_schedule_handle(schedule_id)
+
+        def replace(_: ScheduleUpdateInput, new: Schedule = schedule) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=new)
+
+        await handle.update(replace)
+    if trigger_now:
+        await handle.trigger(overlap=ScheduleOverlapPolicy.SKIP)

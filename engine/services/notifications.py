@@ -5,11 +5,17 @@ events, posts to Slack and the generic webhook when they are configured (once pe
 event and channel, retried on failure), then emails each member one digest a day. The
 digest is rendered by the same sandboxed templates as customer mail and goes through the
 same outbox and mail provider (SendGrid, or capture), only ever to team members.
+
+The worker runs it on its own: the `team-notify` Schedule starts `TeamNotifyWorkflow`
+every `TEAM_NOTIFY_EVERY` (`engine/client/registration.py`), whose activity calls
+`team_notifier`'s function; there a member's digest waits for the start of their working
+day (their calendar and zone), so it arrives in the morning and not at midnight.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -20,9 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from activities.mailer import Mailer, OutgoingEmail
 from activities.notifications import deliver
 from activities.notifier import Notifier
+from activities.tasks import member_calendar
 from engine.errors import ProviderError, ProviderRetryable
 from engine.language.sendwindow import zone
 from engine.language.templates import html_to_text, render
+from engine.messages import TeamNotifyResult
 from engine.settings import Settings
 from engine.statuses import OutboxStatus, TaskStatus
 from engine.store import repository
@@ -70,8 +78,14 @@ def notify_team(
     now: datetime,
     *,
     retry_delay: float = 1.0,
+    digest_from_work_start: bool = False,
 ) -> NotifyReport:
-    """Post each open task's events once per channel and email each member's digest."""
+    """Post each open task's events once per channel and email each member's digest.
+
+    With ``digest_from_work_start`` a member's digest waits until their working day has
+    begun (a working day, at or after their start hour, in their zone): for a frequent
+    scheduled run, so the day's one digest is a morning one.
+    """
     report = NotifyReport()
     with sessions() as session:
         members = {m.email: m for m in session.scalars(select(TeamMember))}
@@ -99,9 +113,35 @@ def notify_team(
                 if status == "failed":
                     report.failed.append(f"task:{task.id}:{event}:{channel}")
     for email, sections in digests.items():
+        if digest_from_work_start and not working_day_started(members[email], now):
+            continue
         if _email_digest(sessions, settings, mailer, members[email], sections, now):
             report.digests += 1
     return report
+
+
+def working_day_started(member: TeamMember, now: datetime) -> bool:
+    """Whether ``now`` is on one of the member's working days, at or after their start hour."""
+    calendar = member_calendar(member)
+    local = now.astimezone(zone(calendar.timezone))
+    return calendar.works_on(local.date()) and local.hour * 60 + local.minute >= (
+        calendar.start_minute
+    )
+
+
+def team_notifier(
+    sessions: sessionmaker[Session], settings: Settings, notifier: Notifier, mailer: Mailer
+) -> Callable[[datetime], TeamNotifyResult]:
+    """The scheduled run (`activities.team_notify`): `notify_team` as of a time, digests from
+    the start of each member's working day."""
+
+    def run(now: datetime) -> TeamNotifyResult:
+        report = notify_team(sessions, settings, notifier, mailer, now, digest_from_work_start=True)
+        return TeamNotifyResult(
+            deliveries=report.deliveries, digests=report.digests, failed=report.failed
+        )
+
+    return run
 
 
 def _channels(settings: Settings) -> dict[str, str]:

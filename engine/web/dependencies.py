@@ -13,6 +13,7 @@ from engine.web.security import Viewer, require_viewer
 
 ViewerDep = Annotated[Viewer, Depends(require_viewer)]
 FormStr = Annotated[str, Form()]
+FormList = Annotated[list[str], Form()]  # a field repeated, e.g. checked boxes
 
 
 def services_of(request: Request) -> Services:

@@ -92,6 +92,24 @@ def _relative(value: datetime | None, now: datetime | None = None) -> str:
     return f"in {text}" if delta.total_seconds() > 0 else f"{text} ago"
 
 
+@pass_context
+def _working_days(context: Context, value: datetime | None, now: datetime | None = None) -> str:
+    """How many of the viewer's working days until ``value`` ("2 working days"), when that
+    differs from the calendar days (a weekend or time off lies between); else empty."""
+    viewer = context.get("viewer")
+    now = now or utcnow()
+    if value is None or viewer is None or value <= now:
+        return ""
+    calendar = viewer.calendar
+    tz = ZoneInfo(calendar.timezone)
+    today, due = now.astimezone(tz).date(), value.astimezone(tz).date()
+    span = (due - today).days
+    count = sum(1 for n in range(1, span + 1) if calendar.works_on(today + timedelta(days=n)))
+    if count == span:
+        return ""
+    return f"{count} working day{'' if count == 1 else 's'}"
+
+
 def _local(value: datetime | None, zone: str) -> str:
     if value is None:
         return "—"
@@ -120,6 +138,7 @@ def _templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=_when, theirs=_theirs, relative=_relative, local=_local, words=in_words)
+    env.filters.update(working_days=_working_days)
     env.globals.update(is_overdue=is_overdue, due_soon=due_soon)
     env.globals.update(
         EnrollmentStatus=EnrollmentStatus, OutboxStatus=OutboxStatus, TaskStatus=TaskStatus
@@ -172,9 +191,19 @@ def bad_form(request: Request, viewer: Viewer) -> Response:
     )
 
 
-def flash_to(request: Request, target: str, message: str, link: str | None = None) -> Response:
-    """Redirect (303, after a POST) to ``target`` with a signed one-time message."""
-    token = sign({"m": message, "l": link}, signing_keys(request), Purpose.FLASH)
+def flash_to(
+    request: Request,
+    target: str,
+    message: str,
+    link: str | None = None,
+    undo: list[str] | None = None,
+) -> Response:
+    """Redirect (303, after a POST) to ``target`` with a signed one-time message; ``undo``
+    names tasks just completed, so the message offers an Undo button for them."""
+    payload: dict[str, Any] = {"m": message, "l": link}
+    if undo:
+        payload["u"] = undo
+    token = sign(payload, signing_keys(request), Purpose.FLASH)
     sep = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{sep}{urlencode({'flash': token})}", status_code=303)
 
@@ -187,5 +216,9 @@ def _read_flash(request: Request) -> dict[str, Any] | None:
         payload = verify(token, signing_keys(request), Purpose.FLASH)
     except BadToken:
         return None
-    link = payload.get("l")
-    return {"message": str(payload.get("m", "")), "link": link if isinstance(link, str) else None}
+    link, undo = payload.get("l"), payload.get("u")
+    return {
+        "message": str(payload.get("m", "")),
+        "link": link if isinstance(link, str) else None,
+        "undo": [str(u) for u in undo] if isinstance(undo, list) else [],
+    }

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import BadToken
+from engine.language.workdays import WorkCalendar, parse_time_off
 from engine.settings import Settings
 from engine.signing import Keyring, Purpose, sign, verify
 from engine.store import logins
@@ -154,6 +155,8 @@ class Viewer:
     team: frozenset[str]
     csrf: str
     zone: str = "UTC"  # the IANA zone the viewer's times are shown in (`viewer_zone`)
+    # The viewer's working week, in ``zone``: "due in" counts its working days.
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
 
     @property
     def is_manager(self) -> bool:
@@ -188,13 +191,21 @@ def require_viewer(request: Request) -> Viewer:
     services = request.app.state.services
     with services.sessions() as session:
         team = team_of(session, member.email)
+    zone = viewer_zone(member, request.cookies.get(ZONE_COOKIE))
     return Viewer(
         email=member.email,
         name=member.name,
         is_admin=member.is_admin,
         team=team,
         csrf=csrf_token(services.settings.signing_keys(), request.cookies.get(SESSION_COOKIE, "")),
-        zone=viewer_zone(member, request.cookies.get(ZONE_COOKIE)),
+        zone=zone,
+        calendar=WorkCalendar(
+            timezone=zone,
+            days=tuple(member.working_days if member.working_days is not None else range(5)),
+            start_minute=member.work_start_minute,
+            end_minute=member.work_end_minute,
+            time_off=parse_time_off(member.time_off or []),
+        ),
     )
 
 

@@ -261,11 +261,13 @@ def _task_items(task: Task, names: dict[str, str]) -> list[TimelineItem]:
     """A task's creation and, once closed, its completion."""
     link = f"/tasks/{task.id}"
     assignee = names.get(task.assignee_email or "", task.assignee_email or "nobody")
+    # A cancellation has no time of its own on the task: it says why beside the creation.
+    cancelled = f"; cancelled: {task.cancel_reason}" if task.cancel_reason else ""
     created = TimelineItem(
         at=task.created_at,
         kind="task",
         title=task.title,
-        detail=f"for {assignee}",
+        detail=f"for {assignee}{cancelled}",
         playbook=task.playbook_id,
         step=task.step_id,
         link=link,

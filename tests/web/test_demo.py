@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -14,6 +15,7 @@ from engine.demo import (
     COMPANIES,
     FALLING_BEHIND,
     OPEN_ZONES,
+    TEAM_ZONES,
     demo_zones,
     escalate_at_risk,
     fall_behind,
@@ -87,6 +89,21 @@ def test_the_demo_runs_every_playbook_and_tells_a_story(stack: Stack) -> None:
             )
 
     wait_until(lambda: len(assignees()) >= 3, what="tasks for three CSMs", context=assignees)
+    # Kickoffs fall due on their CSM's working days (Monday to Friday in the CSM's zone).
+    # (They follow the welcome email, so they come at once only in someone's business hours.)
+    demo_kickoffs = select(Task).where(
+        Task.step_id == "kickoff", Task.customer_id.in_([c[0] for c in COMPANIES])
+    )
+    if any(in_business_hours(zone, datetime.now(UTC)) for zone in OPEN_ZONES):
+        kickoff_count = select(func.count()).select_from(demo_kickoffs.subquery())
+        wait_until(lambda: _count(stack, kickoff_count) >= 1, what="a demo kickoff task")
+    with stack.sessions() as session:
+        kickoffs = list(session.scalars(demo_kickoffs))
+        for task in kickoffs:
+            zone = TEAM_ZONES.get(task.assignee_email or "")
+            if zone and task.due_at is not None:
+                assert task.due_at.astimezone(ZoneInfo(zone)).weekday() < 5, task.title
+                assert session.get(TeamMember, task.assignee_email).timezone == zone  # type: ignore[union-attr]
     save_plans = select(func.count()).where(Task.step_id == "save_plan")
     wait_until(lambda: _count(stack, save_plans) >= 1, what="an at-risk save plan task")
 

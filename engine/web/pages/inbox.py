@@ -1,5 +1,6 @@
 """The CSM inbox: the tasks a viewer may see, filtered, searched, sorted, and saved views.
 
+Open tasks can be checked and completed together with one outcome (`engine.web.pages.task`).
 Filters are plain query parameters (whose, show, playbook, priority, segment, due, q, sort),
 so a view is its query string: a saved view (`SavedView`) stores it under a name, per team
 member, and shows as a link above the list.
@@ -96,8 +97,13 @@ def due_window(due: str, now: datetime, zone: str) -> tuple[datetime | None, dat
 
 def _inbox_query(viewer: Viewer, f: InboxFilter, now: datetime) -> Any:
     query = select(Task, Customer).outerjoin(Customer, Customer.id == Task.customer_id)
-    if f.show == "open":
-        query = query.where(Task.status == TaskStatus.OPEN)
+    if f.show == "open":  # snoozed tasks stay out of sight until their snooze ends
+        query = query.where(
+            Task.status == TaskStatus.OPEN,
+            or_(Task.snoozed_until.is_(None), Task.snoozed_until <= now),
+        )
+    elif f.show == "snoozed":
+        query = query.where(Task.status == TaskStatus.OPEN, Task.snoozed_until > now)
     elif f.show == "closed":
         query = query.where(Task.status != TaskStatus.OPEN)
     if f.assignee == "me":
@@ -164,7 +170,7 @@ def inbox(
         )
         f = InboxFilter(
             assignee=assignee if assignee in allowed else ("all" if viewer.is_admin else "me"),
-            show=show if show in ("open", "closed", "all") else "open",
+            show=show if show in ("open", "snoozed", "closed", "all") else "open",
             playbook=_choice(playbook, set(services.project.plans)),
             priority=_choice(priority, {p.value for p in TaskPriority}),
             segment=_choice(segment, set(segments)),
@@ -182,6 +188,12 @@ def inbox(
             )
         )
     names = {m.email: m.name for m in members}
+    # The bulk completion's outcomes: every outcome an open task in the list offers.
+    outcomes = list(
+        dict.fromkeys(
+            o for t, _ in rows if t.status == TaskStatus.OPEN for o in (t.outcomes or ["done"])
+        )
+    )
     overdue = sum(1 for t, _ in rows if t.status == TaskStatus.OPEN and t.due_at and t.due_at < now)
     return render(
         request,
@@ -201,6 +213,7 @@ def inbox(
         sort_choices=SORT_CHOICES,
         views=views,
         current_query=f.query_string(),
+        bulk_outcomes=outcomes,
     )
 
 
