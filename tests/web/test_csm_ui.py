@@ -332,7 +332,7 @@ def test_admins_steer_an_enrollment_after_confirming(stack: Stack, browser: Brow
 
 def _status(stack: Stack, enrollment_id: str) -> str:
     with stack.sessions() as session:
-        row = session.get(Enrollment, enrollment_id)
+        row = repository.latest_enrollment(session, enrollment_id)
         return row.status if row else ""
 
 

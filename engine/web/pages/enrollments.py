@@ -12,6 +12,7 @@ from sqlalchemy import select
 from engine.api.errors import status_code
 from engine.services import ServiceError, enrollments
 from engine.statuses import EnrollmentStatus
+from engine.store import repository
 from engine.store.models import Customer, Enrollment
 from engine.web.dependencies import FormStr, ViewerDep, services_of
 from engine.web.rendering import PAGE_SIZE, bad_form, error_page, flash_to, render
@@ -88,7 +89,7 @@ async def control(
         return error_page(request, viewer, 403, "Only admins steer enrollments.")
     services = services_of(request)
     with services.sessions() as session:
-        row = session.get(Enrollment, enrollment)
+        row = repository.latest_enrollment(session, enrollment)
         customer = session.get(Customer, row.customer_id) if row else None
     if row is None or action not in ACTIONS:
         return error_page(request, viewer, 404, f"There is no enrollment {enrollment}.")
