@@ -24,7 +24,18 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import data, deploy, enrollments, language, reports, simulate, stack, team, tokens
+from engine.cli import (
+    data,
+    deploy,
+    enrollments,
+    health,
+    language,
+    reports,
+    simulate,
+    stack,
+    team,
+    tokens,
+)
 from engine.cli.context import settle
 from engine.errors import ConfigError
 
@@ -65,6 +76,7 @@ class _PlaybookGroup(click.Group):
         deploy.deploy,
         deploy.history,
         reports.report_command,
+        health.health_command,
     ],
 )
 @click.version_option(package_name="playbook-engine")

@@ -53,6 +53,7 @@ EMAIL_NAMES = (
     "contact",
     "owner",
     "milestones",
+    "health",
     "now",
     "today",
     "playbook",
