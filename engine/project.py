@@ -107,8 +107,9 @@ def load_context(
 
 
 def milestones_only(root: Path) -> Project:
-    """A project with only its milestone definitions, playbooks not compiled: what event
-    routing needs besides the deployed plans (a broken playbook file does not matter)."""
+    """A project with only its milestone definitions and scorecard, playbooks not compiled:
+    what event routing needs besides the deployed plans (a broken playbook file does not
+    matter)."""
     project = Project(root=root)
     if (root / MILESTONES_FILE).is_file():
         path = root / MILESTONES_FILE
@@ -119,6 +120,7 @@ def milestones_only(root: Path) -> Project:
                 name: MilestonePlan(name=name, **m.model_dump(exclude={"description"}))
                 for name, m in loaded.model.milestones.items()
             }
+    project.scorecard = scorecard_only(root)
     return project
 
 

@@ -34,6 +34,8 @@ class Recorded:
 
     @property
     def changed(self) -> bool:
+        if self.result.score is None:
+            return False
         return self.old_score != self.result.score or self.old_band != self.result.band
 
 
@@ -85,9 +87,10 @@ def compute(session: Session, card: Scorecard, customer: Customer, now: datetime
 
 def record(session: Session, customer: Any, result: HealthResult, now: datetime) -> Recorded:
     """Write a computed result: on the customer, as today's history point, and as a change
-    when the score or band moved."""
+    when the score or band moved. A result with nothing known leaves the customer's score
+    alone (a score posted by a CRM stays until the scorecard has data)."""
     recorded = Recorded(customer.id, customer.health_score, customer.health_band, result)
-    if recorded.changed:
+    if recorded.changed and result.score is not None:
         session.execute(
             update(Customer)
             .where(Customer.id == customer.id)

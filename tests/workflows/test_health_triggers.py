@@ -1,14 +1,16 @@
 """``on_change`` triggers on a real Temporal server: a health score crossing below 40 enrolls
 the risk play once, staying low does not enroll again, recovering and falling again (after
-the cooldown) does; a segment change fires its trigger (docs/health.md)."""
+the cooldown) does; a customer save recomputes health and a segment change fires its
+trigger (docs/health.md)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from engine.client.changes import fire_changes, snapshot_before
+from engine.client.changes import snapshot_before
 from engine.client.routing import EventRouter
 from engine.language.health import Scorecard
+from engine.services.customers import react_to_save
 from engine.store import repository
 from tests.helpers.harness import running, seed_customer, write_project
 
@@ -29,6 +31,9 @@ steps:
   - id: done
     end: {outcome: welcomed}
 """
+NPS = Scorecard.model_validate(
+    {"measures": {"nps": {"field": "attributes.nps", "linear": {"from": 0, "to": 60}}}}
+)
 CARD = Scorecard.model_validate(
     {
         "measures": {
@@ -95,12 +100,15 @@ async def test_a_segment_change_fires_its_trigger_once(
             with sessions.begin() as session:
                 repository.upsert_customer(
                     session,
-                    repository.CustomerData(id=customer_id, name="Acme", segment=segment),
+                    repository.CustomerData(
+                        id=customer_id, name="Acme", segment=segment, attributes={"nps": 60}
+                    ),
                 )
-            started, notes = await fire_changes(
+            started, notes = await react_to_save(
                 temporal_env.client,
                 sessions,
                 project.plans,
+                NPS,
                 customer_id,
                 before,
                 now,
@@ -110,3 +118,9 @@ async def test_a_segment_change_fires_its_trigger_once(
             fired.append((len(started), notes))
     assert [n for n, _ in fired] == [0, 1, 0], fired
     assert "was already true" in fired[2][1][0]
+    with sessions() as session:  # the save recomputed health from the measured field
+        customer = repository.get_customer(session, customer_id)
+        assert customer is not None and (customer.health_score, customer.health_band) == (
+            100,
+            "green",
+        )
