@@ -16,6 +16,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.health import HealthActivities
 from activities.mailer import mailer_from_settings
 from activities.notifier import HttpNotifier
 from activities.registry import PlaybookActivities
@@ -23,6 +24,7 @@ from activities.sweep import SweepActivities
 from engine.language.jinja_env import RenderLimits, set_render_limits
 from engine.settings import Settings, get_settings
 from engine.store.db import migrate, session_factory
+from workflows.health import HealthRecomputeWorkflow
 from workflows.playbook import PlaybookWorkflow
 from workflows.sweep import TriggerSweepWorkflow
 
@@ -77,11 +79,12 @@ def build_worker(
 ) -> Worker:
     """The worker: the interpreter and sweep workflows and every activity."""
     sweeper = SweepActivities(activities.sessions, client, settings.temporal_task_queue)
+    scorer = HealthActivities(activities.sessions, client, settings.temporal_task_queue)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[PlaybookWorkflow, TriggerSweepWorkflow],
-        activities=[*activities.all(), sweeper.sweep_triggers],
+        workflows=[PlaybookWorkflow, TriggerSweepWorkflow, HealthRecomputeWorkflow],
+        activities=[*activities.all(), sweeper.sweep_triggers, scorer.recompute_health],
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=30),

@@ -24,6 +24,7 @@ from engine.statuses import EnrollmentStatus, OutboxStatus
 TASK_QUEUE = "playbooks"
 WORKFLOW_NAME = "PlaybookWorkflow"
 SWEEP_WORKFLOW_NAME = "TriggerSweepWorkflow"
+HEALTH_WORKFLOW_NAME = "HealthRecomputeWorkflow"
 # Custom search attributes the engine sets (registered by `playbook up` / the test setup).
 SA_PLAYBOOK = "PlaybookId"
 SA_VERSION = "PlaybookVersion"
@@ -70,6 +71,7 @@ class ActivityName:
     UPDATE_CUSTOMER: Final = "update_customer"
     ENROLL_CUSTOMER: Final = "enroll_customer"
     SWEEP_TRIGGERS: Final = "sweep_triggers"
+    RECOMPUTE_HEALTH: Final = "recompute_health"
 
 
 # -- the workflow's input, signals, updates, query answer and result -----------------------
@@ -420,4 +422,17 @@ class SweepInput(BaseModel):
 
 
 class SweepResult(BaseModel):
+    enrolled: list[str] = Field(default_factory=list)
+
+
+class HealthRecomputeInput(BaseModel):
+    """Recompute every customer's health with this scorecard (``health.yaml`` as validated
+    JSON, carried by the daily Schedule so the worker needs no project folder)."""
+
+    scorecard: dict[str, Any]
+
+
+class HealthRecomputeResult(BaseModel):
+    customers: int = 0
+    changed: int = 0
     enrolled: list[str] = Field(default_factory=list)

@@ -34,6 +34,7 @@ from engine.client.deployment import (
     git_commit,
     sync_schedules,
 )
+from engine.client.registration import ensure_health_schedule
 from engine.errors import PlaybookError
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import Project, load_project
@@ -117,6 +118,7 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
             await stack.enter_async_context(worker)
             status.update("creating schedules...")
             schedules = await sync_schedules(client, sessions, settings.temporal_task_queue)
+            await ensure_health_schedule(client, project.scorecard, settings.temporal_task_queue)
             services = Services(settings, sessions, client, project)
             app = create_app(services)
             server = uvicorn.Server(

@@ -1,8 +1,10 @@
 """Registering a project with the running system: versions in the store, Schedules in
-Temporal for date- and schedule-triggered playbooks. Safe to run at every start."""
+Temporal for date- and schedule-triggered playbooks and the daily health recompute. Safe to
+run at every start."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -19,9 +21,16 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.service import RPCError
 
+from engine.language.health import Scorecard
 from engine.language.plan import CompiledPlan
-from engine.messages import SWEEP_WORKFLOW_NAME, SweepInput
+from engine.messages import (
+    HEALTH_WORKFLOW_NAME,
+    SWEEP_WORKFLOW_NAME,
+    HealthRecomputeInput,
+    SweepInput,
+)
 from engine.project import Project
 from engine.store import repository
 
@@ -88,3 +97,39 @@ async def ensure_schedules(
             await handle.trigger(overlap=ScheduleOverlapPolicy.SKIP)
         ids.append(schedule_id)
     return ids
+
+
+HEALTH_SCHEDULE_ID = "health-daily"
+
+
+async def ensure_health_schedule(
+    client: Client, scorecard: Scorecard | None, task_queue: str, trigger_now: bool = False
+) -> str | None:
+    """The daily health recompute Schedule, carrying the scorecard; created or updated in
+    place, deleted when the project has no (valid) scorecard. Its id, or None."""
+    handle = client.get_schedule_handle(HEALTH_SCHEDULE_ID)
+    if scorecard is None:
+        with contextlib.suppress(RPCError):  # there was none
+            await handle.delete()
+        return None
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            HEALTH_WORKFLOW_NAME,
+            HealthRecomputeInput(scorecard=scorecard.model_dump(mode="json", by_alias=True)),
+            id=HEALTH_SCHEDULE_ID,
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+    )
+    try:
+        handle = await client.create_schedule(HEALTH_SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+
+        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await handle.update(replace)
+    if trigger_now:
+        await handle.trigger(overlap=ScheduleOverlapPolicy.SKIP)
+    return HEALTH_SCHEDULE_ID

@@ -124,3 +124,44 @@ async def test_a_segment_change_fires_its_trigger_once(
             100,
             "green",
         )
+
+
+async def test_the_daily_recompute_workflow_scores_every_customer_and_fires_on_change(
+    temporal_env, sessions, task_queue, tmp_path, customer_id
+):
+    """`HealthRecomputeWorkflow` (what the daily Schedule starts) and its activity."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from activities.health import HealthActivities
+    from engine.client.deployment import deploy_new_playbooks
+    from engine.messages import HEALTH_WORKFLOW_NAME, HealthRecomputeInput, HealthRecomputeResult
+    from workflows.health import HealthRecomputeWorkflow
+
+    project = write_project(tmp_path / "project", {"risk": RISK})
+    seed_customer(sessions, customer_id, health=None)
+    deploy_new_playbooks(sessions, project, by="test", commit=None)
+    with sessions.begin() as session:
+        repository.upsert_customer(
+            session, repository.CustomerData(id=customer_id, name="Acme", attributes={"nps": 10})
+        )
+    scorer = HealthActivities(sessions, temporal_env.client, task_queue, False)
+    async with running(temporal_env, sessions, task_queue, None, customer_id):
+        from temporalio.worker import Worker
+
+        with ThreadPoolExecutor(2) as pool:
+            async with Worker(
+                temporal_env.client,
+                task_queue=f"{task_queue}-health",
+                workflows=[HealthRecomputeWorkflow],
+                activities=[scorer.recompute_health],
+                activity_executor=pool,
+            ):
+                result = await temporal_env.client.execute_workflow(
+                    HEALTH_WORKFLOW_NAME,
+                    HealthRecomputeInput(scorecard=NPS.model_dump(mode="json", by_alias=True)),
+                    id=f"health-{customer_id}",
+                    task_queue=f"{task_queue}-health",
+                    result_type=HealthRecomputeResult,
+                )
+    assert (result.customers, result.changed) == (1, 1)
+    assert [w.split("/")[0] for w in result.enrolled] == ["risk"]  # nps 10 -> 17: red
