@@ -85,10 +85,17 @@ def compute(session: Session, card: Scorecard, customer: Customer, now: datetime
     return score_customer(card, customer_fields(customer), facts, now, customer.segment)
 
 
-def record(session: Session, customer: Any, result: HealthResult, now: datetime) -> Recorded:
+def record(
+    session: Session,
+    customer: Any,
+    result: HealthResult,
+    now: datetime,
+    today: dict[str, HealthScore] | None = None,
+) -> Recorded:
     """Write a computed result: on the customer, as today's history point, and as a change
     when the score or band moved. A result with nothing known leaves the customer's score
-    alone (a score posted by a CRM stays until the scorecard has data)."""
+    alone (a score posted by a CRM stays until the scorecard has data). ``today``: the
+    day's points already read for a batch (customer id -> point), saving a query each."""
     recorded = Recorded(customer.id, customer.health_score, customer.health_band, result)
     if recorded.changed and result.score is not None:
         session.execute(
@@ -106,11 +113,14 @@ def record(session: Session, customer: Any, result: HealthResult, now: datetime)
                 new_band=result.band,
             )
         )
-    point = session.scalar(
-        select(HealthScore).where(
-            HealthScore.customer_id == customer.id, HealthScore.day == now.date()
+    if today is not None:
+        point = today.get(customer.id)
+    else:
+        point = session.scalar(
+            select(HealthScore).where(
+                HealthScore.customer_id == customer.id, HealthScore.day == now.date()
+            )
         )
-    )
     if point is None:
         point = HealthScore(customer_id=customer.id, day=now.date())
         session.add(point)
@@ -140,11 +150,19 @@ def recompute_all(
         chunk = ids[start : start + batch]
         customers = session.scalars(select(Customer).where(Customer.id.in_(chunk))).all()
         facts = event_facts(session, card, chunk, now)
+        today = {
+            p.customer_id: p
+            for p in session.scalars(
+                select(HealthScore).where(
+                    HealthScore.customer_id.in_(chunk), HealthScore.day == now.date()
+                )
+            )
+        }
         for customer in customers:
             result = score_customer(
                 card, customer_fields(customer), facts[customer.id], now, customer.segment
             )
-            out.append(record(session, customer, result, now))
+            out.append(record(session, customer, result, now, today))
         session.flush()
     return out
 
