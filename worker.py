@@ -16,6 +16,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.health import HealthActivities
 from activities.mailer import mailer_from_settings
 from activities.notifier import HttpNotifier
 from activities.registry import PlaybookActivities
@@ -24,6 +25,7 @@ from activities.team_notify import TeamNotifyActivities
 from engine.language.jinja_env import RenderLimits, set_render_limits
 from engine.settings import Settings, get_settings
 from engine.store.db import migrate, session_factory
+from workflows.health import HealthRecomputeWorkflow
 from workflows.playbook import PlaybookWorkflow
 from workflows.sweep import TriggerSweepWorkflow
 from workflows.team_notify import TeamNotifyWorkflow
@@ -86,11 +88,22 @@ def build_worker(
             activities.sessions, settings, activities.notify.notifier, activities.email.mailer
         )
     )
+    scorer = HealthActivities(activities.sessions, client, settings.temporal_task_queue)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[PlaybookWorkflow, TriggerSweepWorkflow, TeamNotifyWorkflow],
-        activities=[*activities.all(), sweeper.sweep_triggers, team.notify_team],
+        workflows=[
+            PlaybookWorkflow,
+            TriggerSweepWorkflow,
+            TeamNotifyWorkflow,
+            HealthRecomputeWorkflow,
+        ],
+        activities=[
+            *activities.all(),
+            sweeper.sweep_triggers,
+            team.notify_team,
+            scorer.recompute_health,
+        ],
         activity_executor=executor,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=30),

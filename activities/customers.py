@@ -52,7 +52,7 @@ class CustomerActivities(StoreActivities):
             ):
                 return
             context = evaluation_context(
-                customer_snapshot(session, customer), input.now, input.playbook
+                customer_snapshot(session, customer, input.now.date()), input.now, input.playbook
             )
             attributes = dict(customer.attributes or {})
             for name, value in input.set.items():

@@ -106,7 +106,10 @@ class NotifyActivities(StoreActivities):
         with self.sessions() as session:
             customer = require_customer(session, input.customer_id)
             context = evaluation_context(
-                customer_snapshot(session, customer), input.now, input.playbook, input.event
+                customer_snapshot(session, customer, input.now.date()),
+                input.now,
+                input.playbook,
+                input.event,
             )
         try:
             payload = _render(input.body, context)

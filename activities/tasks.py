@@ -56,7 +56,10 @@ class TaskActivities(StoreActivities):
                 return _ref(session, existing, task, input.now)
             customer = require_customer(session, input.customer_id)
             context = evaluation_context(
-                customer_snapshot(session, customer), input.now, input.playbook, input.event
+                customer_snapshot(session, customer, input.now.date()),
+                input.now,
+                input.playbook,
+                input.event,
             )
             title = _render_or_source(task.title, context)
             description = _render_or_source(task.description, context) if task.description else None

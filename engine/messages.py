@@ -26,6 +26,7 @@ WORKFLOW_NAME = "PlaybookWorkflow"
 SWEEP_WORKFLOW_NAME = "TriggerSweepWorkflow"
 # Run by the `team-notify` Schedule: task notifications and the daily digests.
 TEAM_NOTIFY_WORKFLOW_NAME = "TeamNotifyWorkflow"
+HEALTH_WORKFLOW_NAME = "HealthRecomputeWorkflow"
 # Custom search attributes the engine sets (registered by `playbook up` / the test setup).
 SA_PLAYBOOK = "PlaybookId"
 SA_VERSION = "PlaybookVersion"
@@ -74,6 +75,7 @@ class ActivityName:
     ENROLL_CUSTOMER: Final = "enroll_customer"
     SWEEP_TRIGGERS: Final = "sweep_triggers"
     NOTIFY_TEAM: Final = "notify_team"
+    RECOMPUTE_HEALTH: Final = "recompute_health"
 
 
 # -- the workflow's input, signals, updates, query answer and result -----------------------
@@ -465,3 +467,16 @@ class TeamNotifyResult(BaseModel):
     deliveries: dict[str, int] = Field(default_factory=dict)
     digests: int = 0
     failed: list[str] = Field(default_factory=list)
+
+
+class HealthRecomputeInput(BaseModel):
+    """Recompute every customer's health with this scorecard (``health.yaml`` as validated
+    JSON, carried by the daily Schedule so the worker needs no project folder)."""
+
+    scorecard: dict[str, Any]
+
+
+class HealthRecomputeResult(BaseModel):
+    customers: int = 0
+    changed: int = 0
+    enrolled: list[str] = Field(default_factory=list)

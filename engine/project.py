@@ -5,6 +5,7 @@ Layout::
     playbooks/
       milestones.yaml        # milestone definitions shared by every playbook
       policies.yaml          # the delivery policy: contact budget, priorities, days off
+      health.yaml            # the health scorecard (engine.language.health)
       templates/             # email templates (onboarding/welcome.html, _layout.html, ...)
       examples/              # example customers for simulation (not playbooks)
       onboarding.yaml        # one playbook per file
@@ -22,6 +23,8 @@ from pathlib import Path
 from engine.errors import PlaybookError
 from engine.language.compiler import ProjectContext, compile_loaded
 from engine.language.diagnostics import Diagnostic
+from engine.language.health import HEALTH_FILE, Scorecard, load_scorecard
+from engine.language.health import check_references as check_scorecard
 from engine.language.loader import LoadedFile, load_milestones, load_playbook
 from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.language.policy import POLICY_FILE, check_references, delivery_for, load_policy
@@ -30,7 +33,7 @@ from engine.language.templates import TemplateLibrary
 
 MILESTONES_FILE = "milestones.yaml"
 TEMPLATES_DIR = "templates"
-NOT_PLAYBOOKS = {MILESTONES_FILE, POLICY_FILE}
+NOT_PLAYBOOKS = {MILESTONES_FILE, POLICY_FILE, HEALTH_FILE}
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Project:
     files: dict[str, str] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     milestones: dict[str, MilestonePlan] = field(default_factory=dict)
+    scorecard: Scorecard | None = None
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -103,8 +107,9 @@ def load_context(
 
 
 def milestones_only(root: Path) -> Project:
-    """A project with only its milestone definitions, playbooks not compiled: what event
-    routing needs besides the deployed plans (a broken playbook file does not matter)."""
+    """A project with only its milestone definitions and scorecard, playbooks not compiled:
+    what event routing needs besides the deployed plans (a broken playbook file does not
+    matter)."""
     project = Project(root=root)
     if (root / MILESTONES_FILE).is_file():
         path = root / MILESTONES_FILE
@@ -115,6 +120,7 @@ def milestones_only(root: Path) -> Project:
                 name: MilestonePlan(name=name, **m.model_dump(exclude={"description"}))
                 for name, m in loaded.model.milestones.items()
             }
+    project.scorecard = scorecard_only(root)
     return project
 
 
@@ -156,6 +162,7 @@ def load_project(root: Path, only: list[Path] | None = None) -> Project:
             project.files[plan.playbook] = file.path
             project.sources[plan.playbook] = file.document.text if file.document else ""
     _apply_policy(project)
+    _load_scorecard(project)
     # de-duplicate template diagnostics reported once per playbook that uses the template
     project.diagnostics = sorted(set(project.diagnostics))
     return project
@@ -174,6 +181,38 @@ def _apply_policy(project: Project) -> None:
         pid: plan.model_copy(update={"delivery": delivery_for(loaded.model, plan)}).with_version()
         for pid, plan in project.plans.items()
     }
+
+
+def _load_scorecard(project: Project) -> None:
+    """Check ``health.yaml`` against the events the playbooks and milestones name."""
+    path = project.root / HEALTH_FILE
+    if not path.is_file():
+        return
+    loaded = load_scorecard(path, display_path(path))
+    project.diagnostics += loaded.diagnostics + check_scorecard(loaded, named_events(project))
+    project.scorecard = loaded.model
+
+
+def scorecard_only(root: Path) -> Scorecard | None:
+    """The project's scorecard, or None when it has none or it does not validate."""
+    path = root / HEALTH_FILE
+    return load_scorecard(path, display_path(path)).model if path.is_file() else None
+
+
+def named_events(project: Project) -> set[str]:
+    """Every event name the project's milestones and playbooks mention."""
+    names: set[str] = set()
+    for milestone in project.milestones.values():
+        names |= {n for n in (milestone.event, milestone.metric) if n}
+    for plan in project.plans.values():
+        if plan.trigger is not None and plan.trigger.event:
+            names.add(plan.trigger.event)
+        if plan.exit is not None:
+            names |= set(plan.exit.on_events)
+        if plan.goal is not None and plan.goal.event:
+            names.add(plan.goal.event)
+        names |= {s.wait_for.event for s in plan.steps if s.wait_for and s.wait_for.event}
+    return names
 
 
 def load_paths(paths: list[Path]) -> list[Project]:

@@ -35,7 +35,11 @@ from engine.client.deployment import (
     git_commit,
     sync_schedules,
 )
-from engine.client.registration import TEAM_NOTIFY_EVERY, ensure_team_notify_schedule
+from engine.client.registration import (
+    TEAM_NOTIFY_EVERY,
+    ensure_health_schedule,
+    ensure_team_notify_schedule,
+)
 from engine.errors import PlaybookError
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import Project, load_project
@@ -120,6 +124,7 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
             status.update("creating schedules...")
             schedules = await sync_schedules(client, sessions, settings.temporal_task_queue)
             notify = await ensure_team_notify_schedule(client, settings.temporal_task_queue)
+            await ensure_health_schedule(client, project.scorecard, settings.temporal_task_queue)
             services = Services(settings, sessions, client, project)
             app = create_app(services)
             server = uvicorn.Server(

@@ -10,8 +10,10 @@ become status codes in `engine.api.errors`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
@@ -50,6 +52,7 @@ from engine.api.schemas import (
     TokenIn,
     TokenOut,
 )
+from engine.client.changes import snapshot_before
 from engine.language.workdays import WEEKDAYS, parse_hours, parse_time_off
 from engine.messages import EnrollmentSnapshot
 from engine.scopes import Scope
@@ -185,9 +188,22 @@ async def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> C
     if payload.owner_email:
         with svc.sessions() as session:
             team.require_member(session, payload.owner_email)  # 422 for a stranger
+    now = datetime.now(UTC)
+    before = await asyncio.to_thread(snapshot_before, svc.sessions, customer_id, now)
     changed = customers.save_customer(svc.sessions, payload)
     try:
         await customers.notify_changed(svc.client, svc.sessions, customer_id, changed)
+        await customers.react_to_save(
+            svc.client,
+            svc.sessions,
+            await asyncio.to_thread(svc.deployed.plans),
+            svc.project.scorecard,
+            customer_id,
+            before,
+            now,
+            svc.settings.temporal_task_queue,
+            svc.use_search_attributes,
+        )
     except RPCError as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,

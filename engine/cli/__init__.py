@@ -30,6 +30,7 @@ from engine.cli import (
     data,
     deploy,
     enrollments,
+    health,
     language,
     reports,
     simulate,
@@ -79,6 +80,7 @@ class _PlaybookGroup(click.Group):
         change.diff_command,
         change.backtest_command,
         reports.report_command,
+        health.health_command,
     ],
 )
 @click.version_option(package_name="playbook-engine")

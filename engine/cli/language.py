@@ -85,11 +85,19 @@ def compile(playbook: str, root: Path) -> None:
 @click.command()
 @click.option("--milestones", is_flag=True, help="The schema of milestones.yaml instead.")
 @click.option("--policies", is_flag=True, help="The schema of policies.yaml instead.")
-def schema(milestones: bool, policies: bool) -> None:
+@click.option("--health", is_flag=True, help="The schema of health.yaml instead.")
+def schema(milestones: bool, policies: bool, health: bool) -> None:
     """Print the JSON Schema of the playbook language (for editors and CI)."""
-    from engine.language.json_schema import milestones_schema, playbook_schema, policies_schema
+    from engine.language.json_schema import (
+        health_schema,
+        milestones_schema,
+        playbook_schema,
+        policies_schema,
+    )
 
-    if policies:
+    if health:
+        data = health_schema()
+    elif policies:
         data = policies_schema()
     else:
         data = milestones_schema() if milestones else playbook_schema()

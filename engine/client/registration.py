@@ -1,9 +1,10 @@
 """Registering a project with the running system: versions in the store, Schedules in
-Temporal for date- and schedule-triggered playbooks and for the team's task notifications.
-Safe to run at every start."""
+Temporal for date- and schedule-triggered playbooks, the team's task notifications and the
+daily health recompute. Safe to run at every start."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -20,11 +21,15 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.service import RPCError
 
+from engine.language.health import Scorecard
 from engine.language.plan import CompiledPlan
 from engine.messages import (
+    HEALTH_WORKFLOW_NAME,
     SWEEP_WORKFLOW_NAME,
     TEAM_NOTIFY_WORKFLOW_NAME,
+    HealthRecomputeInput,
     SweepInput,
     TeamNotifyInput,
 )
@@ -107,6 +112,32 @@ async def ensure_team_notify_schedule(
     )
     await _create_or_update(client, TEAM_NOTIFY_SCHEDULE, schedule, trigger_now)
     return TEAM_NOTIFY_SCHEDULE
+
+
+HEALTH_SCHEDULE_ID = "health-daily"
+
+
+async def ensure_health_schedule(
+    client: Client, scorecard: Scorecard | None, task_queue: str, trigger_now: bool = False
+) -> str | None:
+    """The daily health recompute Schedule, carrying the scorecard; created or updated in
+    place, deleted when the project has no (valid) scorecard. Its id, or None."""
+    if scorecard is None:
+        with contextlib.suppress(RPCError):  # there was none
+            await client.get_schedule_handle(HEALTH_SCHEDULE_ID).delete()
+        return None
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            HEALTH_WORKFLOW_NAME,
+            HealthRecomputeInput(scorecard=scorecard.model_dump(mode="json", by_alias=True)),
+            id=HEALTH_SCHEDULE_ID,
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=1))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+    )
+    await _create_or_update(client, HEALTH_SCHEDULE_ID, schedule, trigger_now)
+    return HEALTH_SCHEDULE_ID
 
 
 async def _create_or_update(

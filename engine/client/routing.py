@@ -21,11 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from engine.client.changes import change_plans, fire_changes, snapshot_before
 from engine.client.enrollment import enroll, reenroll_refusal
 from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled
+from engine.language.health import Scorecard
 from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.messages import EventSignal
+from engine.store import health
 from engine.store.context import condition_values, decide
 from engine.store.events import Ingested, ingest_event
 
@@ -58,6 +61,7 @@ class EventRouter:
         task_queue: str,
         use_search_attributes: bool = True,
         clock_offset_seconds: float = 0.0,
+        scorecard: Scorecard | None = None,
     ) -> None:
         self.sessions = sessions
         self.client = client
@@ -67,6 +71,9 @@ class EventRouter:
         self.use_search_attributes = use_search_attributes
         # The simulator's shifted clock (see `EnrollmentInput`); zero live.
         self.clock_offset_seconds = clock_offset_seconds
+        # The health scorecard: an event it measures recomputes the customer's score, and
+        # the ``on_change`` triggers judge the change (engine/client/changes.py).
+        self.scorecard = scorecard
 
     async def handle(
         self,
@@ -114,7 +121,45 @@ class EventRouter:
             await self._trigger(plan, customer_id, signal, routed, now)
         if not triggered:
             routed.notes.append(f"no deployed playbook triggers on {name}")
+        await self._rescore(customer_id, name, plans, routed, now)
         return routed
+
+    async def _rescore(
+        self,
+        customer_id: str,
+        name: str,
+        plans: Mapping[str, CompiledPlan],
+        routed: RoutedEvent,
+        now: datetime,
+    ) -> None:
+        """Recompute the customer's health when the event is measured, then fire the
+        ``on_change`` triggers the new score makes true."""
+        card = self.scorecard
+        shares = card is not None and any(m.measure == "user_share" for m in card.measures.values())
+        if card is None or (name not in card.event_names() and not shares):
+            return
+        before = await asyncio.to_thread(snapshot_before, self.sessions, customer_id, now)
+
+        def rescore() -> None:
+            with self.sessions.begin() as session:
+                health.recompute(session, card, customer_id, now)
+
+        await asyncio.to_thread(rescore)
+        if not change_plans(plans):
+            return
+        started, notes = await fire_changes(
+            self.client,
+            self.sessions,
+            plans,
+            customer_id,
+            before,
+            now,
+            self.task_queue,
+            self.use_search_attributes,
+            self.clock_offset_seconds,
+        )
+        routed.enrolled += started
+        routed.notes += notes
 
     def _plans(self) -> Mapping[str, CompiledPlan]:
         return self.plans() if callable(self.plans) else self.plans

@@ -263,6 +263,12 @@ class _Compiler:
         names = (*BASE_NAMES, "event") if trig.on_event else BASE_NAMES
         self.expression((*loc, "if"), trig.if_, names)
         self.expression((*loc, "on_date"), trig.on_date, BASE_NAMES)
+        self.expression((*loc, "on_change"), trig.on_change, BASE_NAMES)
+        if trig.on_change:
+            cooldown = parse_duration(trig.cooldown) if trig.cooldown else None
+            return TriggerPlan(
+                kind="change", change=trig.on_change, condition=trig.if_, cooldown_seconds=cooldown
+            )
         if trig.on_event:
             return TriggerPlan(kind="event", event=trig.on_event, condition=trig.if_)
         if trig.on_date:

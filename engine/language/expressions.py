@@ -44,15 +44,22 @@ EVENT_FIELDS = ("id", "name", "at", "properties")
 # How late a date-triggered enrollment started (0 and None for any other enrollment); seen by
 # step expressions (`if:`, branch cases, `wait: until`), not by templates.
 ENROLLMENT_FIELDS = ("late_days", "trigger_date", "anchor_date")
+# The customer's health (engine/language/health.py): ``health.trend(30)`` is the change in
+# score over 30 days; ``measures.<name>`` has value, points and weight; ``raw.<name>`` the
+# raw value.
+HEALTH_FIELDS = ("score", "band", "known", "measures", "raw", "trend")
 FIELDS: dict[str, tuple[str, ...]] = {
     "customer": CUSTOMER_FIELDS,
     "contact": CONTACT_FIELDS,
     "owner": OWNER_FIELDS,
     "event": EVENT_FIELDS,
     "enrollment": ENROLLMENT_FIELDS,
+    "health": HEALTH_FIELDS,
 }
 HELPERS = ("days", "hours", "weeks", "days_until", "days_since", "date")
-BASE_NAMES = ("customer", "owner", "milestones", "now", "today", "playbook", *HELPERS)
+BASE_NAMES = (
+    "customer", "owner", "milestones", "health", "now", "today", "playbook", *HELPERS
+)  # fmt: skip
 
 _env = shared_environment()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.language.health import Scorecard
 from engine.language.policy import PolicyFile
 from engine.language.schema import MilestoneFile, Playbook
 
@@ -39,3 +40,9 @@ def policies_schema() -> dict[str, Any]:
     """The JSON Schema of ``policies.yaml`` (the delivery policy)."""
     schema = PolicyFile.model_json_schema(by_alias=True, mode="validation")
     return {"$schema": SCHEMA_DIALECT, "$id": "policies.schema.json", **schema}
+
+
+def health_schema() -> dict[str, Any]:
+    """The JSON Schema of ``health.yaml`` (the health scorecard)."""
+    schema = Scorecard.model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": SCHEMA_DIALECT, "$id": "health.schema.json", **schema}

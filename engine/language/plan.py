@@ -245,9 +245,9 @@ class LatePlan(PlanModel):
 
 
 class TriggerPlan(PlanModel):
-    added_fields = frozenset({"late"})
+    added_fields = frozenset({"late", "change", "cooldown_seconds"})
 
-    kind: Literal["event", "date", "schedule", "manual"]
+    kind: Literal["event", "date", "schedule", "manual", "change"]
     event: str | None = None
     date: str | None = None
     every: str | None = None
@@ -255,6 +255,8 @@ class TriggerPlan(PlanModel):
     after_start_seconds: int | None = None
     condition: str | None = None
     late: LatePlan | None = None
+    change: str | None = None  # on_change: enroll when this becomes true
+    cooldown_seconds: int | None = None
 
 
 class ExitPlan(PlanModel):

@@ -174,6 +174,16 @@ class Trigger(Model):
     )
     schedule: Schedule | None = None
     manual: bool | None = None
+    on_change: Expression | None = Field(
+        default=None,
+        description="A condition over customer data, health included; enrolls when it becomes "
+        "true (not while it stays true), e.g. 'health.score < 40' or "
+        "'customer.segment == \"enterprise\"'.",
+    )
+    cooldown: Duration | None = Field(
+        default=None,
+        description="With on_change: no new enrollment this long after the last one started.",
+    )
     if_: Expression | None = Field(default=None, alias="if")
     late: LatePolicy | None = None
 
@@ -181,14 +191,16 @@ class Trigger(Model):
     def _exactly_one(self) -> Trigger:
         kinds = [
             k
-            for k in ("on_event", "on_date", "schedule", "manual")
+            for k in ("on_event", "on_date", "schedule", "manual", "on_change")
             if getattr(self, k) not in (None, False)
         ]
         if len(kinds) != 1:
             raise ValueError(
-                "a trigger needs exactly one of 'on_event', 'on_date', 'schedule' or "
-                f"'manual: true' (got {', '.join(kinds) or 'none'})"
+                "a trigger needs exactly one of 'on_event', 'on_date', 'schedule', "
+                f"'on_change' or 'manual: true' (got {', '.join(kinds) or 'none'})"
             )
+        if self.cooldown is not None and self.on_change is None:
+            raise ValueError("'cooldown' applies only to an 'on_change' trigger")
         if self.late is not None and self.on_date is None:
             raise ValueError("'late' applies only to an 'on_date' trigger")
         return self

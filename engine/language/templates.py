@@ -54,6 +54,7 @@ EMAIL_NAMES = (
     "contact",
     "owner",
     "milestones",
+    "health",
     "now",
     "today",
     "playbook",

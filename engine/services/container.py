@@ -50,4 +50,5 @@ class Services:
             self.milestones,
             self.settings.temporal_task_queue,
             self.use_search_attributes,
+            scorecard=self.project.scorecard,
         )

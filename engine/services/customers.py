@@ -11,17 +11,21 @@ data saved, and the caller reports it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from engine.client.changes import change_plans, fire_changes
 from engine.client.playbook import EnrollmentHandle
+from engine.language.health import Scorecard
+from engine.language.plan import CompiledPlan
 from engine.messages import CustomerChanged
 from engine.statuses import EnrollmentStatus
-from engine.store import repository
+from engine.store import health, repository
 from engine.store.models import Customer, Enrollment
 
 # The customer fields a date in an expression can come from: the renewal date, custom
@@ -78,6 +82,38 @@ async def notify_changed(
     for enrollment_id in ids:
         await EnrollmentHandle.get(client, enrollment_id).customer_changed(change)
     return ids
+
+
+async def react_to_save(
+    client: Client,
+    sessions: sessionmaker[Session],
+    plans: Mapping[str, CompiledPlan],
+    scorecard: Scorecard | None,
+    customer_id: str,
+    before: dict[str, Any] | None,
+    now: datetime,
+    task_queue: str,
+    use_search_attributes: bool = True,
+) -> tuple[list[str], list[str]]:
+    """After a save: recompute the customer's health (its fields may be measured), then
+    enroll it in the ``on_change`` playbooks the save made true; (started ids, notes).
+
+    ``before`` is `engine.client.changes.snapshot_before`, taken before the save."""
+    if scorecard is not None:
+        with sessions.begin() as session:
+            health.recompute(session, scorecard, customer_id, now)
+    if not change_plans(plans):
+        return [], []
+    return await fire_changes(
+        client,
+        sessions,
+        plans,
+        customer_id,
+        before,
+        now,
+        task_queue,
+        use_search_attributes=use_search_attributes,
+    )
 
 
 async def notify_all_changed(

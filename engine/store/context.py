@@ -7,7 +7,7 @@ only ever appear here as values, never as template source.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -51,10 +51,17 @@ def member_dict(member: TeamMember | None, email: str | None) -> dict[str, Any]:
     }
 
 
-def customer_snapshot(session: Session, customer: Customer) -> dict[str, Any]:
-    """Everything about a customer that expressions may read, as plain values."""
+def customer_snapshot(
+    session: Session, customer: Customer, today: date | None = None
+) -> dict[str, Any]:
+    """Everything about a customer that expressions may read, as plain values (and the
+    ``health.trend`` function, over the history up to ``today``, else the current day)."""
+    from engine.store.health import health_value
+
     owner = session.get(TeamMember, customer.owner_email) if customer.owner_email else None
-    return _snapshot(customer, owner, sorted(repository.get_milestones(session, customer.id)))
+    snapshot = _snapshot(customer, owner, sorted(repository.get_milestones(session, customer.id)))
+    snapshot["health"] = health_value(session, customer, today or datetime.now(UTC).date())
+    return snapshot
 
 
 def all_customer_snapshots(session: Session) -> list[tuple[str, str, dict[str, Any]]]:
@@ -114,6 +121,14 @@ def _snapshot(
         },
         "owner": member_dict(owner, customer.owner_email),
         "milestones": milestones,
+        "health": {
+            "score": customer.health_score,
+            "band": getattr(customer, "health_band", None) or "unknown",
+            "known": 0.0,
+            "measures": {},
+            "raw": {},
+            "trend": lambda _days: None,
+        },
     }
 
 
@@ -161,7 +176,7 @@ def decide(
     customer = repository.get_customer(session, customer_id)
     if customer is None:
         return False, "UTC", [], []
-    snapshot = customer_snapshot(session, customer)
+    snapshot = customer_snapshot(session, customer, now.date())
     values, errors = decide_snapshot(snapshot, playbook, expressions, now, event, enrollment)
     return True, customer.timezone or "UTC", values, errors
 
@@ -175,7 +190,6 @@ def decide_snapshot(
     enrollment: dict[str, Any] | None = None,
 ) -> tuple[list[Any], list[str | None]]:
     """`decide` over a snapshot already read: (values, errors)."""
-    from datetime import date
 
     from engine.errors import ExpressionError
     from engine.language.expressions import evaluate
@@ -222,7 +236,9 @@ def condition_values(
     customer = repository.get_customer(session, customer_id)
     if customer is None:
         return ""
-    context = evaluation_context(customer_snapshot(session, customer), now, playbook, event)
+    context = evaluation_context(
+        customer_snapshot(session, customer, now.date()), now, playbook, event
+    )
     shown: list[str] = []
     names = dict.fromkeys(_DOTTED.findall(_STRING.sub('""', expression)))
     for name in list(names)[:6]:

@@ -34,6 +34,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -163,6 +164,8 @@ class Customer(Base):
     owner_email: Mapped[str | None] = mapped_column(String(EMAIL_LEN), index=True)
     renewal_date: Mapped[date | None] = mapped_column(index=True)
     health_score: Mapped[int | None]
+    # The scorecard's band for `health_score` (engine/language/health.py), None unscored.
+    health_band: Mapped[str | None] = mapped_column(String(32))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     tags: Mapped[list[str]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -592,6 +595,26 @@ class HealthChange(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     old: Mapped[int | None]
     new: Mapped[int | None]
+    # The bands either side, when the scorecard computed the score (None when posted).
+    old_band: Mapped[str | None] = mapped_column(String(32))
+    new_band: Mapped[str | None] = mapped_column(String(32))
+
+
+class HealthScore(Base):
+    """One customer's health on one day (its latest computation that day): the history
+    trends are read from. `measures` maps each measure to its value, points and weight."""
+
+    __tablename__ = "health_scores"
+    __table_args__ = (UniqueConstraint("customer_id", "day"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(ID_LEN))
+    day: Mapped[date]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    score: Mapped[int | None]
+    band: Mapped[str] = mapped_column(String(32))
+    known: Mapped[float] = mapped_column(Float)
+    measures: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Deployment(Base):

@@ -221,6 +221,27 @@ async def _move_renewal(h: Harness, renews: date) -> None:
     await notify_changed(h.env.client, h.sessions, h.customer_id, changed)
 
 
+# -- risk ------------------------------------------------------------------------------------
+@scenario("risk_escalated")
+async def risk_escalated(h: Harness, project: Project) -> Handle:
+    """Red with weekly active users down: owner task, champion check-in, still red after 14
+    days: manager escalation."""
+    from datetime import UTC, datetime
+
+    from engine.language.health import HealthResult, MeasureResult
+    from engine.store import health
+    from engine.store.models import Customer
+
+    result = HealthResult(
+        25, "red", 1.0, [MeasureResult("weekly_active_users", "WAU", 2.0, 20.0, 35, 25.0)]
+    )
+    with h.sessions.begin() as session:
+        customer = session.get(Customer, h.customer_id)
+        health.record(session, customer, result, datetime.now(UTC))
+    handle = await h.start(project.plan("risk"))
+    return handle
+
+
 # -- recording -------------------------------------------------------------------------------
 async def record_one(env: WorkflowEnvironment, project: Project, name: str) -> Path:
     customer, run = SCENARIOS[name]

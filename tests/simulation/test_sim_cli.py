@@ -283,10 +283,12 @@ def test_all_fixtures_simulates_every_playbook_for_every_example_customer():
     assert result.exit_code == 0, result.output
     assert "…" not in result.stdout, result.stdout
     playbooks = sorted(
-        p.stem for p in PLAYBOOKS.glob("*.yaml") if p.stem not in ("milestones", "policies")
+        p.stem
+        for p in PLAYBOOKS.glob("*.yaml")
+        if p.stem not in ("milestones", "policies", "health")
     )
     customers = sorted(p.stem for p in EXAMPLES.glob("*.yaml") if p.stem != "team")
-    assert playbooks == ["adoption", "onboarding", "qbr", "renewal"]
+    assert playbooks == ["adoption", "onboarding", "qbr", "renewal", "risk"]
     assert len(customers) >= 4
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
     assert len(rows) == len(playbooks) * len(customers), result.stdout
@@ -305,7 +307,7 @@ def test_all_fixtures_as_json_gives_one_summary_per_run():
     summary = json.loads(result.stdout)
     customers = sorted(p.stem for p in EXAMPLES.glob("*.yaml") if p.stem != "team")
     assert summary["failed"] is False
-    assert len(summary["runs"]) == 4 * len(customers)
+    assert len(summary["runs"]) == 5 * len(customers)
     for run in summary["runs"]:
         assert set(run) == {"playbook", "customer", "outcome", "days", "emails", "tasks"} | {
             "problems"

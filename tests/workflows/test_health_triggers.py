@@ -1,0 +1,167 @@
+"""``on_change`` triggers on a real Temporal server: a health score crossing below 40 enrolls
+the risk play once, staying low does not enroll again, recovering and falling again (after
+the cooldown) does; a customer save recomputes health and a segment change fires its
+trigger (docs/health.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engine.client.changes import snapshot_before
+from engine.client.routing import EventRouter
+from engine.language.health import Scorecard
+from engine.services.customers import react_to_save
+from engine.store import repository
+from tests.helpers.harness import running, seed_customer, write_project
+
+RISK = """\
+playbook: risk
+name: Health fell to red
+trigger: {on_change: "health.score < 40", cooldown: 7d}
+reenroll: always
+steps:
+  - id: done
+    end: {outcome: flagged}
+"""
+ENTERPRISE = """\
+playbook: enterprise
+name: Became enterprise
+trigger: {on_change: 'customer.segment == "enterprise"'}
+steps:
+  - id: done
+    end: {outcome: welcomed}
+"""
+NPS = Scorecard.model_validate(
+    {"measures": {"nps": {"field": "attributes.nps", "linear": {"from": 0, "to": 60}}}}
+)
+CARD = Scorecard.model_validate(
+    {
+        "measures": {
+            "wau": {
+                "event": "weekly_active_users",
+                "measure": "latest",
+                "window": "14d",
+                "linear": {"from": 0, "to": 10},
+            }
+        }
+    }
+)
+
+
+async def test_a_score_crossing_below_40_enrolls_once_per_fall(
+    temporal_env, sessions, task_queue, tmp_path, customer_id
+):
+    project = write_project(tmp_path / "project", {"risk": RISK})
+    seed_customer(sessions, customer_id, health=None)
+    router = EventRouter(
+        sessions,
+        temporal_env.client,
+        project.plans,
+        project.milestones,
+        task_queue,
+        use_search_attributes=False,
+        scorecard=CARD,
+    )
+    async with running(temporal_env, sessions, task_queue, None, customer_id) as h:
+        enrolled: list[list[str]] = []
+        for n, (value, days) in enumerate([(8, 0), (2, 1), (1, 2), (9, 10), (3, 11)]):
+            now = await h.now() + timedelta(days=days)
+            routed = await router.handle(
+                f"wau-{n}", customer_id, "weekly_active_users", now, {"value": value}, now=now
+            )
+            enrolled.append(routed.enrolled or routed.notes)
+            for workflow_id in routed.enrolled:  # the play ends before the next change
+                await temporal_env.client.get_workflow_handle(workflow_id).result()
+                await h.until(
+                    lambda: h.stored_end(workflow_id)[0] != "running",  # noqa: B023
+                    step=timedelta(minutes=1),
+                    limit=timedelta(hours=1),
+                )
+    # 80 (green), 20: fell -> enrolled, 10: stayed low, 90: recovered, 30: fell again after
+    # the 7-day cooldown -> enrolled again.
+    assert [len([w for w in e if w.startswith("risk/")]) for e in enrolled] == [0, 1, 0, 0, 1], (
+        enrolled
+    )
+    with sessions() as session:
+        customer = repository.get_customer(session, customer_id)
+        assert customer is not None and (customer.health_score, customer.health_band) == (30, "red")
+
+
+async def test_a_segment_change_fires_its_trigger_once(
+    temporal_env, sessions, task_queue, tmp_path, customer_id
+):
+    project = write_project(tmp_path / "project", {"enterprise": ENTERPRISE})
+    seed_customer(sessions, customer_id, segment="smb")
+    async with running(temporal_env, sessions, task_queue, None, customer_id) as h:
+        fired = []
+        for segment in ("smb", "enterprise", "enterprise"):
+            now = await h.now()
+            before = snapshot_before(sessions, customer_id, now)
+            with sessions.begin() as session:
+                repository.upsert_customer(
+                    session,
+                    repository.CustomerData(
+                        id=customer_id, name="Acme", segment=segment, attributes={"nps": 60}
+                    ),
+                )
+            started, notes = await react_to_save(
+                temporal_env.client,
+                sessions,
+                project.plans,
+                NPS,
+                customer_id,
+                before,
+                now,
+                task_queue,
+                use_search_attributes=False,
+            )
+            fired.append((len(started), notes))
+    assert [n for n, _ in fired] == [0, 1, 0], fired
+    assert "was already true" in fired[2][1][0]
+    with sessions() as session:  # the save recomputed health from the measured field
+        customer = repository.get_customer(session, customer_id)
+        assert customer is not None and (customer.health_score, customer.health_band) == (
+            100,
+            "green",
+        )
+
+
+async def test_the_daily_recompute_workflow_scores_every_customer_and_fires_on_change(
+    temporal_env, sessions, task_queue, tmp_path, customer_id
+):
+    """`HealthRecomputeWorkflow` (what the daily Schedule starts) and its activity."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from activities.health import HealthActivities
+    from engine.client.deployment import deploy_new_playbooks
+    from engine.messages import HEALTH_WORKFLOW_NAME, HealthRecomputeInput, HealthRecomputeResult
+    from workflows.health import HealthRecomputeWorkflow
+
+    project = write_project(tmp_path / "project", {"risk": RISK})
+    seed_customer(sessions, customer_id, health=None)
+    deploy_new_playbooks(sessions, project, by="test", commit=None)
+    with sessions.begin() as session:
+        repository.upsert_customer(
+            session, repository.CustomerData(id=customer_id, name="Acme", attributes={"nps": 10})
+        )
+    scorer = HealthActivities(sessions, temporal_env.client, task_queue, False)
+    async with running(temporal_env, sessions, task_queue, None, customer_id):
+        from temporalio.worker import Worker
+
+        with ThreadPoolExecutor(2) as pool:
+            async with Worker(
+                temporal_env.client,
+                task_queue=f"{task_queue}-health",
+                workflows=[HealthRecomputeWorkflow],
+                activities=[scorer.recompute_health],
+                activity_executor=pool,
+            ):
+                result = await temporal_env.client.execute_workflow(
+                    HEALTH_WORKFLOW_NAME,
+                    HealthRecomputeInput(scorecard=NPS.model_dump(mode="json", by_alias=True)),
+                    id=f"health-{customer_id}",
+                    task_queue=f"{task_queue}-health",
+                    result_type=HealthRecomputeResult,
+                )
+    assert (result.customers, result.changed) == (1, 1)
+    assert [w.split("/")[0] for w in result.enrolled] == ["risk"]  # nps 10 -> 17: red
