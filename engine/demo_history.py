@@ -170,7 +170,8 @@ def seed_history(
             if visits_before < len(rows[StepVisit]):
                 rows[StepVisit][-1]["latest"] = True  # where this run stands or ended
             rows[Enrollment].append(
-                {"workflow_id": workflow_id, "playbook_id": plan.playbook,
+                {"enrollment_key": workflow_id, "workflow_id": workflow_id,
+                 "playbook_id": plan.playbook,
                  "version": plan.version, "customer_id": cid, "status": status,
                  "current_step": "end" if ended else None, "outcome": status if ended else None,
                  "started_at": started, "ended_at": min(at, now) if ended else None,
