@@ -488,6 +488,13 @@ class OutboxMessage(Base):
 
 
 Index("ix_outbox_contact_email_budget_at", OutboxMessage.contact_email, OutboxMessage.budget_at)
+# The email report's groups and filters, read from the index alone (migration 0011).
+Index(
+    "ix_outbox_report",
+    OutboxMessage.playbook_id, OutboxMessage.step_id, OutboxMessage.variant,
+    OutboxMessage.status, OutboxMessage.created_at, OutboxMessage.enrollment_id,
+    OutboxMessage.customer_id,
+)  # fmt: skip
 
 
 class ContactBudget(Base):
@@ -543,7 +550,21 @@ class Enrollment(Base):
     """
 
     __tablename__ = "enrollments"
-    __table_args__ = (Index("ix_enrollments_playbook_id_status", "playbook_id", "status"),)
+    __table_args__ = (
+        Index("ix_enrollments_playbook_id_status", "playbook_id", "status"),
+        # The reports (migration 0011): runs by version and start; the run under a workflow
+        # ID at a time (an email's or task's version).
+        Index(
+            "ix_enrollments_playbook_id_version_started_at", "playbook_id", "version", "started_at"
+        ),
+        Index(
+            "ix_enrollments_workflow_id_started_at",
+            "workflow_id",
+            "started_at",
+            "ended_at",
+            "version",
+        ),
+    )
 
     enrollment_key: Mapped[str] = mapped_column(String(600), primary_key=True)
     workflow_id: Mapped[str] = mapped_column(String(512), index=True)
@@ -697,6 +718,19 @@ class StepVisit(Base):
         Index("ix_step_visits_workflow_id_entered_at", "workflow_id", "entered_at"),
         Index("ix_step_visits_playbook_id_version", "playbook_id", "version"),
         Index("ix_step_visits_run_key_latest", "run_key", "latest"),
+        # The funnel's counts (migration 0011): first and latest visits per step.
+        Index(
+            "ix_step_visits_first_visits", "visit", "playbook_id", "version", "step_id", "run_key"
+        ),
+        Index(
+            "ix_step_visits_latest_visits",
+            "latest",
+            "playbook_id",
+            "version",
+            "step_id",
+            "run_key",
+            "entered_at",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

@@ -59,8 +59,8 @@ def seed_funnel(session: Session) -> None:
     repository.register_playbook_version(
         session, playbook_id="onb", version="v1", name="Onboarding", source="", plan=PLAN
     )
-    # c1 ran once before, in March, under the same workflow ID: that run's visits must not
-    # count towards the run that replaced it.
+    # c1 ran once before, in March, under the same workflow ID: that run's visits (its own
+    # run key, and no enrollment row left) must not count towards the run that replaced it.
     insight.record_step_visits(
         session,
         run_key="run-c1-old",
@@ -76,6 +76,7 @@ def seed_funnel(session: Session) -> None:
         repository.upsert_enrollment(
             session,
             workflow_id=f"wf-{cid}",
+            enrollment_key=f"run-{cid}",
             playbook_id="onb",
             version="v1",
             customer_id=cid,

@@ -29,6 +29,12 @@ def run(session: Session, kind: str, **filters: Any) -> Report:
     return reports.build(session, kind, ReportFilters(**filters), now=NOW)
 
 
+def behind(session: Session, kind: str, cell: str, **filters: Any) -> list[str]:
+    """The IDs of the customers behind one figure, found when asked for."""
+    _, customers = reports.customers_behind(session, kind, ReportFilters(**filters), cell, NOW)
+    return [c.id for c in customers]
+
+
 def test_funnel_counts_worked_out_by_hand(known: Session) -> None:
     # Runs started since April: c1..c7 (c8 started in January). c6 has not entered a step.
     # welcome: c1 c2 c3 c4 c5 c7 reached; c4 has stood there 40 days (stuck).
@@ -117,7 +123,11 @@ def test_time_to_value_worked_out_by_hand(known: Session) -> None:
     assert (january["p90_days"], january["within_30d_rate"]) == (36.5, 0.5)
     february = cohorts[("activated", "2026-02")]
     assert (february["customers"], february["reached"], february["median_days"]) == (2, 1, 10.0)
-    assert report.cells["ttv|cohort|activated|2026-02|within"] == ["c"]
+    assert behind(known, "ttv", "ttv|cohort|activated|2026-02|within", segment="ttv") == ["c"]
+    assert behind(known, "ttv", "ttv|all|activated||reached", segment="ttv") == ["a", "b", "c"]
+    assert behind(known, "ttv", "ttv|all|first value||customers", segment="ttv") == [
+        "a", "b", "c", "d"
+    ]  # fmt: skip
     segments = {(r["milestone"], r["group"]): r for r in table(report, "segment")}
     assert segments[("activated", "ttv")]["reached"] == 3
 
@@ -175,7 +185,9 @@ def test_portfolio_bands_and_renewals(known: Session) -> None:
     assert [(r["customer"], r["band"]) for r in renewals] == [
         ("Customer P1", "red"), ("Customer P2", "yellow")
     ]  # fmt: skip
-    assert report.cells["portfolio|pf-blue|unknown"] == ["p5"]
+    assert behind(known, "portfolio", "portfolio|pf-blue|unknown") == ["p5"]
+    assert behind(known, "portfolio", "portfolio|pf-red|total") == ["p1", "p2"]
+    assert behind(known, "portfolio", "portfolio|renewal|p1") == ["p1"]
 
 
 def test_csv_has_every_table_with_a_table_column(known: Session) -> None:
@@ -184,3 +196,22 @@ def test_csv_has_every_table_with_a_table_column(known: Session) -> None:
     assert [(r["table"], r["group"], r["created"]) for r in rows] == [
         ("csm", "x@cs.example", "3"), ("csm", "y@cs.example", "1"), ("playbook", "onb", "4")
     ]  # fmt: skip
+
+
+def test_email_and_task_figures_find_their_customers_on_demand(known: Session) -> None:
+    assert behind(known, "email", "email|onb|v1|welcome|B|clicked", segment="mail") == ["m1"]
+    assert behind(known, "email", "email|onb|v1|welcome|A|unsubscribed", segment="mail") == []
+    assert behind(known, "tasks", "tasks|csm|x@cs.example|escalated", segment="tasks") == ["t1"]
+    assert behind(known, "tasks", "tasks|playbook|onb|open", segment="smb") == []
+    with pytest.raises(NotFound):
+        behind(known, "tasks", "tasks|csm|x@cs.example|bogus")
+
+
+def test_every_report_honours_playbook_and_version(known: Session) -> None:
+    # The task seed's tasks belong to no enrollment run, so no version has them.
+    assert table(run(known, "tasks", segment="tasks", version="v1"), "csm") == []
+    # Time to value counts only customers enrolled in the playbook: none of segment "ttv".
+    assert table(run(known, "ttv", segment="ttv", playbook="onb"), "all") == []
+    enrolled = table(run(known, "ttv", segment="ent", playbook="onb", version="v"), "all")
+    assert enrolled[0]["customers"] == 7  # c1-c6 and c8
+    assert run(known, "email", segment="mail", version="v2").tables[0].rows == []

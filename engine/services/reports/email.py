@@ -14,11 +14,12 @@ whether their click (and open) rates differ by more than chance, with a verdict 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from scipy.stats import chi2_contingency
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.services.reports.model import (
@@ -43,16 +44,6 @@ NOT_SENT = {
 CONFIDENCE = 0.95
 MEASURES = ("recipients", "delivered", "opened", "clicked", "bounced", "unsubscribed")
 NO_VARIANT = "(none)"
-
-
-@dataclass
-class _Email:
-    customer_id: str | None
-    delivered: bool
-    opened: bool
-    clicked: bool
-    bounced: bool
-    unsubscribed: bool
 
 
 def verdict(variants: dict[str, tuple[int, int]], what: str) -> str:
@@ -80,33 +71,36 @@ def verdict(variants: dict[str, tuple[int, int]], what: str) -> str:
     )
 
 
-def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
-    report = Report(kind="email", title="Email performance", filters=filters)
+E, RUN = EmailEngagement, Enrollment
+CLICKED = E.clicked_at.is_not(None)
+OPENED = or_(CLICKED, E.opened_at.is_not(None))
+# What each measure counts, as SQL over an outbox row and its engagement roll-up.
+CONDITIONS: dict[str, ColumnElement[bool]] = {
+    "delivered": or_(OPENED, E.delivered_at.is_not(None)),
+    "opened": OPENED,
+    "clicked": CLICKED,
+    "bounced": E.bounced_at.is_not(None),
+    "unsubscribed": or_(E.unsubscribed_at.is_not(None), E.spam_reported_at.is_not(None)),
+}
+# Groups are keyed by playbook, version, step and variant; these stand for a missing one.
+MISSING = {"playbook": "-", "version": "?", "step": "-", "variant": NO_VARIANT}
+
+
+def _emails(columns: Sequence[Any], filters: ReportFilters) -> Select[Any]:
+    """``columns`` over the emails that went out within ``filters``, each joined to its
+    engagement roll-up and to the enrollment run that sent it (its version)."""
     start, end = day_bounds(filters)
-    e, run = EmailEngagement, Enrollment
-    clicked = e.clicked_at.is_not(None)
-    opened = or_(clicked, e.opened_at.is_not(None))
     query = (
-        select(
-            OutboxMessage.playbook_id,
-            OutboxMessage.step_id,
-            OutboxMessage.variant,
-            OutboxMessage.customer_id,
-            run.version,
-            or_(opened, e.delivered_at.is_not(None)),
-            opened,
-            clicked,
-            e.bounced_at.is_not(None),
-            or_(e.unsubscribed_at.is_not(None), e.spam_reported_at.is_not(None)),
-        )
-        .outerjoin(e, e.outbox_id == OutboxMessage.id)
-        # The enrollment run that sent it (workflow IDs are reused): its version.
+        select(*columns)
+        .select_from(OutboxMessage)
+        .outerjoin(E, E.outbox_id == OutboxMessage.id)
+        # The run that sent it (workflow IDs are reused): the one it was queued during.
         .outerjoin(
-            run,
+            RUN,
             and_(
-                run.workflow_id == OutboxMessage.enrollment_id,
-                OutboxMessage.created_at >= run.started_at,
-                or_(run.ended_at.is_(None), OutboxMessage.created_at <= run.ended_at),
+                RUN.workflow_id == OutboxMessage.enrollment_id,
+                OutboxMessage.created_at >= RUN.started_at,
+                or_(RUN.ended_at.is_(None), OutboxMessage.created_at <= RUN.ended_at),
             ),
         )
         .where(OutboxMessage.status.not_in([str(s) for s in NOT_SENT]))
@@ -114,7 +108,7 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
     if filters.playbook:
         query = query.where(OutboxMessage.playbook_id == filters.playbook)
     if filters.version:
-        query = query.where(run.version.startswith(filters.version, autoescape=True))
+        query = query.where(RUN.version.startswith(filters.version, autoescape=True))
     if start:
         query = query.where(OutboxMessage.created_at >= start)
     if end:
@@ -123,11 +117,29 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
         query = query.join(Customer, Customer.id == OutboxMessage.customer_id).where(
             Customer.segment == filters.segment
         )
-    rows = session.execute(query).all()
-    groups: dict[tuple[str, str, str, str], list[_Email]] = defaultdict(list)
-    for playbook, step, variant, customer, version, *flags in rows:
-        key = (playbook or "-", version or "?", step or "-", variant or NO_VARIANT)
-        groups[key].append(_Email(customer, *(bool(f) for f in flags)))
+    return query
+
+
+GROUP = (OutboxMessage.playbook_id, RUN.version, OutboxMessage.step_id, OutboxMessage.variant)
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
+    report = Report(kind="email", title="Email performance", filters=filters)
+    counted = [func.count(), *(_count(CONDITIONS[m]) for m in MEASURES[1:])]
+    query = _emails([*GROUP, *counted], filters).group_by(*GROUP)
+    groups: dict[tuple[str, str, str, str], dict[str, int]] = {}
+    for playbook, version, step, variant, *numbers in session.execute(query):
+        key = (
+            playbook or MISSING["playbook"],
+            version or MISSING["version"],
+            step or MISSING["step"],
+            variant or MISSING["variant"],
+        )
+        groups[key] = dict(zip(MEASURES, (int(n) for n in numbers), strict=True))
     table = Table(
         key="steps",
         title="Per step and variant",
@@ -146,20 +158,11 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
             title="Open and click rates per step and variant",
         ),
     )
-    steps: dict[tuple[str, str, str], dict[str, list[_Email]]] = defaultdict(dict)
-    for (playbook, version, step, variant), emails in sorted(groups.items()):
-        steps[(playbook, version, step)][variant] = emails
+    steps: dict[tuple[str, str, str], dict[str, dict[str, int]]] = defaultdict(dict)
+    for (playbook, version, step, variant), counts in sorted(groups.items()):
+        steps[(playbook, version, step)][variant] = counts
         cell = f"email|{playbook}|{version}|{step}|{variant}"
-        sent = len(emails)
-        counts = {
-            "recipients": emails,
-            "delivered": [m for m in emails if m.delivered],
-            "opened": [m for m in emails if m.opened],
-            "clicked": [m for m in emails if m.clicked],
-            "bounced": [m for m in emails if m.bounced],
-            "unsubscribed": [m for m in emails if m.unsubscribed],
-        }
-        delivered = len(counts["delivered"])
+        sent, delivered = counts["recipients"], counts["delivered"]
         row: dict[str, Cell] = {
             "playbook": Cell(value=playbook),
             "version": Cell(value=version[:12]),
@@ -167,21 +170,35 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
             "variant": Cell(value=variant),
         }
         for m in MEASURES:
-            row[m] = report.runs(f"{cell}|{m}", counts[m])
+            row[m] = Cell(value=counts[m], cell=f"{cell}|{m}")
         for m in MEASURES[1:]:
             whole = sent if m in ("delivered", "bounced") else delivered
-            row[f"{m}_rate"] = Cell(value=rate(len(counts[m]), whole))
+            row[f"{m}_rate"] = Cell(value=rate(counts[m], whole))
         table.rows.append(row)
     report.tables.append(table)
     for (playbook, version, step), variants in steps.items():
         if len(variants) < 2:
             continue
-        for what, flag in (("Clicks", "clicked"), ("Opens", "opened")):
-            data = {
-                name: (sum(getattr(m, flag) for m in emails), sum(m.delivered for m in emails))
-                for name, emails in variants.items()
-            }
+        for what, measure in (("Clicks", "clicked"), ("Opens", "opened")):
+            data = {name: (c[measure], c["delivered"]) for name, c in variants.items()}
             report.notes.append(f"{playbook} {version[:12]} step {step}: {verdict(data, what)}")
-    if not rows:
+    if not groups:
         report.notes.append("No emails match these filters.")
     return report
+
+
+def customers(session: Session, filters: ReportFilters, cell: str) -> list[str] | None:
+    """The customers behind one figure (``email|playbook|version|step|variant|measure``),
+    or None if the report has no such figure."""
+    parts = cell.split("|")
+    if len(parts) != 6 or parts[0] != "email" or parts[5] not in MEASURES:
+        return None
+    *keys, measure = parts[1:]
+    query = _emails([OutboxMessage.customer_id], filters).where(
+        OutboxMessage.customer_id.is_not(None)
+    )
+    for column, name, value in zip(GROUP, MISSING, keys, strict=True):
+        query = query.where(column.is_(None) if value == MISSING[name] else column == value)
+    if measure != "recipients":
+        query = query.where(CONDITIONS[measure])
+    return sorted(set(session.scalars(query.distinct())))

@@ -7,11 +7,11 @@ condition), ``goal`` (the goal was reached), ``completed`` (an end step), ``stop
 `STUCK_AFTER`) or ``stuck`` (running, at the step for longer). ``entered`` counts every
 run started in the range, including runs that have not reported a step yet.
 
-Steps entered come from `step_visits`. A run's visits are found by its workflow ID and its
-start and end times, so the query needs nothing of the enrollments table but the columns
-every version of it has. The counts are aggregated in the database (the page must stay fast
-with a year of 10,000 customers); the customers behind one figure are queried when asked
-for (`customers`).
+Steps entered come from `step_visits`, joined to their enrollment row on the run key
+(`step_visits.run_key` is the run's `enrollment_key`). A step's runs are counted from
+their first visits there (``visit = 1``), where a run left from its `latest` visit. The
+counts are aggregated in the database (the page must stay fast with a year of 10,000
+customers); the customers behind one figure are queried when asked for (`customers`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
+from sqlalchemy.orm import Session, aliased
 
 from engine.services.reports.model import (
     Cell,
@@ -37,13 +37,10 @@ from engine.statuses import EnrollmentStatus
 from engine.store.models import Customer, Enrollment, PlaybookVersion, StepVisit
 
 E, V = Enrollment, StepVisit
+Latest = aliased(StepVisit)  # a run's latest visit, beside the one being counted
 Q = TypeVar("Q", bound=Select)
-# A run's visits: same workflow ID, entered between the run's start and end (IDs are reused).
-OF_RUN = and_(
-    V.workflow_id == E.workflow_id,
-    V.entered_at >= E.started_at,
-    or_(E.ended_at.is_(None), V.entered_at <= E.ended_at),
-)
+# A run's visits carry its enrollment key (workflow IDs are reused across runs).
+OF_RUN = V.run_key == E.enrollment_key
 
 STUCK_AFTER = timedelta(days=30)
 LEFT = ("exit", "goal", "completed", "stopped", "waiting", "stuck")
@@ -74,16 +71,19 @@ def _step_order(session: Session, playbook: str, version: str) -> list[str]:
     return [str(step["id"]) for step in row.plan.get("steps", []) if "id" in step]
 
 
-def _filtered(query: Q, filters: ReportFilters) -> Q:
+def _filtered(query: Q, filters: ReportFilters, by: type[Enrollment] | type[StepVisit] = E) -> Q:
+    """``query`` narrowed to ``filters``: the run's start from the enrollment row, playbook,
+    version and customer from ``by`` (a run's visits carry its own, so a query over visits
+    can use their indexes)."""
     start, end = day_bounds(filters)
     if filters.segment:
-        query = query.join(Customer, Customer.id == E.customer_id).where(
+        query = query.join(Customer, Customer.id == by.customer_id).where(
             Customer.segment == filters.segment
         )
     if filters.playbook:
-        query = query.where(E.playbook_id == filters.playbook)
+        query = query.where(by.playbook_id == filters.playbook)
     if filters.version:
-        query = query.where(E.version.startswith(filters.version, autoescape=True))
+        query = query.where(by.version.startswith(filters.version, autoescape=True))
     if start:
         query = query.where(E.started_at >= start)
     if end:
@@ -120,19 +120,24 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
             _filtered(select(*group, func.count()), filters).group_by(*group)
         )
     )
+    # Over the visits, grouped by their own playbook, version and step (the order of the
+    # indexes of migration 0011), each joined to its run's enrollment row.
+    steps = (V.playbook_id, V.version, V.step_id)
     reached: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    query = select(*group, V.step_id, func.count(V.run_key.distinct())).join(V, OF_RUN)
-    for p, v, step, n in session.execute(_filtered(query, filters).group_by(*group, V.step_id)):
+    # One first visit per run and step: counting them counts the runs that reached it.
+    query = select(*steps, func.count()).select_from(V).join(E, OF_RUN).where(V.visit == 1)
+    for p, v, step, n in session.execute(_filtered(query, filters, V).group_by(*steps)):
         reached[(p, v)][step] = n
     stuck = case((V.entered_at < cutoff, 1), else_=0)
     latest = (
-        select(*group, V.step_id, E.status, stuck, func.count())
-        .join(V, OF_RUN)
+        select(*steps, E.status, stuck, func.count())
+        .select_from(V)
+        .join(E, OF_RUN)
         .where(V.latest.is_(True))
     )
     left: dict[tuple[str, str], dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
     for p, v, step, status, is_stuck, n in session.execute(
-        _filtered(latest, filters).group_by(*group, V.step_id, E.status, stuck)
+        _filtered(latest, filters, V).group_by(*steps, E.status, stuck)
     ):
         left[(p, v)][(step, _left(status, bool(is_stuck)))] += n
     for playbook, version in sorted(entered):
@@ -204,14 +209,20 @@ def customers(
     if measure == "entered":
         everyone = select(E.customer_id).where(mine)
         return sorted(set(session.scalars(_filtered(everyone, filters))))
-    at_step = select(V.run_key, E.customer_id).join(V, OF_RUN).where(mine, V.step_id == step)
-    runs = {run: customer for run, customer in session.execute(_filtered(at_step, filters))}
-    cutoff = now - STUCK_AFTER
-    stayed_here = at_step.where(V.latest.is_(True))
+    at_step = select(E.customer_id).join(V, OF_RUN).where(mine, V.step_id == step)
     if measure == "reached":
-        return sorted(set(runs.values()))
-    if measure == "past":
-        stayed = {r for r, _ in session.execute(_filtered(stayed_here, filters))}
-        return sorted({c for r, c in runs.items() if r not in stayed})
-    left_so = stayed_here.where(_left_condition(measure, cutoff))
-    return sorted({c for _, c in session.execute(_filtered(left_so, filters))})
+        query = at_step.where(V.visit == 1)
+    elif measure == "past":
+        # Reached the step, and the run's latest visit is elsewhere (or a later visit).
+        query = at_step.where(V.visit == 1, V.latest.is_(False)).where(
+            ~select(Latest.id)
+            .where(
+                Latest.run_key == V.run_key,
+                Latest.step_id == step,
+                Latest.latest.is_(True),
+            )
+            .exists()
+        )
+    else:
+        query = at_step.where(V.latest.is_(True), _left_condition(measure, now - STUCK_AFTER))
+    return sorted(set(session.scalars(_filtered(query.distinct(), filters))))

@@ -2,25 +2,18 @@
 
 One shape for five reports, so the API (JSON), CSV export, the terminal and the web pages
 render any of them the same way. A figure that counts customers carries a `cell` key; the
-customers behind it are `Report.cells[cell]` (not part of the JSON report itself: they are
-served on their own, `customers_behind`).
+customers behind it are found when asked for (`customers_behind`), not kept with the
+report.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-
-
-class HasCustomer(Protocol):
-    @property
-    def customer_id(self) -> str | None: ...
-
 
 ReportKind = Literal["funnel", "ttv", "email", "tasks", "portfolio"]
 KINDS: tuple[ReportKind, ...] = ("funnel", "ttv", "email", "tasks", "portfolio")
@@ -97,17 +90,6 @@ class Report(BaseModel):
     filters: ReportFilters
     tables: list[Table] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
-    cells: dict[str, list[str]] = Field(default_factory=dict, exclude=True)
-
-    def customers(self, cell: str, ids: set[str]) -> Cell:
-        """A count of ``ids``, remembered under ``cell`` for `customers_behind`."""
-        self.cells[cell] = sorted(ids)
-        return Cell(value=len(ids), cell=cell)
-
-    def runs(self, cell: str, runs: Sequence[HasCustomer]) -> Cell:
-        """A count of ``runs`` (enrollments, emails, tasks), linked to their customers."""
-        self.cells[cell] = sorted({run.customer_id for run in runs if run.customer_id})
-        return Cell(value=len(runs), cell=cell)
 
     def to_csv(self) -> str:
         """Every table in one CSV: a ``table`` column, then the union of their columns."""

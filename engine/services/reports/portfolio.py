@@ -2,7 +2,9 @@
 90 days with their band.
 
 Bands come from `Customer.health_score` (0-100): red below 40, yellow from 40 to 69, green
-from 70, unknown without a score.
+from 70, unknown without a score. The portfolio is a picture of today: of the filters it
+takes only the segment (the page offers no other). Counts are aggregated in the database;
+the customers behind a figure are queried when asked for (`customers`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from engine.services.reports.model import Cell, Chart, Column, Report, ReportFilters, Table
@@ -27,24 +29,26 @@ def band(score: int | None) -> str:
     return "red" if score < 40 else "yellow" if score < 70 else "green"
 
 
+# The band of `Customer.health_score`, in SQL (as `band`).
+band_sql: ColumnElement[str] = case(
+    (Customer.health_score.is_(None), "unknown"),
+    (Customer.health_score < 40, "red"),
+    (Customer.health_score < 70, "yellow"),
+    else_="green",
+)
+ALL = "all segments"
+NO_SEGMENT = "(none)"
+
+
 def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
     report = Report(kind="portfolio", title="Portfolio", filters=filters)
-    query = select(
-        Customer.id,
-        Customer.name,
-        Customer.segment,
-        Customer.health_score,
-        Customer.renewal_date,
-        Customer.owner_email,
-    )
+    query = select(Customer.segment, band_sql, func.count()).group_by(Customer.segment, band_sql)
     if filters.segment:
         query = query.where(Customer.segment == filters.segment)
-    rows = session.execute(query).all()
-    bands: dict[str, dict[str, set[str]]] = defaultdict(lambda: {b: set() for b in BANDS})
-    for r in rows:
-        segment = r.segment or "(none)"
-        bands[segment][band(r.health_score)].add(r.id)
-        bands["all segments"][band(r.health_score)].add(r.id)
+    bands: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(BANDS, 0))
+    for segment, name, n in session.execute(query):
+        bands[segment or NO_SEGMENT][name] += n
+        bands[ALL][name] += n
     table = Table(
         key="bands",
         title="Customers by health band",
@@ -55,22 +59,30 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
         ],
         chart=Chart(type="stacked", label="segment", series=list(BANDS), title="Health bands"),
     )
-    for segment in sorted(bands, key=lambda s: (s == "all segments", s)):
+    for segment in sorted(bands, key=lambda s: (s == ALL, s)):
         row: dict[str, Cell] = {"segment": Cell(value=segment)}
         for b in BANDS:
-            row[b] = report.customers(f"portfolio|{segment}|{b}", bands[segment][b])
-        row["total"] = report.customers(
-            f"portfolio|{segment}|total", set().union(*bands[segment].values())
-        )
+            row[b] = Cell(value=bands[segment][b], cell=f"portfolio|{segment}|{b}")
+        row["total"] = Cell(value=sum(bands[segment].values()), cell=f"portfolio|{segment}|total")
         table.rows.append(row)
     report.tables.append(table)
 
     today = now.date()
     horizon = (now + RENEWALS_WITHIN).date()
-    renewals = sorted(
-        (r for r in rows if r.renewal_date is not None and today <= r.renewal_date <= horizon),
-        key=lambda r: (r.renewal_date, r.id),
+    renewing = (
+        select(
+            Customer.id,
+            Customer.name,
+            Customer.segment,
+            Customer.health_score,
+            Customer.renewal_date,
+            Customer.owner_email,
+        )
+        .where(Customer.renewal_date >= today, Customer.renewal_date <= horizon)
+        .order_by(Customer.renewal_date, Customer.id)
     )
+    if filters.segment:
+        renewing = renewing.where(Customer.segment == filters.segment)
     upcoming = Table(
         key="renewals",
         title=f"Renewals in the next {RENEWALS_WITHIN.days} days",
@@ -83,18 +95,39 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
             Column(key="owner", label="Owner", kind="text"),
         ],
     )
-    for r in renewals:
-        cell = f"portfolio|renewal|{r.id}"
-        report.cells[cell] = [r.id]
+    for r in session.execute(renewing):
         upcoming.rows.append(
             {
-                "customer": Cell(value=r.name, cell=cell),
+                "customer": Cell(value=r.name, cell=f"portfolio|renewal|{r.id}"),
                 "renewal_date": Cell(value=r.renewal_date.isoformat()),
                 "band": Cell(value=band(r.health_score)),
                 "health_score": Cell(value=r.health_score),
-                "segment": Cell(value=r.segment or "(none)"),
+                "segment": Cell(value=r.segment or NO_SEGMENT),
                 "owner": Cell(value=r.owner_email),
             }
         )
     report.tables.append(upcoming)
     return report
+
+
+def customers(session: Session, filters: ReportFilters, cell: str) -> list[str] | None:
+    """The customers behind one figure (``portfolio|<segment>|<band or total>`` or
+    ``portfolio|renewal|<customer>``), or None if the report has no such figure."""
+    parts = cell.split("|")
+    if len(parts) != 3 or parts[0] != "portfolio":
+        return None
+    _, segment, which = parts
+    query = select(Customer.id)
+    if filters.segment:
+        query = query.where(Customer.segment == filters.segment)
+    if segment == "renewal":
+        return sorted(session.scalars(query.where(Customer.id == which)))
+    if which not in (*BANDS, "total"):
+        return None
+    if segment == NO_SEGMENT:
+        query = query.where(Customer.segment.is_(None))
+    elif segment != ALL:
+        query = query.where(Customer.segment == segment)
+    if which != "total":
+        query = query.where(band_sql == which)
+    return sorted(session.scalars(query))

@@ -5,7 +5,12 @@ Counted from the customer's creation (``start=customer``) or from their first en
 milestone, overall, by cohort (the month of that start) and by segment: how many customers,
 how many reached it, the median and 90th percentile in days, and the share that reached it
 within 30 days. "first value" is the earliest milestone of any kind. A milestone reached
-before the start counts as reached on day 0.
+before the start counts as reached on day 0. With a playbook (or version) filter, only the
+customers enrolled in it count, whichever the start.
+
+The report reads one row per customer in scope and per milestone reached (the medians need
+the days themselves); the customers behind a figure are worked out again when asked for
+(`customers`), not kept with the report.
 """
 
 from __future__ import annotations
@@ -65,36 +70,65 @@ def _starts(session: Session, filters: ReportFilters) -> list[_Start]:
             query = query.where(Customer.created_at >= begin)
         if end:
             query = query.where(Customer.created_at < end)
+        if filters.playbook or filters.version:
+            # Not correlated: the set of enrolled customers is found once (a correlated
+            # EXISTS took 47 s on SQLite with 10,000 customers).
+            enrolled = select(Enrollment.customer_id)
+            if filters.playbook:
+                enrolled = enrolled.where(Enrollment.playbook_id == filters.playbook)
+            if filters.version:
+                enrolled = enrolled.where(
+                    Enrollment.version.startswith(filters.version, autoescape=True)
+                )
+            query = query.where(Customer.id.in_(enrolled))
     if filters.segment:
         query = query.where(Customer.segment == filters.segment)
     rows = session.execute(query).all()
     return [_Start(cid, seg or "(none)", at) for cid, seg, at in rows if at is not None]
 
 
+GROUPINGS: list[tuple[str, str, Callable[[_Start], str] | None]] = [
+    ("all", "All customers", None),
+    ("cohort", "By cohort (month of start)", lambda s: s.at.strftime("%Y-%m")),
+    ("segment", "By segment", lambda s: s.segment),
+]
+
+
+def _reached(session: Session, starts: list[_Start]) -> dict[str, dict[str, float]]:
+    """Milestone -> customer -> days from their start, for the customers of ``starts``."""
+    by_id = {s.customer_id: s for s in starts}
+    reached: dict[str, dict[str, float]] = defaultdict(dict)
+    if not by_id:
+        return reached
+    rows = session.execute(
+        select(MilestoneState.customer_id, MilestoneState.milestone, MilestoneState.reached_at)
+    )
+    first = reached[FIRST_VALUE]
+    for cid, milestone, at in rows:
+        start = by_id.get(cid)
+        if start is None:
+            continue
+        days = max(0.0, (at - start.at).total_seconds() / 86400)
+        reached[milestone][cid] = days
+        first[cid] = min(days, first.get(cid, days))
+    return reached
+
+
+def _grouped(
+    starts: list[_Start], group_of: Callable[[_Start], str] | None
+) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for start in starts:
+        groups[group_of(start) if group_of else ""].append(start.customer_id)
+    return groups
+
+
 def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
     report = Report(kind="ttv", title="Time to value", filters=filters)
     starts = _starts(session, filters)
-    by_id = {s.customer_id: s for s in starts}
-    reached: dict[str, dict[str, float]] = defaultdict(dict)  # milestone -> customer -> days
-    if by_id:
-        rows = session.execute(
-            select(MilestoneState.customer_id, MilestoneState.milestone, MilestoneState.reached_at)
-        )
-        for cid, milestone, at in rows:
-            start = by_id.get(cid)
-            if start is None:
-                continue
-            days = max(0.0, (at - start.at).total_seconds() / 86400)
-            reached[milestone][cid] = days
-            first = reached[FIRST_VALUE]
-            first[cid] = min(days, first.get(cid, days))
+    reached = _reached(session, starts)
     milestones = [*sorted(m for m in reached if m != FIRST_VALUE), FIRST_VALUE]
-    groupings: list[tuple[str, str, Callable[[_Start], str] | None]] = [
-        ("all", "All customers", None),
-        ("cohort", "By cohort (month of start)", lambda s: s.at.strftime("%Y-%m")),
-        ("segment", "By segment", lambda s: s.segment),
-    ]
-    for key, title, group_of in groupings:
+    for key, title, group_of in GROUPINGS:
         table = Table(
             key=key,
             title=title,
@@ -116,14 +150,10 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
                 series=["median_days", "p90_days"],
                 title="Days to reach each milestone",
             )
-        groups: dict[str, list[_Start]] = defaultdict(list)
-        for start in starts:
-            groups[group_of(start) if group_of else ""].append(start)
+        groups = _grouped(starts, group_of)
         for milestone in milestones:
             for group in sorted(groups):
-                table.rows.append(
-                    _row(report, key, milestone, group, groups[group], reached[milestone])
-                )
+                table.rows.append(_row(key, milestone, group, groups[group], reached[milestone]))
         report.tables.append(table)
     if not starts:
         report.notes.append("No customers match these filters.")
@@ -131,25 +161,44 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
 
 
 def _row(
-    report: Report,
-    grouping: str,
-    milestone: str,
-    group: str,
-    members: list[_Start],
-    reached: dict[str, float],
+    grouping: str, milestone: str, group: str, members: list[str], reached: dict[str, float]
 ) -> dict[str, Cell]:
-    days = {s.customer_id: reached[s.customer_id] for s in members if s.customer_id in reached}
-    values = np.array(list(days.values()), dtype=float)
-    median, p90 = np.percentile(values, [50, 90]) if len(values) else (None, None)
-    within = {cid for cid, d in days.items() if d <= WITHIN_DAYS}
+    days = np.array([reached[c] for c in members if c in reached], dtype=float)
+    median, p90 = np.percentile(days, [50, 90]) if len(days) else (None, None)
+    within = int((days <= WITHIN_DAYS).sum())
     prefix = f"ttv|{grouping}|{milestone}|{group}"
     row: dict[str, Cell] = {"milestone": Cell(value=milestone)}
     if grouping != "all":
         row["group"] = Cell(value=group)
-    row["customers"] = report.customers(f"{prefix}|customers", {s.customer_id for s in members})
-    row["reached"] = report.customers(f"{prefix}|reached", set(days))
+    row["customers"] = Cell(value=len(members), cell=f"{prefix}|customers")
+    row["reached"] = Cell(value=len(days), cell=f"{prefix}|reached")
     row["median_days"] = Cell(value=None if median is None else round(float(median), 1))
     row["p90_days"] = Cell(value=None if p90 is None else round(float(p90), 1))
-    row["within_30d"] = report.customers(f"{prefix}|within", within)
-    row["within_30d_rate"] = Cell(value=rate(len(within), len(members)))
+    row["within_30d"] = Cell(value=within, cell=f"{prefix}|within")
+    row["within_30d_rate"] = Cell(value=rate(within, len(members)))
     return row
+
+
+def customers(session: Session, filters: ReportFilters, cell: str) -> list[str] | None:
+    """The customers behind one figure (``ttv|grouping|milestone|group|measure``), or None
+    if the report has no such figure."""
+    parts = cell.split("|")
+    groupings = {key: group_of for key, _, group_of in GROUPINGS}
+    if (
+        len(parts) != 5
+        or parts[0] != "ttv"
+        or parts[1] not in groupings
+        or parts[4] not in ("customers", "reached", "within")
+    ):
+        return None
+    _, grouping, milestone, group, measure = parts
+    starts = _starts(session, filters)
+    members = _grouped(starts, groupings[grouping]).get(group)
+    reached = _reached(session, starts)
+    if members is None or (milestone not in reached and milestone != FIRST_VALUE):
+        return None
+    if measure == "customers":
+        return sorted(members)
+    days = reached[milestone]
+    limit = WITHIN_DAYS if measure == "within" else float("inf")
+    return sorted(c for c in members if c in days and days[c] <= limit)

@@ -1,7 +1,7 @@
 """Health scorecards: each customer's band and a daily history of computed scores.
 
 Revision ID: 0013_health
-Revises: 0010_ui
+Revises: 0011_report_indexes
 Create Date: 2026-12-03
 
 Adds `customers.health_band`, the bands either side of a `health_changes` row, and
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013_health"
-down_revision: str | Sequence[str] | None = "0010_ui"
+down_revision: str | Sequence[str] | None = "0011_report_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
