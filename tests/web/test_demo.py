@@ -136,7 +136,8 @@ def test_the_demo_runs_every_playbook_and_tells_a_story(stack: Stack) -> None:
         with stack.sessions() as session:
             return {t.assignee_email or "" for t in session.scalars(executive)}
 
-    wait_until(lambda: escalated_to(), what="the executive escalation task")
+    # The enrollment holds a completion for the undo window (TASK_UNDO_SECONDS, 30 s) first.
+    wait_until(lambda: escalated_to(), timeout=120, what="the executive escalation task")
     with stack.sessions() as session:
         for email in escalated_to():
             member = session.get(TeamMember, email)
