@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +27,7 @@ from engine.project import Project, load_project
 from engine.store.db import migrate, session_factory
 from tests.helpers.databases import fresh_database
 from tests.helpers.paths import PLAYBOOKS
+from tests.helpers.reliability import FIGURES_PROPERTY, LONG
 from tests.helpers.sendgrid_standin import SendGridStandIn
 from tests.helpers.temporal import start_time_skipping
 
@@ -113,3 +116,28 @@ def project() -> Project:
     loaded = load_project(PLAYBOOKS)
     assert not loaded.errors, loaded.errors
     return loaded
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
+    """Print what the reliability tests measured (their `figures`) and keep it in pytest's
+    cache under ``reliability/figures`` for docs/reliability.md.
+
+    Read from the test reports, not from memory: under pytest-xdist (`make test` runs two
+    workers) the tests ran in other processes, and only their reports reach this one."""
+    figures: dict[str, dict[str, Any]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for key, value in getattr(report, "user_properties", ()):
+                if key == FIGURES_PROPERTY and value:
+                    figures[report.nodeid.rsplit("::", 1)[-1]] = value
+    if not figures:
+        return
+    terminalreporter.section(f"reliability figures ({'long' if LONG else 'default'} sizes)")
+    for name, values in figures.items():
+        shown = ", ".join(f"{k}={v}" for k, v in values.items())
+        terminalreporter.write_line(f"{name}: {shown}")
+    if config.cache is not None:
+        config.cache.set(
+            "reliability/figures",
+            {"long": LONG, "at": time.strftime("%Y-%m-%d %H:%M:%S"), "tests": figures},
+        )

@@ -32,6 +32,8 @@ from workflows.playbook import PlaybookWorkflow
 # An environment variable, not a pytest option: options can only be registered by the root
 # conftest.
 LONG = os.environ.get("RELIABILITY_LONG", "") not in ("", "0")
+# The user property under which a reliability test keeps what it measured (`figures`).
+FIGURES_PROPERTY = "reliability_figures"
 
 
 def sized(default: int, long: int) -> int:

@@ -33,37 +33,22 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers.paths import REPO
-from tests.helpers.reliability import LONG
+from tests.helpers.reliability import FIGURES_PROPERTY
 from tests.helpers.temporal import start_dev_server
 
 WORKER_MODULE = "tests.reliability.worker_main"
 
 
 # -- figures -------------------------------------------------------------------------------
-_FIGURES: dict[str, dict[str, Any]] = {}
-
-
 @pytest.fixture
-def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """A dict the test fills with what it measured (reported at the end of the run)."""
+def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """A dict the test fills with what it measured (reported at the end of the run).
+
+    Kept on the test's report (``user_properties``), so the summary in tests/conftest.py
+    sees it whichever pytest-xdist worker ran the test."""
     values: dict[str, Any] = {}
-    _FIGURES[request.node.name] = values
-    return values
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
-    if not _FIGURES:
-        return
-    terminalreporter.section(f"reliability figures ({'long' if LONG else 'default'} sizes)")
-    for name, values in _FIGURES.items():
-        if values:
-            shown = ", ".join(f"{k}={v}" for k, v in values.items())
-            terminalreporter.write_line(f"{name}: {shown}")
-    if config.cache is not None:
-        config.cache.set(
-            "reliability/figures",
-            {"long": LONG, "at": time.strftime("%Y-%m-%d %H:%M:%S"), "tests": _FIGURES},
-        )
+    yield values
+    request.node.user_properties.append((FIGURES_PROPERTY, values))
 
 
 # -- Temporal ------------------------------------------------------------------------------
