@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from engine.api.auth import hash_password
 from engine.client.sweeps import sweep
-from engine.demo_history import seed_history
+from engine.demo_history import PREFIX, seed_history
 from engine.errors import ServiceError
 from engine.language.calendar import period
 from engine.language.plan import CompiledPlan
@@ -289,6 +289,8 @@ async def escalate_at_risk(services: Services) -> list[str]:
                     Task.step_id == "save_plan",
                     Task.status == TaskStatus.OPEN,
                     Task.assignee_email.is_not(None),
+                    # Not the made-up year of history: no enrollment waits on those tasks.
+                    Task.enrollment_id.not_like(f"{PREFIX}%"),
                 )
             )
         )

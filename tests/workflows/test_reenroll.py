@@ -154,6 +154,9 @@ async def test_a_schedule_cycle_enrolls_once_even_with_reenroll_always(
         nxt = now + timedelta(days=32)
         [second] = await sweep(sessions, temporal_env.client, plan, task_queue, nxt, False)
         assert second != first
+        # Its row is written by the run itself: wait for the run before reading the store.
+        handle = temporal_env.client.get_workflow_handle(second, result_type=EnrollmentResult)
+        assert (await handle.result()).outcome == "checked_in"
     with sessions() as session:
         rows = repository.list_enrollments(session, customer_id=customer_id, limit=10)
     assert len(rows) == 2 and len({r.cycle_key for r in rows}) == 2
