@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from engine.store import repository
 from engine.store.models import Task, TaskComment, TeamMember
@@ -56,8 +58,11 @@ def test_snooze_hides_a_task_until_woken_and_comments_stay_with_it(
     browser.get(f"/tasks/{task_id}")
     assert "No comments yet" in browser.text("#comments")
     for body in ("Left a voicemail.", "They call back Thursday."):
-        browser.find("form.comment textarea[name=body]").send_keys(body)
-        browser.find("form.comment button[type=submit]").click()
+        form = browser.find("form.comment")
+        form.find_element(By.CSS_SELECTOR, "textarea[name=body]").send_keys(body)
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        # The page before the post may still show the previous comment's flash.
+        WebDriverWait(browser.driver, 10).until(EC.staleness_of(form))
         assert "Comment added" in browser.wait_for(".flash").text
     comments = browser.text("ul.comments")
     assert comments.index("Left a voicemail.") < comments.index("They call back Thursday.")
