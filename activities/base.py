@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from engine.errors import ErrorType
@@ -19,6 +20,23 @@ class StoreActivities:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
+
+
+class EnrollingActivities(StoreActivities):
+    """Base of the activity classes that start enrollments (the trigger sweep, the health
+    recompute): they also need the Temporal client and the task queue to start them on."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        client: Client,
+        task_queue: str,
+        use_search_attributes: bool = True,
+    ) -> None:
+        super().__init__(sessions)
+        self.client = client
+        self.task_queue = task_queue
+        self.use_search_attributes = use_search_attributes
 
 
 def require_customer(session: Session, customer_id: str) -> Customer:

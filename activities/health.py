@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
-from temporalio.client import Client
 
+from activities.base import EnrollingActivities
 from engine.client.changes import change_plans, fire_changes, snapshot_before
 from engine.language.health import Scorecard
 from engine.messages import ActivityName, HealthRecomputeInput, HealthRecomputeResult
@@ -19,19 +18,7 @@ from engine.store import deployments, health
 from engine.store.models import Customer
 
 
-class HealthActivities:
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        client: Client,
-        task_queue: str,
-        use_search_attributes: bool = True,
-    ) -> None:
-        self.sessions = sessions
-        self.client = client
-        self.task_queue = task_queue
-        self.use_search_attributes = use_search_attributes
-
+class HealthActivities(EnrollingActivities):
     @activity.defn(name=ActivityName.RECOMPUTE_HEALTH)
     async def recompute_health(self, input: HealthRecomputeInput) -> HealthRecomputeResult:
         card = Scorecard.model_validate(input.scorecard)

@@ -6,28 +6,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
-from temporalio.client import Client
 
+from activities.base import EnrollingActivities
 from engine.client.sweeps import sweep
 from engine.messages import ActivityName, SweepInput, SweepResult
 from engine.store import deployments
 
 
-class SweepActivities:
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        client: Client,
-        task_queue: str,
-        use_search_attributes: bool = True,
-    ) -> None:
-        self.sessions = sessions
-        self.client = client
-        self.task_queue = task_queue
-        self.use_search_attributes = use_search_attributes
-
+class SweepActivities(EnrollingActivities):
     @activity.defn(name=ActivityName.SWEEP_TRIGGERS)
     async def sweep_triggers(self, input: SweepInput) -> SweepResult:
         with self.sessions() as session:
