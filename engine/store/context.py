@@ -127,6 +127,8 @@ def _snapshot(
             "known": 0.0,
             "measures": {},
             "raw": {},
+            "signals": {},
+            "details": {},
             "trend": lambda _days: None,
         },
     }

@@ -9,8 +9,8 @@ every change of score or band, and gives expressions their ``health`` value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -31,12 +31,26 @@ class Recorded:
     old_score: int | None
     old_band: str | None
     result: HealthResult
+    # Each signal's on/off/unknown at the previous computation (the latest point).
+    old_signals: dict[str, bool | None] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
         if self.result.score is None:
             return False
         return self.old_score != self.result.score or self.old_band != self.result.band
+
+    @property
+    def signals_changed(self) -> list[str]:
+        """The signals that turned on, off or unknown since the previous computation."""
+        return [s.name for s in self.result.signals if self.old_signals.get(s.name) != s.on]
+
+    @property
+    def signals_on(self) -> list[str]:
+        """The signals that just turned on."""
+        return [
+            s.name for s in self.result.signals if s.on and self.old_signals.get(s.name) is not True
+        ]
 
 
 def customer_fields(customer: Any) -> dict[str, Any]:
@@ -47,6 +61,7 @@ def customer_fields(customer: Any) -> dict[str, Any]:
         "health_score": customer.health_score,
         "attributes": dict(customer.attributes or {}),
         "tags": list(customer.tags or []),
+        "created_at": customer.created_at,
     }
 
 
@@ -85,18 +100,43 @@ def compute(session: Session, card: Scorecard, customer: Customer, now: datetime
     return score_customer(card, customer_fields(customer), facts, now, customer.segment)
 
 
+def latest_points(session: Session, customer_ids: list[str], today: date) -> dict[str, HealthScore]:
+    """Each customer's latest history point up to ``today`` (customer id -> point)."""
+    last = (
+        select(HealthScore.customer_id, func.max(HealthScore.day).label("day"))
+        .where(HealthScore.customer_id.in_(customer_ids), HealthScore.day <= today)
+        .group_by(HealthScore.customer_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(HealthScore).join(
+            last, (HealthScore.customer_id == last.c.customer_id) & (HealthScore.day == last.c.day)
+        )
+    )
+    return {p.customer_id: p for p in rows}
+
+
 def record(
     session: Session,
     customer: Any,
     result: HealthResult,
     now: datetime,
-    today: dict[str, HealthScore] | None = None,
+    latest: dict[str, HealthScore] | None = None,
 ) -> Recorded:
     """Write a computed result: on the customer, as today's history point, and as a change
     when the score or band moved. A result with nothing known leaves the customer's score
-    alone (a score posted by a CRM stays until the scorecard has data). ``today``: the
-    day's points already read for a batch (customer id -> point), saving a query each."""
-    recorded = Recorded(customer.id, customer.health_score, customer.health_band, result)
+    alone (a score posted by a CRM stays until the scorecard has data). ``latest``: the
+    customers' latest points already read for a batch (`latest_points`), saving a query
+    each; the previous point's signals tell which signals changed."""
+    if latest is None:
+        latest = latest_points(session, [customer.id], now.date())
+    previous = latest.get(customer.id)
+    old_signals = {
+        name: s.get("on") for name, s in ((previous.signals or {}) if previous else {}).items()
+    }
+    recorded = Recorded(
+        customer.id, customer.health_score, customer.health_band, result, old_signals
+    )
     if recorded.changed and result.score is not None:
         session.execute(
             update(Customer)
@@ -113,19 +153,14 @@ def record(
                 new_band=result.band,
             )
         )
-    if today is not None:
-        point = today.get(customer.id)
-    else:
-        point = session.scalar(
-            select(HealthScore).where(
-                HealthScore.customer_id == customer.id, HealthScore.day == now.date()
-            )
-        )
+    point = previous if previous is not None and previous.day == now.date() else None
     if point is None:
         point = HealthScore(customer_id=customer.id, day=now.date())
         session.add(point)
+        latest[customer.id] = point
     point.at, point.score, point.band = now, result.score, result.band
     point.known, point.measures = result.known, result.measures_dict()
+    point.signals = result.signals_dict()
     return recorded
 
 
@@ -139,32 +174,46 @@ def recompute(
     return record(session, customer, compute(session, card, customer, now), now)
 
 
-def recompute_all(
-    session: Session, card: Scorecard, now: datetime, batch: int = BATCH
-) -> list[Recorded]:
-    """Compute and record every customer's health (the daily recompute), in batches: one
+def _scored(
+    session: Session, card: Scorecard, now: datetime, batch: int
+) -> Iterator[tuple[Customer, HealthResult, dict[str, HealthScore]]]:
+    """Every customer with its health now and its batch's latest points, in batches: one
     events query per batch, not one per customer."""
     ids = list(session.scalars(select(Customer.id).order_by(Customer.id)))
-    out: list[Recorded] = []
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
         customers = session.scalars(select(Customer).where(Customer.id.in_(chunk))).all()
         facts = event_facts(session, card, chunk, now)
-        today = {
-            p.customer_id: p
-            for p in session.scalars(
-                select(HealthScore).where(
-                    HealthScore.customer_id.in_(chunk), HealthScore.day == now.date()
-                )
-            )
-        }
+        latest = latest_points(session, chunk, now.date())
         for customer in customers:
             result = score_customer(
                 card, customer_fields(customer), facts[customer.id], now, customer.segment
             )
-            out.append(record(session, customer, result, now, today))
+            yield customer, result, latest
         session.flush()
+
+
+def moving(session: Session, card: Scorecard, now: datetime, batch: int = BATCH) -> list[str]:
+    """The customers whose score, band or signals a recompute now would change (nothing
+    written): those whose data an ``on_change`` trigger must see before it."""
+    out = []
+    for customer, result, latest in _scored(session, card, now, batch):
+        point = latest.get(customer.id)
+        old = {n: s.get("on") for n, s in ((point.signals or {}) if point else {}).items()}
+        would = Recorded(customer.id, customer.health_score, customer.health_band, result, old)
+        if would.changed or would.signals_changed:
+            out.append(customer.id)
     return out
+
+
+def recompute_all(
+    session: Session, card: Scorecard, now: datetime, batch: int = BATCH
+) -> list[Recorded]:
+    """Compute and record every customer's health (the daily recompute), in batches."""
+    return [
+        record(session, customer, result, now, latest)
+        for customer, result, latest in _scored(session, card, now, batch)
+    ]
 
 
 def history(session: Session, customer_id: str, since: date | None = None) -> list[HealthScore]:
@@ -194,11 +243,16 @@ def trend_of(points: Iterable[tuple[date, int | None]], today: date) -> Callable
 
 def health_value(session: Session, customer: Any, today: date) -> dict[str, Any]:
     """What expressions and templates see as ``health``: score, band, known share, each
-    measure (value, points, weight), the raw values (``raw``), and ``trend(days)``."""
+    measure (value, points, weight), the raw values (``raw``), each risk signal's on/off/
+    unknown (``signals``) and its value and text (``details``), and ``trend(days)``."""
     points = history(session, customer.id, today - timedelta(days=366))
+    points = [p for p in points if p.day <= today]
     latest = points[-1] if points else None
     measures = dict(latest.measures) if latest else {}
+    signals = dict(latest.signals or {}) if latest else {}
     return {
+        "signals": {name: s.get("on") for name, s in signals.items()},
+        "details": signals,
         "score": customer.health_score,
         "band": customer.health_band or "unknown",
         "known": latest.known if latest else 0.0,

@@ -623,7 +623,8 @@ class HealthChange(Base):
 
 class HealthScore(Base):
     """One customer's health on one day (its latest computation that day): the history
-    trends are read from. `measures` maps each measure to its value, points and weight."""
+    trends are read from. `measures` maps each measure to its value, points and weight,
+    `signals` each risk signal to whether it is on."""
 
     __tablename__ = "health_scores"
     __table_args__ = (UniqueConstraint("customer_id", "day"),)
@@ -636,6 +637,8 @@ class HealthScore(Base):
     band: Mapped[str] = mapped_column(String(32))
     known: Mapped[float] = mapped_column(Float)
     measures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Each risk signal: kind, on (true/false/null), value and text (`SignalResult`).
+    signals: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
 
 
 class Deployment(Base):
