@@ -21,8 +21,9 @@ from temporalio.client import Client
 
 from engine.client.enrollment import enroll, reenroll_refusal
 from engine.errors import AlreadyEnrolled
+from engine.language.health import Scorecard
 from engine.language.plan import CompiledPlan
-from engine.store import repository
+from engine.store import health, repository
 from engine.store.context import customer_snapshot, decide_snapshot
 from engine.store.models import Enrollment
 
@@ -119,3 +120,50 @@ async def fire_changes(
         except AlreadyEnrolled as exc:
             notes.append(f"{plan.playbook}: not enrolled ({exc})")
     return started, notes
+
+
+async def rescore_all(
+    client: Client,
+    sessions: sessionmaker[Session],
+    card: Scorecard,
+    plans: Mapping[str, CompiledPlan],
+    now: datetime,
+    task_queue: str,
+    use_search_attributes: bool = True,
+    clock_offset_seconds: float = 0.0,
+) -> list[tuple[health.Recorded, list[str]]]:
+    """The daily recompute: every customer's health computed and recorded at ``now``, then
+    the ``on_change`` playbooks judged for each customer whose score, band or signals moved;
+    (what was recorded, the workflow ids it started) per customer. The daily Schedule's
+    activity and the simulations both run it."""
+    changing = {p.playbook: p for p in change_plans(plans)}
+
+    def befores() -> dict[str, dict[str, Any] | None]:
+        if not changing:
+            return {}
+        with sessions() as session:
+            ids = health.moving(session, card, now)
+        return {cid: snapshot_before(sessions, cid, now) for cid in ids}
+
+    def recompute() -> list[health.Recorded]:
+        with sessions.begin() as session:
+            return health.recompute_all(session, card, now)
+
+    before = await asyncio.to_thread(befores)
+    out: list[tuple[health.Recorded, list[str]]] = []
+    for recorded in await asyncio.to_thread(recompute):
+        started: list[str] = []
+        if changing and (recorded.changed or recorded.signals_changed):
+            started, _ = await fire_changes(
+                client,
+                sessions,
+                changing,
+                recorded.customer_id,
+                before.get(recorded.customer_id),
+                now,
+                task_queue,
+                use_search_attributes,
+                clock_offset_seconds,
+            )
+        out.append((recorded, started))
+    return out

@@ -31,6 +31,7 @@ from engine.messages import EventSignal
 from engine.store import health
 from engine.store.context import condition_values, decide
 from engine.store.events import Ingested, ingest_event
+from engine.store.health import Recorded
 
 
 @dataclass
@@ -42,6 +43,8 @@ class RoutedEvent:
     signalled: list[str] = field(default_factory=list)
     enrolled: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The health recomputed for the event (a measured event, with a scorecard), else None.
+    health: Recorded | None = None
 
 
 PlanSource = Mapping[str, CompiledPlan] | Callable[[], Mapping[str, CompiledPlan]]
@@ -140,11 +143,11 @@ class EventRouter:
             return
         before = await asyncio.to_thread(snapshot_before, self.sessions, customer_id, now)
 
-        def rescore() -> None:
+        def rescore() -> health.Recorded | None:
             with self.sessions.begin() as session:
-                health.recompute(session, card, customer_id, now)
+                return health.recompute(session, card, customer_id, now)
 
-        await asyncio.to_thread(rescore)
+        routed.health = await asyncio.to_thread(rescore)
         if not change_plans(plans):
             return
         started, notes = await fire_changes(

@@ -246,7 +246,6 @@ def health_value(session: Session, customer: Any, today: date) -> dict[str, Any]
     measure (value, points, weight), the raw values (``raw``), each risk signal's on/off/
     unknown (``signals``) and its value and text (``details``), and ``trend(days)``."""
     points = history(session, customer.id, today - timedelta(days=366))
-    points = [p for p in points if p.day <= today]
     latest = points[-1] if points else None
     measures = dict(latest.measures) if latest else {}
     signals = dict(latest.signals or {}) if latest else {}
