@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -486,7 +486,7 @@ def evaluate_signal(
         added = fields.get("created_at")
         if not isinstance(added, datetime):
             return result(None, None, f"{label}: never used, since an unknown date")
-        added = added if added.tzinfo else added.replace(tzinfo=now.tzinfo)
+        added = added if added.tzinfo else added.replace(tzinfo=UTC)  # the store keeps UTC
         age = (now - added).days
         on = age * 86400 >= signal.seconds("after")
         return result(on, float(age), f"{label}: never used in {age} days since added")
