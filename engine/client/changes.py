@@ -46,13 +46,15 @@ def snapshot_before(
         return None if customer is None else customer_snapshot(session, customer, now.date())
 
 
-def _why_not(
+def change_refusal(
     sessions: sessionmaker[Session],
     plan: CompiledPlan,
     customer_id: str,
     before: dict[str, Any] | None,
     now: datetime,
 ) -> str | None:
+    """Why the customer is not enrolled in ``plan`` on this change (its condition was already
+    true, is false, the trigger's ``if``, the cooldown, ``reenroll``), or None if it is."""
     trigger = plan.trigger
     assert trigger is not None and trigger.change is not None
     conditions = [trigger.change, *([trigger.condition] if trigger.condition else [])]
@@ -101,7 +103,7 @@ async def fire_changes(
     started: list[str] = []
     notes: list[str] = []
     for plan in change_plans(plans):
-        why = await asyncio.to_thread(_why_not, sessions, plan, customer_id, before, now)
+        why = await asyncio.to_thread(change_refusal, sessions, plan, customer_id, before, now)
         if why is not None:
             notes.append(f"{plan.playbook}: not enrolled ({why})")
             continue
@@ -138,20 +140,20 @@ async def rescore_all(
     activity and the simulations both run it."""
     changing = {p.playbook: p for p in change_plans(plans)}
 
-    def befores() -> dict[str, dict[str, Any] | None]:
-        if not changing:
-            return {}
-        with sessions() as session:
-            ids = health.moving(session, card, now)
-        return {cid: snapshot_before(sessions, cid, now) for cid in ids}
-
-    def recompute() -> list[health.Recorded]:
+    def recompute() -> tuple[list[health.Recorded], dict[str, dict[str, Any] | None]]:
+        # Scored first, recorded after the moving customers' data is read as it was.
         with sessions.begin() as session:
-            return health.recompute_all(session, card, now)
+            scored = health.score_all(session, card, now)
+            before = {
+                s.customer.id: snapshot_before(sessions, s.customer.id, now)
+                for s in scored
+                if changing and s.moves
+            }
+            return health.record_all(session, scored, now), before
 
-    before = await asyncio.to_thread(befores)
+    recorded_all, before = await asyncio.to_thread(recompute)
     out: list[tuple[health.Recorded, list[str]]] = []
-    for recorded in await asyncio.to_thread(recompute):
+    for recorded in recorded_all:
         started: list[str] = []
         if changing and (recorded.changed or recorded.signals_changed):
             started, _ = await fire_changes(

@@ -138,8 +138,7 @@ class EventRouter:
         """Recompute the customer's health when the event is measured, then fire the
         ``on_change`` triggers the new score makes true."""
         card = self.scorecard
-        shares = card is not None and any(m.measure == "user_share" for m in card.measures.values())
-        if card is None or (name not in card.event_names() and not shares):
+        if card is None or not card.reads(name):
             return
         before = await asyncio.to_thread(snapshot_before, self.sessions, customer_id, now)
 

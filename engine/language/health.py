@@ -261,6 +261,12 @@ class Scorecard(Model):
         names = {m.event for m in self.measures.values() if m.event is not None}
         return names | {s.event for s in self.signals.values()}
 
+    def reads(self, event: str) -> bool:
+        """Whether an event of this name can move a score or signal (every event does when
+        a measure is a share of active users)."""
+        shares = any(m.measure == "user_share" for m in self.measures.values())
+        return shares or event in self.event_names()
+
     def longest_window(self) -> int:
         """How far back scoring reads events (two windows for a change), in seconds."""
         spans = [

@@ -75,7 +75,7 @@ from engine.project import Project
 from engine.services import customers
 from engine.simulation.book_inputs import UPDATABLE, Book, BookCustomer, BookEvent
 from engine.simulation.inputs import SimTeamMember
-from engine.simulation.timeline import Waiting
+from engine.simulation.timeline import Waiting, describe_health
 from engine.statuses import OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.context import all_customer_snapshots
@@ -142,12 +142,9 @@ class BookHealthChange(BaseModel):
     def describe(self) -> str:
         """``weekly active users fell 45% (11 -> 6) over 14d; health 62 -> 38 (red); risk
         started``."""
-        parts = list(self.signals)
-        if self.old_score != self.score or self.old_band != self.band:
-            old = "none" if self.old_score is None else self.old_score
-            parts.append(f"health {old} -> {self.score} ({self.band})")
-        parts += [f"{playbook} started" for playbook in self.started]
-        return "; ".join(parts)
+        return describe_health(
+            self.old_score, self.score, self.old_band, self.band, self.signals, self.started
+        )
 
 
 class BookSummary(BaseModel):

@@ -9,7 +9,7 @@ every change of score or band, and gives expressions their ``health`` value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -174,46 +174,65 @@ def recompute(
     return record(session, customer, compute(session, card, customer, now), now)
 
 
-def _scored(
-    session: Session, card: Scorecard, now: datetime, batch: int
-) -> Iterator[tuple[Customer, HealthResult, dict[str, HealthScore]]]:
-    """Every customer with its health now and its batch's latest points, in batches: one
-    events query per batch, not one per customer."""
+# The customer columns scoring reads (`customer_fields`) and `record` writes beside.
+SCORED_COLUMNS = (
+    Customer.id,
+    Customer.segment,
+    Customer.renewal_date,
+    Customer.health_score,
+    Customer.health_band,
+    Customer.attributes,
+    Customer.tags,
+    Customer.created_at,
+)
+
+
+@dataclass
+class Scored:
+    """One customer's health computed now, not yet recorded (`score_all`)."""
+
+    customer: Any  # a row of SCORED_COLUMNS
+    result: HealthResult
+    latest: dict[str, HealthScore]  # its batch's latest points (`latest_points`)
+
+    @property
+    def moves(self) -> bool:
+        """Whether recording it changes the score, band or a signal."""
+        point = self.latest.get(self.customer.id)
+        old = {n: s.get("on") for n, s in ((point.signals or {}) if point else {}).items()}
+        c = self.customer
+        would = Recorded(c.id, c.health_score, c.health_band, self.result, old)
+        return would.changed or bool(would.signals_changed)
+
+
+def score_all(session: Session, card: Scorecard, now: datetime, batch: int = BATCH) -> list[Scored]:
+    """Every customer's health now (nothing written), in batches: one events query per
+    batch, not one per customer."""
     ids = list(session.scalars(select(Customer.id).order_by(Customer.id)))
+    out: list[Scored] = []
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
-        customers = session.scalars(select(Customer).where(Customer.id.in_(chunk))).all()
+        customers = session.execute(select(*SCORED_COLUMNS).where(Customer.id.in_(chunk))).all()
         facts = event_facts(session, card, chunk, now)
         latest = latest_points(session, chunk, now.date())
         for customer in customers:
             result = score_customer(
                 card, customer_fields(customer), facts[customer.id], now, customer.segment
             )
-            yield customer, result, latest
-        session.flush()
-
-
-def moving(session: Session, card: Scorecard, now: datetime, batch: int = BATCH) -> list[str]:
-    """The customers whose score, band or signals a recompute now would change (nothing
-    written): those whose data an ``on_change`` trigger must see before it."""
-    out = []
-    for customer, result, latest in _scored(session, card, now, batch):
-        point = latest.get(customer.id)
-        old = {n: s.get("on") for n, s in ((point.signals or {}) if point else {}).items()}
-        would = Recorded(customer.id, customer.health_score, customer.health_band, result, old)
-        if would.changed or would.signals_changed:
-            out.append(customer.id)
+            out.append(Scored(customer, result, latest))
     return out
+
+
+def record_all(session: Session, scored: list[Scored], now: datetime) -> list[Recorded]:
+    """Record what `score_all` computed."""
+    return [record(session, s.customer, s.result, now, s.latest) for s in scored]
 
 
 def recompute_all(
     session: Session, card: Scorecard, now: datetime, batch: int = BATCH
 ) -> list[Recorded]:
-    """Compute and record every customer's health (the daily recompute), in batches."""
-    return [
-        record(session, customer, result, now, latest)
-        for customer, result, latest in _scored(session, card, now, batch)
-    ]
+    """Compute and record every customer's health (the daily recompute)."""
+    return record_all(session, score_all(session, card, now, batch), now)
 
 
 def history(session: Session, customer_id: str, since: date | None = None) -> list[HealthScore]:
