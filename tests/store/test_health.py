@@ -123,4 +123,8 @@ def test_playbook_health_prints_score_measures_and_trend(db_url: str) -> None:
     data = json.loads(as_json.output)
     assert data["band"] in ("red", "yellow", "green") and 0 < data["known"] < 1
     assert data["trend"]["7d"] is None  # no point a week ago yet
+    # risk signals: one metric value is no change yet; a customer added today is not late
+    signals = {sig["name"]: sig["on"] for sig in data["signals"]}
+    assert signals == {"usage_drop": None, "no_reports": None, "reports_unused": False}
+    assert "risk signal" in table.output and "never used in 0 days" in table.output
     assert missing.exit_code != 0 and "no customer 'nobody'" in missing.output
