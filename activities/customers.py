@@ -40,11 +40,13 @@ class CustomerActivities(StoreActivities):
         enroller: Enroller | None = None,
         client: Client | None = None,
         task_queue: str | None = None,
+        use_search_attributes: bool = True,
     ) -> None:
         super().__init__(sessions)
         self.enroller = enroller
         self.client = client
         self.task_queue = task_queue
+        self.use_search_attributes = use_search_attributes
 
     @activity.defn(name=ActivityName.UPDATE_CUSTOMER)
     async def update_customer(self, input: UpdateCustomerInput) -> None:
@@ -66,7 +68,14 @@ class CustomerActivities(StoreActivities):
         with self.sessions() as session:
             plans = {p.playbook: p for p in change_plans(deployments.deployed_plans(session))}
         await emit_change(
-            self.client, self.sessions, plans, input.customer_id, before, input.now, self.task_queue
+            self.client,
+            self.sessions,
+            plans,
+            input.customer_id,
+            before,
+            input.now,
+            self.task_queue,
+            self.use_search_attributes,
         )
 
     @heartbeating

@@ -36,13 +36,16 @@ class PlaybookActivities:
         endpoints: dict[str, str] | None = None,
         client: Client | None = None,
         task_queue: str | None = None,
+        use_search_attributes: bool = True,
         **email: Unpack[EmailOptions],
     ) -> None:
         self.decisions = DecisionActivities(sessions)
         self.email = EmailActivities(sessions, mailer, **email)
         self.tasks = TaskActivities(sessions)
         # With a client, `update` steps emit their changes (engine/client/changes.py).
-        self.customers = CustomerActivities(sessions, enroller, client, task_queue)
+        self.customers = CustomerActivities(
+            sessions, enroller, client, task_queue, use_search_attributes
+        )
         # No notifier (the simulator, tests): notify and webhook steps are captured.
         self.notify = NotifyActivities(sessions, notifier, endpoints)
 
