@@ -71,6 +71,8 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
         default_from_name=settings.mail_from_name,
         postal_address=settings.playbook_postal_address,
         enroller=enroller,
+        client=client,
+        task_queue=settings.temporal_task_queue,
         notifier=HttpNotifier(secret.get_secret_value().encode() if secret else None),
         endpoints=endpoints,
     )
