@@ -15,11 +15,15 @@ from datetime import UTC, date, datetime, timedelta
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store import repository
+from engine.demo_health import DAYS, seed_health
+from engine.project import load_project
+from engine.store import health_trends, repository
 from engine.store.models import HealthChange, HealthScore
 from tests.helpers.accessibility import serious_violations
 from tests.helpers.browser import CSM_A, Browser, Stack
+from tests.helpers.paths import PLAYBOOKS
 
 
 @dataclass(frozen=True)
@@ -222,3 +226,28 @@ def test_the_qbr_brief_shows_band_trend_and_the_measures_that_moved(
         browser.get(path)
         assert not serious_violations(browser.driver), path
     browser.screenshot("health-brief")
+
+
+def test_the_demo_health_history_ends_at_todays_scores(sessions: sessionmaker[Session]) -> None:
+    card = load_project(PLAYBOOKS).scorecard
+    assert card is not None
+    now = datetime(2026, 12, 10, 15, 0, tzinfo=UTC)
+    scores = {"steady": 71, "sliding": 36}
+    with sessions.begin() as session:
+        for cid in scores:
+            repository.upsert_customer(session, repository.CustomerData(id=cid, name=cid))
+        assert seed_health(session, card, now, scores, falling=["sliding"]) == 2 * DAYS
+        assert seed_health(session, card, now, scores, falling=["sliding"]) == 0  # once
+    with sessions() as session:
+        for cid, final in scores.items():
+            points = health_trends.daily_points(session, cid, now.date() - timedelta(days=365))
+            assert len(points) == DAYS and points[-1].day == now.date() - timedelta(days=1)
+            assert points[-1].score == final
+            for p in points:  # the measures' shares add up to the day's score
+                weight = sum(m["weight"] for m in p.measures.values())
+                total = sum(m["points"] * m["weight"] for m in p.measures.values()) / weight
+                assert abs(total - (p.score or 0)) < 1.5, (cid, p.day)
+            customer = repository.get_customer(session, cid)
+            assert customer is not None and customer.health_band == card.band(final)
+        moves = health_trends.band_moves_since(session, now - timedelta(days=7))
+        assert [(m.customer_id, m.new_band) for m in moves] == [("sliding", "red")]
