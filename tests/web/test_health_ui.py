@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.demo_health import DAYS, seed_health
@@ -118,7 +119,19 @@ def test_the_customer_list_sorts_by_risk_with_bands_and_trend_lines(
     segment = f"hl{uuid.uuid4().hex[:6]}"
     ids = seed(stack, ACCOUNTS, segment, datetime.now(UTC).date())
     browser.login(CSM_A)
-    browser.get(f"/customers?q={segment}")
+    history_reads: list[str] = []  # the page's reads of health_scores naming our customers
+
+    def note(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        if "health_scores" in statement and any(cid in repr(params) for cid in ids.values()):
+            history_reads.append(statement)
+
+    engine = stack.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        browser.get(f"/customers?q={segment}")
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert len(history_reads) == 1, history_reads  # one query for every row's trend line
     by_risk = ["falling", "flat", "low", "watch", "rising", "unscored"]
     assert _rows(browser) == [
         (ids[k], {"watch": "yellow", "rising": "green", "unscored": "unknown"}.get(k, "red"))
