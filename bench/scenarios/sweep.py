@@ -9,7 +9,9 @@ to a Temporal dev server with no worker on their queue (starting them is the swe
 - ``window``: ``on_date: customer.renewal_date - days(30)``, which the query narrows to the
   customers whose date is near (`engine.language.calendar.due_field_window`);
 - ``every customer``: the same date through an attribute the query cannot narrow, so every
-  customer is read, a page at a time, and its trigger evaluated.
+  customer is read, a page at a time, and its trigger evaluated;
+- ``whole book (as before)``: the ``window`` trigger over every customer's snapshot read at
+  once (`all_customer_snapshots`), as each sweep did before: the reference.
 
 Both must enroll the same customers. Not in the default run: ``python -m bench --only sweep
 --sweep-customers 100000``.
@@ -35,11 +37,16 @@ from bench.report import Metric
 from bench.scenarios.spec import BenchFailure, Progress, Sizes
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+WINDOW = "on_date: customer.renewal_date - days(30)\n  late: skip"
 TRIGGERS = {
-    "window": "on_date: customer.renewal_date - days(30)\n  late: skip",
+    "window": WINDOW,
     "every customer": "on_date: customer.renewal_date - days(customer.attributes.lead)\n"
     "  late: skip",
+    "whole book (as before)": WINDOW,
 }
+# The variant that reads the whole book in one go, as every sweep did before issue 20 (the
+# book simulation's path still: it reads the book once a day for all its playbooks).
+WHOLE = "whole book (as before)"
 PLAYBOOK = """\
 playbook: {id}
 name: {id}
@@ -101,7 +108,8 @@ async def sweep_scenario(sizes: Sizes, progress: Progress) -> list[Metric]:
             rss_mb = run["peak_rss_kb"] / 1024
             base_mb = run["base_rss_kb"] / 1024
             size = f"{sizes.sweep_customers} customers, {variant}"
-            note = f"{run['enrolled']} enrolled, {run['pages']} pages read"
+            read = "the book at once" if variant == WHOLE else f"{run['pages']} pages"
+            note = f"{run['enrolled']} enrolled, {read} read"
             metrics += [
                 Metric(
                     "sweep",
@@ -163,6 +171,7 @@ async def _run_child(url: str, address: str, variant: str, playbook: str, root: 
 
     from engine.client.sweeps import sweep
     from engine.project import load_project
+    from engine.store.context import all_customer_snapshots
     from engine.store.db import session_factory
 
     root.mkdir(parents=True)
@@ -177,8 +186,19 @@ async def _run_child(url: str, address: str, variant: str, playbook: str, root: 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     pages: list[str] = []
     began = time.perf_counter()
+    book = None
+    if variant == WHOLE:
+        with sessions() as session:
+            book = all_customer_snapshots(session)
     started = await sweep(
-        sessions, client, plan, "bench-sweep", datetime.now(UTC), False, on_page=pages.append
+        sessions,
+        client,
+        plan,
+        "bench-sweep",
+        datetime.now(UTC),
+        False,
+        customers=book,
+        on_page=pages.append,
     )
     seconds = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
