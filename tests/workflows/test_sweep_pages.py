@@ -10,17 +10,21 @@ same customers for the same cycles.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.sweep import SweepActivities
+from engine.client.deployment import deploy_working_copy
 from engine.client.sweeps import sweep
 from engine.language.calendar import due_field_window
 from engine.language.plan import CompiledPlan
+from engine.messages import SweepInput
 from engine.store.context import all_customer_snapshots
 from tests.helpers.harness import seed_customer, write_project
 
@@ -152,3 +156,30 @@ async def test_a_sweep_cut_short_resumes_after_its_last_page(
     assert _customers(rest) == [c for c in _customers(expected) if c[0] > "c-007"]
     # What the first attempt started is running: a sweep from the start enrolls nobody twice.
     assert await sweep(sessions, client, paged, task_queue, now, False) == []
+
+
+async def test_the_sweep_activity_resumes_after_the_id_it_heartbeated(
+    temporal_env: WorkflowEnvironment,
+    sessions: sessionmaker[Session],
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    """A retried `sweep_triggers` attempt reads the last id its previous attempt heartbeated
+    and sweeps only the customers after it, heartbeating each page's last id in turn."""
+    now = await temporal_env.get_current_time()
+    _seed_book(sessions, now)
+    project = write_project(
+        tmp_path / "deployed",
+        {"resumed": PLAYBOOK.format(id="resumed", trigger=TRIGGERS["computed"])},
+    )
+    deploy_working_copy(sessions, project, by="test")
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_details=["c-019"])
+    beats: list[str] = []
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    activities = SweepActivities(sessions, temporal_env.client, task_queue, False)
+    result = await env.run(activities.sweep_triggers, SweepInput(playbook="resumed"))
+    enrolled = [i.split("/")[1] for i in result.enrolled]
+    assert "c-020" in enrolled  # due, and the first customer after the heartbeat
+    assert all(c > "c-019" for c in enrolled)  # c-007 is due too, but was swept before
+    assert beats == ["c-059"]  # one page: the 40 customers after c-019
