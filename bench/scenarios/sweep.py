@@ -56,6 +56,8 @@ steps:
   - id: done
     end: {{outcome: done}}
 """
+# Goals of the paged variants (the reference is held to none): a sweep of the book within a
+# minute on 2 cores, and memory that does not grow with the book.
 GOAL_SECONDS = 60.0
 GOAL_MB = 300.0
 
@@ -116,8 +118,8 @@ async def sweep_scenario(sizes: Sizes, progress: Progress) -> list[Metric]:
                     f"{size}: time",
                     "s",
                     run["seconds"],
-                    goal=f"< {GOAL_SECONDS:.0f} s",
-                    met=run["seconds"] < GOAL_SECONDS,
+                    goal="" if variant == WHOLE else f"< {GOAL_SECONDS:.0f} s",
+                    met=None if variant == WHOLE else run["seconds"] < GOAL_SECONDS,
                     note=note,
                 ),
                 Metric(
@@ -125,8 +127,8 @@ async def sweep_scenario(sizes: Sizes, progress: Progress) -> list[Metric]:
                     f"{size}: peak RSS",
                     "MB",
                     rss_mb,
-                    goal=f"< {GOAL_MB:.0f} MB",
-                    met=rss_mb < GOAL_MB,
+                    goal="" if variant == WHOLE else f"< {GOAL_MB:.0f} MB",
+                    met=None if variant == WHOLE else rss_mb < GOAL_MB,
                     note=f"{base_mb:.0f} MB before the sweep (imports and plan)",
                 ),
             ]
