@@ -107,7 +107,7 @@ def build_worker(
             scorer.recompute_health,
         ],
         activity_executor=executor,
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_activities=settings.activity_slots,
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
 
@@ -125,7 +125,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    with ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities) as pool:
+    with ThreadPoolExecutor(max_workers=settings.activity_slots) as pool:
         worker = build_worker(client, settings, build_activities(settings, client), pool)
         async with worker:
             logging.getLogger(__name__).info(
