@@ -39,6 +39,7 @@ class Sizes:
     temporal_db: str = "memory"
     bytecode: bool = True
     report_customers: int = 10_000  # the reports scenario (issue 19)
+    sweep_customers: int = 100_000  # the sweep scenario (issue 20)
 
 
 QUICK = {
@@ -55,6 +56,7 @@ QUICK = {
     "history_sample": 5,
     "replays": 1,
     "report_customers": 500,
+    "sweep_customers": 2_000,
 }
 
 

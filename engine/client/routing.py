@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from engine.client.changes import change_plans, fire_changes, snapshot_before
+from engine.client.changes import emit_change, snapshot_before
 from engine.client.enrollment import enroll, reenroll_refusal
 from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled
@@ -135,21 +135,19 @@ class EventRouter:
         routed: RoutedEvent,
         now: datetime,
     ) -> None:
-        """Recompute the customer's health when the event is measured, then fire the
-        ``on_change`` triggers the new score makes true."""
+        """Recompute the customer's health when the event is measured, then tell the running
+        enrollments of a moved score and fire the ``on_change`` triggers it makes true."""
         card = self.scorecard
         if card is None or not card.reads(name):
             return
         before = await asyncio.to_thread(snapshot_before, self.sessions, customer_id, now)
 
-        def rescore() -> health.Recorded | None:
+        def rescore() -> Recorded | None:
             with self.sessions.begin() as session:
                 return health.recompute(session, card, customer_id, now)
 
         routed.health = await asyncio.to_thread(rescore)
-        if not change_plans(plans):
-            return
-        started, notes = await fire_changes(
+        emitted = await emit_change(
             self.client,
             self.sessions,
             plans,
@@ -160,8 +158,8 @@ class EventRouter:
             self.use_search_attributes,
             self.clock_offset_seconds,
         )
-        routed.enrolled += started
-        routed.notes += notes
+        routed.enrolled += emitted.started
+        routed.notes += emitted.notes
 
     def _plans(self) -> Mapping[str, CompiledPlan]:
         return self.plans() if callable(self.plans) else self.plans
