@@ -36,6 +36,7 @@ from engine.language.health import Scorecard
 from engine.language.plan import CompiledPlan
 from engine.language.sendwindow import zone
 from engine.messages import (
+    CustomerChanged,
     DecideInput,
     EnrollmentInput,
     EnrollmentResult,
@@ -285,11 +286,11 @@ class Simulator:
                 break
             if isinstance(action, _Daily):
                 assert scoring is not None
-                scoring.rescore(moment)
+                await _tell(run, scoring.rescore(moment))
                 continue
             await self._deliver(run, action, moment)
             if isinstance(action, ScheduledEvent) and scoring and scoring.card.reads(action.name):
-                scoring.rescore(moment)
+                await _tell(run, scoring.rescore(moment))
         if run is None:
             assert plan.trigger is not None and scoring is not None
             warnings.append(
@@ -532,6 +533,14 @@ class Simulator:
         status = await run.enrollment.status()
         await run.enrollment.workflow.terminate("simulation horizon reached")
         return None, status.records, status
+
+
+async def _tell(run: _Run, recorded: health.Recorded | None) -> None:
+    """Tell the enrollment its customer's health moved, as live (`customer_changed`): a
+    ``wait_for: when``, ``goal: when`` or ``exit: if`` over health is judged again."""
+    if recorded is not None and (recorded.changed or recorded.signals_changed):
+        change = CustomerChanged(customer_id=run.customer.id, fields=["health"])
+        await run.enrollment.customer_changed(change)
 
 
 def _trigger_signal(

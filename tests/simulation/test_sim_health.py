@@ -63,3 +63,20 @@ async def test_without_the_change_the_risk_play_does_not_start(sim, project, tea
     assert timeline.outcome == "not_enrolled"
     assert [e.kind for e in timeline.timeline] == ["health", "health"]
     assert "did not become true" in timeline.warnings[-1]
+
+
+async def test_a_recovery_in_the_simulation_ends_the_risk_plays_wait(sim, project, team):
+    """Health moving during the run is told to the enrollment, as live: back to green on
+    day 19, the play's 14-day wait ends and it finishes ``recovered``."""
+    customer = load_customer(EXAMPLES / "brightpath-health.yaml")
+    timeline = await sim.run(
+        project.plan("risk"),
+        customer,
+        team=team,
+        start=datetime(2027, 4, 5, 9, 0),
+        days=25,
+        events=_usage([*USAGE, (19, 11)]),
+        scorecard=project.scorecard,
+    )
+    assert timeline.outcome == "recovered", [(e.day, e.kind, e.detail) for e in timeline.timeline]
+    assert timeline.timeline[-1].day == 19
