@@ -39,6 +39,7 @@ class Sizes:
     temporal_db: str = "memory"
     bytecode: bool = True
     report_customers: int = 10_000  # the reports scenario (issue 19)
+    report_database: str = ""  # the reports scenario's store; "": a fresh SQLite file
 
 
 QUICK = {
