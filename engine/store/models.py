@@ -578,6 +578,8 @@ class Enrollment(Base):
             "ended_at",
             "version",
         ),
+        # A run's version, status and start by its key, without reading the row (0014).
+        Index("ix_enrollments_runs", "enrollment_key", "version", "status", "started_at"),
     )
 
     enrollment_key: Mapped[str] = mapped_column(String(600), primary_key=True)
