@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import MetaData, insert, select
 from sqlalchemy.orm import Session
 
@@ -14,6 +15,7 @@ from engine.statuses import EnrollmentStatus, OutboxStatus
 from engine.store import repository
 from engine.store.db import engine_for, migrate, session_factory
 from engine.store.models import Customer, OutboxMessage, Task
+from tests.helpers.databases import BACKENDS
 from tests.helpers.insight import NOW
 
 
@@ -50,6 +52,7 @@ def seed_two_runs(session: Session) -> None:
         )  # fmt: skip
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_an_emails_and_a_tasks_version_is_their_runs(db_url: str) -> None:
     with session_factory(db_url).begin() as session:
         seed_two_runs(session)
@@ -67,6 +70,7 @@ def test_an_emails_and_a_tasks_version_is_their_runs(db_url: str) -> None:
             assert [c.id for c in behind] == ["r1"]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_migration_0014_gives_older_rows_the_run_they_were_made_during(
     empty_db_url: str,
 ) -> None:
