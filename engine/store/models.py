@@ -567,7 +567,7 @@ class Enrollment(Base):
     __table_args__ = (
         Index("ix_enrollments_playbook_id_status", "playbook_id", "status"),
         # The reports (migration 0011): runs by version and start; the run under a workflow
-        # ID at a time (an email's or task's version).
+        # ID at a time (how migration 0014 found an older email's or task's run).
         Index(
             "ix_enrollments_playbook_id_version_started_at", "playbook_id", "version", "started_at"
         ),
