@@ -71,6 +71,13 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
 @size_option("sweep_customers", click.IntRange(1), "Sweep: customers in the book swept.")
 @size_option("compile_steps", click.IntRange(2), "Compile: steps of the generated playbook.")
 @size_option("compile_runs", click.IntRange(1), "Compile: runs (the median is reported).")
+@size_option("report_customers", click.IntRange(1), "Reports: customers in the store.")
+@size_option(
+    "report_database",
+    click.STRING,
+    "Reports: the store's database URL (e.g. PostgreSQL); one that already holds the "
+    "customers is reused. Default: a fresh SQLite file.",
+)
 @size_option(
     "stall_timeout",
     click.FloatRange(min=1),

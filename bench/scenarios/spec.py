@@ -40,6 +40,7 @@ class Sizes:
     bytecode: bool = True
     report_customers: int = 10_000  # the reports scenario (issue 19)
     sweep_customers: int = 100_000  # the sweep scenario (issue 20)
+    report_database: str = ""  # the reports scenario's store; "": a fresh SQLite file
 
 
 QUICK = {

@@ -353,10 +353,12 @@ def create_task(
     outcomes: Sequence[str] = (),
     escalation_of: str | None = None,
     task_id: str | None = None,
+    run_key: str | None = None,
 ) -> tuple[Task, bool]:
     """Create a task once per `idempotency_key`; returns (task, created).
 
-    A repeat returns the task created first, unchanged, with created=False.
+    A repeat returns the task created first, unchanged, with created=False. ``run_key`` is
+    the `enrollment_key` of the run that created it (the reports' key to its version).
     """
     stmt = (
         _insert(session, Task)
@@ -375,6 +377,7 @@ def create_task(
             outcomes=list(outcomes),
             status=TaskStatus.OPEN.value,
             escalation_of=escalation_of,
+            run_key=run_key,
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
@@ -513,11 +516,13 @@ def insert_outbox(
     reason: str | None = None,
     variant: str | None = None,
     budget_at: datetime | None = None,
+    run_key: str | None = None,
 ) -> tuple[OutboxMessage, bool]:
     """Record an email once per `idempotency_key`; returns (message, created).
 
     Write it before calling the provider: a repeat (activity retry) finds the existing row
-    and its status, and so never sends twice.
+    and its status, and so never sends twice. ``run_key`` is the `enrollment_key` of the
+    run that sent it (the reports' key to its version).
     """
     now = utcnow()
     stmt = (
@@ -538,6 +543,7 @@ def insert_outbox(
             reason=reason,
             variant=variant,
             budget_at=budget_at,
+            run_key=run_key,
             attempts=0,
             created_at=now,
             updated_at=now,
