@@ -58,6 +58,7 @@ from engine.messages import EnrollmentSnapshot
 from engine.scopes import Scope
 from engine.services import Services, customers, enrollments, tasks, team, tokens
 from engine.store import repository
+from engine.store.events import IncomingEvent
 from engine.store.models import Task, TeamMember
 
 
@@ -129,31 +130,29 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=ID)]
 async def post_events(body: EventIn | EventBatch, svc: Svc, response: Response) -> EventsResponse:
     """Post one event or a batch (`{"events": [...]}`); idempotent by event `id`.
 
-    Each event is stored, sent to the customer's running enrollments (milestones, goal,
-    exit) and starts the playbooks it triggers. An event for an unknown customer is stored
+    A batch is stored in one transaction; then each event is sent to the customer's running
+    enrollments whose playbook listens to it (milestones, goal, exit, `wait_for`) and starts
+    the playbooks it triggers. An event for an unknown customer is stored
     and answered 404 (or reported per item in a batch), never lost.
     """
     events = body.events if isinstance(body, EventBatch) else [body]
-    results = []
-    for event in events:
-        try:
-            routed = await svc.router.handle(
-                event.id, event.customer_id, event.name, event.at, event.properties
-            )
-        except RPCError as exc:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                f"Temporal is unavailable: {exc.message}; events up to {event.id} are stored",
-            ) from None
-        results.append(
-            EventResult(
-                id=routed.id,
-                status=routed.status,
-                signalled=routed.signalled,
-                enrolled=routed.enrolled,
-                notes=routed.notes,
-            )
+    now = datetime.now(UTC)
+    try:
+        routed = await svc.router.handle_batch(
+            [IncomingEvent(e.id, e.customer_id, e.name, e.at or now, e.properties) for e in events],
+            now,
         )
+    except RPCError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"Temporal is unavailable: {exc.message}; the events are stored",
+        ) from None
+    results = [
+        EventResult(
+            id=r.id, status=r.status, signalled=r.signalled, enrolled=r.enrolled, notes=r.notes
+        )
+        for r in routed
+    ]
     if isinstance(body, EventIn) and results[0].status == "unknown_customer":
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,

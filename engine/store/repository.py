@@ -289,6 +289,17 @@ def get_event(session: Session, event_id: str) -> Event | None:
     return session.get(Event, event_id, populate_existing=True)
 
 
+def insert_new_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert event rows (`Event` columns) in one statement, skipping ids already stored
+    (also by a concurrent writer); returns the ids this call stored."""
+    if not rows:
+        return set()
+    statement = (
+        _insert(session, Event).on_conflict_do_nothing(index_elements=["id"]).returning(Event.id)
+    )
+    return set(session.scalars(statement, rows))
+
+
 def set_event_status(
     session: Session, event_id: str, status: EventStatus, note: str | None = None
 ) -> None:
