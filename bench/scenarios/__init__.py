@@ -5,7 +5,8 @@
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
 - `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `reports`,
   `delivery` (without it);
-- `book` (issue 13: a book of customers over a year), only when asked for.
+- `book` (issue 13: a book of customers over a year) and `ingest` (issue 20: irrelevant
+  events in batches over HTTP), only when asked for.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bench.report import Metric
 from bench.scenarios.book import book
 from bench.scenarios.compile import compile_scenario
 from bench.scenarios.delivery import delivery
+from bench.scenarios.ingest import ingest
 from bench.scenarios.latency import latency
 from bench.scenarios.memory import memory
 from bench.scenarios.reports import reports_scenario
@@ -34,8 +36,10 @@ SCENARIOS = (
     "reports",
     "delivery",
     "book",
+    "ingest",
 )
-# What runs without --only: the book simulation is long, and run on its own.
+# What runs without --only: the book simulation is long, and run on its own; so is ingest
+# (issue 20), which has its own section in RESULTS.md.
 DEFAULT_SCENARIOS = SCENARIOS[:7]
 
 
@@ -56,11 +60,16 @@ async def run_scenarios(
 
     if sizes.bytecode:
         compile_bytecode()
-    temporal = [s for s in ("throughput", "latency", "memory") if s in scenarios]
+    temporal = [s for s in ("throughput", "latency", "memory", "ingest") if s in scenarios]
     if temporal:
         async with open_stack(sizes.temporal_db, sizes.bytecode) as stack:
             for name in temporal:
-                scenario = {"throughput": throughput, "latency": latency, "memory": memory}[name]
+                scenario = {
+                    "throughput": throughput,
+                    "latency": latency,
+                    "memory": memory,
+                    "ingest": ingest,
+                }[name]
                 await guarded(name, functools.partial(scenario, stack, sizes, progress))
     if "simulation" in scenarios:
         await guarded("simulation", lambda: simulation(sizes, progress))

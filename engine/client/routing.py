@@ -127,17 +127,8 @@ class EventRouter:
                 continue
             routed = RoutedEvent(event.id, "accepted")
             answers.append(routed)
-            signal = EventSignal(
-                id=event.id, name=event.name, at=event.at, properties=event.properties
-            )
-            for workflow_id in result.enrollments:
-                try:
-                    await EnrollmentHandle.get(self.client, workflow_id).send_event(signal)
-                    routed.signalled.append(workflow_id)
-                except RPCError as exc:
-                    routed.notes.append(f"{workflow_id}: not signalled ({exc.message})")
-            for plan in triggers.get(event.name, []):
-                await self._trigger(plan, event.customer_id, signal, routed, now)
+            if result.enrollments or event.name in triggers:
+                await self._route(event, result, triggers.get(event.name, []), routed, now)
             if event.name not in triggers:
                 routed.notes.append(f"no deployed playbook triggers on {event.name}")
             names, _ = rescore.get(event.customer_id, (set(), routed))
@@ -145,6 +136,25 @@ class EventRouter:
         for customer_id, (names, routed) in rescore.items():
             await self._rescore(customer_id, names, plans, routed, now)
         return answers
+
+    async def _route(
+        self,
+        event: IncomingEvent,
+        result: Ingested,
+        triggered: list[CompiledPlan],
+        routed: RoutedEvent,
+        now: datetime,
+    ) -> None:
+        """Signal the event to the enrollments that listen, then start what it triggers."""
+        signal = EventSignal(id=event.id, name=event.name, at=event.at, properties=event.properties)
+        for workflow_id in result.enrollments:
+            try:
+                await EnrollmentHandle.get(self.client, workflow_id).send_event(signal)
+                routed.signalled.append(workflow_id)
+            except RPCError as exc:
+                routed.notes.append(f"{workflow_id}: not signalled ({exc.message})")
+        for plan in triggered:
+            await self._trigger(plan, event.customer_id, signal, routed, now)
 
     async def _rescore(
         self,

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.language.listening import listened_events
@@ -95,8 +95,8 @@ def ingest_events(
     for event in events:
         if event.at.tzinfo is None or event.at.utcoffset() is None:
             raise ValueError(f"event {event.id!r}: at must be timezone-aware, got {event.at!r}")
-    stored = _existing(session, Event.id, [e.id for e in events])
-    known = _existing(session, Customer.id, [e.customer_id for e in events])
+    stored = _existing(session, _STORED_IDS, [e.id for e in events])
+    known = _existing(session, _KNOWN_CUSTOMERS, [e.customer_id for e in events])
     results: list[Ingested] = []
     seen = set(stored)
     for event in events:
@@ -143,13 +143,23 @@ def ingest_events(
     return results
 
 
-def _existing(session: Session, column: Any, values: Iterable[str]) -> set[str]:
-    """Which of ``values`` are stored in ``column`` (a primary key), chunked."""
+_STORED_IDS = select(Event.id).where(Event.id.in_(bindparam("ids", expanding=True)))
+_KNOWN_CUSTOMERS = select(Customer.id).where(Customer.id.in_(bindparam("ids", expanding=True)))
+_RUNNING = select(
+    Enrollment.customer_id, Enrollment.workflow_id, Enrollment.playbook_id, Enrollment.version
+).where(
+    Enrollment.customer_id.in_(bindparam("ids", expanding=True)),
+    Enrollment.status == EnrollmentStatus.RUNNING,
+)
+# Built once: an IN list given as values is coerced value by value on every call.
+
+
+def _existing(session: Session, statement: Select[str], values: Iterable[str]) -> set[str]:
+    """Which of ``values`` ``statement`` (an ``IN :ids`` query) finds, in chunks."""
     wanted = sorted(set(values))
     found: set[str] = set()
     for start in range(0, len(wanted), IN_CHUNK):
-        chunk = wanted[start : start + IN_CHUNK]
-        found.update(session.scalars(select(column).where(column.in_(chunk))))
+        found.update(session.scalars(statement, {"ids": wanted[start : start + IN_CHUNK]}))
     return found
 
 
@@ -164,17 +174,7 @@ def _listeners(
     rows: list[tuple[str, str, str, str]] = []
     ordered = sorted(customers)
     for start in range(0, len(ordered), IN_CHUNK):
-        rows += session.execute(
-            select(
-                Enrollment.customer_id,
-                Enrollment.workflow_id,
-                Enrollment.playbook_id,
-                Enrollment.version,
-            ).where(
-                Enrollment.customer_id.in_(ordered[start : start + IN_CHUNK]),
-                Enrollment.status == EnrollmentStatus.RUNNING,
-            )
-        ).all()
+        rows += session.execute(_RUNNING, {"ids": ordered[start : start + IN_CHUNK]}).all()
     sets = {
         key: _listening(session, *key, plans)
         for key in {(pid, version) for *_, pid, version in rows}

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from engine.api.schemas import EventsResponse
 from engine.client.playbook import EnrollmentHandle
 from engine.services import Services
 from engine.store import repository
@@ -151,6 +152,8 @@ async def test_a_batch_keeps_its_good_events_and_reports_the_rest_one_by_one(
     good, stranger, later = event(customer), event("nobody-" + uuid.uuid4().hex), event(customer)
     response = await api.post("/api/events", json={"events": [good, stranger, good, later]})
     assert response.status_code == 202, response.text
+    # the answer is written without the response model: it must still be its shape
+    assert EventsResponse.model_validate(response.json()).model_dump() == response.json()
     assert [r["status"] for r in response.json()["results"]] == [
         "accepted",
         "unknown_customer",
