@@ -156,3 +156,21 @@ def test_only_enrollments_whose_plan_listens_are_named(
         )
     assert alone.enrollments == []
     assert statuses(sessions)["p2"] == "stored"
+
+
+def test_an_id_stored_by_another_writer_meanwhile_is_not_counted_as_ours(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Between a batch's check for repeats and its insert another writer may store one of
+    its ids: the insert skips it and says which rows it stored itself."""
+    with sessions.begin() as session:
+        repository.record_event(session, "taken", "acme", "page.viewed", AT)
+    row = {"customer_id": "acme", "name": "page.viewed", "at": AT, "properties": {}}
+    received = AT + timedelta(hours=1)
+    rows = [
+        {"id": event_id, **row, "received_at": received, "status": "stored", "note": None}
+        for event_id in ("taken", "free")
+    ]
+    with sessions.begin() as session:
+        assert repository.insert_new_events(session, rows) == {"free"}
+    assert statuses(sessions) == {"taken": "unknown_customer", "free": "stored"}
