@@ -1,5 +1,6 @@
 """The `recompute_health` activity: every customer's score recomputed and recorded, then
-the deployed ``on_change`` playbooks judged for each customer whose score or band moved."""
+the running enrollments told and the deployed ``on_change`` playbooks judged for each
+customer whose score or band moved."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from temporalio import activity
 
 from activities.base import EnrollingActivities
-from engine.client.changes import change_plans, fire_changes, snapshot_before
+from engine.client.changes import change_plans, fire_changes, snapshot_before, tell_running
 from engine.language.health import Scorecard
 from engine.messages import ActivityName, HealthRecomputeInput, HealthRecomputeResult
 from engine.store import deployments, health
@@ -32,6 +33,8 @@ class HealthActivities(EnrollingActivities):
             if not r.changed:
                 continue
             result.changed += 1
+            # A `goal: when`, `exit: if` or `wait_for: when` over health is judged again.
+            await tell_running(self.client, self.sessions, r.customer_id, ["health"])
             if plans:
                 started, _ = await fire_changes(
                     self.client,

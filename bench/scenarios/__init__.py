@@ -5,8 +5,9 @@
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
 - `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `reports`,
   `delivery` (without it);
-- `book` (issue 13: a book of customers over a year) and `ingest` (issue 20: irrelevant
-  events in batches over HTTP), only when asked for.
+- `book` (issue 13: a book of customers over a year), `sweep` (issue 20: one trigger
+  sweep over 100,000 customers) and `ingest` (issue 20: irrelevant events in batches
+  over HTTP), only when asked for.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bench.scenarios.reports import reports_scenario
 from bench.scenarios.simulation import simulation
 from bench.scenarios.spec import QUICK, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import compile_bytecode, open_stack
+from bench.scenarios.sweep import sweep_scenario
 from bench.scenarios.throughput import throughput
 
 SCENARIOS = (
@@ -36,10 +38,11 @@ SCENARIOS = (
     "reports",
     "delivery",
     "book",
+    "sweep",
     "ingest",
 )
-# What runs without --only: the book simulation is long, and run on its own; so is ingest
-# (issue 20), which has its own section in RESULTS.md.
+# What runs without --only: the book simulation and the sweep are long, and run on their own;
+# so does ingest (issue 20), which has its own section in RESULTS.md.
 DEFAULT_SCENARIOS = SCENARIOS[:7]
 
 
@@ -75,6 +78,8 @@ async def run_scenarios(
         await guarded("simulation", lambda: simulation(sizes, progress))
     if "book" in scenarios:
         await guarded("book", lambda: book(sizes, progress))
+    if "sweep" in scenarios:
+        await guarded("sweep", lambda: sweep_scenario(sizes, progress))
     if "compile" in scenarios:
 
         async def compiled() -> list[Metric]:

@@ -40,6 +40,7 @@ class Sizes:
     bytecode: bool = True
     report_customers: int = 10_000  # the reports scenario (issue 19)
     ingest_events: int = 50_000  # the ingest scenario (issue 20), in batches of 1,000
+    sweep_customers: int = 100_000  # the sweep scenario (issue 20)
 
 
 QUICK = {
@@ -57,6 +58,7 @@ QUICK = {
     "replays": 1,
     "report_customers": 500,
     "ingest_events": 5_000,
+    "sweep_customers": 2_000,
 }
 
 

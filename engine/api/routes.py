@@ -204,6 +204,7 @@ async def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> C
             now,
             svc.settings.temporal_task_queue,
             svc.use_search_attributes,
+            told=changed,
         )
     except RPCError as exc:
         raise HTTPException(

@@ -5,13 +5,16 @@ health score, a saved customer): it fires only when it was false before and is t
 so a customer who stays red is not enrolled again and again. ``cooldown`` adds a gap from
 the last enrollment's start, so one who bounces around 40 is not either; the playbook's
 ``reenroll`` rules apply as for every trigger. Callers take the snapshot before the change
-(`snapshot_before`) and call `fire_changes` after it.
+(`snapshot_before`) and call `emit_change` after it, which also tells the customer's running
+enrollments (the ``customer_changed`` signal), so a change can end their waits, goals and
+exits (`exit: if`, `goal: when`, `wait_for: when`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,8 +23,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from engine.client.enrollment import enroll, reenroll_refusal
+from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled
 from engine.language.plan import CompiledPlan
+from engine.messages import CustomerChanged
+from engine.statuses import EnrollmentStatus
 from engine.store import repository
 from engine.store.context import customer_snapshot, decide_snapshot
 from engine.store.models import Enrollment
@@ -119,3 +125,92 @@ async def fire_changes(
         except AlreadyEnrolled as exc:
             notes.append(f"{plan.playbook}: not enrolled ({exc})")
     return started, notes
+
+
+def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """What a change moved, as ``customer_changed`` names it: the customer's own fields
+    (``segment``, ``attributes``, ``renewal_date``...), ``health`` (score, band or measures),
+    ``milestones`` and ``owner``. None for a customer that did not exist before."""
+    if before is None or after is None:
+        return []
+    was, now = before.get("customer", {}), after.get("customer", {})
+    fields = [name for name in now if name != "health_score" and was.get(name) != now.get(name)]
+    health_was, health_now = before.get("health", {}), after.get("health", {})
+    if any(
+        health_was.get(name) != health_now.get(name)
+        for name in ("score", "band", "known", "measures")
+    ):
+        fields.append("health")
+    fields += [name for name in ("milestones", "owner") if before.get(name) != after.get(name)]
+    return fields
+
+
+def running_enrollments(session: Session, customer_id: str) -> list[str]:
+    """The ids of the customer's running enrollments, in any playbook."""
+    stmt = select(Enrollment.workflow_id).where(
+        Enrollment.customer_id == customer_id, Enrollment.status == EnrollmentStatus.RUNNING
+    )
+    return list(session.scalars(stmt.order_by(Enrollment.workflow_id)))
+
+
+async def tell_running(
+    client: Client, sessions: sessionmaker[Session], customer_id: str, fields: Iterable[str]
+) -> list[str]:
+    """Signal ``customer_changed`` (with ``fields``) to each running enrollment of the
+    customer; their ids. Nothing when no field changed."""
+    changed = list(fields)
+    if not changed:
+        return []
+    with sessions() as session:
+        ids = running_enrollments(session, customer_id)
+    change = CustomerChanged(customer_id=customer_id, fields=changed)
+    for enrollment_id in ids:
+        await EnrollmentHandle.get(client, enrollment_id).customer_changed(change)
+    return ids
+
+
+@dataclass
+class Emitted:
+    """What a change did: the fields it moved, the running enrollments told of it, the
+    ``on_change`` enrollments it started and notes on the playbooks it did not start."""
+
+    fields: list[str] = field(default_factory=list)
+    signalled: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+async def emit_change(
+    client: Client,
+    sessions: sessionmaker[Session],
+    plans: Mapping[str, CompiledPlan],
+    customer_id: str,
+    before: dict[str, Any] | None,
+    now: datetime,
+    task_queue: str,
+    use_search_attributes: bool = True,
+    clock_offset_seconds: float = 0.0,
+    told: Iterable[str] = (),
+) -> Emitted:
+    """After a change of the customer's data (``before``: `snapshot_before`): tell its
+    running enrollments what moved (except the ``told`` fields, signalled already), then
+    enroll it in the ``on_change`` playbooks the change made true. Raises Temporal's
+    `RPCError` if Temporal cannot be reached (the data is saved already)."""
+    after = await asyncio.to_thread(snapshot_before, sessions, customer_id, now)
+    emitted = Emitted(fields=changed_fields(before, after))
+    already = set(told)
+    if any(name not in already for name in emitted.fields):
+        emitted.signalled = await tell_running(client, sessions, customer_id, emitted.fields)
+    if change_plans(plans):
+        emitted.started, emitted.notes = await fire_changes(
+            client,
+            sessions,
+            plans,
+            customer_id,
+            before,
+            now,
+            task_queue,
+            use_search_attributes=use_search_attributes,
+            clock_offset_seconds=clock_offset_seconds,
+        )
+    return emitted

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from engine.client.changes import change_plans, fire_changes, snapshot_before
+from engine.client.changes import emit_change, snapshot_before
 from engine.client.enrollment import enroll, reenroll_refusal
 from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled
@@ -165,8 +165,9 @@ class EventRouter:
         now: datetime,
     ) -> None:
         """Recompute the customer's health when one of the events (``names``) is measured,
-        then fire the ``on_change`` triggers the new score makes true; what that enrolls is
-        told in ``routed`` (the customer's last event)."""
+        then tell the running enrollments of a moved score and fire the ``on_change``
+        triggers it makes true; what that enrolls is told in ``routed`` (the customer's
+        last event)."""
         card = self.scorecard
         shares = card is not None and any(m.measure == "user_share" for m in card.measures.values())
         if card is None or (not names & card.event_names() and not shares):
@@ -178,9 +179,7 @@ class EventRouter:
                 health.recompute(session, card, customer_id, now)
 
         await asyncio.to_thread(rescore)
-        if not change_plans(plans):
-            return
-        started, notes = await fire_changes(
+        emitted = await emit_change(
             self.client,
             self.sessions,
             plans,
@@ -191,8 +190,8 @@ class EventRouter:
             self.use_search_attributes,
             self.clock_offset_seconds,
         )
-        routed.enrolled += started
-        routed.notes += notes
+        routed.enrolled += emitted.started
+        routed.notes += emitted.notes
 
     def _plans(self) -> Mapping[str, CompiledPlan]:
         return self.plans() if callable(self.plans) else self.plans

@@ -292,6 +292,13 @@ def _timeout(plan: CompiledPlan, record: StepRecord, base: dict[str, Any]) -> Ti
     if wf is None:
         return TimelineEntry(kind="timeout", **base)
     goto = wf.on_timeout or step.next
-    awaited = f"milestone {wf.milestone}" if wf.milestone else f"event {wf.event}"
+    awaited = (
+        f"milestone {wf.milestone}"
+        if wf.milestone
+        else f"event {wf.event}"
+        if wf.event
+        else f"{wf.when} to hold"
+    )
     base["detail"] = f"no {awaited} before the timeout, going to {goto}"
-    return TimelineEntry(kind="timeout", name=wf.milestone or wf.event, goto=goto, **base)
+    name = wf.milestone or wf.event or wf.when
+    return TimelineEntry(kind="timeout", name=name, goto=goto, **base)

@@ -31,7 +31,7 @@ def test_funnel_page_charts_filters_and_links_to_customers(
 ) -> None:
     browser.login(CSM_A)
     browser.get("/inbox")
-    browser.find("nav a[href='/reports']").click()
+    browser.click_and_load(browser.find("nav a[href='/reports']"))
     browser.wait_for("#report-filters")
     browser.get("/reports/funnel?playbook=onb&since=2026-04-01")
     table = browser.find("section[data-table='onb@v1']")
@@ -43,16 +43,16 @@ def test_funnel_page_charts_filters_and_links_to_customers(
     # The 1 that left "wait" by the exit condition is customer C2.
     exits = table.find_elements(By.CSS_SELECTOR, "td[data-col='exit'] a")
     assert [a.text for a in exits] == ["1"]
-    exits[0].click()
+    browser.click_and_load(exits[0])
     browser.wait_for("#behind")
     assert [a.text for a in browser.find_all("#behind tbody td:first-child a")] == ["Customer C2"]
-    browser.find("p.summary a").click()  # back, with the same filters
+    browser.click_and_load(browser.find("p.summary a"))  # back, with the same filters
     browser.wait_for("section[data-table='onb@v1']")
     assert "since=2026-04-01" in browser.driver.current_url
 
     # Filtering by segment through the form narrows the funnel to c7.
     browser.find("select[name=segment] option[value='smb']").click()
-    browser.find("#report-filters button").click()
+    browser.click_and_load(browser.find("#report-filters button"))
     browser.wait_for("section[data-table='onb@v1']")
     assert "1 entered" in browser.text("section[data-table='onb@v1'] h2")
 
