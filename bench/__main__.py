@@ -68,6 +68,7 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
 @size_option("sim_runs", click.IntRange(1), "Simulation: runs (the median is reported).")
 @size_option("book_customers", click.IntRange(1), "Book: customers in the synthetic book.")
 @size_option("book_days", click.IntRange(1, 800), "Book: days simulated.")
+@size_option("ingest_events", click.IntRange(1000), "Ingest: events posted in batches of 1,000.")
 @size_option("sweep_customers", click.IntRange(1), "Sweep: customers in the book swept.")
 @size_option("compile_steps", click.IntRange(2), "Compile: steps of the generated playbook.")
 @size_option("compile_runs", click.IntRange(1), "Compile: runs (the median is reported).")
@@ -100,7 +101,7 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     "only",
     multiple=True,
     type=click.Choice(SCENARIOS),
-    help="Run only these scenarios (repeatable). Default: all but book and sweep.",
+    help="Run only these scenarios (repeatable). Default: all but book, sweep and ingest.",
 )
 @click.option(
     "--quick",

@@ -5,8 +5,9 @@
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
 - `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `reports`,
   `delivery` (without it);
-- `book` (issue 13: a book of customers over a year) and `sweep` (issue 20: one trigger
-  sweep over 100,000 customers), only when asked for.
+- `book` (issue 13: a book of customers over a year), `sweep` (issue 20: one trigger
+  sweep over 100,000 customers) and `ingest` (issue 20: irrelevant events in batches
+  over HTTP), only when asked for.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bench.report import Metric
 from bench.scenarios.book import book
 from bench.scenarios.compile import compile_scenario
 from bench.scenarios.delivery import delivery
+from bench.scenarios.ingest import ingest
 from bench.scenarios.latency import latency
 from bench.scenarios.memory import memory
 from bench.scenarios.reports import reports_scenario
@@ -37,8 +39,10 @@ SCENARIOS = (
     "delivery",
     "book",
     "sweep",
+    "ingest",
 )
-# What runs without --only: the book simulation and the sweep are long, and run on their own.
+# What runs without --only: the book simulation and the sweep are long, and run on their own;
+# so does ingest (issue 20), which has its own section in RESULTS.md.
 DEFAULT_SCENARIOS = SCENARIOS[:7]
 
 
@@ -59,11 +63,16 @@ async def run_scenarios(
 
     if sizes.bytecode:
         compile_bytecode()
-    temporal = [s for s in ("throughput", "latency", "memory") if s in scenarios]
+    temporal = [s for s in ("throughput", "latency", "memory", "ingest") if s in scenarios]
     if temporal:
         async with open_stack(sizes.temporal_db, sizes.bytecode) as stack:
             for name in temporal:
-                scenario = {"throughput": throughput, "latency": latency, "memory": memory}[name]
+                scenario = {
+                    "throughput": throughput,
+                    "latency": latency,
+                    "memory": memory,
+                    "ingest": ingest,
+                }[name]
                 await guarded(name, functools.partial(scenario, stack, sizes, progress))
     if "simulation" in scenarios:
         await guarded("simulation", lambda: simulation(sizes, progress))

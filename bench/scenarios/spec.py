@@ -39,6 +39,7 @@ class Sizes:
     temporal_db: str = "memory"
     bytecode: bool = True
     report_customers: int = 10_000  # the reports scenario (issue 19)
+    ingest_events: int = 50_000  # the ingest scenario (issue 20), in batches of 1,000
     sweep_customers: int = 100_000  # the sweep scenario (issue 20)
     report_database: str = ""  # the reports scenario's store; "": a fresh SQLite file
 
@@ -57,6 +58,7 @@ QUICK = {
     "history_sample": 5,
     "replays": 1,
     "report_customers": 500,
+    "ingest_events": 5_000,
     "sweep_customers": 2_000,
 }
 

@@ -3,8 +3,8 @@
 `simulate_book` runs the real triggers over the book on ONE time-skipping Temporal server
 with one worker: the date and schedule sweep (`engine.client.sweeps.sweep`) at simulated
 time, every event of the events file through the live event router
-(`engine.client.routing.EventRouter`), and every enrollment that starts through the real
-`PlaybookWorkflow` and activities. As in the single-customer simulator
+(`engine.client.routing.EventRouter`, one batch per moment), and every enrollment that
+starts through the real `PlaybookWorkflow` and activities. As in the single-customer simulator
 (`engine.simulation.runner`), side effects are captured: a throwaway SQLite store, the
 capture mailer, and every enrollment's clock shifted so the book starts at ``start``.
 
@@ -80,6 +80,7 @@ from engine.statuses import OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.context import all_customer_snapshots
 from engine.store.deployments import deployed_plans
+from engine.store.events import IncomingEvent
 from engine.store.health import Recorded
 from engine.store.models import Base, Customer, Task, TeamMember
 from workflows.playbook import PlaybookWorkflow
@@ -415,11 +416,17 @@ async def _run(
             activity_executor=pool,
         ):
             reported = -1
-            for moment in moments:
-                if moment.at > horizon:
-                    break
+            index = 0
+            while index < len(moments) and moments[index].at <= horizon:
+                moment = moments[index]
                 await _advance(state, moment.at)
-                await _perform(state, moment)
+                batch = _product_events(moments, index)
+                if batch:  # the product's events of one moment go in as one batch, as live
+                    await _deliver_events(state, batch, moment.at)
+                    index += len(batch)
+                else:
+                    await _perform(state, moment)
+                    index += 1
                 day = (moment.at - begin).days
                 if progress is not None and day != reported:
                     progress(min(day, days), days)
@@ -547,17 +554,39 @@ def _deploy(state: _Book, project: Project, when: str) -> None:
     state.router.plans = state.plans
 
 
-async def _deliver(state: _Book, event: BookEvent, at: datetime) -> None:
-    """An event through the live router; an update or unsubscribe into the store."""
-    if event.kind == "event":
+def _product_events(moments: Sequence[_Moment], index: int) -> list[BookEvent]:
+    """The product events (``kind: event``) at ``moments[index]``'s time, from there on."""
+    batch: list[BookEvent] = []
+    for moment in moments[index:]:
+        what = moment.what
+        if moment.at != moments[index].at or not (
+            isinstance(what, BookEvent) and what.kind == "event"
+        ):
+            break
+        batch.append(what)
+    return batch
+
+
+async def _deliver_events(state: _Book, events: Sequence[BookEvent], at: datetime) -> None:
+    """Product events of one moment through the live router's batch path."""
+    incoming = []
+    for event in events:
         assert event.name is not None
-        routed = await state.router.handle(
-            uuid.uuid4().hex, event.customer, event.name, at, event.properties, now=at
+        incoming.append(
+            IncomingEvent(uuid.uuid4().hex, event.customer, event.name, at, event.properties)
         )
+    answers = await state.router.handle_batch(incoming, now=at)
+    for event, routed in zip(events, answers, strict=True):
         if routed.status == "unknown_customer":
             state.warnings.append(f"{event.describe()}: the customer is not in the store yet")
         if routed.health is not None:
             _note_health(state, routed.health, routed.enrolled, at)
+
+
+async def _deliver(state: _Book, event: BookEvent, at: datetime) -> None:
+    """An event through the live router; an update or unsubscribe into the store."""
+    if event.kind == "event":
+        await _deliver_events(state, [event], at)
         return
     with state.sessions.begin() as session:
         customer = repository.get_customer(session, event.customer)
