@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from engine.client.enrollment import enroll, reenroll_refusal
 from engine.client.playbook import EnrollmentHandle
@@ -161,16 +162,24 @@ async def tell_running(
     client: Client, sessions: sessionmaker[Session], customer_id: str, fields: Iterable[str]
 ) -> list[str]:
     """Signal ``customer_changed`` (with ``fields``) to each running enrollment of the
-    customer; their ids. Nothing when no field changed."""
+    customer; the ids of those told. Nothing when no field changed. A row whose run has
+    ended in Temporal (the row not updated yet, or no workflow behind it) is skipped."""
     changed = list(fields)
     if not changed:
         return []
     with sessions() as session:
         ids = running_enrollments(session, customer_id)
     change = CustomerChanged(customer_id=customer_id, fields=changed)
+    told: list[str] = []
     for enrollment_id in ids:
-        await EnrollmentHandle.get(client, enrollment_id).customer_changed(change)
-    return ids
+        try:
+            await EnrollmentHandle.get(client, enrollment_id).customer_changed(change)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            continue
+        told.append(enrollment_id)
+    return told
 
 
 @dataclass

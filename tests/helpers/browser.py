@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as EC
@@ -101,11 +102,22 @@ class Browser:
         """Click a link or submit button and wait until the browser has left the page.
 
         Without the wait, a `wait_for` right after the click can find its element on the
-        old page, which then goes stale as the new one loads.
+        old page, which then goes stale as the new one loads. The old page is marked with
+        a script variable rather than watched through an element: Chromium may answer a
+        question about an element of a page being replaced with an error, not "stale".
         """
-        old = self.driver.find_element(By.TAG_NAME, "html")
+        self.driver.execute_script("window.__leaving = true")
         element.click()
-        WebDriverWait(self.driver, timeout).until(EC.staleness_of(old))
+
+        def left(driver: WebDriver) -> bool:
+            try:
+                return driver.execute_script(
+                    "return document.readyState !== 'loading' && window.__leaving === undefined"
+                )
+            except WebDriverException:  # mid-navigation
+                return False
+
+        WebDriverWait(self.driver, timeout).until(left)
 
     def screenshot(self, name: str) -> None:
         folder = os.environ.get("UI_SCREENSHOTS")

@@ -193,7 +193,7 @@ def test_sqlite_engine_creates_the_directory_and_sets_pragmas(tmp_path: Path) ->
         engine.dispose()
 
     assert path.parent.is_dir()
-    assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000}
+    assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30000}
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -146,10 +145,8 @@ def test_the_customer_list_sorts_by_risk_with_bands_and_trend_lines(
     assert not unscored.find_elements(By.CSS_SELECTOR, "svg.spark")  # no history, no line
     browser.screenshot("health-customers")
 
-    old = browser.find("table.list tbody tr")
     Select(browser.find("select[name=sort]")).select_by_value("name")
-    browser.find("form.filters button[type=submit]").click()
-    WebDriverWait(browser.driver, 10).until(EC.staleness_of(old))
+    browser.click_and_load(browser.find("form.filters button[type=submit]"))
     assert [cid for cid, _ in _rows(browser)] == [ids[a.key] for a in ACCOUNTS]  # by name
 
 
@@ -196,18 +193,12 @@ def test_the_portfolio_view_counts_bands_per_segment_and_who_moved(
     assert not serious_violations(browser.driver)
     browser.screenshot("health-portfolio")
 
-    old = browser.find("h1")
-    row.find_element(By.CSS_SELECTOR, 'td[data-band="red"] a').click()
-    WebDriverWait(browser.driver, 10).until(EC.staleness_of(old))
+    browser.click_and_load(row.find_element(By.CSS_SELECTOR, 'td[data-band="red"] a'))
     assert sorted(cid for cid, _ in _rows(browser)) == sorted(
         ids[k] for k in ("falling", "flat", "low")
     )
-    old = browser.find("h1")
     browser.get("/health")
-    WebDriverWait(browser.driver, 10).until(EC.staleness_of(old))
-    old = browser.find("h1")
-    browser.find(f'#moved-worse a[href="/customers/{ids["falling"]}"]').click()
-    WebDriverWait(browser.driver, 10).until(EC.staleness_of(old))
+    browser.click_and_load(browser.find(f'#moved-worse a[href="/customers/{ids["falling"]}"]'))
     assert browser.text("h1") == "Beta Falling"
 
 

@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from engine.store import repository
 from engine.store.models import Task, TaskComment, TeamMember
@@ -60,9 +59,8 @@ def test_snooze_hides_a_task_until_woken_and_comments_stay_with_it(
     for body in ("Left a voicemail.", "They call back Thursday."):
         form = browser.find("form.comment")
         form.find_element(By.CSS_SELECTOR, "textarea[name=body]").send_keys(body)
-        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         # The page before the post may still show the previous comment's flash.
-        WebDriverWait(browser.driver, 10).until(EC.staleness_of(form))
+        browser.click_and_load(form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
         assert "Comment added" in browser.wait_for(".flash").text
     comments = browser.text("ul.comments")
     assert comments.index("Left a voicemail.") < comments.index("They call back Thursday.")
