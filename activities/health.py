@@ -1,5 +1,6 @@
-"""The `recompute_health` activity: every customer's score recomputed and recorded, then
-the deployed ``on_change`` playbooks judged for each customer whose score or band moved."""
+"""The `recompute_health` activity: every customer's score recomputed and recorded, page by
+page, then the deployed ``on_change`` playbooks judged for each customer whose score or band
+moved."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities.base import EnrollingActivities
-from engine.client.changes import change_plans, fire_changes, snapshot_before
+from engine.client.changes import change_plans, fire_changes
 from engine.language.health import Scorecard
 from engine.messages import ActivityName, HealthRecomputeInput, HealthRecomputeResult
-from engine.store import deployments, health
-from engine.store.models import Customer
+from engine.store import deployments, health, repository
+from engine.store.context import customer_snapshot
 
 
 class HealthActivities(EnrollingActivities):
@@ -25,25 +26,31 @@ class HealthActivities(EnrollingActivities):
         now = datetime.now(UTC)
         with self.sessions() as session:
             plans = change_plans(deployments.deployed_plans(session))
-        befores = await asyncio.to_thread(self._before, bool(plans), now)
-        recorded = await asyncio.to_thread(self._recompute, card, now)
-        result = HealthRecomputeResult(customers=len(recorded))
-        for r in recorded:
-            if not r.changed:
-                continue
-            result.changed += 1
-            if plans:
-                started, _ = await fire_changes(
-                    self.client,
-                    self.sessions,
-                    {p.playbook: p for p in plans},
-                    r.customer_id,
-                    befores.get(r.customer_id),
-                    now,
-                    self.task_queue,
-                    self.use_search_attributes,
-                )
-                result.enrolled += started
+        result = HealthRecomputeResult()
+        # A page at a time (one transaction each, `health.recompute_book`), and its changes
+        # fired before the next page is read, so memory stays bounded by a page.
+        pages = health.recompute_book(
+            self.sessions, card, now, before=_snapshot(now) if plans else None
+        )
+        while (recorded := await asyncio.to_thread(next, pages, None)) is not None:
+            result.customers += len(recorded)
+            for r in recorded:
+                if not r.changed:
+                    continue
+                result.changed += 1
+                if plans:
+                    started, _ = await fire_changes(
+                        self.client,
+                        self.sessions,
+                        {p.playbook: p for p in plans},
+                        r.customer_id,
+                        r.before,
+                        now,
+                        self.task_queue,
+                        self.use_search_attributes,
+                    )
+                    result.enrolled += started
+            activity.heartbeat(result.customers)
         activity.logger.info(
             "health: %d customers, %d changed, %d enrolled",
             result.customers,
@@ -52,14 +59,13 @@ class HealthActivities(EnrollingActivities):
         )
         return result
 
-    def _before(self, needed: bool, now: datetime) -> dict[str, dict[str, Any] | None]:
-        """Every customer's data before the recompute, when an on_change playbook needs it."""
-        if not needed:
-            return {}
-        with self.sessions() as session:
-            ids = list(session.scalars(select(Customer.id)))
-        return {cid: snapshot_before(self.sessions, cid, now) for cid in ids}
 
-    def _recompute(self, card: Scorecard, now: datetime) -> list[health.Recorded]:
-        with self.sessions.begin() as session:
-            return health.recompute_all(session, card, now)
+def _snapshot(now: datetime) -> health.Snapshot:
+    """What a customer whose score moved was before (`snapshot_before`, in the page's
+    transaction): the only customers ``on_change`` triggers are judged for."""
+
+    def before(session: Session, customer_id: str) -> dict[str, Any] | None:
+        customer = repository.get_customer(session, customer_id)
+        return None if customer is None else customer_snapshot(session, customer, now.date())
+
+    return before
