@@ -138,15 +138,11 @@ class EventRouter:
         shares = card is not None and any(m.measure == "user_share" for m in card.measures.values())
         if card is None or (name not in card.event_names() and not shares):
             return
-        before = await asyncio.to_thread(snapshot_before, self.sessions, customer_id, now)
-
-        def rescore() -> None:
-            with self.sessions.begin() as session:
-                health.recompute(session, card, customer_id, now)
-
-        await asyncio.to_thread(rescore)
         if not change_plans(plans):
-            return
+            await asyncio.to_thread(self._recompute, card, customer_id, now)
+            return  # nothing judges the change: no snapshot before it either
+        before = await asyncio.to_thread(snapshot_before, self.sessions, customer_id, now)
+        await asyncio.to_thread(self._recompute, card, customer_id, now)
         started, notes = await fire_changes(
             self.client,
             self.sessions,
@@ -160,6 +156,10 @@ class EventRouter:
         )
         routed.enrolled += started
         routed.notes += notes
+
+    def _recompute(self, card: Scorecard, customer_id: str, now: datetime) -> None:
+        with self.sessions.begin() as session:
+            health.recompute(session, card, customer_id, now)
 
     def _plans(self) -> Mapping[str, CompiledPlan]:
         return self.plans() if callable(self.plans) else self.plans

@@ -137,11 +137,10 @@ def record(
 def recompute(
     session: Session, card: Scorecard, customer_id: str, now: datetime
 ) -> Recorded | None:
-    """Compute and record one customer's health; None for an unknown customer."""
-    customer = session.get(Customer, customer_id, populate_existing=True)
-    if customer is None:
-        return None
-    return record(session, customer, compute(session, card, customer, now), now)
+    """Compute and record one customer's health (`recompute_page` for a page of one: what
+    a measured event or a customer save costs); None for an unknown customer."""
+    rows = session.execute(select(*Customer.__table__.c).where(Customer.id == customer_id)).all()
+    return recompute_page(session, card, rows, now)[0] if rows else None
 
 
 def recompute_all(

@@ -222,8 +222,9 @@ def _reset(sessions: sessionmaker[Session]) -> None:
 def test_the_paged_recompute_records_what_one_customer_at_a_time_does(
     sessions: sessionmaker[Session],
 ) -> None:
-    """The daily recompute's set-based pages (bulk reads and writes, a transaction per page)
-    give exactly the scores, points and changes of `recompute` called per customer: on a
+    """The set-based pages (bulk reads and writes, a transaction per page) of the daily
+    recompute, and of `recompute`, give exactly the scores, points and changes of `compute`
+    and `record` called per customer (what `playbook health --save` does): on a
     first day, again the same day (today's point rewritten), and on later days."""
     from engine.project import load_project
     from engine.store.models import Customer
@@ -231,13 +232,15 @@ def test_the_paged_recompute_records_what_one_customer_at_a_time_does(
     card = load_project(PLAYBOOKS).scorecard
     assert card is not None
     _book(sessions)
-    days = [NOW - timedelta(days=20), NOW - timedelta(days=20, hours=-3), NOW, NOW + timedelta(40)]
+    days = [NOW - timedelta(days=20), NOW - timedelta(days=20, hours=-3), NOW + timedelta(30)]
     with sessions() as session:
         ids = list(session.scalars(select(Customer.id).order_by(Customer.id)))
     for now in days:
         for cid in ids:
             with sessions.begin() as session:
-                health.recompute(session, card, cid, now)
+                customer = session.get(Customer, cid, populate_existing=True)
+                assert customer is not None
+                health.record(session, customer, health.compute(session, card, customer, now), now)
     one_by_one = _health_rows(sessions)
     _reset(sessions)
     for now in days:
@@ -247,8 +250,14 @@ def test_the_paged_recompute_records_what_one_customer_at_a_time_does(
     assert paged == one_by_one
     customers, points, changes = paged
     assert {point[4] for point in points} == {"red", "yellow", "green", "unknown"}
-    assert len(points) == 12 * 3 and len(changes) > 12  # scores moved on later days
+    assert len(points) == 12 * 2 and len(changes) > 12  # scores moved on later days
     assert any(score is None for _, _, _, score, *_ in points)  # no data: unknown, not 0
+    _reset(sessions)
+    for now in days:
+        for cid in ids:
+            with sessions.begin() as session:
+                health.recompute(session, card, cid, now)
+    assert _health_rows(sessions) == one_by_one
     _reset(sessions)
     with sessions.begin() as session:
         session.get(Customer, "c03")  # an object the caller holds is not left stale
