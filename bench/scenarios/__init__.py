@@ -5,7 +5,8 @@
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
 - `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `reports`,
   `delivery` (without it);
-- `book` (issue 13: a book of customers over a year), only when asked for.
+- `book` (issue 13: a book of customers over a year) and `health` (issue 15: scoring per
+  event, the daily recompute of 10,000 customers), only when asked for.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bench.report import Metric
 from bench.scenarios.book import book
 from bench.scenarios.compile import compile_scenario
 from bench.scenarios.delivery import delivery
+from bench.scenarios.health import health_scenario
 from bench.scenarios.latency import latency
 from bench.scenarios.memory import memory
 from bench.scenarios.reports import reports_scenario
@@ -34,8 +36,10 @@ SCENARIOS = (
     "reports",
     "delivery",
     "book",
+    "health",
 )
-# What runs without --only: the book simulation is long, and run on its own.
+# What runs without --only: the book simulation and the health recompute of 10,000 customers
+# are long, and run on their own.
 DEFAULT_SCENARIOS = SCENARIOS[:7]
 
 
@@ -80,6 +84,8 @@ async def run_scenarios(
         await guarded("reports", reported)
     if "delivery" in scenarios:
         await guarded("delivery", lambda: delivery(sizes, progress))
+    if "health" in scenarios:
+        await guarded("health", lambda: health_scenario(sizes, progress))
 
 
 __all__ = ["DEFAULT_SCENARIOS", "QUICK", "SCENARIOS", "BenchFailure", "Sizes", "run_scenarios"]

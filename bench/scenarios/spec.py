@@ -39,6 +39,10 @@ class Sizes:
     temporal_db: str = "memory"
     bytecode: bool = True
     report_customers: int = 10_000  # the reports scenario (issue 19)
+    health_customers: int = 10_000  # the health scenario (issue 15): the daily recompute
+    health_days: int = 365
+    health_events: int = 500  # per variant, posted through the API
+    database_url: str | None = None  # a PostgreSQL server for the health scenario
 
 
 QUICK = {
@@ -55,6 +59,8 @@ QUICK = {
     "history_sample": 5,
     "replays": 1,
     "report_customers": 500,
+    "health_customers": 500,
+    "health_events": 50,
 }
 
 
