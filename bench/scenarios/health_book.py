@@ -12,9 +12,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.store.models import Customer, Event
@@ -114,5 +114,5 @@ def seed_book(
 def _insert(sessions: sessionmaker[Session], rows: list[dict[str, Any]]) -> int:
     if rows:
         with sessions.begin() as session:
-            session.execute(insert(Event.__table__), rows)  # Core: a quarter less CPU
+            session.execute(insert(cast(Table, Event.__table__)), rows)  # Core: less CPU
     return len(rows)
