@@ -87,6 +87,22 @@ async def test_a_score_crossing_below_40_enrolls_once_per_fall(
         assert customer is not None and (customer.health_score, customer.health_band) == (30, "red")
 
 
+async def test_a_measured_event_is_scored_with_no_on_change_playbook(
+    temporal_env, sessions, task_queue, customer_id
+):
+    """With nothing to judge the change, the event is still scored (and nothing enrolls)."""
+    seed_customer(sessions, customer_id, health=None)
+    router = EventRouter(
+        sessions, temporal_env.client, {}, {}, task_queue, use_search_attributes=False,
+        scorecard=CARD,
+    )  # fmt: skip
+    routed = await router.handle("wau-low", customer_id, "weekly_active_users", None, {"value": 3})
+    assert routed.status == "accepted" and routed.enrolled == []
+    with sessions() as session:
+        customer = repository.get_customer(session, customer_id)
+        assert customer is not None and (customer.health_score, customer.health_band) == (30, "red")
+
+
 async def test_a_segment_change_fires_its_trigger_once(
     temporal_env, sessions, task_queue, tmp_path, customer_id
 ):
