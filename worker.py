@@ -71,6 +71,8 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
         default_from_name=settings.mail_from_name,
         postal_address=settings.playbook_postal_address,
         enroller=enroller,
+        client=client,
+        task_queue=settings.temporal_task_queue,
         notifier=HttpNotifier(secret.get_secret_value().encode() if secret else None),
         endpoints=endpoints,
     )
@@ -105,7 +107,7 @@ def build_worker(
             scorer.recompute_health,
         ],
         activity_executor=executor,
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_activities=settings.activity_slots,
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
 
@@ -123,7 +125,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    with ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities) as pool:
+    with ThreadPoolExecutor(max_workers=settings.activity_slots) as pool:
         worker = build_worker(client, settings, build_activities(settings, client), pool)
         async with worker:
             logging.getLogger(__name__).info(

@@ -1,22 +1,29 @@
 """The activities that change the customer: `update_customer` (attributes and tags) and
 `enroll_customer` (start another playbook for them).
+
+With a Temporal client, an update emits its change as an API save does
+(`engine.client.changes.emit_change`): the customer's running enrollments get the
+``customer_changed`` signal and the deployed ``on_change`` playbooks it makes true start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
+from temporalio.client import Client
 
 from activities.base import StoreActivities, require_customer
 from activities.heartbeat import heartbeating
+from engine.client.changes import change_plans, emit_change, snapshot_before
 from engine.language.templates import render_text
 from engine.messages import ActivityName, EnrollCustomerInput, UpdateCustomerInput
 from engine.statuses import EventStatus
-from engine.store import repository
+from engine.store import deployments, repository
 from engine.store.context import customer_snapshot, evaluation_context
 
 # (playbook, customer id, enrolling enrollment id) -> what happened, for the history.
@@ -24,17 +31,56 @@ Enroller = Callable[[str, str, str], Awaitable[str]]
 
 
 class CustomerActivities(StoreActivities):
-    """Customer data updates, and enrollments in other playbooks through ``enroller``."""
+    """Customer data updates, and enrollments in other playbooks through ``enroller``; with
+    a ``client``, updates emit their changes (enrollments started on ``task_queue``)."""
 
-    def __init__(self, sessions: sessionmaker[Session], enroller: Enroller | None = None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        enroller: Enroller | None = None,
+        client: Client | None = None,
+        task_queue: str | None = None,
+        use_search_attributes: bool = True,
+    ) -> None:
         super().__init__(sessions)
         self.enroller = enroller
+        self.client = client
+        self.task_queue = task_queue
+        self.use_search_attributes = use_search_attributes
 
     @activity.defn(name=ActivityName.UPDATE_CUSTOMER)
+    async def update_customer(self, input: UpdateCustomerInput) -> None:
+        """Set attributes and tags once per (enrollment, step, visit), then emit the change.
+
+        A retry after the update was applied emits nothing: the data before it is gone.
+        """
+        emits = self.client is not None and self.task_queue is not None
+        before = (
+            await asyncio.to_thread(snapshot_before, self.sessions, input.customer_id, input.now)
+            if emits
+            else None
+        )
+        applied = await asyncio.to_thread(self._apply, input, activity.info())
+        if not (applied and emits):
+            return
+        assert self.client is not None and self.task_queue is not None
+        activity.heartbeat()
+        with self.sessions() as session:
+            plans = {p.playbook: p for p in change_plans(deployments.deployed_plans(session))}
+        await emit_change(
+            self.client,
+            self.sessions,
+            plans,
+            input.customer_id,
+            before,
+            input.now,
+            self.task_queue,
+            self.use_search_attributes,
+        )
+
     @heartbeating
-    def update_customer(self, input: UpdateCustomerInput) -> None:
-        """Set attributes and tags once per (enrollment, step, visit)."""
-        info = activity.info()
+    def _apply(self, input: UpdateCustomerInput, info: activity.Info) -> bool:
+        """The update, in one transaction; False when this visit's update was applied before."""
         marker = (
             f"update:{input.enrollment_id}:{input.step_id}:{info.workflow_run_id}:"
             f"{info.activity_id}"
@@ -50,7 +96,7 @@ class CustomerActivities(StoreActivities):
                 {"by": input.playbook, "step": input.step_id},
                 status=EventStatus.APPLIED,
             ):
-                return
+                return False
             context = evaluation_context(
                 customer_snapshot(session, customer, input.now.date()), input.now, input.playbook
             )
@@ -61,6 +107,7 @@ class CustomerActivities(StoreActivities):
             tags += [t for t in input.add_tags if t not in tags]
             customer.attributes = attributes
             customer.tags = tags
+        return True
 
     @activity.defn(name=ActivityName.ENROLL_CUSTOMER)
     async def enroll_customer(self, input: EnrollCustomerInput) -> str:

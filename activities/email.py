@@ -230,6 +230,7 @@ class EmailActivities(StoreActivities):
         common: dict[str, Any] = {
             "variant": variant.name if variant else None,
             "enrollment_id": input.enrollment_id,
+            "run_key": enrollment,
             "playbook_id": input.playbook,
             "step_id": input.step_id,
             "customer_id": input.customer_id,

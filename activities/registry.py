@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Unpack
 
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
 
 from activities.base import StoreActivities
 from activities.customers import CustomerActivities, Enroller
@@ -33,12 +34,18 @@ class PlaybookActivities:
         enroller: Enroller | None = None,
         notifier: Notifier | None = None,
         endpoints: dict[str, str] | None = None,
+        client: Client | None = None,
+        task_queue: str | None = None,
+        use_search_attributes: bool = True,
         **email: Unpack[EmailOptions],
     ) -> None:
         self.decisions = DecisionActivities(sessions)
         self.email = EmailActivities(sessions, mailer, **email)
         self.tasks = TaskActivities(sessions)
-        self.customers = CustomerActivities(sessions, enroller)
+        # With a client, `update` steps emit their changes (engine/client/changes.py).
+        self.customers = CustomerActivities(
+            sessions, enroller, client, task_queue, use_search_attributes
+        )
         # No notifier (the simulator, tests): notify and webhook steps are captured.
         self.notify = NotifyActivities(sessions, notifier, endpoints)
 

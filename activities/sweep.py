@@ -1,6 +1,11 @@
 """The `sweep_triggers` activity: enroll the customers whose date/schedule cycle is due,
 in the playbook's deployed version (read at every sweep, so a deploy or a rollback takes
-effect on the next one)."""
+effect on the next one).
+
+It heartbeats the last customer id of every page it has swept; a retried attempt (the
+worker died, or the heartbeat timed out) resumes after that id instead of starting over.
+Starting over would enroll nobody twice (the cycle is in the enrollment ID), only cost
+the pages again."""
 
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ class SweepActivities(EnrollingActivities):
             plan = deployments.deployed_plan(session, input.playbook)
         if plan is None:
             return SweepResult()
+        details = activity.info().heartbeat_details
+        after = str(details[0]) if details else None
         started = await sweep(
             self.sessions,
             self.client,
@@ -28,6 +35,13 @@ class SweepActivities(EnrollingActivities):
             self.task_queue,
             datetime.now(UTC),
             self.use_search_attributes,
+            after=after,
+            on_page=activity.heartbeat,
         )
-        activity.logger.info("sweep of %s enrolled %d customers", plan.playbook, len(started))
+        activity.logger.info(
+            "sweep of %s enrolled %d customers%s",
+            plan.playbook,
+            len(started),
+            f" (resumed after {after})" if after else "",
+        )
         return SweepResult(enrolled=started)

@@ -79,6 +79,7 @@ class TaskActivities(StoreActivities):
                 due_at=due,
                 priority=task.priority,
                 outcomes=task.outcomes,
+                run_key=enrollment,
             )
             row.assigned_by = assigned_by
             return _ref(session, row, task, input.now)
@@ -118,6 +119,7 @@ class TaskActivities(StoreActivities):
                 priority="urgent",
                 outcomes=["done"],
                 escalation_of=original.id,
+                run_key=original.run_key,  # the escalated task's run
             )
             row.assigned_by = assigned_by
             if created:

@@ -79,8 +79,17 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     "Health: also recompute on this PostgreSQL server (a throwaway database; default: "
     "$DATABASE_URL_POSTGRES if set).",
 )
+@size_option("ingest_events", click.IntRange(1000), "Ingest: events posted in batches of 1,000.")
+@size_option("sweep_customers", click.IntRange(1), "Sweep: customers in the book swept.")
 @size_option("compile_steps", click.IntRange(2), "Compile: steps of the generated playbook.")
 @size_option("compile_runs", click.IntRange(1), "Compile: runs (the median is reported).")
+@size_option("report_customers", click.IntRange(1), "Reports: customers in the store.")
+@size_option(
+    "report_database",
+    click.STRING,
+    "Reports: the store's database URL (e.g. PostgreSQL); one that already holds the "
+    "customers is reused. Default: a fresh SQLite file.",
+)
 @size_option(
     "stall_timeout",
     click.FloatRange(min=1),
@@ -103,7 +112,7 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     "only",
     multiple=True,
     type=click.Choice(SCENARIOS),
-    help="Run only these scenarios (repeatable). Default: all but book and health.",
+    help="Run only these scenarios (repeatable). Default: all but book, health, sweep and ingest.",
 )
 @click.option(
     "--quick",

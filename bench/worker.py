@@ -37,7 +37,7 @@ def baseline_worker(
         workflows=[BaselineWorkflow],
         activities=activities.all(),
         activity_executor=executor,
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_activities=settings.activity_slots,
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
 
@@ -54,7 +54,7 @@ async def serve(variant: str, settings: Settings) -> None:
         runtime=quiet_runtime(),
     )
     build = build_worker if variant == "engine" else baseline_worker
-    with ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities) as pool:
+    with ThreadPoolExecutor(max_workers=settings.activity_slots) as pool:
         async with build(client, settings, build_activities(settings, client), pool):
             print("ready", flush=True)
             await stop.wait()

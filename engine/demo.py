@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from engine.api.auth import hash_password
 from engine.client.sweeps import sweep
+from engine.demo_health import seed_health
 from engine.demo_history import PREFIX, seed_history
 from engine.errors import ServiceError
 from engine.language.calendar import period
@@ -232,6 +233,14 @@ async def seed_demo(services: Services, root: Path) -> DemoCredentials:
             datetime.now(UTC),
             customers=[cid for cid, *_ in COMPANIES],
         )
+        if services.project.scorecard is not None:  # 90 days of scores for the health pages
+            seed_health(
+                session,
+                services.project.scorecard,
+                datetime.now(UTC),
+                {cid: health for cid, *_, health in COMPANIES},
+                falling=FALLING_BEHIND,
+            )
     router = services.router
     for cid in customers:
         await router.handle(

@@ -122,7 +122,8 @@ def seed_history(
                     next_outbox += 1
                     rows[OutboxMessage].append(
                         {"id": outbox_id, "idempotency_key": f"history:{workflow_id}:{step.id}",
-                         "enrollment_id": workflow_id, "playbook_id": plan.playbook,
+                         "enrollment_id": workflow_id, "run_key": workflow_id,
+                         "playbook_id": plan.playbook,
                          "step_id": step.id, "customer_id": cid, "variant": variant,
                          "contact_email": f"ops@{cid}.example", "subject": step.id,
                          "headers": {}, "status": OutboxStatus.SENT, "attempts": 1,
@@ -153,7 +154,8 @@ def seed_history(
                     rows[Task].append(
                         {"id": f"history-{workflow_id}-{step.id}",
                          "idempotency_key": f"history:{workflow_id}:{step.id}",
-                         "enrollment_id": workflow_id, "playbook_id": plan.playbook,
+                         "enrollment_id": workflow_id, "run_key": workflow_id,
+                         "playbook_id": plan.playbook,
                          "step_id": step.id, "customer_id": cid, "assignee_email": owner,
                          "title": step.id.replace("_", " "), "due_at": due, "outcomes": [],
                          "priority": "normal",

@@ -109,12 +109,24 @@ class TaskReopen(BaseModel):
     by: str | None = None
 
 
+# The customer fields a date in an expression can come from: the renewal date, custom
+# attributes (a contract end, a go-live date) and the time zone a `wait: at` is read in.
+DATE_FIELDS: Final = ("renewal_date", "attributes", "timezone")
+
+
 class CustomerChanged(BaseModel):
-    """The customer's stored data changed (``customer_changed`` signal, from a CRM update or an
-    import): dates a running wait or the enrollment's cycle depend on may have moved."""
+    """The customer's stored data changed (``customer_changed`` signal, from a CRM update, an
+    import, an `update` step or a new health score): dates a running wait or the enrollment's
+    cycle depend on may have moved, and conditions over the data (`exit: if`, `goal: when`,
+    `wait_for: when`) may have come true."""
 
     customer_id: str
     fields: list[str] = Field(default_factory=list, description="The fields that changed.")
+
+    @property
+    def dates_may_have_moved(self) -> bool:
+        """Whether a date field changed (no list: assume so, as before lists were sent)."""
+        return not self.fields or any(name in DATE_FIELDS for name in self.fields)
 
 
 class SkipRequest(BaseModel):

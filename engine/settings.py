@@ -121,6 +121,13 @@ class Settings(BaseSettings):
     )
 
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_sqlite_max_concurrent_activities: int = Field(
+        default=8,
+        ge=1,
+        description="The cap on a worker's concurrent activities when the store is SQLite: "
+        "one writer at a time, so more only queue on its lock (a burst of enrollments then "
+        "waits in Temporal's task queue instead of failing with 'database is locked').",
+    )
     render_cpu_seconds: float = Field(
         default=1.0,
         gt=0,
@@ -131,6 +138,17 @@ class Settings(BaseSettings):
         ge=1_000,
         description="Characters or items one render may produce in all (render budget).",
     )
+
+    @property
+    def activity_slots(self) -> int:
+        """How many activities a worker runs at once: `worker_max_concurrent_activities`,
+        capped by `worker_sqlite_max_concurrent_activities` on SQLite."""
+        if make_url_backend(self.database_url) == "sqlite":
+            return min(
+                self.worker_max_concurrent_activities,
+                self.worker_sqlite_max_concurrent_activities,
+            )
+        return self.worker_max_concurrent_activities
 
     @field_validator("signing_secrets_previous", mode="before")
     @classmethod
@@ -296,3 +314,9 @@ def settings_override(**overrides: Any) -> Iterator[Settings]:
         yield _override
     finally:
         _override = previous
+
+
+def make_url_backend(url: str) -> str:
+    """The backend of a database URL ("sqlite", "postgresql", ...), "sqlite" when empty
+    (the default store)."""
+    return url.split(":", 1)[0].split("+", 1)[0] if url else "sqlite"

@@ -116,9 +116,7 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
             )
             client = await _temporal(stack, settings, options, console)
             status.update("starting the worker...")
-            pool = stack.enter_context(
-                ThreadPoolExecutor(max_workers=settings.worker_max_concurrent_activities)
-            )
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=settings.activity_slots))
             worker = build_worker(client, settings, build_activities(settings, client), pool)
             await stack.enter_async_context(worker)
             status.update("creating schedules...")

@@ -94,6 +94,11 @@ LOCAL_TIME_REASON = "waiting for the recipient's local time"  # as send_email wo
 # moved date) and the cycle's trigger date (a move past the cycle's anchor ends it). Before,
 # the signal did not exist: a history in which one arrived unhandled must replay unchanged.
 PATCH_DATES_FOLLOW_CUSTOMER = "dates-follow-customer"
+# Conditions over customer data that a change can make true while the enrollment waits:
+# `exit: if`, `goal: when` and the running `wait_for: when`, judged again (one `decide`) on
+# each `customer_changed` signal. Before, only dates were: histories in which a signal reached
+# a plan with an exit condition must replay without the new decision.
+PATCH_CHANGE_CONDITIONS = "change-ends-waits-goals-exits"
 # The `migrate` update (`playbook deploy --migrate`): a running enrollment continues in a new
 # version of its playbook at the next step boundary; a `wait`/`wait_for` is left at once and
 # entered again in the new version with its deadline kept. Marked in every history it acts in.
@@ -159,6 +164,11 @@ class Interpreter:
         self.outcome: str | None = None
         # A `customer_changed` signal arrived that the next (or current) wait has not handled.
         self.customer_changed_pending = False
+        # A change arrived that the conditions of `PATCH_CHANGE_CONDITIONS` have not been
+        # judged on yet, and the running `wait_for: when` (its condition, and whether it held).
+        self.conditions_pending = False
+        self.wait_when: str | None = None
+        self.wait_when_held = False
         # A `migrate` update not applied yet, and the deadline a left wait carries over.
         self.migration: MigrateRequest | None = None
         self.carried_deadline: tuple[str, datetime | None] | None = None
@@ -189,8 +199,10 @@ class Interpreter:
 
     def customer_changed(self, change: CustomerChanged) -> None:
         """The customer's data changed: the running wait re-evaluates its date."""
-        if workflow.patched(PATCH_DATES_FOLLOW_CUSTOMER):
+        if change.dates_may_have_moved and workflow.patched(PATCH_DATES_FOLLOW_CUSTOMER):
             self.customer_changed_pending = True
+        if self._change_conditions() and workflow.patched(PATCH_CHANGE_CONDITIONS):
+            self.conditions_pending = True
 
     def pause(self) -> EnrollmentSnapshot:
         """Hold the enrollment before its next step (waits keep their deadlines)."""
@@ -379,6 +391,9 @@ class Interpreter:
         exit_cond = self.plan.exit.condition if self.plan.exit else None
         if exit_cond:
             exprs.append(exit_cond)
+        goal_when = self.plan.goal.when if self.plan.goal else None
+        if goal_when:
+            exprs.append(goal_when)
         if step.condition:
             exprs.append(step.condition)
         if step.branch:
@@ -396,6 +411,10 @@ class Interpreter:
             if exit_cond and values.pop(0) is True:
                 raise _Finish(
                     "exited", EnrollmentStatus.EXITED, f"exit condition holds: {exit_cond}"
+                )
+            if goal_when and values.pop(0) is True:
+                raise _Finish(
+                    "goal_reached", EnrollmentStatus.GOAL_REACHED, f"goal holds: {goal_when}"
                 )
             if step.condition and values.pop(0) is not True:
                 self._record(step.id, "skipped", f"if: {step.condition} is false")
@@ -780,7 +799,11 @@ class Interpreter:
         carried, kept = self._carried(step.id)
         if carried:
             deadline = kept
-        if wf.milestone:
+        if wf.when:
+            result = await self._wait_for_condition(step, wf.when, deadline)
+            if result is None:
+                return step.next
+        elif wf.milestone:
             name = wf.milestone
             if self.state.tracker.is_reached(name) or await self._milestone_reached(name):
                 self._record(step.id, "milestone", f"{name} already reached", {"name": name})
@@ -959,6 +982,9 @@ class Interpreter:
                         deadline = self.waiting_until = moved
                         if moved <= self._now():
                             return "passed"
+                if self.conditions_pending and self.finish is None:
+                    self.conditions_pending = False
+                    await self._judge_change_conditions()
                 if self.finish is not None or self.skip_to is not None:
                     return "interrupted"
                 if self._migrating(step_id):
@@ -976,6 +1002,7 @@ class Interpreter:
                         lambda: (
                             bool(self.inbox)
                             or self.customer_changed_pending
+                            or self.conditions_pending
                             or self.finish is not None
                             or self.skip_to is not None
                             or self._migrating(step_id)
@@ -1048,6 +1075,63 @@ class Interpreter:
                 f"{trigger.date} moved from {dates.trigger_date} to {moved_to}, after this "
                 f"cycle's anchor date {dates.anchor_date}: the next cycle begins there",
             )
+
+    def _change_conditions(self) -> list[str]:
+        """The conditions a change of the customer's data is to be judged on now: the exit
+        condition, the goal's `when` and the running `wait_for: when` (none: no decision)."""
+        plan = self.plan
+        conditions = [
+            plan.exit.condition if plan.exit else None,
+            plan.goal.when if plan.goal else None,
+            self.wait_when,
+        ]
+        return [c for c in conditions if c]
+
+    async def _judge_change_conditions(self) -> None:
+        """After a `customer_changed` signal: end the enrollment when its exit condition or
+        goal now holds, and mark the running `wait_for: when` held when its condition does."""
+        conditions = self._change_conditions()
+        if not conditions:
+            return
+        decision = await self._decide(conditions, None)
+        held = dict(zip(conditions, decision.values, strict=False))
+        plan = self.plan
+        if plan.exit and plan.exit.condition and held.get(plan.exit.condition) is True:
+            self.finish = self.finish or _Finish(
+                "exited", EnrollmentStatus.EXITED, f"exit condition holds: {plan.exit.condition}"
+            )
+        if plan.goal and plan.goal.when and held.get(plan.goal.when) is True:
+            self.finish = self.finish or _Finish(
+                "goal_reached", EnrollmentStatus.GOAL_REACHED, f"goal holds: {plan.goal.when}"
+            )
+        if self.wait_when and held.get(self.wait_when) is True:
+            self.wait_when_held = True
+
+    async def _wait_for_condition(
+        self, step: StepPlan, condition: str, deadline: datetime | None
+    ) -> str | None:
+        """A `wait_for: when` step: None when the condition holds already, else the outcome
+        of waiting until a change makes it hold (or the deadline)."""
+        decision = await self._decide([condition], None)
+        if decision.values and decision.values[0] is True:
+            self._record(step.id, "condition", f"{condition} holds", {"when": condition})
+            return None
+        self.wait_when, self.wait_when_held = condition, False
+        self._record(
+            step.id,
+            "wait",
+            f"waiting until {condition}",
+            {"until": deadline.isoformat() if deadline else None, "when": condition},
+        )
+        try:
+            result = await self._wait(
+                step.id, f"until {condition}", deadline, lambda: self.wait_when_held
+            )
+        finally:
+            self.wait_when = None
+        if result == "satisfied":
+            self._record(step.id, "condition", f"{condition} holds", {"when": condition})
+        return result
 
     @property
     def _waited_event_names(self) -> set[str]:

@@ -1,6 +1,9 @@
 """`TriggerSweepWorkflow`: run by a Temporal Schedule, enrolls customers whose date or
 schedule trigger is due. The work is one activity; enrollment IDs carry the cycle, so a
-retried or overlapping sweep cannot enroll anyone twice."""
+retried or overlapping sweep cannot enroll anyone twice. The activity heartbeats each page
+of customers it has swept, so a dead worker is noticed within `SWEEP_HEARTBEAT` and the
+retry resumes after the last page (sweeps started before that patch have no heartbeat
+timeout, as their histories recorded)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from engine.messages import SWEEP_WORKFLOW_NAME, ActivityName, SweepInput, SweepResult
+
+# A page of customers takes well under this; a worker silent for longer is taken for dead.
+SWEEP_HEARTBEAT = timedelta(minutes=2)
 
 
 @workflow.defn(name=SWEEP_WORKFLOW_NAME)
@@ -23,5 +29,6 @@ class TriggerSweepWorkflow:
             result_type=SweepResult,
             start_to_close_timeout=timedelta(minutes=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+            heartbeat_timeout=SWEEP_HEARTBEAT if workflow.patched("sweep-heartbeat") else None,
         )
         return result

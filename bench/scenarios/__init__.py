@@ -5,8 +5,10 @@
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
 - `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `reports`,
   `delivery` (without it);
-- `book` (issue 13: a book of customers over a year) and `health` (issue 15: scoring per
-  event, the daily recompute of 10,000 customers), only when asked for.
+- `book` (issue 13: a book of customers over a year), `health` (issue 15: scoring per
+  event, the daily recompute of 10,000 customers), `sweep` (issue 20: one trigger sweep
+  over 100,000 customers) and `ingest` (issue 20: irrelevant events in batches over
+  HTTP), only when asked for.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from bench.scenarios.book import book
 from bench.scenarios.compile import compile_scenario
 from bench.scenarios.delivery import delivery
 from bench.scenarios.health import health_scenario
+from bench.scenarios.ingest import ingest
 from bench.scenarios.latency import latency
 from bench.scenarios.memory import memory
 from bench.scenarios.reports import reports_scenario
 from bench.scenarios.simulation import simulation
 from bench.scenarios.spec import QUICK, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import compile_bytecode, open_stack
+from bench.scenarios.sweep import sweep_scenario
 from bench.scenarios.throughput import throughput
 
 SCENARIOS = (
@@ -37,9 +41,12 @@ SCENARIOS = (
     "delivery",
     "book",
     "health",
+    "sweep",
+    "ingest",
 )
-# What runs without --only: the book simulation and the health recompute of 10,000 customers
-# are long, and run on their own.
+# What runs without --only: the book simulation, the health recompute of 10,000 customers and
+# the sweep are long, and run on their own;
+# so does ingest (issue 20), which has its own section in RESULTS.md.
 DEFAULT_SCENARIOS = SCENARIOS[:7]
 
 
@@ -60,16 +67,23 @@ async def run_scenarios(
 
     if sizes.bytecode:
         compile_bytecode()
-    temporal = [s for s in ("throughput", "latency", "memory") if s in scenarios]
+    temporal = [s for s in ("throughput", "latency", "memory", "ingest") if s in scenarios]
     if temporal:
         async with open_stack(sizes.temporal_db, sizes.bytecode) as stack:
             for name in temporal:
-                scenario = {"throughput": throughput, "latency": latency, "memory": memory}[name]
+                scenario = {
+                    "throughput": throughput,
+                    "latency": latency,
+                    "memory": memory,
+                    "ingest": ingest,
+                }[name]
                 await guarded(name, functools.partial(scenario, stack, sizes, progress))
     if "simulation" in scenarios:
         await guarded("simulation", lambda: simulation(sizes, progress))
     if "book" in scenarios:
         await guarded("book", lambda: book(sizes, progress))
+    if "sweep" in scenarios:
+        await guarded("sweep", lambda: sweep_scenario(sizes, progress))
     if "compile" in scenarios:
 
         async def compiled() -> list[Metric]:

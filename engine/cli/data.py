@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from temporalio.client import Client
 
     from engine.client.routing import RoutedEvent
+    from engine.services.customers_import import ImportResult
     from engine.settings import Settings
 
 
@@ -116,29 +117,55 @@ def events_send(
         sys.exit(1)
 
 
-def _notify_date_changes(
-    settings: Settings, sessions: sessionmaker[Session], changes: dict[str, list[str]]
+def _react_to_import(
+    settings: Settings, sessions: sessionmaker[Session], root: Path, result: ImportResult
 ) -> None:
-    """Tell the running enrollments of customers whose dates the import changed."""
-    if not changes:
-        return
+    """What an API save does, for each imported customer: tell its running enrollments
+    what moved and enroll it in the deployed ``on_change`` playbooks the import made true."""
+    from datetime import UTC
+
     from temporalio.service import RPCError
 
-    from engine.services.customers import notify_all_changed
+    from engine.project import milestones_only
+    from engine.services import Services
+    from engine.services.customers import import_needs_temporal, react_to_import
+    from engine.store.deployments import DeployedPlans
+
+    plans = DeployedPlans(sessions).plans()
+    if not import_needs_temporal(sessions, plans, result.befores):
+        return
+    project = milestones_only(root)
+
+    async def react(client: Client) -> tuple[list[str], list[str], list[str]]:
+        svc = Services(settings=settings, sessions=sessions, client=client, project=project)
+        return await react_to_import(
+            client,
+            sessions,
+            plans,
+            project.scorecard,
+            result.befores,
+            result.date_changes,
+            datetime.now(UTC),
+            settings.temporal_task_queue,
+            svc.use_search_attributes,
+        )
 
     try:
-        signalled = run_with_temporal(
-            settings, lambda client: notify_all_changed(client, sessions, changes)
-        )
+        signalled, started, notes = run_with_temporal(settings, react)
     except (RPCError, RuntimeError) as exc:  # RuntimeError: Temporal cannot be reached
         message = exc.message if isinstance(exc, RPCError) else str(exc)
         err_console.print(
-            f"[yellow]Temporal: {message}; the running enrollments of "
-            f"{len(changes)} customer(s) whose dates changed were not told[/]"
+            f"[yellow]Temporal: {message}; the running enrollments of the "
+            f"{len(result.befores)} imported customer(s) were not told of the changes, and "
+            "no on_change playbook was started[/]"
         )
         return
     for workflow_id in signalled:
-        err_console.print(f"  dates changed: told {workflow_id}")
+        err_console.print(f"  changed: told {workflow_id}")
+    for workflow_id in started:
+        err_console.print(f"  [green]enrolled[/] {workflow_id}")
+    for note in notes:
+        err_console.print(f"  {note}")
 
 
 @click.group("customers")
@@ -152,7 +179,8 @@ def customers_group() -> None:
     "--format", "fmt", type=click.Choice(["csv", "json"]), help="Default: the file's extension."
 )
 @click.option("--dry-run", is_flag=True, help="Check every row, write nothing.")
-def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
+@operator_root_option
+def customers_import(file: Path, fmt: str | None, dry_run: bool, root: Path) -> None:
     """Upsert customers and contacts from a CSV or JSON FILE.
 
     CSV columns: id, name, segment, timezone, owner, renewal_date, health_score,
@@ -185,7 +213,7 @@ def customers_import(file: Path, fmt: str | None, dry_run: bool) -> None:
         with Progress(*columns, console=err_console, transient=True) as progress:
             bar = progress.add_task("import", total=len(plan.customers))
             result = run_import(sessions, plan, lambda _: progress.advance(bar))
-        _notify_date_changes(settings, sessions, result.date_changes)
+        _react_to_import(settings, sessions, root, result)
     for error in result.errors:
         click.echo(f"{file}: {error}", err=True)
     verb = "would import" if dry_run else "imported"

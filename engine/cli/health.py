@@ -72,6 +72,7 @@ def health_command(customer: str, root: Path, save: bool, fmt: str) -> None:
                 }
                 for m in result.measures
             ],
+            "signals": [{"name": sig.name, **sig.as_dict()} for sig in result.signals],
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -91,3 +92,9 @@ def health_command(customer: str, root: Path, save: bool, fmt: str) -> None:
             "" if m.contribution is None else f"{m.contribution:g}",
         )
     out_console.print(table)
+    if result.signals:
+        signals = Table("risk signal", "on", "why")
+        for sig in result.signals:
+            on = {True: "yes", False: "no", None: "unknown"}[sig.on]
+            signals.add_row(sig.name, on, sig.text)
+        out_console.print(signals)

@@ -34,6 +34,13 @@ KINDS = ("funnel", "ttv", "email", "tasks", "portfolio")
     show_default=True,
     help="Time to value: count from the customer's creation or first enrollment.",
 )
+@click.option(
+    "--page",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Portfolio: which page of the renewals table.",
+)
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (every table, one file).")
 @format_option()
 def report_command(
@@ -44,6 +51,7 @@ def report_command(
     playbook: str | None,
     version: str | None,
     start: str,
+    page: int,
     as_csv: bool,
     fmt: str,
 ) -> None:
@@ -69,6 +77,7 @@ def report_command(
             "playbook": playbook,
             "version": version,
             "start": start,
+            "page": page,
         }
     )
     _, sessions = store()

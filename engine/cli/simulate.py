@@ -147,6 +147,7 @@ def simulate(
             raise click.UsageError("name a PLAYBOOK and --customer (or use --all-fixtures)")
         timeline = _simulate_one(
             plan_or_exit(playbook, root),
+            root,
             customer_file,
             _team(root, team),
             start=start,
@@ -227,6 +228,7 @@ def _team(root: Path, team: Path | None) -> list[SimTeamMember]:
 
 def _simulate_one(
     plan: CompiledPlan,
+    root: Path,
     customer_file: Path,
     members: list[SimTeamMember],
     *,
@@ -236,9 +238,11 @@ def _simulate_one(
     events: tuple[str, ...],
     completions: tuple[str, ...],
 ) -> Timeline:
-    """Run one simulation; input errors raise `SimulationInputError`."""
+    """Run one simulation, with the project's health scorecard when it has one; input
+    errors raise `SimulationInputError`."""
     import asyncio
 
+    from engine.project import scorecard_only
     from engine.simulation import (
         Simulator,
         load_customer,
@@ -263,8 +267,10 @@ def _simulate_one(
                 events=scheduled,
                 completions=tasks,
                 trigger=trigger_event,
+                scorecard=card,
             )
 
+    card = scorecard_only(root)
     with err_console.status("simulating on the time-skipping server..."):
         return asyncio.run(run())
 

@@ -1,10 +1,13 @@
 """Live event routing: each posted event stored once, then sent where it matters.
 
-`EventRouter.handle` stores the event (`engine.store.events`, once per id), signals the
-customer's running enrollments (milestones, goal, exit, `wait_for`) and starts the
-deployed playbooks whose ``on_event`` trigger it matches, subject to their condition and
-``reenroll`` gap. An event that enrolls nobody says why in its notes, per playbook whose
-trigger names it, or that no deployed playbook triggers on it. The API and the CLI route
+`EventRouter.handle_batch` (one event: `handle`) stores the events in one transaction
+(`engine.store.events`, once per id), then signals each to the customer's running
+enrollments whose plan listens to it (milestones, goal, exit, `wait_for`:
+`engine.language.listening`) and starts the deployed playbooks whose ``on_event`` trigger it
+matches, subject to their condition and ``reenroll`` gap. An event nobody listens to is
+stored (and counted into the health measures that use it) at no Temporal cost. An event
+that enrolls nobody says why in its notes, per playbook whose trigger names it, or that no
+deployed playbook triggers on it. The API and the CLI route
 through the same deployed set (`engine.store.deployments.DeployedPlans`), so they give
 the same answer. Date and schedule triggers are not live: see `engine.client.sweeps`.
 """
@@ -12,7 +15,7 @@ the same answer. Date and schedule triggers are not live: see `engine.client.swe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from engine.client.changes import change_plans, fire_changes, snapshot_before
+from engine.client.changes import change_plans, emit_change, running_enrollments, snapshot_before
 from engine.client.enrollment import enroll, reenroll_refusal
 from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled
@@ -30,7 +33,8 @@ from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.messages import EventSignal
 from engine.store import health
 from engine.store.context import condition_values, decide
-from engine.store.events import Ingested, ingest_event
+from engine.store.events import IncomingEvent, Ingested, ingest_events
+from engine.store.health import Recorded
 
 
 @dataclass
@@ -42,6 +46,8 @@ class RoutedEvent:
     signalled: list[str] = field(default_factory=list)
     enrolled: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The health recomputed for the event (a measured event, with a scorecard), else None.
+    health: Recorded | None = None
 
 
 PlanSource = Mapping[str, CompiledPlan] | Callable[[], Mapping[str, CompiledPlan]]
@@ -84,66 +90,98 @@ class EventRouter:
         properties: dict[str, Any],
         now: datetime | None = None,
     ) -> RoutedEvent:
-        """Store, signal and trigger; ``now`` (the wall clock unless given: the simulator
-        passes its own) is when trigger conditions and ``reenroll`` gaps are judged."""
+        """Store, signal and trigger one event; see `handle_batch`."""
         now = now or datetime.now(UTC)
-        at = at or now
+        event = IncomingEvent(event_id, customer_id, name, at or now, properties)
+        return (await self.handle_batch([event], now))[0]
+
+    async def handle_batch(
+        self, events: Sequence[IncomingEvent], now: datetime | None = None
+    ) -> list[RoutedEvent]:
+        """Store the events in one transaction, then signal the enrollments that listen to
+        each and start the playbooks each triggers; one answer per event, in order.
+
+        ``now`` (the wall clock unless given: the simulator passes its own) is when trigger
+        conditions and ``reenroll`` gaps are judged. The store's transaction is committed
+        before anything waits on Temporal, so SQLite's writer lock is never held across a
+        signal or a start. A customer's health is recomputed once per batch.
+        """
+        now = now or datetime.now(UTC)
         # The store is blocking (SQLAlchemy): in a thread, so a wait for SQLite's writer
         # lock does not stall every other request on the event loop.
-        ingested = await asyncio.to_thread(
-            self._ingest, event_id, customer_id, name, at, properties
-        )
-        if not ingested.known_customer:
-            return RoutedEvent(
-                event_id,
-                "unknown_customer",
-                notes=[f"no customer '{customer_id}'; the event is stored"],
-            )
-        if not ingested.new:
-            return RoutedEvent(event_id, "duplicate", notes=["already received; ignored"])
-        routed = RoutedEvent(event_id, "accepted")
-        plans = await asyncio.to_thread(self._plans)
-        signal = EventSignal(id=event_id, name=name, at=at, properties=properties)
-        for workflow_id in ingested.enrollments:
+        plans, ingested = await asyncio.to_thread(self._store, events)
+        answers: list[RoutedEvent] = []
+        rescore: dict[str, tuple[set[str], RoutedEvent]] = {}
+        triggers = _event_triggers(plans)
+        for event, result in zip(events, ingested, strict=True):
+            if not result.known_customer:
+                answers.append(
+                    RoutedEvent(
+                        event.id,
+                        "unknown_customer",
+                        notes=[f"no customer '{event.customer_id}'; the event is stored"],
+                    )
+                )
+                continue
+            if not result.new:
+                answers.append(
+                    RoutedEvent(event.id, "duplicate", notes=["already received; ignored"])
+                )
+                continue
+            routed = RoutedEvent(event.id, "accepted")
+            answers.append(routed)
+            if result.enrollments or event.name in triggers:
+                await self._route(event, result, triggers.get(event.name, []), routed, now)
+            if event.name not in triggers:
+                routed.notes.append(f"no deployed playbook triggers on {event.name}")
+            names, _ = rescore.get(event.customer_id, (set(), routed))
+            rescore[event.customer_id] = (names | {event.name}, routed)
+        for customer_id, (names, routed) in rescore.items():
+            await self._rescore(customer_id, names, plans, routed, now)
+        return answers
+
+    async def _route(
+        self,
+        event: IncomingEvent,
+        result: Ingested,
+        triggered: list[CompiledPlan],
+        routed: RoutedEvent,
+        now: datetime,
+    ) -> None:
+        """Signal the event to the enrollments that listen, then start what it triggers."""
+        signal = EventSignal(id=event.id, name=event.name, at=event.at, properties=event.properties)
+        for workflow_id in result.enrollments:
             try:
                 await EnrollmentHandle.get(self.client, workflow_id).send_event(signal)
                 routed.signalled.append(workflow_id)
             except RPCError as exc:
                 routed.notes.append(f"{workflow_id}: not signalled ({exc.message})")
-        triggered = [
-            plan
-            for _, plan in sorted(plans.items())
-            if plan.trigger is not None
-            and plan.trigger.kind == "event"
-            and plan.trigger.event == name
-        ]
         for plan in triggered:
-            await self._trigger(plan, customer_id, signal, routed, now)
-        if not triggered:
-            routed.notes.append(f"no deployed playbook triggers on {name}")
-        await self._rescore(customer_id, name, plans, routed, now)
-        return routed
+            await self._trigger(plan, event.customer_id, signal, routed, now)
 
     async def _rescore(
         self,
         customer_id: str,
-        name: str,
+        names: set[str],
         plans: Mapping[str, CompiledPlan],
         routed: RoutedEvent,
         now: datetime,
     ) -> None:
-        """Recompute the customer's health when the event is measured, then fire the
-        ``on_change`` triggers the new score makes true."""
+        """Recompute the customer's health when one of the events (``names``) is measured,
+        then tell the running enrollments of a moved score and fire the ``on_change``
+        triggers it makes true; what that enrolls is told in ``routed`` (the customer's
+        last event)."""
         card = self.scorecard
-        shares = card is not None and any(m.measure == "user_share" for m in card.measures.values())
-        if card is None or (name not in card.event_names() and not shares):
+        if card is None or not any(card.reads(name) for name in names):
             return
-        if not change_plans(plans):
-            await asyncio.to_thread(self._recompute, card, customer_id, now)
-            return  # nothing judges the change: no snapshot before it either
+        if not change_plans(plans) and not await asyncio.to_thread(self._running, customer_id):
+            # Nothing judges the change and no enrollment is told of it (what `emit_change`
+            # would find): no snapshots around it either.
+            routed.health = await asyncio.to_thread(self._recompute, card, customer_id, now)
+            return
         before = await asyncio.to_thread(snapshot_before, self.sessions, customer_id, now)
-        await asyncio.to_thread(self._recompute, card, customer_id, now)
-        started, notes = await fire_changes(
+        routed.health = await asyncio.to_thread(self._recompute, card, customer_id, now)
+        emitted = await emit_change(
             self.client,
             self.sessions,
             plans,
@@ -154,35 +192,38 @@ class EventRouter:
             self.use_search_attributes,
             self.clock_offset_seconds,
         )
-        routed.enrolled += started
-        routed.notes += notes
+        routed.enrolled += emitted.started
+        routed.notes += emitted.notes
 
-    def _recompute(self, card: Scorecard, customer_id: str, now: datetime) -> None:
+    def _recompute(self, card: Scorecard, customer_id: str, now: datetime) -> Recorded | None:
         with self.sessions.begin() as session:
-            health.recompute(session, card, customer_id, now)
+            return health.recompute(session, card, customer_id, now)
+
+    def _running(self, customer_id: str) -> bool:
+        """Whether the customer has a running enrollment (to tell of a health move)."""
+        with self.sessions() as session:
+            return bool(running_enrollments(session, customer_id))
 
     def _plans(self) -> Mapping[str, CompiledPlan]:
         return self.plans() if callable(self.plans) else self.plans
 
+    def _store(
+        self, events: Sequence[IncomingEvent]
+    ) -> tuple[Mapping[str, CompiledPlan], list[Ingested]]:
+        """The plans to route with, then the events stored (blocking)."""
+        plans = self._plans()
+        return plans, self._ingest(events, plans)
+
     def _ingest(
-        self,
-        event_id: str,
-        customer_id: str,
-        name: str,
-        at: datetime,
-        properties: dict[str, Any],
-    ) -> Ingested:
+        self, events: Sequence[IncomingEvent], plans: Mapping[str, CompiledPlan]
+    ) -> list[Ingested]:
+        """The events stored in one transaction, committed on return."""
         with self.sessions.begin() as session:
-            return ingest_event(
+            return ingest_events(
                 session,
-                event_id=event_id,
-                customer_id=customer_id,
-                name=name,
-                at=at,
-                properties=properties,
-                milestones=dict(
-                    self.milestones() if callable(self.milestones) else self.milestones
-                ),
+                events,
+                milestones=self.milestones() if callable(self.milestones) else self.milestones,
+                plans=plans,
             )
 
     def _why_not_enroll(
@@ -233,3 +274,12 @@ class EventRouter:
             routed.enrolled.append(workflow_id)
         except AlreadyEnrolled as exc:
             routed.notes.append(f"{plan.playbook}: not enrolled ({exc})")
+
+
+def _event_triggers(plans: Mapping[str, CompiledPlan]) -> dict[str, list[CompiledPlan]]:
+    """The plans an ``on_event`` trigger starts, by event name (each list by playbook id)."""
+    out: dict[str, list[CompiledPlan]] = {}
+    for _, plan in sorted(plans.items()):
+        if plan.trigger is not None and plan.trigger.kind == "event" and plan.trigger.event:
+            out.setdefault(plan.trigger.event, []).append(plan)
+    return out

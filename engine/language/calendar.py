@@ -8,6 +8,7 @@ customer once however often the sweep runs.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from engine.language.plan import TriggerPlan
@@ -79,3 +80,59 @@ def due_cycle(
             opens = first + timedelta(seconds=trigger.after_start_seconds or 0)
         return key if max(first, opens) <= today <= last else None
     return None
+
+
+# `on_date` / `enroll_until` expressions a sweep can turn into a date range on one stored
+# field: ``customer.renewal_date`` or ``customer.attributes.NAME`` (bare or in ``date(...)``),
+# optionally plus or minus ``days(N)`` / ``weeks(N)``.
+_FIELD_DATE = re.compile(
+    r"^\s*(?:date\(\s*)?customer\.(renewal_date|attributes\.[A-Za-z_][A-Za-z0-9_]*)\s*\)?"
+    r"\s*(?:([+-])\s*(days|weeks)\(\s*(\d+)\s*\))?\s*$"
+)
+
+
+def field_date(expression: str) -> tuple[str, int] | None:
+    """(field, offset in days) when ``expression`` is a stored date field plus or minus a
+    constant, e.g. ``customer.renewal_date - days(120)`` -> ("renewal_date", -120); else
+    None. The field is "renewal_date" or "attributes.NAME"."""
+    match = _FIELD_DATE.match(expression)
+    if match is None or (expression.count("(") != expression.count(")")):
+        return None
+    field, sign, unit, count = match.groups()
+    offset = 0
+    if sign:
+        offset = int(count) * (7 if unit == "weeks" else 1) * (-1 if sign == "-" else 1)
+    return field, offset
+
+
+def due_field_window(trigger: TriggerPlan, utc_today: date) -> tuple[str, date, date] | None:
+    """(field, first, last): every customer whose date ``trigger`` may be due on
+    ``utc_today`` has the stored field between first and last (inclusive), or None when the
+    trigger is not of that simple form.
+
+    A coarse prefilter for the sweep's query, never the decision: a customer's own day is
+    within a day of UTC's, and how late a cycle stays due comes from `last_due_day`
+    (bounded for every late policy once the anchor is the same field). The sweep still runs
+    `due_cycle` on each customer the query returns.
+    """
+    if trigger.kind != "date" or not trigger.date:
+        return None
+    parsed = field_date(trigger.date)
+    if parsed is None:
+        return None
+    field, offset = parsed
+    late = trigger.late
+    most_late = CATCH_UP.days  # no policy, or an anchor without a value
+    if late is not None and late.policy == "skip":
+        most_late = 0
+    elif late is not None and late.policy == "catch_up":
+        most_late = -(-(late.catch_up_seconds or 0) // 86_400)
+    elif late is not None and late.policy == "enroll_until":
+        anchor = field_date(late.until or "")
+        if anchor is None or anchor[0] != field:
+            return None  # the anchor is another value: lateness is not bounded by this field
+        most_late = max(most_late, anchor[1] - offset - 1)
+    # date value = field + offset; due while date value <= customer's day <= date value + late
+    first = utc_today - timedelta(days=1 + most_late + offset)
+    last = utc_today + timedelta(days=1 - offset)
+    return field, first, last

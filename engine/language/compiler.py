@@ -336,7 +336,10 @@ class _Compiler:
             return None
         self._milestone(("goal", "milestone"), goal.milestone)
         self.expression(("goal", "if"), goal.if_, (*BASE_NAMES, "event"))
-        return GoalPlan(milestone=goal.milestone, event=goal.event, condition=goal.if_)
+        self.expression(("goal", "when"), goal.when, BASE_NAMES)
+        return GoalPlan(
+            milestone=goal.milestone, event=goal.event, when=goal.when, condition=goal.if_
+        )
 
     def _milestone(self, loc: Loc, name: str | None) -> None:
         if name is not None and name not in self.project.milestones:
@@ -763,17 +766,19 @@ class _Compiler:
         wf = step.wait_for
         self._milestone((*loc, "milestone"), wf.milestone)
         self.expression((*loc, "if"), wf.if_, (*BASE_NAMES, "event"))
+        self.expression((*loc, "when"), wf.when, BASE_NAMES)
         self._ref((*loc, "on_timeout"), wf.on_timeout, ids)
         if wf.timeout is None:
+            what = "milestone" if wf.milestone else "event" if wf.event else "condition"
             self.warning(
                 loc,
-                f"step '{step.id}' waits for "
-                f"{'milestone' if wf.milestone else 'event'} "
-                f"'{wf.milestone or wf.event}' with no timeout; it may wait forever",
+                f"step '{step.id}' waits for {what} "
+                f"'{wf.milestone or wf.event or wf.when}' with no timeout; it may wait forever",
             )
         return WaitForPlan(
             milestone=wf.milestone,
             event=wf.event,
+            when=wf.when,
             condition=wf.if_,
             timeout_seconds=parse_duration(wf.timeout) if wf.timeout else None,
             on_timeout=wf.on_timeout or following,

@@ -46,8 +46,9 @@ EVENT_FIELDS = ("id", "name", "at", "properties")
 ENROLLMENT_FIELDS = ("late_days", "trigger_date", "anchor_date")
 # The customer's health (engine/language/health.py): ``health.trend(30)`` is the change in
 # score over 30 days; ``measures.<name>`` has value, points and weight; ``raw.<name>`` the
-# raw value.
-HEALTH_FIELDS = ("score", "band", "known", "measures", "raw", "trend")
+# raw value; ``signals.<name>`` a risk signal's true/false/none and ``details.<name>`` its
+# kind, value and text.
+HEALTH_FIELDS = ("score", "band", "known", "measures", "raw", "trend", "signals", "details")
 FIELDS: dict[str, tuple[str, ...]] = {
     "customer": CUSTOMER_FIELDS,
     "contact": CONTACT_FIELDS,

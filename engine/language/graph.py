@@ -20,7 +20,7 @@ def _label(step: StepPlan) -> str:
             else f"wait until {step.wait.until}"
         )
     elif step.wait_for:
-        target = step.wait_for.milestone or step.wait_for.event
+        target = step.wait_for.milestone or step.wait_for.event or step.wait_for.when
         what = f"wait for {target}"
         if step.wait_for.timeout_seconds:
             what += f" (max {format_duration(step.wait_for.timeout_seconds)})"
@@ -74,7 +74,7 @@ def to_mermaid(plan: CompiledPlan) -> str:
                 )
             lines.append(f'    {node} -- "otherwise" --> {_node(step.branch.otherwise)}')
         elif step.wait_for:
-            label = step.wait_for.milestone or step.wait_for.event or ""
+            label = step.wait_for.milestone or step.wait_for.event or step.wait_for.when or ""
             lines.append(f'    {node} -- "{_edge_label(label)}" --> {_node(step.next)}')
             if step.wait_for.timeout_seconds:
                 lines.append(
@@ -91,6 +91,6 @@ def to_mermaid(plan: CompiledPlan) -> str:
             lines.append(f"    {node} --> {_node(step.next)}")
     lines.append('    END((("end")))')
     if plan.goal:
-        goal = plan.goal.milestone or plan.goal.event
+        goal = (plan.goal.milestone or plan.goal.event or plan.goal.when or "").replace('"', "'")
         lines.append(f'    GOAL{{{{"goal: {goal}"}}}} -. "any time" .-> END')
     return "\n".join(lines) + "\n"

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from engine.language.diagnostics import Diagnostic, did_you_mean
 from engine.language.durations import parse_duration
@@ -44,8 +44,11 @@ from engine.language.schema import ID_PATTERN, Duration, Model
 HEALTH_FILE = "health.yaml"
 UNKNOWN_BAND = "unknown"
 EventMeasure = Literal[
-    "count", "active_days", "distinct_users", "user_share", "days_since", "latest"
+    "count", "active_days", "distinct_users", "user_share", "days_since", "latest", "change"
 ]
+# What one window of events amounts to, for a ``change`` measure and a usage-drop signal.
+WindowStat = Literal["count", "active_days", "distinct_users", "latest"]
+SignalKind = Literal["usage_drop", "inactivity", "repeated", "feature_unused"]
 Score = Annotated[float, Field(ge=0, le=100)]
 MeasureName = Annotated[str, Field(pattern=ID_PATTERN)]
 
@@ -109,7 +112,13 @@ class Measure(Scoring):
         description="count: events; active_days: distinct days with one; distinct_users: "
         "distinct users; user_share: % of the window's active users who sent it; "
         "days_since: days since the last one; latest: the last one's numeric 'value' "
-        "property (a metric such as weekly_active_users).",
+        "property (a metric such as weekly_active_users); change: % change of 'of' "
+        "against the previous window of the same length.",
+    )
+    of: WindowStat = Field(
+        default="count",
+        description="With measure: change, what each window amounts to (count, active_days, "
+        "distinct_users, latest).",
     )
     field: str | None = Field(
         default=None,
@@ -132,6 +141,78 @@ class Measure(Scoring):
     @property
     def window_seconds(self) -> int:
         return parse_duration(self.window)
+
+
+def _percent(value: Any) -> Any:
+    """``30%`` or ``30``: a percentage."""
+    return value.strip().removesuffix("%").strip() if isinstance(value, str) else value
+
+
+Percent = Annotated[float, BeforeValidator(_percent), Field(gt=0, le=100)]
+# The settings each signal kind takes (its YAML keys); any other is a mistake.
+SIGNAL_SETTINGS: dict[str, tuple[str, ...]] = {
+    "usage_drop": ("by", "window", "of"),
+    "inactivity": ("for",),
+    "repeated": ("count", "within"),
+    "feature_unused": ("after",),
+}
+
+
+class Signal(Model):
+    """A named risk signal, true, false or unknown (no data) at each computation:
+
+    - ``usage_drop``: what ``of`` the event amounts to over ``window`` fell ``by`` percent
+      or more against the window before it;
+    - ``inactivity``: the event was not sent ``for`` this long (it was sent before);
+    - ``repeated``: the event was sent ``count`` times or more ``within`` this long;
+    - ``feature_unused``: the event was never sent, ``after`` the customer was added.
+    """
+
+    kind: SignalKind
+    label: str | None = Field(default=None, description="The signal's name for people.")
+    event: str = Field(description="The event the signal watches.")
+    where: dict[str, Any] = Field(
+        default_factory=dict, description="Only events whose properties match these values."
+    )
+    by: Percent | None = Field(default=None, description="usage_drop: the drop, e.g. 30%.")
+    window: Duration | None = Field(
+        default=None, description="usage_drop: this window against the one before it."
+    )
+    of: WindowStat = Field(
+        default="count",
+        description="usage_drop: what a window amounts to (count, active_days, "
+        "distinct_users, latest: the last 'value' of a metric event).",
+    )
+    for_: Duration | None = Field(
+        default=None, alias="for", description="inactivity: how long without the event."
+    )
+    count: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="repeated: how many events..."
+    )
+    within: Duration | None = Field(default=None, description="repeated: ...within how long.")
+    after: Duration | None = Field(
+        default=None, description="feature_unused: how long after the customer was added."
+    )
+
+    @model_validator(mode="after")
+    def _settings_of_its_kind(self) -> Signal:
+        wanted = SIGNAL_SETTINGS[self.kind]
+        given = {"for" if k == "for_" else k for k in self.model_fields_set}
+        missing = [k for k in wanted if k != "of" and k not in given]
+        if missing:
+            raise ValueError(f"kind '{self.kind}' needs {', '.join(map(repr, missing))}")
+        other = sorted(given & {k for ks in SIGNAL_SETTINGS.values() for k in ks} - set(wanted))
+        if other:
+            raise ValueError(
+                f"{', '.join(map(repr, other))} is not a setting of kind '{self.kind}' "
+                f"(it takes {', '.join(map(repr, wanted))})"
+            )
+        return self
+
+    def seconds(self, key: str) -> int:
+        """One of the signal's durations, in seconds (0 when unset)."""
+        value = getattr(self, "for_" if key == "for" else key)
+        return parse_duration(value) if value else 0
 
 
 class SegmentOverride(Model):
@@ -157,6 +238,10 @@ class Scorecard(Model):
     )
     measures: dict[MeasureName, Measure] = Field(min_length=1)
     segments: dict[str, SegmentOverride] = Field(default_factory=dict)
+    signals: dict[MeasureName, Signal] = Field(
+        default_factory=dict,
+        description="Named risk signals, seen by playbooks as health.signals.<name>.",
+    )
 
     @model_validator(mode="after")
     def _bands_from_zero(self) -> Scorecard:
@@ -172,10 +257,25 @@ class Scorecard(Model):
         return [name for name, start in starts if start <= score][-1]
 
     def event_names(self) -> set[str]:
-        return {m.event for m in self.measures.values() if m.event is not None}
+        """The events the measures and signals read."""
+        names = {m.event for m in self.measures.values() if m.event is not None}
+        return names | {s.event for s in self.signals.values()}
+
+    def reads(self, event: str) -> bool:
+        """Whether an event of this name can move a score or signal (every event does when
+        a measure is a share of active users)."""
+        shares = any(m.measure == "user_share" for m in self.measures.values())
+        return shares or event in self.event_names()
 
     def longest_window(self) -> int:
-        return max((m.window_seconds for m in self.measures.values() if m.event), default=0)
+        """How far back scoring reads events (two windows for a change), in seconds."""
+        spans = [
+            m.window_seconds * (2 if m.measure == "change" else 1)
+            for m in self.measures.values()
+            if m.event
+        ]
+        spans += [2 * s.seconds("window") + s.seconds("within") for s in self.signals.values()]
+        return max(spans, default=0)
 
 
 def load_scorecard(path: Path, display: str | None = None) -> LoadedFile:
@@ -217,6 +317,16 @@ def check_references(loaded: LoadedFile, known_events: Iterable[str]) -> list[Di
                         severity="warning",
                     )
                 )
+    for name, signal in card.signals.items():
+        if events and signal.event not in events:
+            diags.append(
+                doc.diagnostic(
+                    ("signals", name, "event"),
+                    f"no playbook or milestone names event '{signal.event}'"
+                    f"{did_you_mean(signal.event, events)}",
+                    severity="warning",
+                )
+            )
     for segment, override in card.segments.items():
         for section in ("weights", "measures"):
             for name in getattr(override, section):
@@ -260,19 +370,39 @@ class MeasureResult:
 
 
 @dataclass
+class SignalResult:
+    """One risk signal: on (True), off (False) or unknown (None, no data), with its number
+    (the % change, days without, events counted, days since added) and a sentence."""
+
+    name: str
+    kind: str
+    on: bool | None
+    value: float | None
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "on": self.on, "value": self.value, "text": self.text}
+
+
+@dataclass
 class HealthResult:
-    """A customer's score (None when nothing is known), band, known share and measures."""
+    """A customer's score (None when nothing is known), band, known share, measures and
+    risk signals."""
 
     score: int | None
     band: str
     known: float  # share of the weight that had data, 0-1
     measures: list[MeasureResult] = field(default_factory=list)
+    signals: list[SignalResult] = field(default_factory=list)
 
     def measures_dict(self) -> dict[str, dict[str, Any]]:
         return {
             m.name: {"value": m.value, "points": m.points, "weight": m.weight}
             for m in self.measures
         }
+
+    def signals_dict(self) -> dict[str, dict[str, Any]]:
+        return {s.name: s.as_dict() for s in self.signals}
 
 
 def _lookup(fields: Mapping[str, Any], path: str) -> Any:
@@ -291,6 +421,101 @@ def _number(value: Any) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+def _matching(
+    events: Iterable[EventFact], name: str | None, where: Mapping[str, Any], now: datetime
+) -> list[EventFact]:
+    """The events of ``name`` whose properties match ``where``, up to ``now``, oldest first."""
+    return sorted(
+        (
+            e
+            for e in events
+            if e.name == name
+            and e.at <= now
+            and all(e.properties.get(k) == v for k, v in where.items())
+        ),
+        key=lambda e: e.at,
+    )
+
+
+def window_stat(
+    card: Scorecard, of: str, events: list[EventFact], since: datetime, until: datetime
+) -> float | None:
+    """What the events in ``[since, until)`` amount to (``latest``: None without one)."""
+    inside = [e for e in events if since <= e.at < until]
+    if of == "count":
+        return float(len(inside))
+    if of == "active_days":
+        return float(len({e.at.date() for e in inside}))
+    if of == "distinct_users":
+        return float(len({e.properties.get(card.user_property) for e in inside} - {None}))
+    return _number(inside[-1].properties.get("value")) if inside else None
+
+
+def window_change(
+    card: Scorecard, of: str, events: list[EventFact], window: int, now: datetime
+) -> tuple[float | None, float | None, float | None]:
+    """(% change, this window's value, the previous window's) of matching ``events``; the
+    change is None when either is unknown or the previous one is 0."""
+    span = timedelta(seconds=window)
+    end = now + timedelta(microseconds=1)  # the window includes now
+    current = window_stat(card, of, events, end - span, end)
+    previous = window_stat(card, of, events, end - 2 * span, end - span)
+    if current is None or not previous:
+        return None, current, previous
+    return round((current - previous) / previous * 100, 1), current, previous
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def evaluate_signal(
+    card: Scorecard,
+    name: str,
+    signal: Signal,
+    fields: Mapping[str, Any],
+    events: Iterable[EventFact],
+    now: datetime,
+) -> SignalResult:
+    """Whether one signal is on; unknown (None) when there is no data to tell."""
+    matching = _matching(events, signal.event, signal.where, now)
+    label = signal.label or signal.event
+
+    def result(on: bool | None, value: float | None, text: str) -> SignalResult:
+        return SignalResult(name, signal.kind, on, value, text)
+
+    if signal.kind == "feature_unused":
+        if matching:
+            return result(False, None, f"{label}: used")
+        added = fields.get("created_at")
+        if not isinstance(added, datetime):
+            return result(None, None, f"{label}: never used, since an unknown date")
+        added = added if added.tzinfo else added.replace(tzinfo=UTC)  # the store keeps UTC
+        age = (now - added).days
+        on = age * 86400 >= signal.seconds("after")
+        return result(on, float(age), f"{label}: never used in {age} days since added")
+    if not matching:
+        return result(None, None, f"{label}: no data")
+    if signal.kind == "usage_drop":
+        change, current, previous = window_change(
+            card, signal.of, matching, signal.seconds("window"), now
+        )
+        if change is None:
+            return result(None, None, f"{label}: not enough data for a change")
+        assert signal.by is not None and current is not None and previous is not None
+        moved = f"fell {_num(-change)}%" if change < 0 else f"rose {_num(change)}%"
+        text = f"{label} {moved} ({_num(previous)} -> {_num(current)}) over {signal.window}"
+        return result(change <= -signal.by, change, text)
+    if signal.kind == "inactivity":
+        days = (now - matching[-1].at).days
+        on = (now - matching[-1].at).total_seconds() >= signal.seconds("for")
+        return result(on, float(days), f"no {label} for {days} days")
+    since = now - timedelta(seconds=signal.seconds("within"))
+    count = sum(1 for e in matching if e.at >= since)
+    assert signal.count is not None
+    return result(count >= signal.count, float(count), f"{count} x {label} in {signal.within}")
 
 
 def measure_value(
@@ -332,6 +557,9 @@ def measure_value(
             in_window.append(event)
     if not ever:
         return None
+    if measure.measure == "change":
+        matching = _matching(events, measure.event, measure.where, now)
+        return window_change(card, measure.of, matching, measure.window_seconds, now)[0]
     if measure.measure == "days_since":
         assert last is not None
         return float((now - last).days)
@@ -355,8 +583,13 @@ def score_customer(
     now: datetime,
     segment: str | None = None,
 ) -> HealthResult:
-    """The customer's health: the weighted mean of its known measures' points."""
+    """The customer's health: the weighted mean of its known measures' points, and its
+    risk signals."""
     events = list(events)
+    signals = [
+        evaluate_signal(card, name, signal, fields, events, now)
+        for name, signal in card.signals.items()
+    ]
     override = card.segments.get(segment or "") or SegmentOverride()
     results: list[MeasureResult] = []
     for name, measure in card.measures.items():
@@ -370,9 +603,10 @@ def score_customer(
     total = sum(r.weight for r in results)
     known_weight = sum(r.weight for r in results if r.points is not None)
     if not known_weight:
-        return HealthResult(None, UNKNOWN_BAND, 0.0, results)
+        return HealthResult(None, UNKNOWN_BAND, 0.0, results, signals)
     for r in results:
         if r.points is not None:
             r.contribution = round(r.points * r.weight / known_weight, 1)
     score = round(sum(r.contribution or 0 for r in results))
-    return HealthResult(score, card.band(score), round(known_weight / total, 2), results)
+    known = round(known_weight / total, 2)
+    return HealthResult(score, card.band(score), known, results, signals)

@@ -171,8 +171,11 @@ class WaitPlan(PlanModel):
 
 
 class WaitForPlan(PlanModel):
+    added_fields = frozenset({"when"})
+
     milestone: str | None = None
     event: str | None = None
+    when: str | None = None  # a condition over customer data: waited for until it holds
     condition: str | None = None
     timeout_seconds: int | None = None
     on_timeout: str | None = None
@@ -265,8 +268,11 @@ class ExitPlan(PlanModel):
 
 
 class GoalPlan(PlanModel):
+    added_fields = frozenset({"when"})
+
     milestone: str | None = None
     event: str | None = None
+    when: str | None = None  # a condition over customer data: reached once it holds
     condition: str | None = None
 
 

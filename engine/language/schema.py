@@ -210,7 +210,12 @@ class Exit(Model):
     """When an enrollment stops early with outcome 'exited'."""
 
     on_events: list[str] = Field(default_factory=list)
-    if_: Expression | None = Field(default=None, alias="if")
+    if_: Expression | None = Field(
+        default=None,
+        alias="if",
+        description="A condition over customer data, health included, judged before each step "
+        "and whenever the customer's data changes during a wait.",
+    )
 
 
 class Goal(Model):
@@ -218,12 +223,19 @@ class Goal(Model):
 
     milestone: str | None = None
     event: str | None = None
+    when: Expression | None = Field(
+        default=None,
+        description="A condition over customer data, health included, judged before each step "
+        "and whenever the customer's data changes, e.g. 'health.band == \"green\"'.",
+    )
     if_: Expression | None = Field(default=None, alias="if")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Goal:
-        if (self.milestone is None) == (self.event is None):
-            raise ValueError("a goal needs exactly one of 'milestone' or 'event'")
+        if [self.milestone, self.event, self.when].count(None) != 2:
+            raise ValueError("a goal needs exactly one of 'milestone', 'event' or 'when'")
+        if self.when is not None and self.if_ is not None:
+            raise ValueError("'if' filters a goal event; with 'when', write one condition")
         return self
 
 
@@ -379,14 +391,21 @@ class WaitForAction(Model):
 
     milestone: str | None = None
     event: str | None = None
+    when: Expression | None = Field(
+        default=None,
+        description="A condition over customer data, health included: the wait ends once it "
+        "holds (judged when the wait starts and whenever the customer's data changes).",
+    )
     if_: Expression | None = Field(default=None, alias="if")
     timeout: Duration | None = None
     on_timeout: StepRef | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WaitForAction:
-        if (self.milestone is None) == (self.event is None):
-            raise ValueError("wait_for needs exactly one of 'milestone' or 'event'")
+        if [self.milestone, self.event, self.when].count(None) != 2:
+            raise ValueError("wait_for needs exactly one of 'milestone', 'event' or 'when'")
+        if self.when is not None and self.if_ is not None:
+            raise ValueError("'if' filters a waited-for event; with 'when', write one condition")
         if self.on_timeout and not self.timeout:
             raise ValueError("'on_timeout' needs a 'timeout'")
         return self

@@ -19,18 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from engine.client.changes import change_plans, fire_changes
-from engine.client.playbook import EnrollmentHandle
+from engine.client.changes import Emitted, change_plans, emit_change, tell_running
 from engine.language.health import Scorecard
 from engine.language.plan import CompiledPlan
-from engine.messages import CustomerChanged
+from engine.messages import DATE_FIELDS
 from engine.statuses import EnrollmentStatus
 from engine.store import health, repository
 from engine.store.models import Customer, Enrollment
-
-# The customer fields a date in an expression can come from: the renewal date, custom
-# attributes (a contract end, a go-live date) and the time zone a `wait: at` is read in.
-DATE_FIELDS = ("renewal_date", "attributes", "timezone")
 
 
 def date_values(session: Session, customer_id: str) -> dict[str, Any] | None:
@@ -57,14 +52,6 @@ def save_customer(sessions: sessionmaker[Session], data: repository.CustomerData
     return changed_date_fields(before, after)
 
 
-def running_enrollments(session: Session, customer_id: str) -> list[str]:
-    """The ids of the customer's running enrollments, in any playbook."""
-    stmt = select(Enrollment.workflow_id).where(
-        Enrollment.customer_id == customer_id, Enrollment.status == EnrollmentStatus.RUNNING
-    )
-    return list(session.scalars(stmt.order_by(Enrollment.workflow_id)))
-
-
 async def notify_changed(
     client: Client, sessions: sessionmaker[Session], customer_id: str, fields: Iterable[str]
 ) -> list[str]:
@@ -73,15 +60,7 @@ async def notify_changed(
     Does nothing when no date field changed. Raises Temporal's `RPCError` if Temporal
     cannot be reached (the data is saved already).
     """
-    changed = list(fields)
-    if not changed:
-        return []
-    with sessions() as session:
-        ids = running_enrollments(session, customer_id)
-    change = CustomerChanged(customer_id=customer_id, fields=changed)
-    for enrollment_id in ids:
-        await EnrollmentHandle.get(client, enrollment_id).customer_changed(change)
-    return ids
+    return await tell_running(client, sessions, customer_id, fields)
 
 
 async def react_to_save(
@@ -94,17 +73,45 @@ async def react_to_save(
     now: datetime,
     task_queue: str,
     use_search_attributes: bool = True,
+    told: Iterable[str] = (),
 ) -> tuple[list[str], list[str]]:
-    """After a save: recompute the customer's health (its fields may be measured), then
-    enroll it in the ``on_change`` playbooks the save made true; (started ids, notes).
+    """After a save: recompute the customer's health (its fields may be measured), tell its
+    running enrollments what else moved (``told``: the date fields `notify_changed` sent
+    already) and enroll it in the ``on_change`` playbooks the save made true; (started ids,
+    notes).
 
     ``before`` is `engine.client.changes.snapshot_before`, taken before the save."""
+    emitted = await _rescore_and_emit(
+        client,
+        sessions,
+        plans,
+        scorecard,
+        customer_id,
+        before,
+        now,
+        task_queue,
+        use_search_attributes,
+        told,
+    )
+    return emitted.started, emitted.notes
+
+
+async def _rescore_and_emit(
+    client: Client,
+    sessions: sessionmaker[Session],
+    plans: Mapping[str, CompiledPlan],
+    scorecard: Scorecard | None,
+    customer_id: str,
+    before: dict[str, Any] | None,
+    now: datetime,
+    task_queue: str,
+    use_search_attributes: bool,
+    told: Iterable[str],
+) -> Emitted:
     if scorecard is not None:
         with sessions.begin() as session:
             health.recompute(session, scorecard, customer_id, now)
-    if not change_plans(plans):
-        return [], []
-    return await fire_changes(
+    return await emit_change(
         client,
         sessions,
         plans,
@@ -113,6 +120,7 @@ async def react_to_save(
         now,
         task_queue,
         use_search_attributes=use_search_attributes,
+        told=told,
     )
 
 
@@ -124,3 +132,56 @@ async def notify_all_changed(
     for customer_id, fields in changes.items():
         signalled += await notify_changed(client, sessions, customer_id, fields)
     return signalled
+
+
+async def react_to_import(
+    client: Client,
+    sessions: sessionmaker[Session],
+    plans: Mapping[str, CompiledPlan],
+    scorecard: Scorecard | None,
+    befores: Mapping[str, dict[str, Any] | None],
+    date_changes: Mapping[str, list[str]],
+    now: datetime,
+    task_queue: str,
+    use_search_attributes: bool = True,
+) -> tuple[list[str], list[str], list[str]]:
+    """After an import, for each customer it saved, what an API save does: tell the
+    running enrollments of moved dates, recompute health, tell them what else moved and
+    enroll in the ``on_change`` playbooks made true; (signalled, started, notes)."""
+    signalled: list[str] = []
+    started: list[str] = []
+    notes: list[str] = []
+    for customer_id, before in befores.items():
+        dates = date_changes.get(customer_id, [])
+        signalled += await notify_changed(client, sessions, customer_id, dates)
+        emitted = await _rescore_and_emit(
+            client,
+            sessions,
+            plans,
+            scorecard,
+            customer_id,
+            before,
+            now,
+            task_queue,
+            use_search_attributes,
+            dates,
+        )
+        signalled += [s for s in emitted.signalled if s not in signalled]
+        started += emitted.started
+        notes += [f"{customer_id}: {note}" for note in emitted.notes]
+    return signalled, started, notes
+
+
+def import_needs_temporal(
+    sessions: sessionmaker[Session], plans: Mapping[str, CompiledPlan], customer_ids: Iterable[str]
+) -> bool:
+    """Whether `react_to_import` has anything to do: an ``on_change`` playbook is deployed, or
+    an imported customer has a running enrollment to tell (else an import needs no Temporal)."""
+    if change_plans(plans):
+        return True
+    ids = list(customer_ids)
+    with sessions() as session:
+        running = select(Enrollment.workflow_id).where(
+            Enrollment.customer_id.in_(ids), Enrollment.status == EnrollmentStatus.RUNNING
+        )
+        return session.scalar(running.limit(1)) is not None

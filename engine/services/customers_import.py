@@ -29,6 +29,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.client.changes import snapshot_before
 from engine.errors import ImportFileError
 from engine.services.customers import save_customer
 from engine.store import repository
@@ -112,6 +114,10 @@ class ImportResult:
     # Customer id -> the date fields the import changed (`engine.services.customers`): their
     # running enrollments are to be told (`notify_all_changed`).
     date_changes: dict[str, list[str]] = field(default_factory=dict)
+    # Customer id -> its data before the import (`engine.client.changes.snapshot_before`;
+    # None: a new customer), for the ``on_change`` triggers the import makes true
+    # (`engine.services.customers.react_to_import`).
+    befores: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     @property
     def failed_rows(self) -> list[int]:
@@ -320,8 +326,10 @@ def run_import(
     sessions: sessionmaker[Session],
     plan: ImportPlan,
     advance: Callable[[CustomerImport], None] | None = None,
+    now: datetime | None = None,
 ) -> ImportResult:
-    """Upsert each customer of ``plan`` in its own transaction; a failure spoils no other."""
+    """Upsert each customer of ``plan`` in its own transaction; a failure spoils no other.
+    Each customer's data before is kept (``befores``) for the changes the import makes."""
     result = ImportResult(rows=plan.rows, errors=list(plan.errors))
     for customer in plan.customers:
         try:
@@ -330,7 +338,9 @@ def run_import(
                 with sessions() as session:
                     if session.get(TeamMember, owner) is None:
                         raise _StrangerOwner(owner)
+            before = snapshot_before(sessions, customer.data.id, now or datetime.now(UTC))
             changed = save_customer(sessions, customer.data)
+            result.befores[customer.data.id] = before
             if changed:
                 result.date_changes[customer.data.id] = changed
             result.customers += 1

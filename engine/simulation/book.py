@@ -3,8 +3,8 @@
 `simulate_book` runs the real triggers over the book on ONE time-skipping Temporal server
 with one worker: the date and schedule sweep (`engine.client.sweeps.sweep`) at simulated
 time, every event of the events file through the live event router
-(`engine.client.routing.EventRouter`), and every enrollment that starts through the real
-`PlaybookWorkflow` and activities. As in the single-customer simulator
+(`engine.client.routing.EventRouter`, one batch per moment), and every enrollment that
+starts through the real `PlaybookWorkflow` and activities. As in the single-customer simulator
 (`engine.simulation.runner`), side effects are captured: a throwaway SQLite store, the
 capture mailer, and every enrollment's clock shifted so the book starts at ``start``.
 
@@ -35,7 +35,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import (
@@ -53,6 +53,7 @@ from temporalio.worker import Worker
 
 from activities.mailer import CaptureMailer
 from activities.registry import PlaybookActivities
+from engine.client.changes import change_plans, rescore_all
 from engine.client.connection import find_binary, quiet_runtime
 from engine.client.deployment import deploy_working_copy
 from engine.client.enrollment import enroll, reenroll_allowed
@@ -74,12 +75,14 @@ from engine.project import Project
 from engine.services import customers
 from engine.simulation.book_inputs import UPDATABLE, Book, BookCustomer, BookEvent
 from engine.simulation.inputs import SimTeamMember
-from engine.simulation.timeline import Waiting
+from engine.simulation.timeline import Waiting, describe_health
 from engine.statuses import OutboxStatus, TaskStatus
 from engine.store import repository
 from engine.store.context import all_customer_snapshots
 from engine.store.deployments import deployed_plans
-from engine.store.models import Base, Task, TeamMember
+from engine.store.events import IncomingEvent
+from engine.store.health import Recorded
+from engine.store.models import Base, Customer, Task, TeamMember
 from workflows.playbook import PlaybookWorkflow
 
 MAX_BOOK_DAYS = 800
@@ -123,6 +126,28 @@ class BookEnrollment(BaseModel):
     waiting: str | None = None
 
 
+class BookHealthChange(BaseModel):
+    """A customer's health moving: its score or band, or a risk signal turning on; and the
+    ``on_change`` playbooks that started on it."""
+
+    at: datetime  # in the customer's time zone
+    day: int
+    customer: str
+    old_score: int | None = None
+    score: int | None = None
+    old_band: str | None = None
+    band: str
+    signals: list[str] = Field(default_factory=list)  # the texts of signals that turned on
+    started: list[str] = Field(default_factory=list)  # playbooks
+
+    def describe(self) -> str:
+        """``weekly active users fell 45% (11 -> 6) over 14d; health 62 -> 38 (red); risk
+        started``."""
+        return describe_health(
+            self.old_score, self.score, self.old_band, self.band, self.signals, self.started
+        )
+
+
 class BookSummary(BaseModel):
     """The workload: emails per day and per playbook, tasks per CSM per ISO week."""
 
@@ -144,6 +169,9 @@ class BookResult(BaseModel):
     days: int
     actions: list[BookAction] = Field(default_factory=list)
     enrollments: list[BookEnrollment] = Field(default_factory=list)
+    # Every health move (score, band, a risk signal turning on), from the events and the
+    # daily recompute with the project's scorecard; empty without one.
+    health: list[BookHealthChange] = Field(default_factory=list)
     summary: BookSummary
     warnings: list[str] = Field(default_factory=list)
     # Every contact and day over the delivery policy's caps (`cap_violations`): empty when
@@ -220,6 +248,13 @@ class _Completions:
 
 
 @dataclass
+class _Rescore:
+    """The daily health recompute (the ``health-daily`` Schedule, live)."""
+
+    day: int
+
+
+@dataclass
 class _Book:
     """Everything one run holds."""
 
@@ -241,6 +276,8 @@ class _Book:
     reached: datetime | None = None
     # Each enrollment run's delivery policy (by its key), for the cap check.
     delivery: dict[str, DeliveryPlan | None] = field(default_factory=dict)
+    begin: datetime | None = None
+    health: list[BookHealthChange] = field(default_factory=list)
 
     async def now(self) -> datetime:
         return await self.env.get_current_time() + self.offset
@@ -353,10 +390,12 @@ async def _run(
             queue,
             use_search_attributes=False,
             clock_offset_seconds=offset.total_seconds(),
+            scorecard=project.scorecard,
         ),
         recorder=recorder,
         customers={c.id: c for c in book.customers},
         task_days=task_days,
+        begin=begin,
     )
     _deploy(state, project, "the book's start")
     _seed_team(sessions, book)
@@ -377,11 +416,17 @@ async def _run(
             activity_executor=pool,
         ):
             reported = -1
-            for moment in moments:
-                if moment.at > horizon:
-                    break
+            index = 0
+            while index < len(moments) and moments[index].at <= horizon:
+                moment = moments[index]
                 await _advance(state, moment.at)
-                await _perform(state, moment)
+                batch = _product_events(moments, index)
+                if batch:  # the product's events of one moment go in as one batch, as live
+                    await _deliver_events(state, batch, moment.at)
+                    index += len(batch)
+                else:
+                    await _perform(state, moment)
+                    index += 1
                 day = (moment.at - begin).days
                 if progress is not None and day != reported:
                     progress(min(day, days), days)
@@ -397,6 +442,7 @@ async def _run(
         days=days,
         actions=actions,
         enrollments=enrollments,
+        health=state.health,
         summary=summarize(actions, enrollments, len(book.customers)),
         warnings=state.warnings,
         over_caps=check_caps(actions, book, state.delivery),
@@ -420,7 +466,8 @@ def _moments(
     switches: Sequence[ProjectSwitch],
     sweep_hours: int,
 ) -> list[_Moment]:
-    """Everything that happens, in time order (ties: switch, customer, event, tasks, sweep)."""
+    """Everything that happens, in time order (ties: switch, customer, event, tasks, health,
+    sweep)."""
     out: list[_Moment] = []
 
     def add(at: datetime, order: int, what: Any) -> None:
@@ -444,8 +491,9 @@ def _moments(
         add(local(event.customer, event.day, event.at), 2, event)
     for day in range(days + 1):
         add(begin + timedelta(days=day), 3, _Completions(day))
+        add(begin + timedelta(days=day), 4, _Rescore(day))
         for hour in range(0, 24, sweep_hours):
-            add(begin + timedelta(days=day, hours=hour), 4, _Sweep(day))
+            add(begin + timedelta(days=day, hours=hour), 5, _Sweep(day))
     return sorted(out)
 
 
@@ -464,12 +512,15 @@ async def _perform(state: _Book, moment: _Moment) -> None:
     if isinstance(what, ProjectSwitch):
         _deploy(state, what.project, f"day {what.day} of the book")
         state.router.milestones = what.project.milestones
+        state.router.scorecard = what.project.scorecard
     elif isinstance(what, BookCustomer):
-        _add_customer(state.sessions, what)
+        _add_customer(state.sessions, what, moment.at)
     elif isinstance(what, BookEvent):
         await _deliver(state, what, moment.at)
     elif isinstance(what, _Completions):
         await _complete_tasks(state, what.day)
+    elif isinstance(what, _Rescore):
+        await _rescore(state, moment.at)
     elif isinstance(what, _Sweep):
         swept = [
             plan
@@ -503,15 +554,39 @@ def _deploy(state: _Book, project: Project, when: str) -> None:
     state.router.plans = state.plans
 
 
+def _product_events(moments: Sequence[_Moment], index: int) -> list[BookEvent]:
+    """The product events (``kind: event``) at ``moments[index]``'s time, from there on."""
+    batch: list[BookEvent] = []
+    for moment in moments[index:]:
+        what = moment.what
+        if moment.at != moments[index].at or not (
+            isinstance(what, BookEvent) and what.kind == "event"
+        ):
+            break
+        batch.append(what)
+    return batch
+
+
+async def _deliver_events(state: _Book, events: Sequence[BookEvent], at: datetime) -> None:
+    """Product events of one moment through the live router's batch path."""
+    incoming = []
+    for event in events:
+        assert event.name is not None
+        incoming.append(
+            IncomingEvent(uuid.uuid4().hex, event.customer, event.name, at, event.properties)
+        )
+    answers = await state.router.handle_batch(incoming, now=at)
+    for event, routed in zip(events, answers, strict=True):
+        if routed.status == "unknown_customer":
+            state.warnings.append(f"{event.describe()}: the customer is not in the store yet")
+        if routed.health is not None:
+            _note_health(state, routed.health, routed.enrolled, at)
+
+
 async def _deliver(state: _Book, event: BookEvent, at: datetime) -> None:
     """An event through the live router; an update or unsubscribe into the store."""
     if event.kind == "event":
-        assert event.name is not None
-        routed = await state.router.handle(
-            uuid.uuid4().hex, event.customer, event.name, at, event.properties, now=at
-        )
-        if routed.status == "unknown_customer":
-            state.warnings.append(f"{event.describe()}: the customer is not in the store yet")
+        await _deliver_events(state, [event], at)
         return
     with state.sessions.begin() as session:
         customer = repository.get_customer(session, event.customer)
@@ -529,6 +604,49 @@ async def _deliver(state: _Book, event: BookEvent, at: datetime) -> None:
         # dates moved, so their `wait: until` follows.
         changed = customers.save_customer(state.sessions, payload)
         await customers.notify_changed(state.client, state.sessions, event.customer, changed)
+
+
+async def _rescore(state: _Book, at: datetime) -> None:
+    """The daily recompute with the scorecard in use, and the on_change triggers it fires."""
+    card = state.router.scorecard
+    if card is None:
+        return
+    done = await rescore_all(
+        state.client,
+        state.sessions,
+        card,
+        state.plans,
+        at,
+        state.queue,
+        use_search_attributes=False,
+        clock_offset_seconds=state.offset.total_seconds(),
+    )
+    for recorded, started in done:
+        _note_health(state, recorded, started, at)
+
+
+def _note_health(state: _Book, recorded: Recorded, started: list[str], at: datetime) -> None:
+    """Keep a health move for the result: a score or band change, a signal turning on."""
+    result = recorded.result
+    turned_on = recorded.signals_on
+    if not (recorded.changed or turned_on):
+        return
+    assert state.begin is not None
+    changing = {p.playbook for p in change_plans(state.plans)}
+    tz = zone(state.customers[recorded.customer_id].timezone)
+    state.health.append(
+        BookHealthChange(
+            at=at.astimezone(tz),
+            day=(at - state.begin).days,
+            customer=recorded.customer_id,
+            old_score=recorded.old_score,
+            score=result.score if result.score is not None else recorded.old_score,
+            old_band=recorded.old_band,
+            band=result.band if result.score is not None else (recorded.old_band or "unknown"),
+            signals=[s.text for s in result.signals if s.name in turned_on],
+            started=[p for p in (w.split("/")[0] for w in started) if p in changing],
+        )
+    )
 
 
 def _unsubscribe(session: Session, event: BookEvent, customer: Any) -> None:
@@ -644,9 +762,11 @@ def _seed_team(sessions: sessionmaker[Session], book: Book) -> None:
             )
 
 
-def _add_customer(sessions: sessionmaker[Session], customer: BookCustomer) -> None:
+def _add_customer(sessions: sessionmaker[Session], customer: BookCustomer, at: datetime) -> None:
     with sessions.begin() as session:
         repository.upsert_customer(session, customer.customer_data())
+        # Added at simulated time, as a feature_unused signal counts from it.
+        session.execute(update(Customer).where(Customer.id == customer.id).values(created_at=at))
         for contact in customer.contacts:
             if contact.unsubscribed:
                 repository.suppress(
@@ -795,6 +915,7 @@ def summarize(
 __all__ = [
     "BookAction",
     "BookEnrollment",
+    "BookHealthChange",
     "BookResult",
     "BookSummary",
     "ProjectSwitch",

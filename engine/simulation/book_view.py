@@ -88,6 +88,13 @@ def print_book(result: BookResult, console: Console) -> None:
             e.outcome or f"running: {e.waiting}",
         )
     console.print(runs)
+    if result.health:
+        moves = Table(title=f"{len(result.health)} health change(s)", title_justify="left")
+        for header in ("when (customer's time)", "day", "customer", "what"):
+            moves.add_column(header, overflow="fold")
+        for h in result.health:
+            moves.add_row(f"{h.at:%Y-%m-%d %H:%M %Z}", str(h.day), h.customer, h.describe())
+        console.print(moves)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     for line in result.over_caps:

@@ -14,12 +14,12 @@ import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -28,12 +28,15 @@ from temporalio.worker import Worker
 
 from activities.mailer import CaptureMailer
 from activities.registry import PlaybookActivities
+from engine.client.changes import change_refusal, snapshot_before
 from engine.client.connection import find_binary, quiet_runtime
 from engine.client.playbook import EnrollmentHandle, start_enrollment
 from engine.errors import SimulationInputError
+from engine.language.health import Scorecard
 from engine.language.plan import CompiledPlan
 from engine.language.sendwindow import zone
 from engine.messages import (
+    CustomerChanged,
     DecideInput,
     EnrollmentInput,
     EnrollmentResult,
@@ -51,14 +54,57 @@ from engine.simulation.inputs import (
     describe_action,
     schedule,
 )
-from engine.simulation.timeline import Timeline, build_timeline
+from engine.simulation.timeline import Timeline, TimelineEntry, build_timeline, health_move
 from engine.statuses import TaskStatus
-from engine.store import repository
+from engine.store import health, repository
 from engine.store.events import ingest_event
-from engine.store.models import Base, Task, TeamMember
+from engine.store.models import Base, Customer, Task, TeamMember
 from workflows.playbook import PlaybookWorkflow
 
 MAX_DAYS = 400
+
+
+@dataclass
+class _Daily:
+    """The daily health recompute (the ``health-daily`` Schedule, live)."""
+
+
+_DAILY = _Daily()
+Action = ScheduledEvent | ScheduledCompletion | _Daily
+
+
+@dataclass
+class _Health:
+    """Health computed as live during a run: each move a ``health`` timeline entry."""
+
+    sessions: sessionmaker[Session]
+    card: Scorecard
+    customer_id: str
+    start: datetime
+    tz: tzinfo
+    entries: list[TimelineEntry] = field(default_factory=list)
+
+    def rescore(self, at: datetime, entry: bool = True) -> health.Recorded | None:
+        """Compute and record the customer's health at ``at``; note the move if ``entry``."""
+        with self.sessions.begin() as session:
+            recorded = health.recompute(session, self.card, self.customer_id, at)
+        if entry:
+            self.note(recorded, at, [])
+        return recorded
+
+    def note(self, recorded: health.Recorded | None, at: datetime, started: list[str]) -> None:
+        line = health_move(recorded, started) if recorded is not None else None
+        if line is None:
+            return
+        self.entries.append(
+            TimelineEntry(
+                at=at.astimezone(self.tz),
+                day=int((at.astimezone(UTC) - self.start).total_seconds() // 86400),
+                step="health",
+                kind="health",
+                detail=line,
+            )
+        )
 
 
 @dataclass
@@ -139,16 +185,30 @@ class Simulator:
         events: list[ScheduledEvent] | None = None,
         completions: list[ScheduledCompletion] | None = None,
         trigger: TriggerEvent | None = None,
+        scorecard: Scorecard | None = None,
     ) -> Timeline:
         """Simulate ``customer`` in ``plan``; return the timeline. Runs are sequential.
 
         ``trigger`` is the event that enrolls the customer in an ``on_event`` playbook: the
         trigger's ``if`` is tried against it first, and the enrollment gets it as its
         trigger event (``event.properties`` in templates and conditions).
+
+        With a ``scorecard`` (the project's ``health.yaml``), health is computed as live:
+        on each event it measures and daily, each move is a ``health`` row of the
+        timeline, and an ``on_change`` playbook starts when its condition becomes true
+        (not at ``start``).
         """
         async with self._lock:
             return await self._run(
-                plan, customer, team or [], start, days, events or [], completions or [], trigger
+                plan,
+                customer,
+                team or [],
+                start,
+                days,
+                events or [],
+                completions or [],
+                trigger,
+                scorecard,
             )
 
     async def _run(
@@ -161,6 +221,7 @@ class Simulator:
         events: list[ScheduledEvent],
         completions: list[ScheduledCompletion],
         trigger: TriggerEvent | None,
+        scorecard: Scorecard | None,
     ) -> Timeline:
         if days is not None and not 0 < days <= MAX_DAYS:
             raise SimulationInputError(f"--days must be between 1 and {MAX_DAYS}")
@@ -196,36 +257,59 @@ class Simulator:
                 outcome="not_enrolled",
                 warnings=[why_not],
             )
-        server_now = await self.env.get_current_time()
-        offset = start - server_now
-        enrollment = f"{plan.playbook}/{customer.id}"
-        handle = await start_enrollment(
-            self.env.client,
-            EnrollmentInput(
-                plan=plan,
-                customer_id=customer.id,
-                enrollment_id=enrollment,
-                trigger_event=signal,
-                started_at=start,
-                use_search_attributes=False,
-                clock_offset_seconds=offset.total_seconds(),
-            ),
-            id=f"sim-{uuid.uuid4().hex}",
-            task_queue=self._queue,
-        )
-        run = _Run(sessions, handle, plan, customer, start, offset)
-        run.warnings += _strangers(plan, customer, team)
-        await self._settle(run)  # the first workflow task runs before any time is skipped
-        for moment, action in schedule(start, tz, events, completions):
+        _added_at(sessions, customer.id, start)
+        scoring = _Health(sessions, scorecard, customer.id, start, tz) if scorecard else None
+        moments: list[tuple[datetime, Action]] = list(schedule(start, tz, events, completions))
+        if scoring is not None:  # the daily recompute, after the moment's events
+            span = (horizon - start).days
+            moments += [(start + timedelta(days=d), _DAILY) for d in range(1, span + 1)]
+            moments.sort(key=lambda item: (item[0], isinstance(item[1], _Daily)))
+        on_change = plan.trigger is not None and plan.trigger.kind == "change"
+        run: _Run | None = None
+        warnings = _strangers(plan, customer, team)
+        if scoring is None or not on_change:
+            run = await self._start(plan, customer, signal, start, start, warnings)
+        for moment, action in moments:
             if moment > horizon:
-                run.warnings.append(f"{describe_action(action)} is after the end of the simulation")
+                if not isinstance(action, _Daily):
+                    warnings.append(f"{describe_action(action)} is after the end of the simulation")
+                continue
+            if run is None:  # an on_change playbook, not started yet
+                assert scoring is not None
+                started = await self._before_start(plan, scoring, action, moment, warnings)
+                if started:
+                    run = await self._start(plan, customer, None, moment, start, warnings)
                 continue
             if await self._advance(run, moment):
-                run.warnings.append(f"{describe_action(action)}: the enrollment had already ended")
+                if not isinstance(action, _Daily):
+                    warnings.append(f"{describe_action(action)}: the enrollment had already ended")
                 break
+            if isinstance(action, _Daily):
+                assert scoring is not None
+                await _tell(run, scoring.rescore(moment))
+                continue
             await self._deliver(run, action, moment)
+            if isinstance(action, ScheduledEvent) and scoring and scoring.card.reads(action.name):
+                await _tell(run, scoring.rescore(moment))
+        if run is None:
+            assert plan.trigger is not None and scoring is not None
+            warnings.append(
+                f"{customer.id} was not enrolled: the trigger's condition "
+                f"{plan.trigger.change} did not become true in the simulated days"
+            )
+            return Timeline(
+                playbook=plan.playbook,
+                version=plan.version,
+                customer=customer.id,
+                timezone=customer.timezone,
+                start=start.astimezone(tz),
+                end=horizon.astimezone(tz),
+                outcome="not_enrolled",
+                timeline=scoring.entries,
+                warnings=warnings,
+            )
         result, records, waiting = await self._finish(run, horizon)
-        return build_timeline(
+        timeline = build_timeline(
             run.sessions,
             run.plan,
             run.customer,
@@ -236,6 +320,74 @@ class Simulator:
             warnings=run.warnings,
             waiting=waiting,
         )
+        if scoring is not None:  # a health move comes before what it starts
+            timeline.timeline = sorted(
+                [*scoring.entries, *timeline.timeline], key=lambda entry: entry.at
+            )
+        return timeline
+
+    async def _start(
+        self,
+        plan: CompiledPlan,
+        customer: SimCustomer,
+        signal: EventSignal | None,
+        at: datetime,
+        start: datetime,
+        warnings: list[str],
+    ) -> _Run:
+        """Start the enrollment at simulated time ``at`` (the run's days count from
+        ``start``) and let its first workflow task run."""
+        offset = at - await self.env.get_current_time()
+        handle = await start_enrollment(
+            self.env.client,
+            EnrollmentInput(
+                plan=plan,
+                customer_id=customer.id,
+                enrollment_id=f"{plan.playbook}/{customer.id}",
+                trigger_event=signal,
+                started_at=at,
+                use_search_attributes=False,
+                clock_offset_seconds=offset.total_seconds(),
+            ),
+            id=f"sim-{uuid.uuid4().hex}",
+            task_queue=self._queue,
+        )
+        run = _Run(self._activities.sessions, handle, plan, customer, start, offset, warnings)
+        await self._settle(run)  # the first workflow task runs before any time is skipped
+        return run
+
+    async def _before_start(
+        self,
+        plan: CompiledPlan,
+        scoring: _Health,
+        action: Action,
+        moment: datetime,
+        warnings: list[str],
+    ) -> bool:
+        """Before an ``on_change`` playbook starts: events are stored and move health, and
+        the trigger is judged on each move as live; True when it starts the enrollment."""
+        if isinstance(action, ScheduledCompletion):
+            warnings.append(f"{describe_action(action)}: the enrollment has not started yet")
+            return False
+        sessions = scoring.sessions
+        if isinstance(action, ScheduledEvent):
+            with sessions.begin() as session:
+                ingest_event(
+                    session,
+                    event_id=uuid.uuid4().hex,
+                    customer_id=scoring.customer_id,
+                    name=action.name,
+                    at=moment,
+                    properties=action.properties,
+                    milestones=plan.milestones,
+                )
+            if not scoring.card.reads(action.name):
+                return False
+        before = snapshot_before(sessions, scoring.customer_id, moment)
+        recorded = scoring.rescore(moment, entry=False)
+        started = change_refusal(sessions, plan, scoring.customer_id, before, moment) is None
+        scoring.note(recorded, moment, [plan.playbook] if started else [])
+        return started
 
     def _why_not_enrolled(
         self,
@@ -383,6 +535,14 @@ class Simulator:
         return None, status.records, status
 
 
+async def _tell(run: _Run, recorded: health.Recorded | None) -> None:
+    """Tell the enrollment its customer's health moved, as live (`customer_changed`): a
+    ``wait_for: when``, ``goal: when`` or ``exit: if`` over health is judged again."""
+    if recorded is not None and (recorded.changed or recorded.signals_changed):
+        change = CustomerChanged(customer_id=run.customer.id, fields=["health"])
+        await run.enrollment.customer_changed(change)
+
+
 def _trigger_signal(
     plan: CompiledPlan, trigger: TriggerEvent | None, start: datetime
 ) -> EventSignal | None:
@@ -428,6 +588,12 @@ def _strangers(plan: CompiledPlan, customer: SimCustomer, team: list[SimTeamMemb
             if address.lower() not in members:
                 warnings.append(f"step {step.id}: {address} is not a team member")
     return warnings
+
+
+def _added_at(sessions: sessionmaker[Session], customer_id: str, at: datetime) -> None:
+    """The customer was added at the simulated start (a feature_unused signal counts from it)."""
+    with sessions.begin() as session:
+        session.execute(update(Customer).where(Customer.id == customer_id).values(created_at=at))
 
 
 def _seed(

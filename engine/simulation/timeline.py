@@ -15,6 +15,7 @@ from engine.language.sendwindow import zone
 from engine.messages import EnrollmentResult, EnrollmentSnapshot, StepRecord
 from engine.simulation.inputs import SimCustomer
 from engine.statuses import EnrollmentStatus, OutboxStatus
+from engine.store.health import Recorded
 from engine.store.models import OutboxMessage, Task
 
 KINDS = (
@@ -31,6 +32,7 @@ KINDS = (
     "update",
     "enroll",
     "notify",
+    "health",
     "skipped",
     "exit",
     "goal",
@@ -58,6 +60,41 @@ class TimelineEntry(BaseModel):
     until: datetime | None = None
     goto: str | None = None
     because: str | None = None
+
+
+def describe_health(
+    old_score: int | None,
+    score: int | None,
+    old_band: str | None,
+    band: str,
+    signals: list[str],
+    started: list[str],
+) -> str:
+    """A health move in one line: ``Weekly active users fell 45% (11 -> 6) over 14d; health
+    62 -> 38 (red); risk started``."""
+    parts = list(signals)
+    if old_score != score or old_band != band:
+        parts.append(f"health {'none' if old_score is None else old_score} -> {score} ({band})")
+    parts += [f"{playbook} started" for playbook in started]
+    return "; ".join(parts)
+
+
+def health_move(recorded: Recorded, started: list[str]) -> str | None:
+    """The line for a recomputed health (`describe_health`), None when nothing moved: no
+    change of score or band, no signal turned on, nothing started."""
+    result = recorded.result
+    turned_on = recorded.signals_on
+    if not (recorded.changed or turned_on or started):
+        return None
+    known = result.score is not None
+    return describe_health(
+        recorded.old_score,
+        result.score if known else recorded.old_score,
+        recorded.old_band,
+        result.band if known else (recorded.old_band or "unknown"),
+        [s.text for s in result.signals if s.name in turned_on],
+        started,
+    )
 
 
 class SimEmail(BaseModel):
@@ -292,6 +329,13 @@ def _timeout(plan: CompiledPlan, record: StepRecord, base: dict[str, Any]) -> Ti
     if wf is None:
         return TimelineEntry(kind="timeout", **base)
     goto = wf.on_timeout or step.next
-    awaited = f"milestone {wf.milestone}" if wf.milestone else f"event {wf.event}"
+    awaited = (
+        f"milestone {wf.milestone}"
+        if wf.milestone
+        else f"event {wf.event}"
+        if wf.event
+        else f"{wf.when} to hold"
+    )
     base["detail"] = f"no {awaited} before the timeout, going to {goto}"
-    return TimelineEntry(kind="timeout", name=wf.milestone or wf.event, goto=goto, **base)
+    name = wf.milestone or wf.event or wf.when
+    return TimelineEntry(kind="timeout", name=name, goto=goto, **base)

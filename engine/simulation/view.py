@@ -28,6 +28,7 @@ KIND_STYLE = {
     "exit": "red",
     "goal": "bold green",
     "end": "bold",
+    "health": "bold yellow",
 }
 
 

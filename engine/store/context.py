@@ -7,10 +7,11 @@ only ever appear here as values, never as template source.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from engine.language.expressions import helpers
@@ -83,6 +84,58 @@ def all_customer_snapshots(session: Session) -> list[tuple[str, str, dict[str, A
         select(MilestoneState.customer_id, MilestoneState.milestone)
     ):
         reached.setdefault(customer_id, []).append(milestone)
+    return _snapshots(customers, contacts, team, reached)
+
+
+def customer_snapshots_page(
+    session: Session, after: str | None, limit: int, *where: ColumnElement[bool]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """The next page of `all_customer_snapshots`: up to ``limit`` customers whose id is
+    after ``after`` (None: from the first) and that match ``where``, by id, in four queries.
+
+    Keyset pagination, so a sweep of a large book holds one page in memory, and a page
+    costs the same however far into the book it is; the next page starts after the last
+    id returned (an empty page is the end).
+    """
+    stmt = select(*Customer.__table__.c).where(*where).order_by(Customer.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Customer.id > after)
+    customers = session.execute(stmt).all()
+    ids = [c.id for c in customers]
+    if not ids:
+        return []
+    contacts: dict[str, list[Any]] = {}
+    for contact in session.execute(
+        select(*Contact.__table__.c).where(Contact.customer_id.in_(ids)).order_by(Contact.id)
+    ):
+        contacts.setdefault(contact.customer_id, []).append(contact)
+    owners = {c.owner_email for c in customers if c.owner_email}
+    team = {
+        m.email: m
+        for m in (
+            session.scalars(select(TeamMember).where(TeamMember.email.in_(owners)))
+            if owners
+            else []
+        )
+    }
+    reached: dict[str, list[str]] = {}
+    for customer_id, milestone in session.execute(
+        select(MilestoneState.customer_id, MilestoneState.milestone).where(
+            MilestoneState.customer_id.in_(ids)
+        )
+    ):
+        reached.setdefault(customer_id, []).append(milestone)
+    return _snapshots(customers, contacts, team, reached)
+
+
+def _snapshots(
+    customers: Sequence[Any],
+    contacts: dict[str, list[Any]],
+    team: dict[str, TeamMember],
+    reached: dict[str, list[str]],
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(id, time zone, snapshot) of customer rows, from their contacts, owners and
+    milestones read beforehand."""
     return [
         (
             c.id,
@@ -127,6 +180,8 @@ def _snapshot(
             "known": 0.0,
             "measures": {},
             "raw": {},
+            "signals": {},
+            "details": {},
             "trend": lambda _days: None,
         },
     }

@@ -29,7 +29,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 5_000
+# How long a SQLite writer waits for the lock before "database is locked": SQLite's busy
+# handler retries with growing sleeps meanwhile. Long enough for a burst of enrollments whose
+# activities queue on the single writer (with the worker's SQLite activity cap) to wait
+# rather than fail.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}

@@ -1,23 +1,53 @@
 """Ingesting events: store once, update milestone state, and say who must hear of it.
 
-The live API, the CLI and the simulator all ingest events through `ingest_event`, so
-milestones are computed the same way everywhere (see `engine.language.milestones`).
+The live API, the CLI and the simulators ingest events through `ingest_events` (one event:
+`ingest_event`), so milestones are computed the same way everywhere (see
+`engine.language.milestones`). A batch costs about one write: the repeats are found with
+one query, the customers with another, the running enrollments with a third, and the new
+events are inserted with one multi-row INSERT, all in the caller's transaction.
+
+An enrollment hears of an event only when its plan reacts to that event's name
+(`engine.language.listening`); the plan is the version the enrollment runs, read from the
+plans given (the deployed ones) or from the registered versions. An enrollment whose
+version is unknown hears of every event, as before routing looked at plans.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from pydantic import ValidationError
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
+from engine.language.listening import listened_events
 from engine.language.milestones import matches
-from engine.language.plan import MilestonePlan
+from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.statuses import EnrollmentStatus, EventStatus
 from engine.store import repository
-from engine.store.models import Enrollment, Event
+from engine.store.models import Customer, Enrollment, Event, MilestoneState, PlaybookVersion, utcnow
+
+IN_CHUNK = 500
+"""Ids per ``IN (...)`` list, well under SQLite's bound parameters limit."""
+
+_REGISTERED: dict[tuple[str, str], frozenset[str]] = {}
+"""The listening set of each registered (playbook, version) read from the store: a version is
+the hash of its plan, so it never changes."""
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    """One event as a sender posted it (``at`` timezone-aware)."""
+
+    id: str
+    customer_id: str
+    name: str
+    at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -28,6 +58,7 @@ class Ingested:
     known_customer: bool
     milestones_reached: list[str] = field(default_factory=list)
     enrollments: list[str] = field(default_factory=list)
+    """The customer's running enrollments whose plan listens to this event."""
 
 
 def ingest_event(
@@ -38,58 +69,215 @@ def ingest_event(
     name: str,
     at: datetime,
     properties: dict[str, Any],
-    milestones: dict[str, MilestonePlan],
+    milestones: Mapping[str, MilestonePlan],
+    plans: Mapping[str, CompiledPlan] | None = None,
 ) -> Ingested:
-    """Store the event (idempotent by id) and record any milestone it completes.
+    """Store one event (idempotent by id); see `ingest_events`."""
+    event = IncomingEvent(event_id, customer_id, name, at, properties)
+    return ingest_events(session, [event], milestones=milestones, plans=plans)[0]
 
-    Returns which running enrollments of the customer should receive it. A repeat of an
-    event id changes nothing and reaches nobody.
+
+def ingest_events(
+    session: Session,
+    events: Sequence[IncomingEvent],
+    *,
+    milestones: Mapping[str, MilestonePlan],
+    plans: Mapping[str, CompiledPlan] | None = None,
+) -> list[Ingested]:
+    """Store the events (idempotent by id), record the milestones they complete, and say for
+    each which running enrollments must receive it; one answer per event, in order.
+
+    A repeat of an event id, whether stored before or earlier in ``events``, changes nothing
+    and reaches nobody. Events of unknown customers are stored (``unknown_customer``) and
+    reach nobody. ``plans`` (by playbook id, usually the deployed set) are consulted first
+    for the plan an enrollment runs; other versions are read from the registered ones.
     """
-    known = repository.customer_exists(session, customer_id)
-    new = repository.record_event(
+    for event in events:
+        if event.at.tzinfo is None or event.at.utcoffset() is None:
+            raise ValueError(f"event {event.id!r}: at must be timezone-aware, got {event.at!r}")
+    stored = _existing(session, _STORED_IDS, [e.id for e in events])
+    known = _existing(session, _KNOWN_CUSTOMERS, [e.customer_id for e in events])
+    results: list[Ingested] = []
+    seen = set(stored)
+    for event in events:
+        results.append(
+            Ingested(new=event.id not in seen, known_customer=event.customer_id in known)
+        )
+        seen.add(event.id)
+    listeners = _listeners(
         session,
-        event_id,
-        customer_id,
-        name,
-        at,
-        properties,
-        status=EventStatus.RECEIVED if known else EventStatus.UNKNOWN_CUSTOMER,
-        note=None if known else f"no customer '{customer_id}'",
+        {e.customer_id for e, r in zip(events, results, strict=True) if r.new and r.known_customer},
+        plans,
     )
-    result = Ingested(new=new, known_customer=known)
-    if not new or not known:
-        return result
-    reached = repository.get_milestones(session, customer_id)
-    for key, milestone in milestones.items():
-        if key in reached or not matches(milestone, name, properties):
+    rows: list[dict[str, Any]] = []
+    received = utcnow()
+    for event, result in zip(events, results, strict=True):
+        if not result.new:
             continue
-        names = [n for n in (milestone.event, milestone.metric) if n]
-        count = sum(
-            1
-            for e in session.scalars(
-                select(Event).where(Event.customer_id == customer_id, Event.name.in_(names))
-            )
-            if matches(milestone, e.name, dict(e.properties or {}))
+        if result.known_customer:
+            result.enrollments = [
+                workflow_id
+                for workflow_id, names in listeners.get(event.customer_id, {}).items()
+                if names is None or event.name in names
+            ]
+            status, note = (EventStatus.ROUTED if result.enrollments else EventStatus.STORED), None
+        else:
+            status, note = EventStatus.UNKNOWN_CUSTOMER, f"no customer '{event.customer_id}'"
+        rows.append(
+            {
+                "id": event.id,
+                "customer_id": event.customer_id,
+                "name": event.name,
+                "at": event.at,
+                "properties": event.properties,
+                "received_at": received,
+                "status": str(status),
+                "note": note,
+            }
         )
-        if count >= (milestone.count if milestone.event else 1):
-            repository.record_milestone(
-                session,
-                customer_id=customer_id,
-                milestone=key,
-                at=at,
-                value=properties.get("value"),
-            )
-            result.milestones_reached.append(key)
-    result.enrollments = list(
-        session.scalars(
-            select(Enrollment.workflow_id)
-            .where(
-                Enrollment.customer_id == customer_id,
-                Enrollment.status == EnrollmentStatus.RUNNING,
-            )
-            .distinct()
+    inserted = repository.insert_new_events(session, rows)
+    for result, event in zip(results, events, strict=True):
+        if result.new and event.id not in inserted:  # stored meanwhile by another writer
+            result.new, result.enrollments = False, []
+    _record_milestones(session, events, results, milestones, inserted)
+    return results
+
+
+_STORED_IDS = select(Event.id).where(Event.id.in_(bindparam("ids", expanding=True)))
+_KNOWN_CUSTOMERS = select(Customer.id).where(Customer.id.in_(bindparam("ids", expanding=True)))
+_RUNNING = select(
+    Enrollment.customer_id, Enrollment.workflow_id, Enrollment.playbook_id, Enrollment.version
+).where(
+    Enrollment.customer_id.in_(bindparam("ids", expanding=True)),
+    Enrollment.status == EnrollmentStatus.RUNNING,
+)
+# Built once: an IN list given as values is coerced value by value on every call.
+
+
+def _existing(session: Session, statement: Select[str], values: Iterable[str]) -> set[str]:
+    """Which of ``values`` ``statement`` (an ``IN :ids`` query) finds, in chunks."""
+    wanted = sorted(set(values))
+    found: set[str] = set()
+    for start in range(0, len(wanted), IN_CHUNK):
+        found.update(session.scalars(statement, {"ids": wanted[start : start + IN_CHUNK]}))
+    return found
+
+
+def _listeners(
+    session: Session, customers: set[str], plans: Mapping[str, CompiledPlan] | None
+) -> dict[str, dict[str, frozenset[str] | None]]:
+    """Per customer, each running enrollment (workflow id) and the events its plan listens
+    to (None: its plan is unknown, so it hears everything)."""
+    out: dict[str, dict[str, frozenset[str] | None]] = defaultdict(dict)
+    if not customers:
+        return out
+    rows: list[tuple[str, str, str, str]] = []
+    ordered = sorted(customers)
+    for start in range(0, len(ordered), IN_CHUNK):
+        rows += session.execute(_RUNNING, {"ids": ordered[start : start + IN_CHUNK]}).all()
+    sets = {
+        key: _listening(session, *key, plans)
+        for key in {(pid, version) for *_, pid, version in rows}
+    }
+    for customer_id, workflow_id, pid, version in sorted(rows):
+        names = sets[(pid, version)]
+        held = out[customer_id]
+        if workflow_id in held and (held[workflow_id] is None or names is None):
+            held[workflow_id] = None  # two running rows under one id: hear the widest
+        elif workflow_id in held:
+            held[workflow_id] = held[workflow_id] | names  # type: ignore[operator]
+        else:
+            held[workflow_id] = names
+    return out
+
+
+def _listening(
+    session: Session, playbook_id: str, version: str, plans: Mapping[str, CompiledPlan] | None
+) -> frozenset[str] | None:
+    """The events the plan ``playbook_id`` at ``version`` listens to; None if unknown."""
+    plan = (plans or {}).get(playbook_id)
+    if plan is not None and version and plan.version == version:
+        return listened_events(plan)
+    key = (playbook_id, version)
+    if key in _REGISTERED:
+        return _REGISTERED[key]
+    row = session.get(PlaybookVersion, key) if version else None
+    if row is None:
+        return None
+    try:
+        names = listened_events(CompiledPlan.model_validate(row.plan))
+    except ValidationError:  # a plan this engine cannot read: signal as if unknown
+        return None
+    _REGISTERED[key] = names
+    return names
+
+
+def _record_milestones(
+    session: Session,
+    events: Sequence[IncomingEvent],
+    results: list[Ingested],
+    milestones: Mapping[str, MilestonePlan],
+    inserted: set[str],
+) -> None:
+    """Record the milestones the new events of known customers complete, each customer's
+    reached milestones and earlier matching events read once for the whole batch."""
+    fresh = [
+        (event, result)
+        for event, result in zip(events, results, strict=True)
+        if result.new and result.known_customer
+    ]
+    candidates: dict[str, set[str]] = defaultdict(set)  # customer -> milestones it may reach
+    for event, _ in fresh:
+        for key, milestone in milestones.items():
+            if matches(milestone, event.name, event.properties):
+                candidates[event.customer_id].add(key)
+    if not candidates:
+        return
+    customers = sorted(candidates)
+    reached: set[tuple[str, str]] = set()
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    names = {n for key in set().union(*candidates.values()) for n in _names(milestones[key])}
+    for start in range(0, len(customers), IN_CHUNK):
+        chunk = customers[start : start + IN_CHUNK]
+        reached.update(
+            session.execute(
+                select(MilestoneState.customer_id, MilestoneState.milestone).where(
+                    MilestoneState.customer_id.in_(chunk)
+                )
+            ).all()
         )
-    )
-    status = EventStatus.ROUTED if result.enrollments else EventStatus.STORED
-    repository.set_event_status(session, event_id, status)
-    return result
+        earlier = session.execute(
+            select(Event.id, Event.customer_id, Event.name, Event.properties).where(
+                Event.customer_id.in_(chunk), Event.name.in_(sorted(names))
+            )
+        ).all()
+        for event_id, customer_id, name, properties in earlier:
+            if event_id in inserted:
+                continue
+            for key in candidates[customer_id]:
+                if matches(milestones[key], name, dict(properties or {})):
+                    counts[(customer_id, key)] += 1
+    for event, result in fresh:
+        for key, milestone in milestones.items():
+            mark = (event.customer_id, key)
+            if (
+                key not in candidates[event.customer_id]
+                or mark in reached
+                or not matches(milestone, event.name, event.properties)
+            ):
+                continue
+            counts[mark] += 1
+            if counts[mark] >= (milestone.count if milestone.event else 1):
+                repository.record_milestone(
+                    session,
+                    customer_id=event.customer_id,
+                    milestone=key,
+                    at=event.at,
+                    value=event.properties.get("value"),
+                )
+                reached.add(mark)
+                result.milestones_reached.append(key)
+
+
+def _names(milestone: MilestonePlan) -> list[str]:
+    return [n for n in (milestone.event, milestone.metric) if n]

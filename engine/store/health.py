@@ -10,7 +10,7 @@ every change of score or band, and gives expressions their ``health`` value.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
@@ -34,6 +34,8 @@ class Recorded:
     old_score: int | None
     old_band: str | None
     result: HealthResult
+    # Each signal's on/off/unknown at the previous computation (the latest point).
+    old_signals: dict[str, bool | None] = field(default_factory=dict)
     # What the customer was before, for ``on_change`` triggers (`recompute_book`'s ``before``).
     before: dict[str, Any] | None = None
 
@@ -42,6 +44,24 @@ class Recorded:
         if self.result.score is None:
             return False
         return self.old_score != self.result.score or self.old_band != self.result.band
+
+    @property
+    def moved(self) -> bool:
+        """Whether the score, band or a signal moved: what running enrollments are told of
+        and ``on_change`` triggers are judged for."""
+        return self.changed or bool(self.signals_changed)
+
+    @property
+    def signals_changed(self) -> list[str]:
+        """The signals that turned on, off or unknown since the previous computation."""
+        return [s.name for s in self.result.signals if self.old_signals.get(s.name) != s.on]
+
+    @property
+    def signals_on(self) -> list[str]:
+        """The signals that just turned on."""
+        return [
+            s.name for s in self.result.signals if s.on and self.old_signals.get(s.name) is not True
+        ]
 
 
 def customer_fields(customer: Any) -> dict[str, Any]:
@@ -52,6 +72,7 @@ def customer_fields(customer: Any) -> dict[str, Any]:
         "health_score": customer.health_score,
         "attributes": dict(customer.attributes or {}),
         "tags": list(customer.tags or []),
+        "created_at": customer.created_at,
     }
 
 
@@ -90,18 +111,43 @@ def compute(session: Session, card: Scorecard, customer: Customer, now: datetime
     return score_customer(card, customer_fields(customer), facts, now, customer.segment)
 
 
+def latest_points(session: Session, customer_ids: list[str], today: date) -> dict[str, HealthScore]:
+    """Each customer's latest history point up to ``today`` (customer id -> point)."""
+    last = (
+        select(HealthScore.customer_id, func.max(HealthScore.day).label("day"))
+        .where(HealthScore.customer_id.in_(customer_ids), HealthScore.day <= today)
+        .group_by(HealthScore.customer_id)
+        .subquery()
+    )
+    rows = session.scalars(
+        select(HealthScore).join(
+            last, (HealthScore.customer_id == last.c.customer_id) & (HealthScore.day == last.c.day)
+        )
+    )
+    return {p.customer_id: p for p in rows}
+
+
 def record(
     session: Session,
     customer: Any,
     result: HealthResult,
     now: datetime,
-    today: dict[str, HealthScore] | None = None,
+    latest: dict[str, HealthScore] | None = None,
 ) -> Recorded:
     """Write a computed result: on the customer, as today's history point, and as a change
     when the score or band moved. A result with nothing known leaves the customer's score
-    alone (a score posted by a CRM stays until the scorecard has data). ``today``: the
-    day's points already read for a batch (customer id -> point), saving a query each."""
-    recorded = Recorded(customer.id, customer.health_score, customer.health_band, result)
+    alone (a score posted by a CRM stays until the scorecard has data). ``latest``: the
+    customers' latest points already read for a batch (`latest_points`), saving a query
+    each; the previous point's signals tell which signals changed."""
+    if latest is None:
+        latest = latest_points(session, [customer.id], now.date())
+    previous = latest.get(customer.id)
+    old_signals = {
+        name: s.get("on") for name, s in ((previous.signals or {}) if previous else {}).items()
+    }
+    recorded = Recorded(
+        customer.id, customer.health_score, customer.health_band, result, old_signals
+    )
     if recorded.changed and result.score is not None:
         session.execute(
             update(Customer)
@@ -118,19 +164,14 @@ def record(
                 new_band=result.band,
             )
         )
-    if today is not None:
-        point = today.get(customer.id)
-    else:
-        point = session.scalar(
-            select(HealthScore).where(
-                HealthScore.customer_id == customer.id, HealthScore.day == now.date()
-            )
-        )
+    point = previous if previous is not None and previous.day == now.date() else None
     if point is None:
         point = HealthScore(customer_id=customer.id, day=now.date())
         session.add(point)
+        latest[customer.id] = point
     point.at, point.score, point.band = now, result.score, result.band
     point.known, point.measures = result.known, result.measures_dict()
+    point.signals = result.signals_dict()
     return recorded
 
 
@@ -196,36 +237,33 @@ def recompute_page(
 ) -> list[Recorded]:
     """Compute and record the health of a page of customers (rows or objects with the
     `Customer` columns), set-based: one events query (two with "latest before the window"),
-    one read of the day's points, then bulk writes of the customers whose score or band
-    moved, their changes, and the day's points. Gives the same rows as `record` for each."""
+    one read of the latest points (the previous signals, and whether today has a point),
+    then bulk writes of the customers whose score or band moved, their changes, and the
+    day's points with their signals. Gives the same rows as `record` for each. ``before``
+    reads what each customer whose score, band or signals moved (`Recorded.moved`) was."""
     if not customers:
         return []
     ids = [c.id for c in customers]
+    day = now.date()
     facts = event_facts(session, card, ids, now)
+    previous = _previous_points(session, ids, day)
     recorded = [
         Recorded(
             c.id,
             c.health_score,
             c.health_band,
             score_customer(card, customer_fields(c), facts[c.id], now, c.segment),
+            previous[c.id][1] if c.id in previous else {},
         )
         for c in customers
     ]
-    moved = [r for r in recorded if r.changed]
     if before is not None:
         # Read before anything of the page is written, in the same transaction.
         recorded = [
-            replace(r, before=before(session, r.customer_id)) if r.changed else r for r in recorded
+            replace(r, before=before(session, r.customer_id)) if r.moved else r for r in recorded
         ]
-        moved = [r for r in recorded if r.changed]
-    day = now.date()
-    existing = set(
-        session.scalars(
-            select(HealthScore.customer_id).where(
-                HealthScore.customer_id.in_(ids), HealthScore.day == day
-            )
-        )
-    )
+    moved = [r for r in recorded if r.changed]
+    existing = {cid for cid, (last, _) in previous.items() if last == day}
     customers_table = cast(Table, Customer.__table__)
     scores_table = cast(Table, HealthScore.__table__)
     if moved:
@@ -259,6 +297,7 @@ def recompute_page(
             "band": r.result.band,
             "known": r.result.known,
             "measures": r.result.measures_dict(),
+            "signals": r.result.signals_dict(),
         }
         for r in recorded
     ]
@@ -278,11 +317,34 @@ def recompute_page(
                 band=bindparam("b_band"),
                 known=bindparam("b_known"),
                 measures=bindparam("b_measures"),
+                signals=bindparam("b_signals"),
             ),
             again,
         )
-    _expire(session, {r.customer_id for r in moved}, set(existing))
+    _expire(session, {r.customer_id for r in moved}, existing)
     return recorded
+
+
+def _previous_points(
+    session: Session, customer_ids: list[str], today: date
+) -> dict[str, tuple[date, dict[str, bool | None]]]:
+    """Each customer's latest point up to ``today`` as (its day, each signal's on/off/
+    unknown then), in one query: what `latest_points` gives `record`, without the objects."""
+    last = (
+        select(HealthScore.customer_id, func.max(HealthScore.day).label("day"))
+        .where(HealthScore.customer_id.in_(customer_ids), HealthScore.day <= today)
+        .group_by(HealthScore.customer_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(HealthScore.customer_id, HealthScore.day, HealthScore.signals).join(
+            last, (HealthScore.customer_id == last.c.customer_id) & (HealthScore.day == last.c.day)
+        )
+    )
+    return {
+        cid: (day, {name: s.get("on") for name, s in (signals or {}).items()})
+        for cid, day, signals in rows
+    }
 
 
 def _expire(session: Session, customers: set[str], points: set[str]) -> None:
@@ -323,11 +385,15 @@ def trend_of(points: Iterable[tuple[date, int | None]], today: date) -> Callable
 
 def health_value(session: Session, customer: Any, today: date) -> dict[str, Any]:
     """What expressions and templates see as ``health``: score, band, known share, each
-    measure (value, points, weight), the raw values (``raw``), and ``trend(days)``."""
+    measure (value, points, weight), the raw values (``raw``), each risk signal's on/off/
+    unknown (``signals``) and its value and text (``details``), and ``trend(days)``."""
     points = history(session, customer.id, today - timedelta(days=366))
     latest = points[-1] if points else None
     measures = dict(latest.measures) if latest else {}
+    signals = dict(latest.signals or {}) if latest else {}
     return {
+        "signals": {name: s.get("on") for name, s in signals.items()},
+        "details": signals,
         "score": customer.health_score,
         "band": customer.health_band or "unknown",
         "known": latest.known if latest else 0.0,

@@ -356,6 +356,13 @@ class MilestoneState(Base):
     value: Mapped[Any | None] = mapped_column(NullableJSONType)
 
 
+# The task report's covering index (migration 0014): its groups, then what it counts.
+TASKS_REPORT_COLUMNS = (
+    "playbook_id", "assignee_email", "outcome", "status", "created_at",
+    "completed_at", "due_at", "escalated_at", "customer_id", "run_key",
+)  # fmt: skip
+
+
 class Task(Base):
     """A unit of work for a CSM (a CTA), created by a playbook step, closed with an outcome."""
 
@@ -364,6 +371,7 @@ class Task(Base):
         Index("ix_tasks_assignee_email_status", "assignee_email", "status"),
         Index("ix_tasks_customer_id_status", "customer_id", "status"),
         Index("ix_tasks_playbook_id_created_at", "playbook_id", "created_at"),
+        Index("ix_tasks_report", *TASKS_REPORT_COLUMNS),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)
@@ -394,6 +402,9 @@ class Task(Base):
     assigned_by: Mapped[str | None] = mapped_column(String(32))
     # A completion can be undone until then (the workflow holds it back as long).
     undo_until: Mapped[datetime | None]
+    # The run that created it (its `enrollment_key`; the reports' key to its version), or
+    # None for a task no enrollment created (migration 0014).
+    run_key: Mapped[str | None] = mapped_column(String(600))
 
     @validates("assignee_email", "completed_by")
     def _normalize_emails(self, _key: str, value: str | None) -> str | None:
@@ -481,6 +492,9 @@ class OutboxMessage(Base):
     budget_at: Mapped[datetime | None]
     priority: Mapped[int | None]
     not_before: Mapped[datetime | None]
+    # The run that sent it (its `enrollment_key`; the reports' key to its version), or None
+    # for an email no enrollment sent (migration 0014).
+    run_key: Mapped[str | None] = mapped_column(String(600))
 
     @validates("contact_email")
     def _normalize_email(self, _key: str, value: str) -> str:
@@ -488,11 +502,11 @@ class OutboxMessage(Base):
 
 
 Index("ix_outbox_contact_email_budget_at", OutboxMessage.contact_email, OutboxMessage.budget_at)
-# The email report's groups and filters, read from the index alone (migration 0011).
+# The email report's groups and filters, read from the index alone (migration 0014).
 Index(
     "ix_outbox_report",
     OutboxMessage.playbook_id, OutboxMessage.step_id, OutboxMessage.variant,
-    OutboxMessage.status, OutboxMessage.created_at, OutboxMessage.enrollment_id,
+    OutboxMessage.status, OutboxMessage.created_at, OutboxMessage.run_key,
     OutboxMessage.customer_id,
 )  # fmt: skip
 
@@ -553,7 +567,7 @@ class Enrollment(Base):
     __table_args__ = (
         Index("ix_enrollments_playbook_id_status", "playbook_id", "status"),
         # The reports (migration 0011): runs by version and start; the run under a workflow
-        # ID at a time (an email's or task's version).
+        # ID at a time (how migration 0014 found an older email's or task's run).
         Index(
             "ix_enrollments_playbook_id_version_started_at", "playbook_id", "version", "started_at"
         ),
@@ -564,6 +578,8 @@ class Enrollment(Base):
             "ended_at",
             "version",
         ),
+        # A run's version, status and start by its key, without reading the row (0014).
+        Index("ix_enrollments_runs", "enrollment_key", "version", "status", "started_at"),
     )
 
     enrollment_key: Mapped[str] = mapped_column(String(600), primary_key=True)
@@ -623,7 +639,8 @@ class HealthChange(Base):
 
 class HealthScore(Base):
     """One customer's health on one day (its latest computation that day): the history
-    trends are read from. `measures` maps each measure to its value, points and weight."""
+    trends are read from. `measures` maps each measure to its value, points and weight,
+    `signals` each risk signal to whether it is on."""
 
     __tablename__ = "health_scores"
     __table_args__ = (UniqueConstraint("customer_id", "day"),)
@@ -636,6 +653,8 @@ class HealthScore(Base):
     band: Mapped[str] = mapped_column(String(32))
     known: Mapped[float] = mapped_column(Float)
     measures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Each risk signal: kind, on (true/false/null), value and text (`SignalResult`).
+    signals: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
 
 
 class Deployment(Base):

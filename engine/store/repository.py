@@ -78,9 +78,11 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
     return value
 
 
-def _rowcount(session: Session, statement: Executable) -> int:
-    """Execute an UPDATE and return how many rows it matched."""
-    result = session.execute(statement)
+def _rowcount(
+    session: Session, statement: Executable, params: Sequence[dict[str, Any]] | None = None
+) -> int:
+    """Execute an UPDATE (or an executemany INSERT) and return how many rows it matched."""
+    result = session.execute(statement, params)
     assert isinstance(result, CursorResult)
     return result.rowcount
 
@@ -289,6 +291,30 @@ def get_event(session: Session, event_id: str) -> Event | None:
     return session.get(Event, event_id, populate_existing=True)
 
 
+def insert_new_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert event rows (every `Event` column, one ``received_at`` for all) in one
+    executemany, skipping ids already stored (also by a concurrent writer between the
+    caller's check and this insert); returns the ids this call stored."""
+    if not rows:
+        return set()
+    statement = _insert(session, Event).on_conflict_do_nothing(index_elements=["id"])
+    if session.get_bind().dialect.name == "postgresql":  # insertmanyvalues: fast RETURNING
+        return set(session.scalars(statement.returning(Event.id), rows))
+    # SQLite: a plain executemany is twice as fast as RETURNING through SQLAlchemy; when a
+    # row was skipped, ours are the ones carrying this call's received_at.
+    ids = [row["id"] for row in rows]
+    if _rowcount(session, statement, rows) == len(rows):
+        return set(ids)
+    received = rows[0]["received_at"]
+    return {
+        event_id
+        for event_id, at in session.execute(
+            select(Event.id, Event.received_at).where(Event.id.in_(ids))
+        )
+        if at == received
+    }
+
+
 def set_event_status(
     session: Session, event_id: str, status: EventStatus, note: str | None = None
 ) -> None:
@@ -353,10 +379,12 @@ def create_task(
     outcomes: Sequence[str] = (),
     escalation_of: str | None = None,
     task_id: str | None = None,
+    run_key: str | None = None,
 ) -> tuple[Task, bool]:
     """Create a task once per `idempotency_key`; returns (task, created).
 
-    A repeat returns the task created first, unchanged, with created=False.
+    A repeat returns the task created first, unchanged, with created=False. ``run_key`` is
+    the `enrollment_key` of the run that created it (the reports' key to its version).
     """
     stmt = (
         _insert(session, Task)
@@ -375,6 +403,7 @@ def create_task(
             outcomes=list(outcomes),
             status=TaskStatus.OPEN.value,
             escalation_of=escalation_of,
+            run_key=run_key,
             created_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
@@ -513,11 +542,13 @@ def insert_outbox(
     reason: str | None = None,
     variant: str | None = None,
     budget_at: datetime | None = None,
+    run_key: str | None = None,
 ) -> tuple[OutboxMessage, bool]:
     """Record an email once per `idempotency_key`; returns (message, created).
 
     Write it before calling the provider: a repeat (activity retry) finds the existing row
-    and its status, and so never sends twice.
+    and its status, and so never sends twice. ``run_key`` is the `enrollment_key` of the
+    run that sent it (the reports' key to its version).
     """
     now = utcnow()
     stmt = (
@@ -538,6 +569,7 @@ def insert_outbox(
             reason=reason,
             variant=variant,
             budget_at=budget_at,
+            run_key=run_key,
             attempts=0,
             created_at=now,
             updated_at=now,

@@ -2,8 +2,9 @@
 
 Built from the store at the moment the task is opened (not when it was created), so it
 shows the customer as they are now: usage over the last quarter by event name (with the
-quarter before for comparison), health score, renewal date, milestones, the other open
-tasks and the latest emails.
+quarter before for comparison), health score, band and trend over the quarter with the
+scorecard's measures that moved most, renewal date, milestones, the other open tasks and
+the latest emails.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine.language.health import Scorecard
 from engine.statuses import TaskStatus
+from engine.store import health_trends
 from engine.store.models import Customer, Event, MilestoneState, OutboxMessage, Task, utcnow
 
 QUARTER_DAYS = 90
 RECENT_EMAILS = 5
+MOVED_MEASURES = 3
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,20 @@ class UsageLine:
     @property
     def change(self) -> int:
         return self.count - self.previous
+
+
+@dataclass(frozen=True)
+class MeasureMove:
+    """A scorecard measure's points (0-100) at the start and the end of the quarter."""
+
+    name: str
+    label: str
+    before: float
+    after: float
+
+    @property
+    def change(self) -> float:
+        return self.after - self.before
 
 
 class _FromRow(BaseModel):
@@ -73,6 +91,11 @@ class QbrBrief:
     milestones: list[tuple[str, datetime]] = field(default_factory=list)
     open_tasks: list[BriefTask] = field(default_factory=list)
     recent_emails: list[BriefEmail] = field(default_factory=list)
+    # The scorecard's band (None without a scorecard), the score's change over the quarter
+    # and the measures whose points moved most, from the health history.
+    band: str | None = None
+    trend: int | None = None
+    moved: list[MeasureMove] = field(default_factory=list)
 
     @property
     def total_events(self) -> int:
@@ -84,7 +107,10 @@ class QbrBrief:
 
     @property
     def health_band(self) -> str:
-        """'healthy', 'watch' or 'at risk' (the thresholds of the renewal playbook's triage)."""
+        """The scorecard's band when the project has one; else 'healthy', 'watch' or 'at
+        risk' (the thresholds of the renewal playbook's triage)."""
+        if self.band is not None:
+            return self.band
         if self.health_score is None:
             return "not scored"
         if self.health_score >= 70:
@@ -113,6 +139,33 @@ def usage(session: Session, customer_id: str, now: datetime, days: int) -> list[
     return sorted(lines, key=lambda line: (-line.count, -line.previous, line.name))
 
 
+def moved_measures(
+    session: Session, customer_id: str, since: date, card: Scorecard
+) -> tuple[int | None, list[MeasureMove]]:
+    """The score's change since ``since`` (first to last daily point) and the measures whose
+    points changed most (known at both ends, biggest change first)."""
+    points = health_trends.daily_points(session, customer_id, since)
+    trend = health_trends.change_over(health_trends.Point(p.day, p.score) for p in points)
+    if len(points) < 2:
+        return trend, []
+    first, last = points[0].measures or {}, points[-1].measures or {}
+    moves = [
+        MeasureMove(
+            name,
+            card.measures[name].label or name.replace("_", " ").capitalize()
+            if name in card.measures
+            else name,
+            float(first[name]["points"]),
+            float(m["points"]),
+        )
+        for name, m in last.items()
+        if m.get("points") is not None and (first.get(name) or {}).get("points") is not None
+    ]
+    moves = [m for m in moves if m.change]
+    moves.sort(key=lambda m: (-abs(m.change), m.name))
+    return trend, moves[:MOVED_MEASURES]
+
+
 def build_brief(
     session: Session,
     customer_id: str,
@@ -120,10 +173,13 @@ def build_brief(
     now: datetime | None = None,
     days: int = QUARTER_DAYS,
     exclude_task: str | None = None,
+    scorecard: Scorecard | None = None,
 ) -> QbrBrief | None:
     """The brief for ``customer_id`` as of ``now``; None if there is no such customer.
 
-    ``exclude_task`` leaves the QBR task itself out of the customer's open tasks.
+    ``exclude_task`` leaves the QBR task itself out of the customer's open tasks. With the
+    project's ``scorecard`` the health shows its band, the trend and the measures that
+    moved; without, the renewal triage's thresholds.
     """
     customer = session.get(Customer, customer_id)
     if customer is None:
@@ -149,6 +205,14 @@ def build_brief(
         .where(MilestoneState.customer_id == customer_id)
         .order_by(MilestoneState.reached_at)
     )
+    band: str | None = None
+    trend: int | None = None
+    moved: list[MeasureMove] = []
+    if scorecard is not None:
+        trend, moved = moved_measures(
+            session, customer_id, (now - timedelta(days=days)).date(), scorecard
+        )
+        band = customer.health_band or scorecard.band(customer.health_score)
     return QbrBrief(
         customer_id=customer.id,
         customer_name=customer.name,
@@ -164,4 +228,7 @@ def build_brief(
         milestones=[(m.milestone, m.reached_at) for m in milestones],
         open_tasks=[BriefTask.model_validate(t) for t in open_tasks],
         recent_emails=[BriefEmail.model_validate(m) for m in emails],
+        band=band,
+        trend=trend,
+        moved=moved,
     )

@@ -8,8 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
+from engine.api.schemas import EventsResponse
+from engine.client.playbook import EnrollmentHandle
 from engine.services import Services
 from engine.store import repository
+from tests.helpers.polling import eventually
 
 
 def event(customer: str, name: str = "report.created", **fields: Any) -> dict[str, Any]:
@@ -141,3 +144,66 @@ async def test_a_locked_store_is_a_503_to_retry_and_the_retry_is_stored(
     assert retry.json()["results"][0]["status"] == "accepted"
     with services.sessions() as session:
         assert repository.get_event(session, body["id"]) is not None
+
+
+async def test_a_batch_keeps_its_good_events_and_reports_the_rest_one_by_one(
+    api: httpx.AsyncClient, customer: str, services: Services
+) -> None:
+    good, stranger, later = event(customer), event("nobody-" + uuid.uuid4().hex), event(customer)
+    response = await api.post("/api/events", json={"events": [good, stranger, good, later]})
+    assert response.status_code == 202, response.text
+    # the answer is written without the response model: it must still be its shape
+    assert EventsResponse.model_validate(response.json()).model_dump() == response.json()
+    assert [r["status"] for r in response.json()["results"]] == [
+        "accepted",
+        "unknown_customer",
+        "duplicate",
+        "accepted",
+    ]
+    # across batches: what was stored is a repeat, the rest is new
+    fresh = event(customer)
+    again = await api.post("/api/events", json={"events": [later, fresh, stranger]})
+    assert [r["status"] for r in again.json()["results"]] == [
+        "duplicate",
+        "accepted",
+        "unknown_customer",  # stored once, and still answered for what it is
+    ]
+    with services.sessions() as session:
+        stored = {e["id"]: repository.get_event(session, e["id"]) for e in (good, stranger, fresh)}
+        assert {k: v.status if v else None for k, v in stored.items()} == {
+            good["id"]: "stored",
+            stranger["id"]: "unknown_customer",
+            fresh["id"]: "stored",
+        }
+
+
+async def test_only_enrollments_that_listen_are_signalled(
+    api: httpx.AsyncClient, customer: str, services: Services
+) -> None:
+    """Onboarding listens to integration.connected (a milestone it waits for), not to
+    page.viewed: the first is signalled to the running enrollment and reaches it, the
+    second is stored and costs no signal."""
+    started = await api.post("/api/events", json=event(customer, "customer.created"))
+    enrollment = f"onboarding/{customer}"
+    assert started.json()["results"][0]["enrolled"] == [enrollment]
+
+    def running() -> bool:
+        with services.sessions() as session:
+            row = repository.latest_enrollment(session, enrollment)
+            return row is not None and row.status == "running"
+
+    await eventually(running, what="the onboarding enrollment's row")
+    viewed, connected = event(customer, "page.viewed"), event(customer, "integration.connected")
+    response = await api.post("/api/events", json={"events": [viewed, connected]})
+    assert response.status_code == 202, response.text
+    assert [r["signalled"] for r in response.json()["results"]] == [[], [enrollment]]
+    with services.sessions() as session:
+        assert repository.get_event(session, viewed["id"]).status == "stored"
+        assert repository.get_event(session, connected["id"]).status == "routed"
+
+    async def heard() -> set[str]:
+        snapshot = await EnrollmentHandle.get(services.client, enrollment).status()
+        names = {r.data.get("name") for r in snapshot.records if r.kind == "event"}
+        return names if connected["name"] in names else set()
+
+    assert viewed["name"] not in await eventually(heard, what="integration.connected heard")

@@ -97,6 +97,16 @@ class Browser:
             EC.presence_of_element_located((By.CSS_SELECTOR, css))
         )
 
+    def click_and_load(self, element: Any, timeout: float = 10) -> None:
+        """Click a link or submit button and wait until the browser has left the page.
+
+        Without the wait, a `wait_for` right after the click can find its element on the
+        old page, which then goes stale as the new one loads.
+        """
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(self.driver, timeout).until(EC.staleness_of(old))
+
     def screenshot(self, name: str) -> None:
         folder = os.environ.get("UI_SCREENSHOTS")
         if not folder:

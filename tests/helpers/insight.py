@@ -129,7 +129,8 @@ def seed_email(session: Session) -> None:
         for fate in fates:
             n += 1
             row = OutboxMessage(
-                idempotency_key=f"mail-{n}", enrollment_id="wf-m1", playbook_id="onb",
+                idempotency_key=f"mail-{n}", enrollment_id="wf-m1", run_key="wf-m1",
+                playbook_id="onb",
                 step_id="welcome", customer_id="m1", contact_email=f"p{n}@m1.example",
                 subject="Welcome", status=OutboxStatus.SENT, variant=variant,
                 created_at=_ago(10),
@@ -145,7 +146,8 @@ def seed_email(session: Session) -> None:
                 )  # fmt: skip
     session.add(
         OutboxMessage(
-            idempotency_key="mail-suppressed", enrollment_id="wf-m1", playbook_id="onb",
+            idempotency_key="mail-suppressed", enrollment_id="wf-m1", run_key="wf-m1",
+            playbook_id="onb",
             step_id="welcome", customer_id="m1", contact_email="gone@m1.example",
             subject="Welcome", status=OutboxStatus.SUPPRESSED, variant="A", created_at=_ago(10),
         )

@@ -43,3 +43,14 @@ def test_report_mistakes_are_one_line_errors(known_url: str) -> None:
     assert wrong.exit_code == 1 and "since must not be after until" in wrong.output
     unknown = playbook(known_url, "report", "nonsense")
     assert unknown.exit_code == 2 and "nonsense" in unknown.output
+
+
+def test_report_page_option_reaches_the_portfolio(known_url: str) -> None:
+    # The known renewals fall in June 2026, not within 90 days of today: one empty page,
+    # which page 2 falls back to.
+    paged = playbook(known_url, "report", "portfolio", "--page", "2", "--format", "json")
+    assert paged.exit_code == 0, paged.output
+    renewals = next(t for t in json.loads(paged.output)["tables"] if t["key"] == "renewals")
+    assert renewals["rows"] == [] and renewals["pager"] is None
+    assert json.loads(paged.output)["filters"]["page"] == 2
+    assert playbook(known_url, "report", "portfolio", "--page", "0").exit_code == 2

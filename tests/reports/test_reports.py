@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from engine.errors import Invalid, NotFound
 from engine.services import reports
-from engine.services.reports import Report, ReportFilters
+from engine.services.reports import Report, ReportFilters, portfolio
 from engine.services.reports.email import verdict
 from engine.services.reports.portfolio import band
 from tests.helpers.insight import NOW, SINCE
@@ -188,6 +188,19 @@ def test_portfolio_bands_and_renewals(known: Session) -> None:
     assert behind(known, "portfolio", "portfolio|pf-blue|unknown") == ["p5"]
     assert behind(known, "portfolio", "portfolio|pf-red|total") == ["p1", "p2"]
     assert behind(known, "portfolio", "portfolio|renewal|p1") == ["p1"]
+
+
+def test_portfolio_renewals_are_paged(known: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portfolio, "RENEWALS_PAGE", 1)
+    for page, customer in ((1, "Customer P1"), (2, "Customer P2"), (9, "Customer P2")):
+        report = run(known, "portfolio", page=page)
+        renewals = next(t for t in report.tables if t.key == "renewals")
+        assert [r["customer"].value for r in renewals.rows] == [customer]
+        assert renewals.pager is not None
+        assert (renewals.pager.page, renewals.pager.pages, renewals.pager.total) == (
+            min(page, 2), 2, 2
+        )  # fmt: skip
+    assert ReportFilters(segment="x", page=3).query_at(1) == {"segment": "x"}
 
 
 def test_csv_has_every_table_with_a_table_column(known: Session) -> None:

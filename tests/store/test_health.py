@@ -124,6 +124,10 @@ def test_playbook_health_prints_score_measures_and_trend(db_url: str) -> None:
     data = json.loads(as_json.output)
     assert data["band"] in ("red", "yellow", "green") and 0 < data["known"] < 1
     assert data["trend"]["7d"] is None  # no point a week ago yet
+    # risk signals: one metric value is no change yet; a customer added today is not late
+    signals = {sig["name"]: sig["on"] for sig in data["signals"]}
+    assert signals == {"usage_drop": None, "no_reports": None, "reports_unused": False}
+    assert "risk signal" in table.output and "never used in 0 days" in table.output
     assert missing.exit_code != 0 and "no customer 'nobody'" in missing.output
 
 
@@ -191,6 +195,7 @@ def _health_rows(sessions: sessionmaker[Session]) -> tuple[list[Any], ...]:
                 HealthScore.band,
                 HealthScore.known,
                 HealthScore.measures,
+                HealthScore.signals,
             ).order_by(HealthScore.customer_id, HealthScore.day)
         ).all()
         changes = session.execute(
@@ -235,23 +240,39 @@ def test_the_paged_recompute_records_what_one_customer_at_a_time_does(
     days = [NOW - timedelta(days=20), NOW - timedelta(days=20, hours=-3), NOW + timedelta(30)]
     with sessions() as session:
         ids = list(session.scalars(select(Customer.id).order_by(Customer.id)))
+    moves: list[tuple[Any, ...]] = []
     for now in days:
         for cid in ids:
             with sessions.begin() as session:
                 customer = session.get(Customer, cid, populate_existing=True)
                 assert customer is not None
-                health.record(session, customer, health.compute(session, card, customer, now), now)
+                r = health.record(
+                    session, customer, health.compute(session, card, customer, now), now
+                )
+                moves.append((now, cid, r.old_signals, r.signals_changed, r.changed, r.moved))
     one_by_one = _health_rows(sessions)
     _reset(sessions)
+    paged_moves: list[tuple[Any, ...]] = []
     for now in days:
         pages = list(health.recompute_book(sessions, card, now, page=5))
         assert [len(page) for page in pages] == [5, 5, 2]
+        paged_moves += [
+            (now, r.customer_id, r.old_signals, r.signals_changed, r.changed, r.moved)
+            for page in pages
+            for r in page
+        ]
     paged = _health_rows(sessions)
     assert paged == one_by_one
+    # the previous signals come from each customer's latest point, as `record` reads them
+    assert paged_moves == moves
     customers, points, changes = paged
     assert {point[4] for point in points} == {"red", "yellow", "green", "unknown"}
     assert len(points) == 12 * 2 and len(changes) > 12  # scores moved on later days
     assert any(score is None for _, _, _, score, *_ in points)  # no data: unknown, not 0
+    signals = [{n: s["on"] for n, s in point[7].items()} for point in points]
+    assert {True, False, None} <= {on for sig in signals for on in sig.values()}
+    # a signal moved without the score or band: a move all the same
+    assert any(sig and not changed and moved for *_, sig, changed, moved in paged_moves)
     _reset(sessions)
     for now in days:
         for cid in ids:

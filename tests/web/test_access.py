@@ -46,7 +46,7 @@ def test_login_then_back_to_the_page_asked_for(
     browser.get(f"/tasks/{tasks['a_later']}")
     browser.find("input[name=email]").send_keys(CSM_A)
     browser.find("input[name=password]").send_keys(PASSWORD)
-    browser.find("form button[type=submit]").click()
+    browser.click_and_load(browser.find("form button[type=submit]"))
     browser.wait_for("form.complete")
     assert browser.driver.current_url.endswith(f"/tasks/{tasks['a_later']}")
     cookie = browser.driver.get_cookie("playbook_session")
@@ -149,7 +149,7 @@ def test_reassign_hands_the_task_over(stack: Stack, browser: Browser) -> None:
     browser.login(CSM_A)
     browser.get(f"/tasks/{task_id}")
     Select(browser.find("form.reassign select")).select_by_value(CSM_B)
-    browser.find("form.reassign button").click()
+    browser.click_and_load(browser.find("form.reassign button"))
     assert "Reassigned" in browser.wait_for(".flash").text
     with stack.sessions() as session:
         task = session.get(Task, task_id)

@@ -114,8 +114,7 @@ def test_inbox_sorts_filters_and_searches(
     ]:
         browser.get(f"/inbox?q={word}")
         Select(browser.find(f"select[name={control}]")).select_by_value(value)
-        browser.find("form.filters button[type=submit]").click()
-        browser.wait_for("h1")
+        browser.click_and_load(browser.find("form.filters button[type=submit]"))
         shown = {t.removeprefix(f"{word} ") for t in _titles(browser)}
         assert shown == expected, (control, value)
     # Playbooks, steps and segments in words, not ids.
@@ -142,10 +141,10 @@ def test_saved_views_are_per_member(
     browser.login(CSM_B)
     browser.get(f"/inbox?q={word}&priority=urgent")
     browser.find("form.save-view input[name=name]").send_keys("Urgent ones")
-    browser.find("form.save-view button").click()
+    browser.click_and_load(browser.find("form.save-view button"))
     assert "Saved the view" in browser.wait_for(".flash").text
     browser.get("/inbox")
-    browser.driver.find_element(By.LINK_TEXT, "Urgent ones").click()
+    browser.click_and_load(browser.driver.find_element(By.LINK_TEXT, "Urgent ones"))
     browser.wait_for("table.tasks")
     assert _titles(browser) == [f"{word} soon review"]
     with stack.sessions() as session:
@@ -159,7 +158,7 @@ def test_saved_views_are_per_member(
     assert not browser.driver.find_elements(By.LINK_TEXT, "Urgent ones")
     browser.driver.delete_all_cookies()
     browser.login(CSM_B)
-    browser.find("button.remove[aria-label='Remove the view Urgent ones']").click()
+    browser.click_and_load(browser.find("button.remove[aria-label='Remove the view Urgent ones']"))
     assert "Removed" in browser.wait_for(".flash").text
     assert not browser.driver.find_elements(By.LINK_TEXT, "Urgent ones")
 
@@ -230,7 +229,7 @@ def test_customer_timeline_tells_what_happened_and_folds_usage(
     assert "Report kind" in usage.text and "weekly" in usage.text  # properties as a list
     assert "{" not in browser.text("main")  # no JSON anywhere
     Select(usage.find_element(By.NAME, "usage")).select_by_value("user.invited")
-    usage.find_element(By.CSS_SELECTOR, "button").click()
+    browser.click_and_load(usage.find_element(By.CSS_SELECTOR, "button"))
     usage = browser.wait_for("details.usage[open]")
     names = [e.text for e in usage.find_elements(By.CSS_SELECTOR, "li.t-event strong")]
     assert names == ["user.invited"]
@@ -266,12 +265,14 @@ def _steer(browser: Browser, enrollment_id: str, action: str, step: str | None =
     card = browser.find(f'[data-enrollment="{enrollment_id}"]')
     if step:
         Select(card.find_element(By.NAME, "step")).select_by_value(step)
-    card.find_element(By.CSS_SELECTOR, f'button[name=action][value="{action}"]').click()
+    browser.click_and_load(
+        card.find_element(By.CSS_SELECTOR, f'button[name=action][value="{action}"]')
+    )
     confirm = browser.wait_for("section.confirm")
     question = confirm.text
     if action == "cancel":
         confirm.find_element(By.NAME, "reason").send_keys("customer asked to stop")
-    confirm.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    browser.click_and_load(confirm.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     browser.wait_for(".flash")
     return question
 
@@ -391,7 +392,9 @@ def test_pages_have_no_serious_accessibility_violations(
         browser.get(path)
         found[path] = serious_violations(browser.driver)
     browser.get(f"/customers/{customer_id}")
-    browser.find(f'[data-enrollment="{enrollment_id}"] button[value="pause"]').click()
+    browser.click_and_load(
+        browser.find(f'[data-enrollment="{enrollment_id}"] button[value="pause"]')
+    )
     browser.wait_for("section.confirm")
     found["confirmation"] = serious_violations(browser.driver)
     browser.driver.set_window_size(*PHONE)

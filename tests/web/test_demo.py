@@ -30,6 +30,7 @@ from engine.store.models import (
     Enrollment,
     Event,
     HealthChange,
+    HealthScore,
     OutboxMessage,
     Task,
     TeamMember,
@@ -67,6 +68,9 @@ def test_the_demo_runs_every_playbook_and_tells_a_story(stack: Stack) -> None:
     assert services is not None
     credentials = stack.run(seed_demo(services, PLAYBOOKS), timeout=60)
     assert credentials.customers >= len(COMPANIES)
+    # The health pages have a past to show: a made-up 90 days of scores per demo account.
+    history = select(func.count()).where(HealthScore.customer_id.in_(FALLING_BEHIND))
+    assert _count(stack, history) >= 90 * len(FALLING_BEHIND)
 
     # Every shipped playbook starts on its own.
     def playbooks_started() -> set[str]:

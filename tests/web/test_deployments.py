@@ -34,10 +34,10 @@ def test_admin_sees_deploy_history_and_the_diff_page(
     try:
         browser.login(ADMIN)
         browser.get("/deployments")
-        browser.find("a[href='/deployments/onboarding']").click()
+        browser.click_and_load(browser.find("a[href='/deployments/onboarding']"))
         history = browser.text("main")
         assert "kickoff due in 2 days" in history and "dana" in history
-        browser.find("td a[href*='/diff?old=']").click()
+        browser.click_and_load(browser.find("td a[href*='/diff?old=']"))
         page = browser.text("main")
         assert "kickoff" in page and "task.due_seconds" in page
         assert "3d" in page and "2d" in page

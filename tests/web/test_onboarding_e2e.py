@@ -142,7 +142,7 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
         row = browser.find(f'tr[data-task="{task.id}"]')
         assert f"Kickoff call with {name}" in row.text
         browser.screenshot("inbox")
-        row.find_element("css selector", "a.task-title").click()
+        browser.click_and_load(row.find_element("css selector", "a.task-title"))
         browser.wait_for("form.complete")
         assert name in browser.text("aside")
         # In the CSM's words: the playbook's name and the step's, and the enrollment's
@@ -152,7 +152,7 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
         assert "Escalates" in enrollment_card.text and "deadline" not in enrollment_card.text
         assert f"the task “Kickoff call with {name}” to be completed" in enrollment_card.text
         browser.find("textarea[name=note]").send_keys("Kickoff done, data source next week.")
-        browser.find('button[name=outcome][value="held"]').click()
+        browser.click_and_load(browser.find('button[name=outcome][value="held"]'))
         flash = browser.wait_for(".flash")
         assert "Completed" in flash.text and "held" in flash.text
         assert not browser.find_all(f'tr[data-task="{task.id}"]')  # no longer open

@@ -52,13 +52,13 @@ def test_outbox_lists_emails_and_shows_the_rendered_body(stack: Stack, browser: 
     assert browser.find_all(f'tr[data-message="{suppressed}"]')
 
     Select(browser.find("select[name=status]")).select_by_value("suppressed")
-    browser.find("form.filters button").click()
+    browser.click_and_load(browser.find("form.filters button"))
     browser.wait_for(f'tr[data-message="{suppressed}"]')
     assert not browser.find_all(f'tr[data-message="{captured}"]')
     assert "contact unsubscribed" in browser.text("table.outbox")
 
     browser.get("/outbox?playbook=onboarding&q=welcome+to+acme")
-    browser.find(f'tr[data-message="{captured}"] a.subject').click()
+    browser.click_and_load(browser.find(f'tr[data-message="{captured}"] a.subject'))
     frame = browser.wait_for("iframe.email")
     assert frame.get_attribute("sandbox") == ""  # no scripts, no same-origin access
     assert "Welcome aboard, Ida" in browser.text("pre.email-text")

@@ -37,7 +37,7 @@ def test_snooze_hides_a_task_until_woken_and_comments_stay_with_it(
     browser.login(CSM_B)
     browser.get(f"/tasks/{task_id}")
     Select(browser.find("form.snooze select[name=until]")).select_by_value("tomorrow")
-    browser.find("form.snooze button[type=submit]").click()
+    browser.click_and_load(browser.find("form.snooze button[type=submit]"))
     assert "Snoozed" in browser.wait_for(".flash").text
     snoozed = _task(stack, task_id).snoozed_until
     assert snoozed is not None and snoozed > datetime.now(UTC)
@@ -48,7 +48,7 @@ def test_snooze_hides_a_task_until_woken_and_comments_stay_with_it(
     assert "snoozed until" in browser.find(f'tr[data-task="{task_id}"]').text  # ...not lost
     browser.get(f"/tasks/{task_id}")
     assert "until" in browser.text("dd.snoozed")
-    browser.find("form.snooze button.wake").click()
+    browser.click_and_load(browser.find("form.snooze button.wake"))
     assert "back in the inbox" in browser.wait_for(".flash").text
     assert _task(stack, task_id).snoozed_until is None
     browser.get(f"/inbox?q={word}")
@@ -82,7 +82,7 @@ def test_complete_several_from_the_inbox_then_undo(stack: Stack, browser: Browse
     for task_id in (first, second):
         browser.find(f'tr[data-task="{task_id}"] input[name=task_ids]').click()
     Select(browser.find("fieldset.bulk-actions select[name=outcome]")).select_by_value("held")
-    browser.find("button.complete-checked").click()
+    browser.click_and_load(browser.find("button.complete-checked"))
     flash = browser.wait_for(".flash")
     assert "Completed 2 tasks: held." in flash.text
     assert [(t.status, t.outcome) for t in map(lambda i: _task(stack, i), (first, second))] == [
@@ -94,7 +94,7 @@ def test_complete_several_from_the_inbox_then_undo(stack: Stack, browser: Browse
         left
     ]
     # The flash offers Undo while the completions can be taken back.
-    browser.find(".flash button.undo-button").click()
+    browser.click_and_load(browser.find(".flash button.undo-button"))
     assert "Reopened 2 tasks." in browser.wait_for(".flash").text
     assert {_task(stack, i).status for i in (first, second)} == {"open"}
 
@@ -105,7 +105,7 @@ def test_complete_several_from_the_inbox_then_undo(stack: Stack, browser: Browse
         "document.querySelector('select[name=outcome]').innerHTML ="
         " '<option value=\"escalated\">escalated</option>'"
     )
-    browser.find("button.complete-checked").click()
+    browser.click_and_load(browser.find("button.complete-checked"))
     flash = browser.wait_for(".flash").text
     assert "Completed" not in flash and f"Not “{word} first”" in flash
     assert _task(stack, first).status == "open"
@@ -138,10 +138,10 @@ def test_undo_from_the_flash_keeps_the_enrollment_waiting(stack: Stack, browser:
     assert task.enrollment_id
     browser.login(CSM_A)
     browser.get(f"/tasks/{task.id}")
-    browser.find('button[name=outcome][value="held"]').click()
+    browser.click_and_load(browser.find('button[name=outcome][value="held"]'))
     flash = browser.wait_for(".flash")
     assert "Completed" in flash.text
-    browser.find(".flash button.undo-button").click()
+    browser.click_and_load(browser.find(".flash button.undo-button"))
     assert "Reopened" in browser.wait_for(".flash").text
     reopened = _task(stack, task.id)
     assert (reopened.status, reopened.outcome) == ("open", None)

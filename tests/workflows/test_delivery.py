@@ -343,3 +343,19 @@ def test_a_postponed_email_ends_suppressed_or_failed_with_why_it_waited(
     assert held[ADA].reason.endswith("then contact unsubscribed")
     assert "then template failed to render" in held[BEA].reason
     assert held[ADA].budget_at is None and held[BEA].budget_at is None
+
+
+def test_an_email_keeps_the_key_of_the_run_that_sent_it(sessions, customer_id, tmp_path):
+    """The reports find an email's version by it: the workflow ID repeats across runs."""
+    plan = project(tmp_path, ONE_A_DAY, {"keyed": email_playbook("keyed", ("note", "anytime"))})
+    seed_customer(sessions, customer_id, timezone=ZONE, contacts=[{"email": ADA}])
+    sent = send_input(plan.plan("keyed"), customer_id, "keyed/x", datetime.now(UTC))
+    ActivityEnvironment().run(
+        EmailActivities(sessions, CaptureMailer()).send_email,
+        sent.model_copy(update={"enrollment_key": "keyed/x#2"}),
+    )
+    with sessions() as session:
+        [run_key] = session.scalars(
+            select(OutboxMessage.run_key).where(OutboxMessage.customer_id == customer_id)
+        )
+    assert run_key == "keyed/x#2"

@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment
@@ -16,11 +17,11 @@ from temporalio.worker import Replayer
 from activities.tasks import TaskActivities, member_calendar
 from engine.errors import Conflict
 from engine.language.plan import TaskPlan
-from engine.messages import CreateTaskInput
+from engine.messages import CreateTaskInput, EscalateTaskInput
 from engine.services import Services
 from engine.services import tasks as task_service
 from engine.settings import Settings
-from engine.store.models import TeamMember
+from engine.store.models import Task, TeamMember
 from tests.helpers.harness import MANAGER, OWNER, records, running, seed_customer, write_project
 from workflows.playbook import PlaybookWorkflow
 
@@ -184,6 +185,30 @@ def test_the_assignment_is_decided_once_per_task_key(sessions):
     first = create(0)
     assert [create(0), create(0)] == [first, first]  # retries: same member, no turn used
     assert create(1) == SUPPORT[SUPPORT.index(first) + 1]
+
+
+def test_a_task_and_its_escalation_keep_the_key_of_the_run_that_made_it(sessions):
+    """The reports find a task's version by it: the workflow ID repeats across runs."""
+    seed_customer(sessions, "keyed")
+    activities = TaskActivities(sessions)
+    made = ActivityEnvironment().run(
+        activities.create_task,
+        CreateTaskInput(
+            enrollment_id="keyed/x", enrollment_key="keyed/x#2", playbook="keyed",
+            step_id="call", iteration=0, customer_id="keyed",
+            task=TaskPlan(title="Call", outcomes=["done"]), now=datetime.now().astimezone(),
+        ),
+    )  # fmt: skip
+    escalated = ActivityEnvironment().run(
+        activities.escalate_task,
+        EscalateTaskInput(
+            task_id=made.task_id, enrollment_id="keyed/x", playbook="keyed", step_id="call",
+            customer_id="keyed", escalate_to=MANAGER, now=datetime.now().astimezone(),
+        ),
+    )  # fmt: skip
+    with sessions() as session:
+        keys = {t.id: t.run_key for t in session.scalars(select(Task))}
+    assert keys == {made.task_id: "keyed/x#2", escalated.task_id: "keyed/x#2"}
 
 
 async def test_a_completion_can_be_undone_until_the_enrollment_acts_on_it(

@@ -4,7 +4,8 @@ Recipients are the emails that went out (not pending, failed or suppressed; capt
 emails count, so a demo without SendGrid has figures). Delivered, opened and clicked count
 an email once however many events it had; an open or click implies delivery, a click an
 open (images blocked). Rates: delivered and bounced over recipients, the rest over
-delivered. An email's playbook version is that of the enrollment run that sent it.
+delivered. An email's playbook version is that of the enrollment run that sent it (the
+outbox row's `run_key`, that run's `enrollment_key`).
 
 Where a step has two or more variants, a chi-squared test of independence
 (`scipy.stats.chi2_contingency`, the standard two-proportion test for two variants) says
@@ -19,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from scipy.stats import chi2_contingency
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.services.reports.model import (
@@ -94,15 +95,8 @@ def _emails(columns: Sequence[Any], filters: ReportFilters) -> Select[Any]:
         select(*columns)
         .select_from(OutboxMessage)
         .outerjoin(E, E.outbox_id == OutboxMessage.id)
-        # The run that sent it (workflow IDs are reused): the one it was queued during.
-        .outerjoin(
-            RUN,
-            and_(
-                RUN.workflow_id == OutboxMessage.enrollment_id,
-                OutboxMessage.created_at >= RUN.started_at,
-                or_(RUN.ended_at.is_(None), OutboxMessage.created_at <= RUN.ended_at),
-            ),
-        )
+        # The run that sent it, by its key (workflow IDs are reused across runs).
+        .outerjoin(RUN, RUN.enrollment_key == OutboxMessage.run_key)
         .where(OutboxMessage.status.not_in([str(s) for s in NOT_SENT]))
     )
     if filters.playbook:

@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, Float, SQLColumnExpression, cast, func
+from sqlalchemy.orm import Session
 
 ReportKind = Literal["funnel", "ttv", "email", "tasks", "portfolio"]
 KINDS: tuple[ReportKind, ...] = ("funnel", "ttv", "email", "tasks", "portfolio")
@@ -43,13 +45,20 @@ class ReportFilters(BaseModel):
         "customer",
         description="Time to value counts from the customer's creation or first enrollment.",
     )
+    page: int = Field(1, ge=1, description="Which page of a paged table (the renewals).")
 
     def query(self) -> dict[str, str]:
         """The filters that are set, as query-string parameters."""
         data = self.model_dump(mode="json", exclude_none=True)
         if data.get("start") == "customer":
             del data["start"]
+        if data.get("page") == 1:
+            del data["page"]
         return {k: str(v) for k, v in data.items()}
+
+    def query_at(self, page: int) -> dict[str, str]:
+        """`query` for another page of a paged table."""
+        return self.model_copy(update={"page": page}).query()
 
 
 class Cell(BaseModel):
@@ -74,9 +83,18 @@ class Chart(BaseModel):
     title: str
 
 
+class Pager(BaseModel):
+    """Where a paged table stands: this page of `pages`, `total` rows in all."""
+
+    page: int
+    pages: int
+    total: int
+
+
 class Table(BaseModel):
     key: str
     title: str
+    pager: Pager | None = Field(None, description="Set when the rows are one page of more.")
     entered: Cell | None = Field(None, description="Funnel only: the runs that entered.")
     columns: list[Column]
     rows: list[dict[str, Cell]] = Field(default_factory=list)
@@ -124,3 +142,21 @@ def day_bounds(filters: ReportFilters) -> tuple[datetime | None, datetime | None
 def rate(part: int, whole: int) -> float | None:
     """``part / whole``, or None when there is nothing to divide by."""
     return part / whole if whole else None
+
+
+def days_between(
+    session: Session, later: SQLColumnExpression[Any], earlier: SQLColumnExpression[Any]
+) -> ColumnElement[Any]:
+    """SQL for the days from ``earlier`` to ``later`` (fractional), on SQLite and
+    PostgreSQL: worked out in the database, so a report reads one number per row instead
+    of parsing two timestamps."""
+    if session.get_bind().dialect.name == "sqlite":  # UTC text: julianday reads it
+        return cast(func.julianday(later) - func.julianday(earlier), Float)
+    return cast(func.extract("epoch", later - earlier), Float) / 86400.0
+
+
+def utc_month(session: Session, at: SQLColumnExpression[Any]) -> ColumnElement[str]:
+    """SQL for the UTC month (``YYYY-MM``) of a timestamp, on SQLite and PostgreSQL."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.strftime("%Y-%m", at)
+    return func.to_char(func.timezone("UTC", at), "YYYY-MM")

@@ -4,11 +4,12 @@ still open, the outcomes chosen and the median time to complete in hours.
 "On time" is completed by the due date (or with no due date). "Escalated" counts tasks that
 were escalated (`escalated_at`), not the escalation tasks themselves, which count as tasks
 of whoever received them. A task's playbook version is that of the enrollment run that
-created it (the run under its workflow ID that was going when the task was made).
+created it (the task row's `run_key`, that run's `enrollment_key`; an escalation task's is
+the escalated task's).
 
-The counts and outcomes are aggregated in the database; only the completed tasks' times
-are read, for the medians. The customers behind a figure are queried when asked for
-(`customers`).
+The counts and outcomes are aggregated in the database in one pass; only the completed
+tasks' hours (worked out in the database) are read, for the medians. The customers behind
+a figure are queried when asked for (`customers`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from engine.services.reports.model import (
     ReportFilters,
     Table,
     day_bounds,
+    days_between,
     rate,
 )
 from engine.statuses import TaskStatus
@@ -60,15 +62,10 @@ def _tasks(columns: Sequence[Any], filters: ReportFilters) -> Select[Any]:
     if filters.playbook:
         query = query.where(Task.playbook_id == filters.playbook)
     if filters.version:
-        # The run that created it (workflow IDs are reused): the one going when it was made.
-        query = query.join(
-            RUN,
-            and_(
-                RUN.workflow_id == Task.enrollment_id,
-                Task.created_at >= RUN.started_at,
-                or_(RUN.ended_at.is_(None), Task.created_at <= RUN.ended_at),
-            ),
-        ).where(RUN.version.startswith(filters.version, autoescape=True))
+        # The run that created it, by its key (workflow IDs are reused across runs).
+        query = query.join(RUN, RUN.enrollment_key == Task.run_key).where(
+            RUN.version.startswith(filters.version, autoescape=True)
+        )
     if start:
         query = query.where(Task.created_at >= start)
     if end:
@@ -88,17 +85,35 @@ def _count(condition: ColumnElement[bool] | None) -> ColumnElement[int]:
 
 def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
     report = Report(kind="tasks", title="Task performance", filters=filters)
-    any_tasks = False
-    # The completed tasks' hours, read once for both groupings (the medians need them all).
-    durations: dict[str, dict[str, list[float]]] = {key: defaultdict(list) for key, *_ in GROUPINGS}
-    times = _tasks([*(g[3] for g in GROUPINGS), Task.created_at, Task.completed_at], filters)
-    for *groups, created, completed in session.execute(
-        times.where(DONE, Task.completed_at.is_not(None))
-    ):
-        took = (completed - created).total_seconds() / 3600
+    columns = [g[3] for g in GROUPINGS]
+    # One pass over the tasks, grouped by CSM, playbook and outcome (a few hundred groups),
+    # rolled up here into both tables: each table's counts and outcomes.
+    counted = [_count(c) for c in CONDITIONS.values()]
+    grouped = (*columns, Task.outcome)
+    counts: dict[str, dict[str, dict[str, int]]] = {key: {} for key, *_ in GROUPINGS}
+    outcomes: dict[str, dict[str, Counter[str]]] = {
+        key: defaultdict(Counter) for key, *_ in GROUPINGS
+    }
+    width = len(columns)
+    for line in session.execute(_tasks([*grouped, *counted], filters).group_by(*grouped)):
+        groups, outcome = line[:width], line[width]
+        tally = dict(zip(CONDITIONS, (int(n) for n in line[width + 1 :]), strict=True))
         for (key, *_, missing), group in zip(GROUPINGS, groups, strict=True):
-            durations[key][group or missing].append(took)
-    for key, title, label, column, missing in GROUPINGS:
+            mine = counts[key].setdefault(group or missing, dict.fromkeys(CONDITIONS, 0))
+            for measure, n in tally.items():
+                mine[measure] += n
+            if tally["completed"]:
+                outcomes[key][group or missing][outcome or "-"] += tally["completed"]
+    # The completed tasks' hours, worked out in the database, read once for both groupings
+    # (the medians need them all).
+    durations: dict[str, dict[str, list[float]]] = {key: defaultdict(list) for key, *_ in GROUPINGS}
+    took = days_between(session, Task.completed_at, Task.created_at) * 24
+    for *names, hours in session.execute(
+        _tasks([*columns, took], filters).where(DONE, Task.completed_at.is_not(None))
+    ):
+        for (key, *_, missing), group in zip(GROUPINGS, names, strict=True):
+            durations[key][group or missing].append(hours)
+    for key, title, label, _column, _missing in GROUPINGS:
         table = Table(
             key=key,
             title=title,
@@ -120,20 +135,10 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
                 title=f"Tasks {title.lower()}",
             ),
         )
-        counted = [_count(c) for c in CONDITIONS.values()]
-        counts = {
-            group or missing: dict(zip(CONDITIONS, (int(n) for n in ns), strict=True))
-            for group, *ns in session.execute(_tasks([column, *counted], filters).group_by(column))
-        }
-        outcomes: dict[str, Counter[str]] = defaultdict(Counter)
-        chosen = _tasks([column, Task.outcome, func.count()], filters).where(DONE)
-        for group, outcome, n in session.execute(chosen.group_by(column, Task.outcome)):
-            outcomes[group or missing][outcome or "-"] += n
         hours = durations[key]
-        for group, c in sorted(counts.items()):
-            any_tasks = True
+        for group, c in sorted(counts[key].items()):
             cell = f"tasks|{key}|{group}"
-            took = hours.get(group)
+            spent = hours.get(group)
             row = {m: Cell(value=c[m], cell=f"{cell}|{m}") for m in CONDITIONS}
             table.rows.append(
                 {
@@ -141,14 +146,18 @@ def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
                     **row,
                     "late": Cell(value=c["completed"] - c["on_time"]),
                     "on_time_rate": Cell(value=rate(c["on_time"], c["completed"])),
-                    "median_hours": Cell(value=round(float(np.median(took)), 1) if took else None),
+                    "median_hours": Cell(
+                        value=round(float(np.median(spent)), 1) if spent else None
+                    ),
                     "outcomes": Cell(
-                        value=", ".join(f"{k}: {n}" for k, n in sorted(outcomes[group].items()))
+                        value=", ".join(
+                            f"{k}: {n}" for k, n in sorted(outcomes[key][group].items())
+                        )
                     ),
                 }
             )
         report.tables.append(table)
-    if not any_tasks:
+    if not any(counts.values()):
         report.notes.append("No tasks match these filters.")
     return report
 

@@ -9,8 +9,9 @@ before the start counts as reached on day 0. With a playbook (or version) filter
 customers enrolled in it count, whichever the start.
 
 The report reads one row per customer in scope and per milestone reached (the medians need
-the days themselves); the customers behind a figure are worked out again when asked for
-(`customers`), not kept with the report.
+the days themselves), with the days and the cohort worked out in the database; the
+customers behind a figure are worked out again when asked for (`customers`), not kept
+with the report.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from engine.services.reports.model import (
@@ -32,7 +33,9 @@ from engine.services.reports.model import (
     ReportFilters,
     Table,
     day_bounds,
+    days_between,
     rate,
+    utc_month,
 )
 from engine.store.models import Customer, Enrollment, MilestoneState
 
@@ -44,10 +47,11 @@ WITHIN_DAYS = 30
 class _Start:
     customer_id: str
     segment: str
-    at: datetime
+    cohort: str  # the UTC month of the start
 
 
-def _starts(session: Session, filters: ReportFilters) -> list[_Start]:
+def _starts_query(filters: ReportFilters) -> Select[str, str | None, datetime]:
+    """The customers in scope with their start: (id, segment, start)."""
     begin, end = day_bounds(filters)
     if filters.start == "enrollment":
         first = func.min(Enrollment.started_at)
@@ -83,35 +87,45 @@ def _starts(session: Session, filters: ReportFilters) -> list[_Start]:
             query = query.where(Customer.id.in_(enrolled))
     if filters.segment:
         query = query.where(Customer.segment == filters.segment)
-    rows = session.execute(query).all()
-    return [_Start(cid, seg or "(none)", at) for cid, seg, at in rows if at is not None]
+    return query
+
+
+def _scope(
+    session: Session, filters: ReportFilters
+) -> tuple[list[_Start], dict[str, dict[str, float]]]:
+    """The customers in scope, and milestone -> customer -> days from their start to it.
+
+    One query: each customer in scope with its cohort and the days to each milestone it
+    reached, worked out in the database (so no timestamp is parsed here)."""
+    starts = _starts_query(filters).subquery()
+    cid, at = starts.c[0], starts.c[2]
+    days = days_between(session, MilestoneState.reached_at, at)
+    rows = session.execute(
+        select(cid, starts.c[1], utc_month(session, at), MilestoneState.milestone, days)
+        .select_from(starts)
+        .outerjoin(MilestoneState, MilestoneState.customer_id == cid)
+        .where(at.is_not(None))
+    )
+    found: dict[str, _Start] = {}
+    reached: dict[str, dict[str, float]] = defaultdict(dict)
+    first = reached[FIRST_VALUE]
+    for customer, segment, cohort, milestone, took in rows:
+        if customer not in found:
+            found[customer] = _Start(customer, segment or "(none)", cohort)
+        if milestone is None:
+            continue
+        # Before the start counts as day 0; rounded so that exactly 30 days stays 30.
+        took = max(0.0, round(float(took), 6))
+        reached[milestone][customer] = took
+        first[customer] = min(took, first.get(customer, took))
+    return list(found.values()), reached
 
 
 GROUPINGS: list[tuple[str, str, Callable[[_Start], str] | None]] = [
     ("all", "All customers", None),
-    ("cohort", "By cohort (month of start)", lambda s: s.at.strftime("%Y-%m")),
+    ("cohort", "By cohort (month of start)", lambda s: s.cohort),
     ("segment", "By segment", lambda s: s.segment),
 ]
-
-
-def _reached(session: Session, starts: list[_Start]) -> dict[str, dict[str, float]]:
-    """Milestone -> customer -> days from their start, for the customers of ``starts``."""
-    by_id = {s.customer_id: s for s in starts}
-    reached: dict[str, dict[str, float]] = defaultdict(dict)
-    if not by_id:
-        return reached
-    rows = session.execute(
-        select(MilestoneState.customer_id, MilestoneState.milestone, MilestoneState.reached_at)
-    )
-    first = reached[FIRST_VALUE]
-    for cid, milestone, at in rows:
-        start = by_id.get(cid)
-        if start is None:
-            continue
-        days = max(0.0, (at - start.at).total_seconds() / 86400)
-        reached[milestone][cid] = days
-        first[cid] = min(days, first.get(cid, days))
-    return reached
 
 
 def _grouped(
@@ -125,8 +139,7 @@ def _grouped(
 
 def build(session: Session, filters: ReportFilters, now: datetime) -> Report:
     report = Report(kind="ttv", title="Time to value", filters=filters)
-    starts = _starts(session, filters)
-    reached = _reached(session, starts)
+    starts, reached = _scope(session, filters)
     milestones = [*sorted(m for m in reached if m != FIRST_VALUE), FIRST_VALUE]
     for key, title, group_of in GROUPINGS:
         table = Table(
@@ -192,9 +205,8 @@ def customers(session: Session, filters: ReportFilters, cell: str) -> list[str] 
     ):
         return None
     _, grouping, milestone, group, measure = parts
-    starts = _starts(session, filters)
+    starts, reached = _scope(session, filters)
     members = _grouped(starts, groupings[grouping]).get(group)
-    reached = _reached(session, starts)
     if members is None or (milestone not in reached and milestone != FIRST_VALUE):
         return None
     if measure == "customers":

@@ -6,6 +6,7 @@
 - `task`: one task's page, completing it and handing it on.
 - `enrollments`: playbook funnels and the latest enrollments.
 - `customers`: the customer list and one customer's page.
+- `health`: the portfolio's health: customers per band and segment, who moved band.
 - `outbox`: the emails sent, and one email as sent.
 - `deployments`: (admins) each playbook's deploy history and the diff of a deploy.
 - `reports`: funnel, time to value, email, tasks and portfolio, with charts and CSV.
@@ -25,6 +26,7 @@ from engine.web.pages import (
     customers,
     deployments,
     enrollments,
+    health,
     inbox,
     login,
     outbox,
@@ -40,6 +42,7 @@ router.include_router(inbox.router)
 router.include_router(task.router)
 router.include_router(enrollments.router)
 router.include_router(customers.router)
+router.include_router(health.router)
 router.include_router(outbox.router)
 router.include_router(reports.router)
 router.include_router(deployments.router)

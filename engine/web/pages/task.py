@@ -78,7 +78,9 @@ async def _task_page(
         customer = repository.get_customer(session, task.customer_id or "")
         brief = None
         if task.playbook_id == "qbr" and customer is not None:
-            brief = build_brief(session, customer.id, exclude_task=task.id)
+            brief = build_brief(
+                session, customer.id, exclude_task=task.id, scorecard=services.project.scorecard
+            )
         enrollment = repository.latest_enrollment(session, task.enrollment_id or "")
         escalation_of = session.get(Task, task.escalation_of) if task.escalation_of else None
         members = team_members(session)

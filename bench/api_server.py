@@ -1,0 +1,64 @@
+"""The HTTP API alone in its own process, for the ingest scenario: ``python -m bench.api_server``.
+
+The real app (`engine.api.app.create_app`) under uvicorn with the production connection
+limits (`engine.api.serving.server_config`), on the bench project and the run's store, as
+`playbook up` serves it; in its own process, so that its CPU time is the API's alone and the
+load generator does not share its core. Prints ``ready`` once listening; stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import uvicorn
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from engine.api.app import create_app
+from engine.api.serving import server_config
+from engine.client.connection import quiet_runtime
+from engine.project import load_project
+from engine.services import Services
+from engine.settings import load_settings
+from engine.store.db import session_factory
+
+
+async def serve(args: argparse.Namespace) -> None:
+    settings = load_settings(
+        playbook_home=args.home,
+        database_url=args.database_url,
+        temporal_address=args.temporal_address,
+    )
+    client = await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        runtime=quiet_runtime(),
+    )
+    project = load_project(args.project)
+    app = create_app(Services(settings, session_factory(settings.database_url), client, project))
+    config = server_config(
+        app, settings, "127.0.0.1", args.port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.05)
+    print("ready", flush=True)
+    await serving
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.api_server")
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--temporal-address", required=True)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    asyncio.run(serve(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
