@@ -176,10 +176,11 @@ def _recompute(
         for label, day in (("first", now), ("next day's", now + timedelta(days=1))):
             report = progress.phase(f"health: {label} recompute on {backend}", len(ids))
             wall, cpu = time.perf_counter(), time.process_time()
-            done = changed = 0
+            done = changed = moved = 0
             for page in health.recompute_book(sessions, card, day):
                 done += len(page)
                 changed += sum(r.changed for r in page)
+                moved += sum(r.moved for r in page)
                 report(done)
             took, used = time.perf_counter() - wall, time.process_time() - cpu
             if done != len(ids):
@@ -201,7 +202,8 @@ def _recompute(
                     goal=f"< {GOAL_SECONDS:.0f} s",
                     met=took < GOAL_SECONDS,
                     note=f"{events:,} events over {sizes.health_days} days, seeded in "
-                    f"{seeded:.0f} s (not timed); {changed:,} scores moved; CPU {used:.1f} s "
+                    f"{seeded:.0f} s (not timed); {changed:,} scores moved, {moved:,} customers "
+                    f"counting signal changes; CPU {used:.1f} s "
                     f"in this process; load {_load()}",
                 )
             )
