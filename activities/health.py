@@ -1,6 +1,6 @@
-"""The `recompute_health` activity: every customer's score recomputed and recorded, then
-the deployed ``on_change`` playbooks judged for each customer whose score, band or risk
-signals moved (`engine.client.changes.rescore_all`)."""
+"""The `recompute_health` activity: every customer's score recomputed and recorded, page by
+page, then the deployed ``on_change`` playbooks judged for each customer whose score, band
+or risk signals moved (`engine.client.changes.rescore_pages`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 
 from activities.base import EnrollingActivities
-from engine.client.changes import rescore_all
+from engine.client.changes import rescore_pages
 from engine.language.health import Scorecard
 from engine.messages import ActivityName, HealthRecomputeInput, HealthRecomputeResult
 from engine.store import deployments
@@ -22,7 +22,10 @@ class HealthActivities(EnrollingActivities):
         now = datetime.now(UTC)
         with self.sessions() as session:
             plans = deployments.deployed_plans(session)
-        done = await rescore_all(
+        result = HealthRecomputeResult()
+        # A page at a time (one transaction each), its changes told and fired before the next
+        # page is read, so memory stays bounded by a page.
+        async for page in rescore_pages(
             self.client,
             self.sessions,
             card,
@@ -30,12 +33,13 @@ class HealthActivities(EnrollingActivities):
             now,
             self.task_queue,
             self.use_search_attributes,
-        )
-        result = HealthRecomputeResult(customers=len(done))
-        for recorded, started in done:
-            if recorded.changed or recorded.signals_changed:
-                result.changed += 1
-            result.enrolled += started
+        ):
+            result.customers += len(page)
+            for recorded, started in page:
+                if recorded.moved:
+                    result.changed += 1
+                result.enrolled += started
+            activity.heartbeat(result.customers)
         activity.logger.info(
             "health: %d customers, %d changed, %d enrolled",
             result.customers,

@@ -68,6 +68,17 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
 @size_option("sim_runs", click.IntRange(1), "Simulation: runs (the median is reported).")
 @size_option("book_customers", click.IntRange(1), "Book: customers in the synthetic book.")
 @size_option("book_days", click.IntRange(1, 800), "Book: days simulated.")
+@size_option("health_customers", click.IntRange(1), "Health: customers in the daily recompute.")
+@size_option("health_days", click.IntRange(1, 800), "Health: days of events per customer.")
+@size_option(
+    "health_events", click.IntRange(1), "Health: events posted per variant (scorecard, none)."
+)
+@size_option(
+    "database_url",
+    click.STRING,
+    "Health: also recompute on this PostgreSQL server (a throwaway database; default: "
+    "$DATABASE_URL_POSTGRES if set).",
+)
 @size_option("ingest_events", click.IntRange(1000), "Ingest: events posted in batches of 1,000.")
 @size_option("sweep_customers", click.IntRange(1), "Sweep: customers in the book swept.")
 @size_option("compile_steps", click.IntRange(2), "Compile: steps of the generated playbook.")
@@ -101,7 +112,7 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     "only",
     multiple=True,
     type=click.Choice(SCENARIOS),
-    help="Run only these scenarios (repeatable). Default: all but book, sweep and ingest.",
+    help="Run only these scenarios (repeatable). Default: all but book, health, sweep and ingest.",
 )
 @click.option(
     "--quick",

@@ -5,9 +5,10 @@
 - `driver`: starting enrollments, posting events, waiting, verifying, reading histories;
 - `throughput`, `latency`, `memory` (on the stack), `simulation`, `compile`, `reports`,
   `delivery` (without it);
-- `book` (issue 13: a book of customers over a year), `sweep` (issue 20: one trigger
-  sweep over 100,000 customers) and `ingest` (issue 20: irrelevant events in batches
-  over HTTP), only when asked for.
+- `book` (issue 13: a book of customers over a year), `health` (issue 15: scoring per
+  event, the daily recompute of 10,000 customers), `sweep` (issue 20: one trigger sweep
+  over 100,000 customers) and `ingest` (issue 20: irrelevant events in batches over
+  HTTP), only when asked for.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bench.report import Metric
 from bench.scenarios.book import book
 from bench.scenarios.compile import compile_scenario
 from bench.scenarios.delivery import delivery
+from bench.scenarios.health import health_scenario
 from bench.scenarios.ingest import ingest
 from bench.scenarios.latency import latency
 from bench.scenarios.memory import memory
@@ -38,10 +40,12 @@ SCENARIOS = (
     "reports",
     "delivery",
     "book",
+    "health",
     "sweep",
     "ingest",
 )
-# What runs without --only: the book simulation and the sweep are long, and run on their own;
+# What runs without --only: the book simulation, the health recompute of 10,000 customers and
+# the sweep are long, and run on their own;
 # so does ingest (issue 20), which has its own section in RESULTS.md.
 DEFAULT_SCENARIOS = SCENARIOS[:7]
 
@@ -94,6 +98,8 @@ async def run_scenarios(
         await guarded("reports", reported)
     if "delivery" in scenarios:
         await guarded("delivery", lambda: delivery(sizes, progress))
+    if "health" in scenarios:
+        await guarded("health", lambda: health_scenario(sizes, progress))
 
 
 __all__ = ["DEFAULT_SCENARIOS", "QUICK", "SCENARIOS", "BenchFailure", "Sizes", "run_scenarios"]

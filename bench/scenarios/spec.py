@@ -39,6 +39,10 @@ class Sizes:
     temporal_db: str = "memory"
     bytecode: bool = True
     report_customers: int = 10_000  # the reports scenario (issue 19)
+    health_customers: int = 10_000  # the health scenario (issue 15): the daily recompute
+    health_days: int = 365
+    health_events: int = 500  # per variant, posted through the API
+    database_url: str | None = None  # a PostgreSQL server for the health scenario
     ingest_events: int = 50_000  # the ingest scenario (issue 20), in batches of 1,000
     sweep_customers: int = 100_000  # the sweep scenario (issue 20)
     report_database: str = ""  # the reports scenario's store; "": a fresh SQLite file
@@ -58,6 +62,8 @@ QUICK = {
     "history_sample": 5,
     "replays": 1,
     "report_customers": 500,
+    "health_customers": 500,
+    "health_events": 50,
     "ingest_events": 5_000,
     "sweep_customers": 2_000,
 }

@@ -13,7 +13,7 @@ exits (`exit: if`, `goal: when`, `wait_for: when`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,8 +49,14 @@ def snapshot_before(
 ) -> dict[str, Any] | None:
     """The customer's data as conditions see it, before a change (None if unknown)."""
     with sessions() as session:
-        customer = repository.get_customer(session, customer_id)
-        return None if customer is None else customer_snapshot(session, customer, now.date())
+        return snapshot_in(session, customer_id, now)
+
+
+def snapshot_in(session: Session, customer_id: str, now: datetime) -> dict[str, Any] | None:
+    """`snapshot_before` in the caller's session (the daily recompute's page, before it
+    writes)."""
+    customer = repository.get_customer(session, customer_id)
+    return None if customer is None else customer_snapshot(session, customer, now.date())
 
 
 def change_refusal(
@@ -229,6 +235,52 @@ async def emit_change(
     return emitted
 
 
+async def rescore_pages(
+    client: Client,
+    sessions: sessionmaker[Session],
+    card: Scorecard,
+    plans: Mapping[str, CompiledPlan],
+    now: datetime,
+    task_queue: str,
+    use_search_attributes: bool = True,
+    clock_offset_seconds: float = 0.0,
+) -> AsyncIterator[list[tuple[health.Recorded, list[str]]]]:
+    """The daily recompute, a page of customers at a time (`health.recompute_book`: one
+    transaction per page): every customer's health computed and recorded at ``now``, then
+    each customer whose score, band or signals moved has its running enrollments told (a
+    ``goal: when``, ``exit: if`` or ``wait_for: when`` over health is judged again) and the
+    ``on_change`` playbooks judged; per page, (what was recorded, the workflow ids it
+    started) per customer. The page is told and fired before the next one is read."""
+    changing = {p.playbook: p for p in change_plans(plans)}
+
+    def before(session: Session, customer_id: str) -> dict[str, Any] | None:
+        return snapshot_in(session, customer_id, now)
+
+    # A moving customer's data is read as it was, in its page's transaction before the
+    # page is written, only when an on_change playbook judges it.
+    pages = health.recompute_book(sessions, card, now, before=before if changing else None)
+    while (recorded_page := await asyncio.to_thread(next, pages, None)) is not None:
+        out: list[tuple[health.Recorded, list[str]]] = []
+        for recorded in recorded_page:
+            started: list[str] = []
+            if recorded.moved:
+                await tell_running(client, sessions, recorded.customer_id, ["health"])
+                if changing:
+                    started, _ = await fire_changes(
+                        client,
+                        sessions,
+                        changing,
+                        recorded.customer_id,
+                        recorded.before,
+                        now,
+                        task_queue,
+                        use_search_attributes,
+                        clock_offset_seconds,
+                    )
+            out.append((recorded, started))
+        yield out
+
+
 async def rescore_all(
     client: Client,
     sessions: sessionmaker[Session],
@@ -239,43 +291,15 @@ async def rescore_all(
     use_search_attributes: bool = True,
     clock_offset_seconds: float = 0.0,
 ) -> list[tuple[health.Recorded, list[str]]]:
-    """The daily recompute: every customer's health computed and recorded at ``now``, then
-    each customer whose score, band or signals moved has its running enrollments told (a
-    ``goal: when``, ``exit: if`` or ``wait_for: when`` over health is judged again) and the
-    ``on_change`` playbooks judged; (what was recorded, the workflow ids it started) per
-    customer. The daily Schedule's activity and the simulations both run it."""
-    changing = {p.playbook: p for p in change_plans(plans)}
-
-    def recompute() -> tuple[list[health.Recorded], dict[str, dict[str, Any] | None]]:
-        # Scored first, recorded after the moving customers' data is read as it was.
-        with sessions.begin() as session:
-            scored = health.score_all(session, card, now)
-            before = {
-                s.customer.id: snapshot_before(sessions, s.customer.id, now)
-                for s in scored
-                if changing and s.moves
-            }
-            return health.record_all(session, scored, now), before
-
-    recorded_all, before = await asyncio.to_thread(recompute)
-    out: list[tuple[health.Recorded, list[str]]] = []
-    for recorded in recorded_all:
-        started: list[str] = []
-        if not (recorded.changed or recorded.signals_changed):
-            out.append((recorded, started))
-            continue
-        await tell_running(client, sessions, recorded.customer_id, ["health"])
-        if changing:
-            started, _ = await fire_changes(
-                client,
-                sessions,
-                changing,
-                recorded.customer_id,
-                before.get(recorded.customer_id),
-                now,
-                task_queue,
-                use_search_attributes,
-                clock_offset_seconds,
-            )
-        out.append((recorded, started))
-    return out
+    """`rescore_pages`, every page in one list (the simulations, whose books are small)."""
+    pages = rescore_pages(
+        client,
+        sessions,
+        card,
+        plans,
+        now,
+        task_queue,
+        use_search_attributes,
+        clock_offset_seconds,
+    )
+    return [done async for page in pages for done in page]

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from engine.client.changes import emit_change, snapshot_before
+from engine.client.changes import change_plans, emit_change, running_enrollments, snapshot_before
 from engine.client.enrollment import enroll, reenroll_refusal
 from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled
@@ -174,13 +174,13 @@ class EventRouter:
         card = self.scorecard
         if card is None or not any(card.reads(name) for name in names):
             return
+        if not change_plans(plans) and not await asyncio.to_thread(self._running, customer_id):
+            # Nothing judges the change and no enrollment is told of it (what `emit_change`
+            # would find): no snapshots around it either.
+            routed.health = await asyncio.to_thread(self._recompute, card, customer_id, now)
+            return
         before = await asyncio.to_thread(snapshot_before, self.sessions, customer_id, now)
-
-        def rescore() -> Recorded | None:
-            with self.sessions.begin() as session:
-                return health.recompute(session, card, customer_id, now)
-
-        routed.health = await asyncio.to_thread(rescore)
+        routed.health = await asyncio.to_thread(self._recompute, card, customer_id, now)
         emitted = await emit_change(
             self.client,
             self.sessions,
@@ -194,6 +194,15 @@ class EventRouter:
         )
         routed.enrolled += emitted.started
         routed.notes += emitted.notes
+
+    def _recompute(self, card: Scorecard, customer_id: str, now: datetime) -> Recorded | None:
+        with self.sessions.begin() as session:
+            return health.recompute(session, card, customer_id, now)
+
+    def _running(self, customer_id: str) -> bool:
+        """Whether the customer has a running enrollment (to tell of a health move)."""
+        with self.sessions() as session:
+            return bool(running_enrollments(session, customer_id))
 
     def _plans(self) -> Mapping[str, CompiledPlan]:
         return self.plans() if callable(self.plans) else self.plans

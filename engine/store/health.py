@@ -9,18 +9,21 @@ every change of score or band, and gives expressions their ``health`` value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.language.health import EventFact, HealthResult, Scorecard, score_customer
 from engine.store.models import Customer, Event, HealthChange, HealthScore
 
-BATCH = 500
+PAGE = 1000
+
+Snapshot = Callable[[Session, str], "dict[str, Any] | None"]
+"""Reads a customer's data as conditions see it (`engine.store.context.customer_snapshot`)."""
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,20 @@ class Recorded:
     result: HealthResult
     # Each signal's on/off/unknown at the previous computation (the latest point).
     old_signals: dict[str, bool | None] = field(default_factory=dict)
+    # What the customer was before, for ``on_change`` triggers (`recompute_book`'s ``before``).
+    before: dict[str, Any] | None = None
 
     @property
     def changed(self) -> bool:
         if self.result.score is None:
             return False
         return self.old_score != self.result.score or self.old_band != self.result.band
+
+    @property
+    def moved(self) -> bool:
+        """Whether the score, band or a signal moved: what running enrollments are told of
+        and ``on_change`` triggers are judged for."""
+        return self.changed or bool(self.signals_changed)
 
     @property
     def signals_changed(self) -> list[str]:
@@ -167,72 +178,184 @@ def record(
 def recompute(
     session: Session, card: Scorecard, customer_id: str, now: datetime
 ) -> Recorded | None:
-    """Compute and record one customer's health; None for an unknown customer."""
-    customer = session.get(Customer, customer_id, populate_existing=True)
-    if customer is None:
-        return None
-    return record(session, customer, compute(session, card, customer, now), now)
-
-
-# The customer columns scoring reads (`customer_fields`) and `record` writes beside.
-SCORED_COLUMNS = (
-    Customer.id,
-    Customer.segment,
-    Customer.renewal_date,
-    Customer.health_score,
-    Customer.health_band,
-    Customer.attributes,
-    Customer.tags,
-    Customer.created_at,
-)
-
-
-@dataclass
-class Scored:
-    """One customer's health computed now, not yet recorded (`score_all`)."""
-
-    customer: Any  # a row of SCORED_COLUMNS
-    result: HealthResult
-    latest: dict[str, HealthScore]  # its batch's latest points (`latest_points`)
-
-    @property
-    def moves(self) -> bool:
-        """Whether recording it changes the score, band or a signal."""
-        point = self.latest.get(self.customer.id)
-        old = {n: s.get("on") for n, s in ((point.signals or {}) if point else {}).items()}
-        c = self.customer
-        would = Recorded(c.id, c.health_score, c.health_band, self.result, old)
-        return would.changed or bool(would.signals_changed)
-
-
-def score_all(session: Session, card: Scorecard, now: datetime, batch: int = BATCH) -> list[Scored]:
-    """Every customer's health now (nothing written), in batches: one events query per
-    batch, not one per customer."""
-    ids = list(session.scalars(select(Customer.id).order_by(Customer.id)))
-    out: list[Scored] = []
-    for start in range(0, len(ids), batch):
-        chunk = ids[start : start + batch]
-        customers = session.execute(select(*SCORED_COLUMNS).where(Customer.id.in_(chunk))).all()
-        facts = event_facts(session, card, chunk, now)
-        latest = latest_points(session, chunk, now.date())
-        for customer in customers:
-            result = score_customer(
-                card, customer_fields(customer), facts[customer.id], now, customer.segment
-            )
-            out.append(Scored(customer, result, latest))
-    return out
-
-
-def record_all(session: Session, scored: list[Scored], now: datetime) -> list[Recorded]:
-    """Record what `score_all` computed."""
-    return [record(session, s.customer, s.result, now, s.latest) for s in scored]
+    """Compute and record one customer's health (`recompute_page` for a page of one: what
+    a measured event or a customer save costs); None for an unknown customer."""
+    rows = session.execute(select(*Customer.__table__.c).where(Customer.id == customer_id)).all()
+    return recompute_page(session, card, rows, now)[0] if rows else None
 
 
 def recompute_all(
-    session: Session, card: Scorecard, now: datetime, batch: int = BATCH
+    session: Session, card: Scorecard, now: datetime, batch: int = PAGE
 ) -> list[Recorded]:
-    """Compute and record every customer's health (the daily recompute)."""
-    return record_all(session, score_all(session, card, now, batch), now)
+    """Compute and record every customer's health in the caller's transaction, a page of
+    ``batch`` customers at a time (`recompute_page`). The daily recompute uses
+    `recompute_book`, which commits each page and keeps no more than a page in memory."""
+    out: list[Recorded] = []
+    after: str | None = None
+    while page := customer_page(session, after, batch):
+        out += recompute_page(session, card, page, now)
+        after = page[-1].id
+    return out
+
+
+def recompute_book(
+    sessions: sessionmaker[Session],
+    card: Scorecard,
+    now: datetime,
+    page: int = PAGE,
+    before: Snapshot | None = None,
+) -> Iterator[list[Recorded]]:
+    """The daily recompute: every customer's health, page by page in customer id order,
+    one transaction per page, yielding each page's results once committed. ``before``
+    (for ``on_change`` triggers) reads what a changed customer was before its page is
+    written."""
+    after: str | None = None
+    while True:
+        with sessions.begin() as session:
+            rows = customer_page(session, after, page)
+            if not rows:
+                return
+            recorded = recompute_page(session, card, rows, now, before)
+        after = rows[-1].id
+        yield recorded
+
+
+def customer_page(session: Session, after: str | None, size: int) -> Sequence[Any]:
+    """Up to ``size`` customers (plain rows, not ORM objects) with ids after ``after``."""
+    stmt = select(*Customer.__table__.c).order_by(Customer.id).limit(size)
+    if after is not None:
+        stmt = stmt.where(Customer.id > after)
+    return session.execute(stmt).all()
+
+
+def recompute_page(
+    session: Session,
+    card: Scorecard,
+    customers: Sequence[Any],
+    now: datetime,
+    before: Snapshot | None = None,
+) -> list[Recorded]:
+    """Compute and record the health of a page of customers (rows or objects with the
+    `Customer` columns), set-based: one events query (two with "latest before the window"),
+    one read of the latest points (the previous signals, and whether today has a point),
+    then bulk writes of the customers whose score or band moved, their changes, and the
+    day's points with their signals. Gives the same rows as `record` for each. ``before``
+    reads what each customer whose score, band or signals moved (`Recorded.moved`) was."""
+    if not customers:
+        return []
+    ids = [c.id for c in customers]
+    day = now.date()
+    facts = event_facts(session, card, ids, now)
+    previous = _previous_points(session, ids, day)
+    recorded = [
+        Recorded(
+            c.id,
+            c.health_score,
+            c.health_band,
+            score_customer(card, customer_fields(c), facts[c.id], now, c.segment),
+            previous[c.id][1] if c.id in previous else {},
+        )
+        for c in customers
+    ]
+    if before is not None:
+        # Read before anything of the page is written, in the same transaction.
+        recorded = [
+            replace(r, before=before(session, r.customer_id)) if r.moved else r for r in recorded
+        ]
+    moved = [r for r in recorded if r.changed]
+    existing = {cid for cid, (last, _) in previous.items() if last == day}
+    customers_table = cast(Table, Customer.__table__)
+    scores_table = cast(Table, HealthScore.__table__)
+    if moved:
+        session.execute(
+            update(customers_table)
+            .where(customers_table.c.id == bindparam("b_id"))
+            .values(health_score=bindparam("b_score"), health_band=bindparam("b_band")),
+            [{"b_id": r.customer_id, "b_score": r.result.score, "b_band": r.result.band}
+             for r in moved],
+        )  # fmt: skip
+        session.execute(
+            insert(HealthChange),
+            [
+                {
+                    "customer_id": r.customer_id,
+                    "at": now,
+                    "old": r.old_score,
+                    "new": r.result.score,
+                    "old_band": r.old_band,
+                    "new_band": r.result.band,
+                }
+                for r in moved
+            ],
+        )
+    points = [
+        {
+            "customer_id": r.customer_id,
+            "day": day,
+            "at": now,
+            "score": r.result.score,
+            "band": r.result.band,
+            "known": r.result.known,
+            "measures": r.result.measures_dict(),
+            "signals": r.result.signals_dict(),
+        }
+        for r in recorded
+    ]
+    fresh = [p for p in points if p["customer_id"] not in existing]
+    if fresh:
+        session.execute(insert(HealthScore), fresh)
+    again = [{f"b_{key}": value for key, value in p.items()} for p in points
+             if p["customer_id"] in existing]  # fmt: skip
+    if again:
+        session.execute(
+            update(scores_table)
+            .where(scores_table.c.customer_id == bindparam("b_customer_id"))
+            .where(scores_table.c.day == bindparam("b_day"))
+            .values(
+                at=bindparam("b_at"),
+                score=bindparam("b_score"),
+                band=bindparam("b_band"),
+                known=bindparam("b_known"),
+                measures=bindparam("b_measures"),
+                signals=bindparam("b_signals"),
+            ),
+            again,
+        )
+    _expire(session, {r.customer_id for r in moved}, existing)
+    return recorded
+
+
+def _previous_points(
+    session: Session, customer_ids: list[str], today: date
+) -> dict[str, tuple[date, dict[str, bool | None]]]:
+    """Each customer's latest point up to ``today`` as (its day, each signal's on/off/
+    unknown then), in one query: what `latest_points` gives `record`, without the objects."""
+    last = (
+        select(HealthScore.customer_id, func.max(HealthScore.day).label("day"))
+        .where(HealthScore.customer_id.in_(customer_ids), HealthScore.day <= today)
+        .group_by(HealthScore.customer_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(HealthScore.customer_id, HealthScore.day, HealthScore.signals).join(
+            last, (HealthScore.customer_id == last.c.customer_id) & (HealthScore.day == last.c.day)
+        )
+    )
+    return {
+        cid: (day, {name: s.get("on") for name, s in (signals or {}).items()})
+        for cid, day, signals in rows
+    }
+
+
+def _expire(session: Session, customers: set[str], points: set[str]) -> None:
+    """Expire the session's objects the bulk writes changed behind its back, so a caller
+    that holds them reads the new values."""
+    for obj in list(session.identity_map.values()):
+        stale = (isinstance(obj, Customer) and obj.id in customers) or (
+            isinstance(obj, HealthScore) and obj.customer_id in points
+        )
+        if stale:
+            session.expire(obj)
 
 
 def history(session: Session, customer_id: str, since: date | None = None) -> list[HealthScore]:

@@ -11,6 +11,7 @@ from engine.client.changes import snapshot_before
 from engine.client.routing import EventRouter
 from engine.language.health import Scorecard
 from engine.services.customers import react_to_save
+from engine.statuses import EnrollmentStatus
 from engine.store import repository
 from tests.helpers.harness import running, seed_customer, write_project
 
@@ -30,6 +31,17 @@ trigger: {on_change: 'customer.segment == "enterprise"'}
 steps:
   - id: done
     end: {outcome: welcomed}
+"""
+WATCH = """\
+playbook: watch
+name: Watch the account
+trigger: {manual: true}
+goal: {when: 'health.band == "green"'}
+steps:
+  - id: hold
+    wait: {for: 30d}
+  - id: done
+    end: {outcome: waited}
 """
 NPS = Scorecard.model_validate(
     {"measures": {"nps": {"field": "attributes.nps", "linear": {"from": 0, "to": 60}}}}
@@ -85,6 +97,50 @@ async def test_a_score_crossing_below_40_enrolls_once_per_fall(
     with sessions() as session:
         customer = repository.get_customer(session, customer_id)
         assert customer is not None and (customer.health_score, customer.health_band) == (30, "red")
+
+
+async def test_a_measured_event_is_scored_with_no_on_change_playbook(
+    temporal_env, sessions, task_queue, customer_id
+):
+    """With nothing to judge the change, the event is still scored (and nothing enrolls)."""
+    seed_customer(sessions, customer_id, health=None)
+    router = EventRouter(
+        sessions, temporal_env.client, {}, {}, task_queue, use_search_attributes=False,
+        scorecard=CARD,
+    )  # fmt: skip
+    routed = await router.handle("wau-low", customer_id, "weekly_active_users", None, {"value": 3})
+    assert routed.status == "accepted" and routed.enrolled == []
+    with sessions() as session:
+        customer = repository.get_customer(session, customer_id)
+        assert customer is not None and (customer.health_score, customer.health_band) == (30, "red")
+
+
+async def test_a_measured_event_tells_a_running_enrollment_with_no_on_change_playbook(
+    temporal_env, sessions, task_queue, tmp_path, customer_id
+):
+    """With no ``on_change`` playbook the router skips the snapshots around a score only
+    when the customer has no running enrollment: one that has is told the health moved, so
+    its ``goal: when`` over health is judged again."""
+    project = write_project(tmp_path / "project", {"watch": WATCH})
+    seed_customer(sessions, customer_id, health=None)
+    router = EventRouter(
+        sessions, temporal_env.client, {}, {}, task_queue, use_search_attributes=False,
+        scorecard=CARD,
+    )  # fmt: skip
+    async with running(temporal_env, sessions, task_queue, None, customer_id) as h:
+        handle = await h.start(project.plans["watch"], customer_id)
+        await h.until_step(handle, "hold", step=timedelta(minutes=1))
+        now = await h.now()
+        routed = await router.handle(
+            "wau-high", customer_id, "weekly_active_users", now, {"value": 9}, now=now
+        )
+        result = await h.result(handle)
+    assert routed.health is not None and routed.health.result.band == "green"
+    assert (result.status, result.reason, result.ended_at_step) == (
+        EnrollmentStatus.GOAL_REACHED,
+        'goal holds: health.band == "green"',
+        "hold",  # during the wait, not at its end 30 days later
+    )
 
 
 async def test_a_segment_change_fires_its_trigger_once(
