@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import socket
 import sys
 import threading
@@ -133,7 +134,10 @@ def main() -> None:
         )
         if value is not None
     }
-    asyncio.run(serve(load_settings(**overrides), args.root, args.host, args.port))
+    # uvicorn raises the SIGINT it stopped on again once stopped (Ctrl-C reaches the whole
+    # process group): a clean stop, not an error to print.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(load_settings(**overrides), args.root, args.host, args.port))
 
 
 if __name__ == "__main__":
