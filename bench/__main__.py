@@ -91,6 +91,13 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     "customers is reused. Default: a fresh SQLite file.",
 )
 @size_option(
+    "ingest_database",
+    click.STRING,
+    "Ingest: the store's database URL (e.g. PostgreSQL), migrated and seeded with fresh "
+    "customers. Default: the run's SQLite file.",
+)
+@size_option("ingest_processes", click.IntRange(1, 16), "Ingest: API processes on one port.")
+@size_option(
     "stall_timeout",
     click.FloatRange(min=1),
     "Fail a run when nothing progresses for this long (s).",

@@ -3,13 +3,18 @@
 The real app (`engine.api.app.create_app`) under uvicorn with the production connection
 limits (`engine.api.serving.server_config`), on the bench project and the run's store, as
 `playbook up` serves it; in its own process, so that its CPU time is the API's alone and the
-load generator does not share its core. Prints ``ready`` once listening; stops on SIGTERM.
+load generator does not share its core. With ``--processes N`` the extra N - 1 processes are
+those of ``playbook up --api-processes N`` (`engine.api.processes`), on the same port. Prints
+``ready`` and the process ids once every process listens; stops on SIGTERM (the extra
+processes with it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import uvicorn
@@ -17,6 +22,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from engine.api.app import create_app
+from engine.api.processes import shared_socket, start_api_processes
 from engine.api.serving import server_config
 from engine.client.connection import quiet_runtime
 from engine.project import load_project
@@ -26,6 +32,9 @@ from engine.store.db import session_factory
 
 
 async def serve(args: argparse.Namespace) -> None:
+    os.environ.update(  # for the extra processes, which read their settings from it
+        DATABASE_URL=args.database_url, PLAYBOOK_HOME=str(args.home)
+    )
     settings = load_settings(
         playbook_home=args.home,
         database_url=args.database_url,
@@ -43,11 +52,21 @@ async def serve(args: argparse.Namespace) -> None:
         app, settings, "127.0.0.1", args.port, log_level="warning", lifespan="off"
     )
     server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
+    sockets = [shared_socket("127.0.0.1", args.port)] if args.processes > 1 else None
+    serving = asyncio.create_task(server.serve(sockets=sockets))
     while not server.started and not serving.done():
         await asyncio.sleep(0.05)
-    print("ready", flush=True)
-    await serving
+    async with AsyncExitStack() as stack:
+        pids = await start_api_processes(
+            stack,
+            args.processes - 1,
+            root=args.project,
+            host="127.0.0.1",
+            port=args.port,
+            temporal_address=args.temporal_address,
+        )
+        print("ready", os.getpid(), *pids, flush=True)
+        await serving
 
 
 def main() -> None:
@@ -57,6 +76,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--processes", type=int, default=1)
     asyncio.run(serve(parser.parse_args()))
 
 

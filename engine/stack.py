@@ -27,6 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from engine.api.app import create_app
+from engine.api.processes import shared_socket, start_api_processes
 from engine.api.serving import server_config
 from engine.client.connection import connect, find_binary, quiet_runtime, register_search_attributes
 from engine.client.deployment import (
@@ -58,6 +59,7 @@ class UpOptions:
     dev_server: bool = True
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
+    api_processes: int = 1
 
 
 async def _temporal(
@@ -135,11 +137,29 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
                     lifespan="off",
                 )
             )
-            serving = asyncio.create_task(server.serve())
+            # More than one API process: all listen on one shared socket (SO_REUSEPORT).
+            sockets = None
+            if options.api_processes > 1:
+                sockets = [shared_socket(options.host, options.port)]
+            serving = asyncio.create_task(server.serve(sockets=sockets))
             while not server.started and not serving.done():
                 await asyncio.sleep(0.05)
             if serving.done():
                 serving.result()
+            if options.api_processes > 1:
+                status.update(f"starting {options.api_processes - 1} more API processes...")
+                await start_api_processes(
+                    stack,
+                    options.api_processes - 1,
+                    root=options.root,
+                    host=options.host,
+                    port=options.port,
+                    temporal_address=(
+                        f"127.0.0.1:{options.temporal_port}"
+                        if options.dev_server
+                        else settings.temporal_address
+                    ),
+                )
         for line in running_versions(sessions, project, new):
             console.print(line, highlight=False)
         if schedules:

@@ -16,14 +16,25 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter
+from pydantic import SkipValidation, TypeAdapter
 from sqlalchemy import select
 from temporalio.service import RPCError
 
 from engine.api.auth import Caller, Requires, hash_password, require_token
+from engine.api.event_bodies import InvalidItem, read_events
 from engine.api.schemas import (
     EMAIL,
     ID,
@@ -114,7 +125,7 @@ def services(request: Request) -> Services:
 
 
 Svc = Annotated[Services, Depends(services)]
-_ROUTED = TypeAdapter(list[RoutedEvent])
+_ANSWERS = TypeAdapter(list[RoutedEvent | InvalidItem])
 Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many rows.")]
 StatusFilter = Annotated[str | None, Query(alias="status", max_length=32)]
 CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=ID)]
@@ -129,15 +140,23 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=255, pattern=ID)]
     tags=["events"],
     dependencies=Ingest,
 )
-async def post_events(body: EventIn | EventBatch, svc: Svc) -> Response:
+async def post_events(
+    body: Annotated[SkipValidation[EventIn | EventBatch], Body()], svc: Svc
+) -> Response:
     """Post one event or a batch (`{"events": [...]}`); idempotent by event `id`.
 
     A batch is stored in one transaction; then each event is sent to the customer's running
     enrollments whose playbook listens to it (milestones, goal, exit, `wait_for`) and starts
     the playbooks it triggers. An event for an unknown customer is stored
-    and answered 404 (or reported per item in a batch), never lost.
+    and answered 404 (or reported per item in a batch), never lost. A batch item that does
+    not validate is answered `invalid` with its errors, and the others are kept; a batch
+    without a valid item is a 422.
     """
-    events = body.events if isinstance(body, EventBatch) else [body]
+    # The body is validated here (`read_events`), not by FastAPI: item by item in a batch.
+    posted = read_events(body)
+    events = posted.valid
+    if not events:
+        raise RequestValidationError(posted.errors())
     now = datetime.now(UTC)
     try:
         routed = await svc.router.handle_batch(
@@ -149,17 +168,21 @@ async def post_events(body: EventIn | EventBatch, svc: Svc) -> Response:
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"Temporal is unavailable: {exc.message}; the events are stored",
         ) from None
-    if isinstance(body, EventIn) and routed[0].status == "unknown_customer":
+    if not posted.batch and routed[0].status == "unknown_customer":
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
-            f"unknown customer '{body.customer_id}'; the event was stored "
+            f"unknown customer '{events[0].customer_id}'; the event was stored "
             "and will not be routed until the customer exists",
         )
+    answers: list[RoutedEvent | InvalidItem] = list(routed)
+    if len(events) < len(posted.items):  # the invalid items, in their places
+        given = iter(routed)
+        answers = [item if isinstance(item, InvalidItem) else next(given) for item in posted.items]
     # `EventsResponse` as JSON, written straight from the answers: building a model per
     # event, which FastAPI would then validate again, costs more than storing the batch.
     # `health` is the router's own record of a rescore, not part of the answer.
     return Response(
-        b'{"results":' + _ROUTED.dump_json(routed, exclude={"__all__": {"health"}}) + b"}",
+        b'{"results":' + _ANSWERS.dump_json(answers, exclude={"__all__": {"health"}}) + b"}",
         status.HTTP_202_ACCEPTED,
         media_type="application/json",
     )

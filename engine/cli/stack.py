@@ -27,6 +27,13 @@ from engine.errors import PlaybookError
 )
 @click.option("--temporal-port", default=7233, show_default=True, type=int)
 @click.option("--temporal-ui-port", default=8233, show_default=True, type=int)
+@click.option(
+    "--api-processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="HTTP API processes sharing the port (Linux): about one core each for events.",
+)
 def up(
     demo: bool,
     root: Path,
@@ -35,6 +42,7 @@ def up(
     dev_server: bool,
     temporal_port: int,
     temporal_ui_port: int,
+    api_processes: int,
 ) -> None:
     """Start everything: Temporal (dev server), database, worker, API and web UI.
 
@@ -55,6 +63,7 @@ def up(
         dev_server=dev_server,
         temporal_port=temporal_port,
         temporal_ui_port=temporal_ui_port,
+        api_processes=api_processes,
     )
     try:
         asyncio.run(run_up(get_settings(), options, err_console))

@@ -2,9 +2,10 @@
 
 The live API, the CLI and the simulators ingest events through `ingest_events` (one event:
 `ingest_event`), so milestones are computed the same way everywhere (see
-`engine.language.milestones`). A batch costs about one write: the repeats are found with
-one query, the customers with another, the running enrollments with a third, and the new
-events are inserted with one multi-row INSERT, all in the caller's transaction.
+`engine.language.milestones`). A batch costs about one write: the customers and their
+running enrollments are read with one query, and the events are inserted with one
+executemany that skips the ids already stored (the duplicate check), all in the caller's
+transaction; milestones are looked at only for customers with an event one can match.
 
 An enrollment hears of an event only when its plan reacts to that event's name
 (`engine.language.listening`); the plan is the version the enrollment runs, read from the
@@ -15,13 +16,13 @@ version is unknown hears of every event, as before routing looked at plans.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.language.listening import listened_events
@@ -95,20 +96,17 @@ def ingest_events(
     for event in events:
         if event.at.tzinfo is None or event.at.utcoffset() is None:
             raise ValueError(f"event {event.id!r}: at must be timezone-aware, got {event.at!r}")
-    stored = _existing(session, _STORED_IDS, [e.id for e in events])
-    known = _existing(session, _KNOWN_CUSTOMERS, [e.customer_id for e in events])
+    # Repeats of earlier batches are not looked for first: the insert skips them and says
+    # which rows it stored, so a batch without repeats costs no lookup of its ids.
+    known, running = _customers(session, {e.customer_id for e in events})
     results: list[Ingested] = []
-    seen = set(stored)
+    seen: set[str] = set()
     for event in events:
         results.append(
             Ingested(new=event.id not in seen, known_customer=event.customer_id in known)
         )
         seen.add(event.id)
-    listeners = _listeners(
-        session,
-        {e.customer_id for e, r in zip(events, results, strict=True) if r.new and r.known_customer},
-        plans,
-    )
+    listeners = _listeners(session, running, plans)
     rows: list[dict[str, Any]] = []
     received = utcnow()
     for event, result in zip(events, results, strict=True):
@@ -137,49 +135,57 @@ def ingest_events(
         )
     inserted = repository.insert_new_events(session, rows)
     for result, event in zip(results, events, strict=True):
-        if result.new and event.id not in inserted:  # stored meanwhile by another writer
+        if result.new and event.id not in inserted:  # stored before, or meanwhile by another
             result.new, result.enrollments = False, []
     _record_milestones(session, events, results, milestones, inserted)
     return results
 
 
-_STORED_IDS = select(Event.id).where(Event.id.in_(bindparam("ids", expanding=True)))
-_KNOWN_CUSTOMERS = select(Customer.id).where(Customer.id.in_(bindparam("ids", expanding=True)))
-_RUNNING = select(
-    Enrollment.customer_id, Enrollment.workflow_id, Enrollment.playbook_id, Enrollment.version
-).where(
-    Enrollment.customer_id.in_(bindparam("ids", expanding=True)),
-    Enrollment.status == EnrollmentStatus.RUNNING,
+_CUSTOMERS = (
+    select(Customer.id, Enrollment.workflow_id, Enrollment.playbook_id, Enrollment.version)
+    .outerjoin(
+        Enrollment,
+        and_(
+            Enrollment.customer_id == Customer.id,
+            Enrollment.status == EnrollmentStatus.RUNNING,
+        ),
+    )
+    .where(Customer.id.in_(bindparam("ids", expanding=True)))
 )
 # Built once: an IN list given as values is coerced value by value on every call.
 
 
-def _existing(session: Session, statement: Select[str], values: Iterable[str]) -> set[str]:
-    """Which of ``values`` ``statement`` (an ``IN :ids`` query) finds, in chunks."""
-    wanted = sorted(set(values))
-    found: set[str] = set()
-    for start in range(0, len(wanted), IN_CHUNK):
-        found.update(session.scalars(statement, {"ids": wanted[start : start + IN_CHUNK]}))
-    return found
+def _customers(
+    session: Session, customer_ids: set[str]
+) -> tuple[set[str], list[tuple[str, str, str, str]]]:
+    """Which of the customers exist, and their running enrollments (customer, workflow id,
+    playbook, version): one query per `IN_CHUNK` customers."""
+    known: set[str] = set()
+    running: list[tuple[str, str, str, str]] = []
+    ordered = sorted(customer_ids)
+    for start in range(0, len(ordered), IN_CHUNK):
+        for customer_id, workflow_id, pid, version in session.execute(
+            _CUSTOMERS, {"ids": ordered[start : start + IN_CHUNK]}
+        ):
+            known.add(customer_id)
+            if workflow_id is not None:
+                running.append((customer_id, workflow_id, pid, version))
+    return known, running
 
 
 def _listeners(
-    session: Session, customers: set[str], plans: Mapping[str, CompiledPlan] | None
+    session: Session,
+    running: list[tuple[str, str, str, str]],
+    plans: Mapping[str, CompiledPlan] | None,
 ) -> dict[str, dict[str, frozenset[str] | None]]:
     """Per customer, each running enrollment (workflow id) and the events its plan listens
     to (None: its plan is unknown, so it hears everything)."""
     out: dict[str, dict[str, frozenset[str] | None]] = defaultdict(dict)
-    if not customers:
-        return out
-    rows: list[tuple[str, str, str, str]] = []
-    ordered = sorted(customers)
-    for start in range(0, len(ordered), IN_CHUNK):
-        rows += session.execute(_RUNNING, {"ids": ordered[start : start + IN_CHUNK]}).all()
     sets = {
         key: _listening(session, *key, plans)
-        for key in {(pid, version) for *_, pid, version in rows}
+        for key in {(pid, version) for *_, pid, version in running}
     }
-    for customer_id, workflow_id, pid, version in sorted(rows):
+    for customer_id, workflow_id, pid, version in sorted(running):
         names = sets[(pid, version)]
         held = out[customer_id]
         if workflow_id in held and (held[workflow_id] is None or names is None):

@@ -52,17 +52,67 @@ async def test_a_bad_event_is_a_422_naming_the_field(
     assert any(loc.endswith(field) for loc in locations), locations
 
 
-async def test_a_bad_item_in_a_batch_is_named_by_its_position(
-    api: httpx.AsyncClient, customer: str
+async def test_a_bad_item_in_a_batch_is_answered_invalid_and_the_good_ones_kept(
+    api: httpx.AsyncClient, customer: str, services: Services
 ) -> None:
-    good = event(customer)
-    response = await api.post(
-        "/api/events", json={"events": [good, event(customer, name="bad name")]}
+    """Each item of a batch is judged on its own: the bad ones are answered `invalid` with
+    their errors located as in a 422, the good ones (repeats included) as if alone."""
+    good, later = event(customer), event(customer)
+    bad_name = event(customer, name="bad name")
+    two_faults = event(customer, at="2026-01-05T10:00:00", colour="red")
+    body = {"events": [good, bad_name, two_faults, "not an object", later, good]}
+    response = await api.post("/api/events", json=body)
+    assert response.status_code == 202, response.text
+    results = response.json()["results"]
+    assert EventsResponse.model_validate(response.json()).model_dump() == response.json()
+    assert [(r["id"], r["status"]) for r in results] == [
+        (good["id"], "accepted"),
+        (bad_name["id"], "invalid"),
+        (two_faults["id"], "invalid"),
+        ("", "invalid"),
+        (later["id"], "accepted"),
+        (good["id"], "duplicate"),
+    ]
+    assert [[e["loc"] for e in r.get("errors", [])] for r in results] == [
+        [],
+        [["body", "events", 1, "name"]],
+        [["body", "events", 2, "at"], ["body", "events", 2, "colour"]],
+        [["body", "events", 3]],
+        [],
+        [],
+    ]
+    assert all(e["msg"] and e["type"] for r in results for e in r.get("errors", []))
+    with services.sessions() as session:
+        assert repository.get_event(session, good["id"]) is not None
+        assert repository.get_event(session, later["id"]) is not None
+        assert repository.get_event(session, bad_name["id"]) is None
+    # the bad item fixed and sent again is stored, once; the good ones are repeats
+    fixed = bad_name | {"name": "bad.name"}
+    again = await api.post("/api/events", json={"events": [fixed, good, fixed]})
+    assert [r["status"] for r in again.json()["results"]] == ["accepted", "duplicate", "duplicate"]
+
+
+async def test_a_body_that_is_no_event_and_no_batch_is_refused_whole(
+    api: httpx.AsyncClient, customer: str, services: Services
+) -> None:
+    """A 422 when nothing of the body can be kept: a batch without one good item, an
+    empty or oversized batch, a batch with another key, a body that is not JSON."""
+    bad = [event(customer, name="bad name"), event(customer, id="")]
+    locations = field_errors(await api.post("/api/events", json={"events": bad}))
+    assert locations == ["body.events.0.name", "body.events.1.id"]
+    assert field_errors(await api.post("/api/events", json={"events": []})) == ["body.events"]
+    too_many = {"events": [event(customer) for _ in range(1001)]}
+    assert field_errors(await api.post("/api/events", json=too_many)) == ["body.events"]
+    extra = {"events": [event(customer)], "source": "crm"}
+    assert field_errors(await api.post("/api/events", json=extra)) == ["body.source"]
+    assert field_errors(await api.post("/api/events", json={"events": "many"})) == ["body.events"]
+    not_json = await api.post(
+        "/api/events", content=b'{"events": [', headers={"Content-Type": "application/json"}
     )
-    assert any("events.1.name" in loc for loc in field_errors(response))
-    assert field_errors(await api.post("/api/events", json={"events": []}))
-    # nothing of a refused batch was stored
-    assert (await api.post("/api/events", json=good)).json()["results"][0]["status"] == "accepted"
+    assert not_json.status_code == 422
+    with services.sessions() as session:  # nothing of a refused body was stored
+        assert repository.get_event(session, too_many["events"][0]["id"]) is None
+        assert repository.get_event(session, extra["events"][0]["id"]) is None
 
 
 async def test_an_event_for_an_unknown_customer_is_404_and_stored(

@@ -4,7 +4,7 @@ batch, and only the running enrollments whose plan listens to an event are named
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -174,3 +174,24 @@ def test_an_id_stored_by_another_writer_meanwhile_is_not_counted_as_ours(
     with sessions.begin() as session:
         assert repository.insert_new_events(session, rows) == {"free"}
     assert statuses(sessions) == {"taken": "unknown_customer", "free": "stored"}
+
+
+def test_a_batch_reads_back_as_it_was_given(sessions: sessionmaker[Session]) -> None:
+    """The insert writes rows without SQLAlchemy's per-row conversions (SQLite: tuples to the
+    driver; PostgreSQL: arrays): times come back as the same instants in UTC, properties as
+    the same JSON, and a repeat of an earlier batch is skipped by the insert itself."""
+    seed(sessions, "acme")
+    at = datetime(2026, 3, 2, 11, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    properties = {"pfad": "/über", "n": [1, 2.5, None, True], "nested": {"k": "v"}}
+    given = [IncomingEvent("r1", "acme", "page.viewed", at, properties)]
+    with sessions.begin() as session:
+        (first,) = ingest_events(session, given, milestones={})
+    with sessions.begin() as session:
+        (again,) = ingest_events(session, given, milestones={})
+    assert (first.new, again.new) == (True, False)
+    with sessions() as session:
+        stored = repository.get_event(session, "r1")
+        assert stored is not None
+        assert stored.at == at and stored.at.tzinfo == UTC
+        assert stored.properties == properties
+        assert stored.received_at.tzinfo == UTC
