@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.language.health import EventFact, HealthResult, Scorecard, score_customer
@@ -301,28 +302,29 @@ def recompute_page(
         }
         for r in recorded
     ]
-    fresh = [p for p in points if p["customer_id"] not in existing]
-    if fresh:
-        session.execute(insert(HealthScore), fresh)
-    again = [{f"b_{key}": value for key, value in p.items()} for p in points
-             if p["customer_id"] in existing]  # fmt: skip
-    if again:
+    if points:
+        # An upsert, not insert-or-update by what was read: two writers scoring the same
+        # customer at once (two event batches) both find no point for today.
+        upsert = _insert_for(session)(scores_table)
         session.execute(
-            update(scores_table)
-            .where(scores_table.c.customer_id == bindparam("b_customer_id"))
-            .where(scores_table.c.day == bindparam("b_day"))
-            .values(
-                at=bindparam("b_at"),
-                score=bindparam("b_score"),
-                band=bindparam("b_band"),
-                known=bindparam("b_known"),
-                measures=bindparam("b_measures"),
-                signals=bindparam("b_signals"),
+            upsert.on_conflict_do_update(
+                index_elements=["customer_id", "day"],
+                set_={
+                    key: upsert.excluded[key]
+                    for key in ("at", "score", "band", "known", "measures", "signals")
+                },
             ),
-            again,
+            points,
         )
     _expire(session, {r.customer_id for r in moved}, existing)
     return recorded
+
+
+def _insert_for(session: Session) -> Any:
+    """The dialect's ``INSERT`` with ``ON CONFLICT`` (the store is SQLite or PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def _previous_points(

@@ -287,3 +287,52 @@ def test_the_paged_recompute_records_what_one_customer_at_a_time_does(
         held = session.get(Customer, "c03")
         assert held is not None and held.health_score == customers[3][1]
     assert _health_rows(sessions) == one_by_one
+
+
+def test_two_writers_scoring_one_customer_at_once_keep_one_point(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Two event batches for one customer rescore it at once: both read "no point today",
+    and the second to write must update the first's point, not fail on the unique day."""
+    import threading
+
+    from sqlalchemy import event
+
+    from engine.store.models import Customer
+
+    with sessions.begin() as session:
+        repository.upsert_customer(session, repository.CustomerData(id="race", name="race"))
+        _wau(session, "race", 2, NOW - timedelta(hours=2))
+    first, second = sessions(), sessions()
+    writing = threading.Event()
+
+    def before_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            writing.set()  # the second writer has read (no point today) and starts writing
+
+    failed: list[BaseException] = []
+
+    def score_again() -> None:
+        try:
+            customers = [second.get_one(Customer, "race")]
+            health.recompute_page(second, CARD, customers, NOW + timedelta(minutes=1))
+            second.commit()
+        except BaseException as exc:  # reported by the assertion below
+            failed.append(exc)
+            writing.set()
+
+    try:
+        health.recompute_page(first, CARD, [first.get_one(Customer, "race")], NOW)
+        event.listen(second.connection(), "before_cursor_execute", before_execute)
+        writer = threading.Thread(target=score_again)
+        writer.start()
+        assert writing.wait(30)
+        first.commit()
+        writer.join(timeout=60)
+        assert not writer.is_alive() and failed == []
+    finally:
+        first.close()
+        second.close()
+    with sessions() as session:
+        points = list(session.scalars(select(HealthScore).where(HealthScore.customer_id == "race")))
+    assert [(p.day, p.at) for p in points] == [(NOW.date(), NOW + timedelta(minutes=1))]
