@@ -95,6 +95,8 @@ def ingest_events(
     for event in events:
         if event.at.tzinfo is None or event.at.utcoffset() is None:
             raise ValueError(f"event {event.id!r}: at must be timezone-aware, got {event.at!r}")
+    if len(events) == 1:  # the live API's usual case: fewer statements than a batch's
+        return [_ingest_one(session, events[0], milestones, plans)]
     stored = _existing(session, _STORED_IDS, [e.id for e in events])
     known = _existing(session, _KNOWN_CUSTOMERS, [e.customer_id for e in events])
     results: list[Ingested] = []
@@ -112,35 +114,63 @@ def ingest_events(
     rows: list[dict[str, Any]] = []
     received = utcnow()
     for event, result in zip(events, results, strict=True):
-        if not result.new:
-            continue
-        if result.known_customer:
-            result.enrollments = [
-                workflow_id
-                for workflow_id, names in listeners.get(event.customer_id, {}).items()
-                if names is None or event.name in names
-            ]
-            status, note = (EventStatus.ROUTED if result.enrollments else EventStatus.STORED), None
-        else:
-            status, note = EventStatus.UNKNOWN_CUSTOMER, f"no customer '{event.customer_id}'"
-        rows.append(
-            {
-                "id": event.id,
-                "customer_id": event.customer_id,
-                "name": event.name,
-                "at": event.at,
-                "properties": event.properties,
-                "received_at": received,
-                "status": str(status),
-                "note": note,
-            }
-        )
+        if result.new:
+            rows.append(_route(event, result, listeners.get(event.customer_id, {}), received))
     inserted = repository.insert_new_events(session, rows)
     for result, event in zip(results, events, strict=True):
         if result.new and event.id not in inserted:  # stored meanwhile by another writer
             result.new, result.enrollments = False, []
     _record_milestones(session, events, results, milestones, inserted)
     return results
+
+
+def _ingest_one(
+    session: Session,
+    event: IncomingEvent,
+    milestones: Mapping[str, MilestonePlan],
+    plans: Mapping[str, CompiledPlan] | None,
+) -> Ingested:
+    """One event in two statements when it reaches no milestone: the customer and its
+    running enrollments read together, then the insert, whose skipped row says a repeat
+    (no separate look for the id first)."""
+    rows = session.execute(_CUSTOMER_RUNNING, {"id": event.customer_id}).all()
+    result = Ingested(new=True, known_customer=bool(rows))
+    running = [(row[0], row[1], row[2], row[3]) for row in rows if row[1] is not None]
+    heard = _by_customer(session, running, plans).get(event.customer_id, {})
+    inserted = repository.insert_new_events(session, [_route(event, result, heard, utcnow())])
+    if not inserted:  # a repeat: it changes nothing and reaches nobody
+        return Ingested(new=False, known_customer=result.known_customer)
+    _record_milestones(session, [event], [result], milestones, inserted)
+    return result
+
+
+def _route(
+    event: IncomingEvent,
+    result: Ingested,
+    heard: Mapping[str, frozenset[str] | None],
+    received: datetime,
+) -> dict[str, Any]:
+    """Name in ``result`` the enrollments (of ``heard``, the customer's) that listen to the
+    new event; return the event's row, with its status."""
+    if result.known_customer:
+        result.enrollments = [
+            workflow_id
+            for workflow_id, names in heard.items()
+            if names is None or event.name in names
+        ]
+        status, note = (EventStatus.ROUTED if result.enrollments else EventStatus.STORED), None
+    else:
+        status, note = EventStatus.UNKNOWN_CUSTOMER, f"no customer '{event.customer_id}'"
+    return {
+        "id": event.id,
+        "customer_id": event.customer_id,
+        "name": event.name,
+        "at": event.at,
+        "properties": event.properties,
+        "received_at": received,
+        "status": str(status),
+        "note": note,
+    }
 
 
 _STORED_IDS = select(Event.id).where(Event.id.in_(bindparam("ids", expanding=True)))
@@ -150,6 +180,21 @@ _RUNNING = select(
 ).where(
     Enrollment.customer_id.in_(bindparam("ids", expanding=True)),
     Enrollment.status == EnrollmentStatus.RUNNING,
+)
+_CUSTOMER_RUNNING = (
+    select(Customer.id, Enrollment.workflow_id, Enrollment.playbook_id, Enrollment.version)
+    .outerjoin(
+        Enrollment,
+        (Enrollment.customer_id == Customer.id) & (Enrollment.status == EnrollmentStatus.RUNNING),
+    )
+    .where(Customer.id == bindparam("id"))
+)
+_REACHED = select(MilestoneState.customer_id, MilestoneState.milestone).where(
+    MilestoneState.customer_id.in_(bindparam("ids", expanding=True))
+)
+_EARLIER = select(Event.id, Event.customer_id, Event.name, Event.properties).where(
+    Event.customer_id.in_(bindparam("ids", expanding=True)),
+    Event.name.in_(bindparam("names", expanding=True)),
 )
 # Built once: an IN list given as values is coerced value by value on every call.
 
@@ -168,13 +213,23 @@ def _listeners(
 ) -> dict[str, dict[str, frozenset[str] | None]]:
     """Per customer, each running enrollment (workflow id) and the events its plan listens
     to (None: its plan is unknown, so it hears everything)."""
-    out: dict[str, dict[str, frozenset[str] | None]] = defaultdict(dict)
     if not customers:
-        return out
+        return {}
     rows: list[tuple[str, str, str, str]] = []
     ordered = sorted(customers)
     for start in range(0, len(ordered), IN_CHUNK):
         rows += session.execute(_RUNNING, {"ids": ordered[start : start + IN_CHUNK]}).all()
+    return _by_customer(session, rows, plans)
+
+
+def _by_customer(
+    session: Session,
+    rows: Sequence[tuple[str, str, str, str]],
+    plans: Mapping[str, CompiledPlan] | None,
+) -> dict[str, dict[str, frozenset[str] | None]]:
+    """`_listeners` from the running enrollments' (customer, workflow id, playbook,
+    version) rows."""
+    out: dict[str, dict[str, frozenset[str] | None]] = defaultdict(dict)
     sets = {
         key: _listening(session, *key, plans)
         for key in {(pid, version) for *_, pid, version in rows}
@@ -239,24 +294,15 @@ def _record_milestones(
     names = {n for key in set().union(*candidates.values()) for n in _names(milestones[key])}
     for start in range(0, len(customers), IN_CHUNK):
         chunk = customers[start : start + IN_CHUNK]
-        reached.update(
-            session.execute(
-                select(MilestoneState.customer_id, MilestoneState.milestone).where(
-                    MilestoneState.customer_id.in_(chunk)
-                )
-            ).all()
-        )
-        earlier = session.execute(
-            select(Event.id, Event.customer_id, Event.name, Event.properties).where(
-                Event.customer_id.in_(chunk), Event.name.in_(sorted(names))
-            )
-        ).all()
+        reached.update(session.execute(_REACHED, {"ids": chunk}).all())
+        earlier = session.execute(_EARLIER, {"ids": chunk, "names": sorted(names)}).all()
         for event_id, customer_id, name, properties in earlier:
             if event_id in inserted:
                 continue
             for key in candidates[customer_id]:
                 if matches(milestones[key], name, dict(properties or {})):
                     counts[(customer_id, key)] += 1
+    reaches: list[dict[str, Any]] = []
     for event, result in fresh:
         for key, milestone in milestones.items():
             mark = (event.customer_id, key)
@@ -268,15 +314,17 @@ def _record_milestones(
                 continue
             counts[mark] += 1
             if counts[mark] >= (milestone.count if milestone.event else 1):
-                repository.record_milestone(
-                    session,
-                    customer_id=event.customer_id,
-                    milestone=key,
-                    at=event.at,
-                    value=event.properties.get("value"),
+                reaches.append(
+                    {
+                        "customer_id": event.customer_id,
+                        "milestone": key,
+                        "at": event.at,
+                        "value": event.properties.get("value"),
+                    }
                 )
                 reached.add(mark)
                 result.milestones_reached.append(key)
+    repository.record_milestones(session, reaches)
 
 
 def _names(milestone: MilestonePlan) -> list[str]:

@@ -332,22 +332,38 @@ def record_milestone(
     Call it once per stored event (after `record_event` returned True) so that retries do
     not inflate the count.
     """
-    stmt = _insert(session, MilestoneState).values(
-        customer_id=customer_id,
-        milestone=milestone,
-        reached_at=_aware(at, "at"),
-        count=1,
-        value=value,
+    record_milestones(
+        session,
+        [{"customer_id": customer_id, "milestone": milestone, "at": at, "value": value}],
     )
-    table = _table(MilestoneState)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["customer_id", "milestone"],
-        set_={"count": table.c["count"] + 1, "value": stmt.excluded["value"]},
-    )
-    session.execute(stmt)
     state = session.get(MilestoneState, (customer_id, milestone), populate_existing=True)
     assert state is not None
     return state
+
+
+def record_milestones(session: Session, reached: Sequence[dict[str, Any]]) -> None:
+    """`record_milestone` for several (``customer_id``, ``milestone``, ``at``, ``value``)
+    in one executemany, without reading the states back (event ingestion needs none)."""
+    if not reached:
+        return
+    dialect = session.get_bind().dialect.name
+    stmt = _MILESTONE_UPSERTS.get(dialect)
+    if stmt is None:  # built once per dialect: building it cost more than running it
+        insert = _insert(session, MilestoneState).values(
+            customer_id=bindparam("customer_id"),
+            milestone=bindparam("milestone"),
+            reached_at=bindparam("at"),
+            count=1,
+            value=bindparam("value"),
+        )
+        stmt = _MILESTONE_UPSERTS[dialect] = insert.on_conflict_do_update(
+            index_elements=["customer_id", "milestone"],
+            set_={"count": MilestoneState.count + 1, "value": insert.excluded.value},
+        )
+    session.execute(stmt, [{**row, "at": _aware(row["at"], "at")} for row in reached])
+
+
+_MILESTONE_UPSERTS: dict[str, Executable] = {}
 
 
 def get_milestones(session: Session, customer_id: str) -> dict[str, MilestoneState]:
