@@ -591,12 +591,16 @@ def insert_outbox(
             updated_at=now,
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(_table(OutboxMessage).c.id)
+        .returning(*_table(OutboxMessage).c)
     )
-    created = session.execute(stmt).first() is not None
+    # The new row comes back from the insert itself: under SQLite the writer lock is held
+    # from the insert to the commit, so a second statement here would hold it longer.
+    message = session.scalars(select(OutboxMessage).from_statement(stmt)).first()
+    if message is not None:
+        return message, True
     message = get_outbox(session, idempotency_key)
     assert message is not None
-    return message, created
+    return message, False
 
 
 def lock_contact_budget(session: Session, email: str) -> None:
@@ -811,7 +815,7 @@ def latest_plan(session: Session, playbook_id: str) -> dict[str, Any] | None:
     return None if row is None else row.plan
 
 
-def upsert_enrollment(
+def save_enrollment(
     session: Session,
     *,
     workflow_id: str,
@@ -826,7 +830,7 @@ def upsert_enrollment(
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
     new: bool = False,
-) -> Enrollment:
+) -> str:
     """Create or update the projection of one enrollment run, keyed by ``enrollment_key``.
 
     Each run has its own key, so a re-enrollment under the same workflow id adds a row
@@ -835,6 +839,7 @@ def upsert_enrollment(
     replaces an ended run's start, end and outcome instead of inheriting them.
     Status, playbook, version and customer are always written; the optional fields only
     when given (None leaves the stored value), so progress updates need not repeat them.
+    Returns the run's key; `upsert_enrollment` also reads the row back.
     """
     now = utcnow()
     key = enrollment_key or workflow_id
@@ -865,6 +870,41 @@ def upsert_enrollment(
     if new:
         set_.update({name: stmt.excluded[name] for name in ("started_at", "ended_at", "outcome")})
     session.execute(stmt.on_conflict_do_update(index_elements=["enrollment_key"], set_=set_))
+    return key
+
+
+def upsert_enrollment(
+    session: Session,
+    *,
+    workflow_id: str,
+    playbook_id: str,
+    version: str,
+    customer_id: str,
+    enrollment_key: str | None = None,
+    status: EnrollmentStatus = EnrollmentStatus.RUNNING,
+    cycle_key: str | None = None,
+    current_step: str | None = None,
+    outcome: str | None = None,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    new: bool = False,
+) -> Enrollment:
+    """`save_enrollment`, then the row as stored."""
+    key = save_enrollment(
+        session,
+        workflow_id=workflow_id,
+        playbook_id=playbook_id,
+        version=version,
+        customer_id=customer_id,
+        enrollment_key=enrollment_key,
+        status=status,
+        cycle_key=cycle_key,
+        current_step=current_step,
+        outcome=outcome,
+        started_at=started_at,
+        ended_at=ended_at,
+        new=new,
+    )
     enrollment = session.get(Enrollment, key, populate_existing=True)
     assert enrollment is not None
     return enrollment
