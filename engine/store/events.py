@@ -291,10 +291,20 @@ def _record_milestones(
     customers = sorted(candidates)
     reached: set[tuple[str, str]] = set()
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    names = {n for key in set().union(*candidates.values()) for n in _names(milestones[key])}
+    # Earlier events are read only for milestones one event cannot reach alone (a count
+    # above one): inside the write transaction, a statement fewer is a shorter hold of
+    # SQLite's writer lock.
+    names = {
+        n
+        for key in set().union(*candidates.values())
+        if _needed(milestones[key]) > 1
+        for n in _names(milestones[key])
+    }
     for start in range(0, len(customers), IN_CHUNK):
         chunk = customers[start : start + IN_CHUNK]
         reached.update(session.execute(_REACHED, {"ids": chunk}).all())
+        if not names:
+            continue
         earlier = session.execute(_EARLIER, {"ids": chunk, "names": sorted(names)}).all()
         for event_id, customer_id, name, properties in earlier:
             if event_id in inserted:
@@ -313,7 +323,7 @@ def _record_milestones(
             ):
                 continue
             counts[mark] += 1
-            if counts[mark] >= (milestone.count if milestone.event else 1):
+            if counts[mark] >= _needed(milestone):
                 reaches.append(
                     {
                         "customer_id": event.customer_id,
@@ -325,6 +335,11 @@ def _record_milestones(
                 reached.add(mark)
                 result.milestones_reached.append(key)
     repository.record_milestones(session, reaches)
+
+
+def _needed(milestone: MilestonePlan) -> int:
+    """How many matching events reach ``milestone`` (a metric: the first that matches)."""
+    return milestone.count if milestone.event else 1
 
 
 def _names(milestone: MilestonePlan) -> list[str]:
