@@ -4,7 +4,10 @@ The live API, the CLI and the simulators ingest events through `ingest_events` (
 `ingest_event`), so milestones are computed the same way everywhere (see
 `engine.language.milestones`). A batch costs about one write: the repeats are found with
 one query, the customers with another, the running enrollments with a third, and the new
-events are inserted with one multi-row INSERT, all in the caller's transaction.
+events are inserted with one multi-row INSERT, all in the caller's transaction. One event
+alone (the live API's usual case) takes two statements when it reaches no milestone: its
+customer and running enrollments in one read, then the insert. Under SQLite the writer lock
+is held from the first write to the commit, so what follows the insert is kept short.
 
 An enrollment hears of an event only when its plan reacts to that event's name
 (`engine.language.listening`); the plan is the version the enrollment runs, read from the
