@@ -75,7 +75,7 @@ class DecisionActivities(StoreActivities):
         """Keep the store's enrollment projection (for reports and the UI) up to date."""
         ended = input.status != EnrollmentStatus.RUNNING
         with self.sessions.begin() as session:
-            repository.upsert_enrollment(
+            repository.save_enrollment(
                 session,
                 workflow_id=input.enrollment_id,
                 enrollment_key=input.enrollment_key,

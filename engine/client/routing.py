@@ -15,11 +15,13 @@ the same answer. Date and schedule triggers are not live: see `engine.client.swe
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -33,6 +35,7 @@ from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.messages import EventSignal
 from engine.store import health
 from engine.store.context import condition_values, decide
+from engine.store.db import SQLITE_BUSY_TIMEOUT_MS, poll_sqlite_lock
 from engine.store.events import IncomingEvent, Ingested, ingest_events
 from engine.store.health import Recorded
 
@@ -217,14 +220,26 @@ class EventRouter:
     def _ingest(
         self, events: Sequence[IncomingEvent], plans: Mapping[str, CompiledPlan]
     ) -> list[Ingested]:
-        """The events stored in one transaction, committed on return."""
-        with self.sessions.begin() as session:
-            return ingest_events(
-                session,
-                events,
-                milestones=self.milestones() if callable(self.milestones) else self.milestones,
-                plans=plans,
-            )
+        """The events stored in one transaction, committed on return.
+
+        Under SQLite the write polls for the writer lock (`poll_sqlite_lock`), tried again
+        a millisecond after each refusal for up to the usual busy timeout: the worker's
+        activities write often, and SQLite's own waits, growing to 100 ms a try, left an
+        event waiting behind them for hundreds of milliseconds (bench/RESULTS.md, "The
+        tail"). The writes are short, so polling costs little.
+        """
+        milestones = self.milestones() if callable(self.milestones) else self.milestones
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        while True:
+            polling = False
+            try:
+                with self.sessions.begin() as session:
+                    polling = poll_sqlite_lock(session)
+                    return ingest_events(session, events, milestones=milestones, plans=plans)
+            except OperationalError as exc:
+                if not polling or "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.001)
 
     def _why_not_enroll(
         self, plan: CompiledPlan, customer_id: str, signal: EventSignal, now: datetime

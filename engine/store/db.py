@@ -34,6 +34,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # activities queue on the single writer (with the worker's SQLite activity cap) to wait
 # rather than fail.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long one try of a writer that polls for the lock waits (`poll_sqlite_lock`).
+SQLITE_LOCK_POLL_MS = 2
+_POLLING = "playbook_polls_lock"
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -88,6 +91,31 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def poll_sqlite_lock(session: Session) -> bool:
+    """Under SQLite, make the session's connection give up on the writer lock after
+    `SQLITE_LOCK_POLL_MS` instead of `SQLITE_BUSY_TIMEOUT_MS`; True if it did (else nothing
+    changes). For a short write whose caller retries at once on "database is locked":
+    SQLite's own busy handler sleeps 1, 2, 5 ... up to 100 ms between tries and keeps no
+    queue, so a waiter can lose the lock to other writers many times in a row. The
+    connection's usual timeout comes back when it returns to the pool."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return False
+    connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_LOCK_POLL_MS}")
+    connection.info[_POLLING] = True
+    return True
+
+
+def _restore_busy_timeout(dbapi_connection: Any, record: Any) -> None:
+    """Back to the usual busy timeout when a `poll_sqlite_lock` connection is returned."""
+    if record.info.pop(_POLLING, False):
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+
 def create_engine_for(url: str | URL | None = None, **kwargs: Any) -> Engine:
     """A new engine for `url`; extra keyword arguments go to `sqlalchemy.create_engine`.
 
@@ -101,6 +129,7 @@ def create_engine_for(url: str | URL | None = None, **kwargs: Any) -> Engine:
             _create_private(path.expanduser())
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "checkin", _restore_busy_timeout)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)

@@ -5,7 +5,10 @@ The live API, the CLI and the simulators ingest events through `ingest_events` (
 `engine.language.milestones`). A batch costs about one write: the customers and their
 running enrollments are read with one query, and the events are inserted with one
 executemany that skips the ids already stored (the duplicate check), all in the caller's
-transaction; milestones are looked at only for customers with an event one can match.
+transaction; milestones are looked at only for customers with an event one can match. One
+event alone (the live API's usual case) thus takes two statements when it reaches no
+milestone. Under SQLite the writer lock is held from the first write to the commit, so
+what follows the insert is kept short.
 
 An enrollment hears of an event only when its plan reacts to that event's name
 (`engine.language.listening`); the plan is the version the enrollment runs, read from the
@@ -110,35 +113,43 @@ def ingest_events(
     rows: list[dict[str, Any]] = []
     received = utcnow()
     for event, result in zip(events, results, strict=True):
-        if not result.new:
-            continue
-        if result.known_customer:
-            result.enrollments = [
-                workflow_id
-                for workflow_id, names in listeners.get(event.customer_id, {}).items()
-                if names is None or event.name in names
-            ]
-            status, note = (EventStatus.ROUTED if result.enrollments else EventStatus.STORED), None
-        else:
-            status, note = EventStatus.UNKNOWN_CUSTOMER, f"no customer '{event.customer_id}'"
-        rows.append(
-            {
-                "id": event.id,
-                "customer_id": event.customer_id,
-                "name": event.name,
-                "at": event.at,
-                "properties": event.properties,
-                "received_at": received,
-                "status": str(status),
-                "note": note,
-            }
-        )
+        if result.new:
+            rows.append(_route(event, result, listeners.get(event.customer_id, {}), received))
     inserted = repository.insert_new_events(session, rows)
     for result, event in zip(results, events, strict=True):
         if result.new and event.id not in inserted:  # stored before, or meanwhile by another
             result.new, result.enrollments = False, []
     _record_milestones(session, events, results, milestones, inserted)
     return results
+
+
+def _route(
+    event: IncomingEvent,
+    result: Ingested,
+    heard: Mapping[str, frozenset[str] | None],
+    received: datetime,
+) -> dict[str, Any]:
+    """Name in ``result`` the enrollments (of ``heard``, the customer's) that listen to the
+    new event; return the event's row, with its status."""
+    if result.known_customer:
+        result.enrollments = [
+            workflow_id
+            for workflow_id, names in heard.items()
+            if names is None or event.name in names
+        ]
+        status, note = (EventStatus.ROUTED if result.enrollments else EventStatus.STORED), None
+    else:
+        status, note = EventStatus.UNKNOWN_CUSTOMER, f"no customer '{event.customer_id}'"
+    return {
+        "id": event.id,
+        "customer_id": event.customer_id,
+        "name": event.name,
+        "at": event.at,
+        "properties": event.properties,
+        "received_at": received,
+        "status": str(status),
+        "note": note,
+    }
 
 
 _CUSTOMERS = (
@@ -152,6 +163,14 @@ _CUSTOMERS = (
     )
     .where(Customer.id.in_(bindparam("ids", expanding=True)))
 )
+_REACHED = select(MilestoneState.customer_id, MilestoneState.milestone).where(
+    MilestoneState.customer_id.in_(bindparam("ids", expanding=True))
+)
+_EARLIER = select(Event.id, Event.customer_id, Event.name, Event.properties).where(
+    Event.customer_id.in_(bindparam("ids", expanding=True)),
+    Event.name.in_(bindparam("names", expanding=True)),
+)
+# Built once: an IN list given as values is coerced value by value on every call.
 # Built once: an IN list given as values is coerced value by value on every call.
 
 
@@ -242,27 +261,28 @@ def _record_milestones(
     customers = sorted(candidates)
     reached: set[tuple[str, str]] = set()
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    names = {n for key in set().union(*candidates.values()) for n in _names(milestones[key])}
+    # Earlier events are read only for milestones one event cannot reach alone (a count
+    # above one): inside the write transaction, a statement fewer is a shorter hold of
+    # SQLite's writer lock.
+    names = {
+        n
+        for key in set().union(*candidates.values())
+        if _needed(milestones[key]) > 1
+        for n in _names(milestones[key])
+    }
     for start in range(0, len(customers), IN_CHUNK):
         chunk = customers[start : start + IN_CHUNK]
-        reached.update(
-            session.execute(
-                select(MilestoneState.customer_id, MilestoneState.milestone).where(
-                    MilestoneState.customer_id.in_(chunk)
-                )
-            ).all()
-        )
-        earlier = session.execute(
-            select(Event.id, Event.customer_id, Event.name, Event.properties).where(
-                Event.customer_id.in_(chunk), Event.name.in_(sorted(names))
-            )
-        ).all()
+        reached.update(session.execute(_REACHED, {"ids": chunk}).all())
+        if not names:
+            continue
+        earlier = session.execute(_EARLIER, {"ids": chunk, "names": sorted(names)}).all()
         for event_id, customer_id, name, properties in earlier:
             if event_id in inserted:
                 continue
             for key in candidates[customer_id]:
                 if matches(milestones[key], name, dict(properties or {})):
                     counts[(customer_id, key)] += 1
+    reaches: list[dict[str, Any]] = []
     for event, result in fresh:
         for key, milestone in milestones.items():
             mark = (event.customer_id, key)
@@ -273,16 +293,23 @@ def _record_milestones(
             ):
                 continue
             counts[mark] += 1
-            if counts[mark] >= (milestone.count if milestone.event else 1):
-                repository.record_milestone(
-                    session,
-                    customer_id=event.customer_id,
-                    milestone=key,
-                    at=event.at,
-                    value=event.properties.get("value"),
+            if counts[mark] >= _needed(milestone):
+                reaches.append(
+                    {
+                        "customer_id": event.customer_id,
+                        "milestone": key,
+                        "at": event.at,
+                        "value": event.properties.get("value"),
+                    }
                 )
                 reached.add(mark)
                 result.milestones_reached.append(key)
+    repository.record_milestones(session, reaches)
+
+
+def _needed(milestone: MilestonePlan) -> int:
+    """How many matching events reach ``milestone`` (a metric: the first that matches)."""
+    return milestone.count if milestone.event else 1
 
 
 def _names(milestone: MilestonePlan) -> list[str]:

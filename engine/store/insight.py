@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.store.models import EmailEngagement, EngagementEvent, StepVisit
@@ -129,10 +129,13 @@ def record_step_visits(
         .limit(1)
         .scalar_subquery()
     )
+    # One statement (under SQLite the writer lock is held until the commit): the newest
+    # becomes latest, any other that was latest no longer is.
     session.execute(
         update(StepVisit)
-        .where(StepVisit.run_key == run_key, StepVisit.latest.is_(True), StepVisit.id != newest)
-        .values(latest=False)
+        .where(
+            StepVisit.run_key == run_key, or_(StepVisit.latest.is_(True), StepVisit.id == newest)
+        )
+        .values(latest=StepVisit.id == newest)
     )
-    session.execute(update(StepVisit).where(StepVisit.id == newest).values(latest=True))
     return added

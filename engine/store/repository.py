@@ -399,22 +399,38 @@ def record_milestone(
     Call it once per stored event (after `record_event` returned True) so that retries do
     not inflate the count.
     """
-    stmt = _insert(session, MilestoneState).values(
-        customer_id=customer_id,
-        milestone=milestone,
-        reached_at=_aware(at, "at"),
-        count=1,
-        value=value,
+    record_milestones(
+        session,
+        [{"customer_id": customer_id, "milestone": milestone, "at": at, "value": value}],
     )
-    table = _table(MilestoneState)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["customer_id", "milestone"],
-        set_={"count": table.c["count"] + 1, "value": stmt.excluded["value"]},
-    )
-    session.execute(stmt)
     state = session.get(MilestoneState, (customer_id, milestone), populate_existing=True)
     assert state is not None
     return state
+
+
+def record_milestones(session: Session, reached: Sequence[dict[str, Any]]) -> None:
+    """`record_milestone` for several (``customer_id``, ``milestone``, ``at``, ``value``)
+    in one executemany, without reading the states back (event ingestion needs none)."""
+    if not reached:
+        return
+    dialect = session.get_bind().dialect.name
+    stmt = _MILESTONE_UPSERTS.get(dialect)
+    if stmt is None:  # built once per dialect: building it cost more than running it
+        insert = _insert(session, MilestoneState).values(
+            customer_id=bindparam("customer_id"),
+            milestone=bindparam("milestone"),
+            reached_at=bindparam("at"),
+            count=1,
+            value=bindparam("value"),
+        )
+        stmt = _MILESTONE_UPSERTS[dialect] = insert.on_conflict_do_update(
+            index_elements=["customer_id", "milestone"],
+            set_={"count": MilestoneState.count + 1, "value": insert.excluded.value},
+        )
+    session.execute(stmt, [{**row, "at": _aware(row["at"], "at")} for row in reached])
+
+
+_MILESTONE_UPSERTS: dict[str, Executable] = {}
 
 
 def get_milestones(session: Session, customer_id: str) -> dict[str, MilestoneState]:
@@ -642,12 +658,16 @@ def insert_outbox(
             updated_at=now,
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(_table(OutboxMessage).c.id)
+        .returning(*_table(OutboxMessage).c)
     )
-    created = session.execute(stmt).first() is not None
+    # The new row comes back from the insert itself: under SQLite the writer lock is held
+    # from the insert to the commit, so a second statement here would hold it longer.
+    message = session.scalars(select(OutboxMessage).from_statement(stmt)).first()
+    if message is not None:
+        return message, True
     message = get_outbox(session, idempotency_key)
     assert message is not None
-    return message, created
+    return message, False
 
 
 def lock_contact_budget(session: Session, email: str) -> None:
@@ -862,7 +882,7 @@ def latest_plan(session: Session, playbook_id: str) -> dict[str, Any] | None:
     return None if row is None else row.plan
 
 
-def upsert_enrollment(
+def save_enrollment(
     session: Session,
     *,
     workflow_id: str,
@@ -877,7 +897,7 @@ def upsert_enrollment(
     started_at: datetime | None = None,
     ended_at: datetime | None = None,
     new: bool = False,
-) -> Enrollment:
+) -> str:
     """Create or update the projection of one enrollment run, keyed by ``enrollment_key``.
 
     Each run has its own key, so a re-enrollment under the same workflow id adds a row
@@ -886,6 +906,7 @@ def upsert_enrollment(
     replaces an ended run's start, end and outcome instead of inheriting them.
     Status, playbook, version and customer are always written; the optional fields only
     when given (None leaves the stored value), so progress updates need not repeat them.
+    Returns the run's key; `upsert_enrollment` also reads the row back.
     """
     now = utcnow()
     key = enrollment_key or workflow_id
@@ -916,6 +937,41 @@ def upsert_enrollment(
     if new:
         set_.update({name: stmt.excluded[name] for name in ("started_at", "ended_at", "outcome")})
     session.execute(stmt.on_conflict_do_update(index_elements=["enrollment_key"], set_=set_))
+    return key
+
+
+def upsert_enrollment(
+    session: Session,
+    *,
+    workflow_id: str,
+    playbook_id: str,
+    version: str,
+    customer_id: str,
+    enrollment_key: str | None = None,
+    status: EnrollmentStatus = EnrollmentStatus.RUNNING,
+    cycle_key: str | None = None,
+    current_step: str | None = None,
+    outcome: str | None = None,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    new: bool = False,
+) -> Enrollment:
+    """`save_enrollment`, then the row as stored."""
+    key = save_enrollment(
+        session,
+        workflow_id=workflow_id,
+        playbook_id=playbook_id,
+        version=version,
+        customer_id=customer_id,
+        enrollment_key=enrollment_key,
+        status=status,
+        cycle_key=cycle_key,
+        current_step=current_step,
+        outcome=outcome,
+        started_at=started_at,
+        ended_at=ended_at,
+        new=new,
+    )
     enrollment = session.get(Enrollment, key, populate_existing=True)
     assert enrollment is not None
     return enrollment

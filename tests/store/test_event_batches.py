@@ -13,7 +13,7 @@ from engine.language.listening import listened_events
 from engine.project import Project
 from engine.statuses import EnrollmentStatus
 from engine.store import repository
-from engine.store.events import IncomingEvent, ingest_events
+from engine.store.events import IncomingEvent, Ingested, ingest_events
 from engine.store.models import Event
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -195,3 +195,81 @@ def test_a_batch_reads_back_as_it_was_given(sessions: sessionmaker[Session]) -> 
         assert stored.at == at and stored.at.tzinfo == UTC
         assert stored.properties == properties
         assert stored.received_at.tzinfo == UTC
+
+
+def test_one_event_alone_is_answered_as_in_a_batch(
+    sessions: sessionmaker[Session], project: Project
+) -> None:
+    """Each event posted alone (the live API's usual case) gets the answer and leaves the
+    rows that the same events in one batch give."""
+    onboarding = project.plan("onboarding")
+    seed(sessions, "alone", "batched")
+    with sessions.begin() as session:
+        for customer in ("alone", "batched"):
+            repository.upsert_enrollment(
+                session,
+                workflow_id=f"onboarding/{customer}",
+                playbook_id="onboarding",
+                version=onboarding.version,
+                customer_id=customer,
+            )
+    specs = [
+        ("i0", "user.invited"),
+        ("p1", "page.viewed"),  # onboarding does not listen
+        ("i0", "user.invited"),  # a repeat
+        ("i1", "user.invited"),
+        ("i2", "user.invited"),  # the third invitation: team_invited
+        ("r1", "report.created"),  # first_value
+    ]
+    plans = {"onboarding": onboarding}
+    alone = []
+    for event in events(*[(f"a-{i}", "alone", name) for i, name in specs]):
+        with sessions.begin() as session:
+            alone += ingest_events(session, [event], milestones=project.milestones, plans=plans)
+    with sessions.begin() as session:
+        batched = ingest_events(
+            session,
+            events(*[(f"b-{i}", "batched", name) for i, name in specs]),
+            milestones=project.milestones,
+            plans=plans,
+        )
+    with sessions.begin() as session:  # and alone, a stranger's event is stored as such
+        (stranger,) = ingest_events(
+            session, events(("s-1", "nobody", "user.invited")), milestones=project.milestones
+        )
+
+    def answers(results: list[Ingested]) -> list[tuple[object, ...]]:
+        return [
+            (
+                r.new,
+                r.known_customer,
+                r.milestones_reached,
+                [e.split("/")[0] for e in r.enrollments],
+            )
+            for r in results
+        ]
+
+    assert answers(alone) == answers(batched)
+    assert answers(alone) == [
+        (True, True, [], ["onboarding"]),
+        (True, True, [], []),
+        (False, True, [], []),
+        (True, True, [], ["onboarding"]),
+        (True, True, ["team_invited"], ["onboarding"]),
+        (True, True, ["first_value"], ["onboarding"]),
+    ]
+    assert (stranger.new, stranger.known_customer, stranger.enrollments) == (True, False, [])
+    rows = statuses(sessions)
+    assert {k[2:]: v for k, v in rows.items() if k.startswith("a-")} == {
+        k[2:]: v for k, v in rows.items() if k.startswith("b-")
+    }
+    assert rows["s-1"] == "unknown_customer"
+    with sessions() as session:
+        assert repository.get_milestones(session, "alone")["team_invited"].count == 1
+        assert {
+            k: (m.reached_at, m.count)
+            for k, m in repository.get_milestones(session, "alone").items()
+        } == {
+            k: (m.reached_at, m.count)
+            for k, m in repository.get_milestones(session, "batched").items()
+        }

@@ -1,0 +1,79 @@
+"""The API's event write polls for SQLite's writer lock (`engine.store.db.poll_sqlite_lock`,
+`EventRouter._ingest`) instead of sleeping in SQLite's growing busy-handler waits: a try
+gives up after a few milliseconds, the router tries again until the lock is free, and the
+connection goes back to the pool with the usual 30 s busy timeout."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.client.routing import EventRouter
+from engine.store.db import SQLITE_BUSY_TIMEOUT_MS, poll_sqlite_lock
+from engine.store.events import IncomingEvent
+from engine.store.models import Event
+
+AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def sqlite_file(sessions: sessionmaker[Session]) -> str:
+    url = sessions.kw["bind"].url
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("SQLite's writer lock")
+    return str(url.database)
+
+
+def hold_writer_lock(path: str, seconds: float) -> threading.Thread:
+    """Another writer that holds the lock for ``seconds`` (started when this returns)."""
+    taken = threading.Event()
+
+    def hold() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        taken.set()
+        time.sleep(seconds)
+        other.execute("COMMIT")
+        other.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    taken.wait(5)
+    return thread
+
+
+def busy_timeout(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(session.execute(text("PRAGMA busy_timeout")).scalar_one())
+
+
+def test_a_polling_write_gives_up_at_once_and_the_timeout_comes_back(
+    sessions: sessionmaker[Session],
+) -> None:
+    holder = hold_writer_lock(sqlite_file(sessions), 1.0)
+    began = time.monotonic()
+    with pytest.raises(OperationalError, match="locked"), sessions.begin() as session:
+        assert poll_sqlite_lock(session)
+        session.execute(text("DELETE FROM events"))
+    assert time.monotonic() - began < 0.5  # not the 30 s busy timeout
+    holder.join()
+    assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
+
+
+async def test_the_router_stores_an_event_once_the_lock_is_free(
+    sessions: sessionmaker[Session],
+) -> None:
+    holder = hold_writer_lock(sqlite_file(sessions), 0.3)
+    router = EventRouter(sessions, None, {}, {}, "queue")  # type: ignore[arg-type]
+    (answer,) = await router.handle_batch([IncomingEvent("e1", "nobody", "page.viewed", AT)])
+    holder.join()
+    assert answer.status == "unknown_customer"
+    with sessions() as session:
+        assert session.scalars(select(Event.id)).all() == ["e1"]
+    assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
