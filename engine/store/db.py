@@ -101,17 +101,25 @@ def poll_sqlite_lock(session: Session) -> bool:
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         return False
+    if _POLLING not in connection.info:
+        usual = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        connection.info[_POLLING] = usual
+    # Any engine, not only `create_engine_for`'s (the book simulation makes its own): a
+    # connection left polling would fail every later caller's write after 2 ms.
+    if not event.contains(connection.engine, "checkin", _restore_busy_timeout):
+        event.listen(connection.engine, "checkin", _restore_busy_timeout)
     connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_LOCK_POLL_MS}")
-    connection.info[_POLLING] = True
     return True
 
 
 def _restore_busy_timeout(dbapi_connection: Any, record: Any) -> None:
-    """Back to the usual busy timeout when a `poll_sqlite_lock` connection is returned."""
-    if record.info.pop(_POLLING, False):
+    """Back to the connection's own busy timeout when a `poll_sqlite_lock` connection is
+    returned to the pool."""
+    usual = record.info.pop(_POLLING, None)
+    if usual is not None:
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={int(usual)}")
         finally:
             cursor.close()
 
@@ -129,7 +137,6 @@ def create_engine_for(url: str | URL | None = None, **kwargs: Any) -> Engine:
             _create_private(path.expanduser())
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _set_sqlite_pragmas)
-        event.listen(engine, "checkin", _restore_busy_timeout)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)

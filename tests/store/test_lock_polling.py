@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -77,3 +78,19 @@ async def test_the_router_stores_an_event_once_the_lock_is_free(
     with sessions() as session:
         assert session.scalars(select(Event.id)).all() == ["e1"]
     assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
+
+
+def test_any_engine_gets_its_own_timeout_back_after_polling(tmp_path: Path) -> None:
+    """An engine not made by `create_engine_for` (the book simulation makes its own, with a
+    5 s timeout) must not keep a polling connection's 2 ms: every later write on it would
+    fail at once."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'own.db'}", connect_args={"timeout": 5})
+    sessions = sessionmaker(engine)
+    with sessions.begin() as session:
+        assert poll_sqlite_lock(session)
+        assert session.execute(text("PRAGMA busy_timeout")).scalar_one() == 2
+    assert busy_timeout(sessions) == 5000
+    engine.dispose()
