@@ -136,8 +136,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     for name, values in figures.items():
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
         terminalreporter.write_line(f"{name}: {shown}")
-    if config.cache is not None:
-        config.cache.set(
+    cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
+    if cache is not None:
+        cache.set(
             "reliability/figures",
             {"long": LONG, "at": time.strftime("%Y-%m-%d %H:%M:%S"), "tests": figures},
         )
