@@ -165,9 +165,11 @@ async def test_changes_end_a_wait_a_goal_and_an_exit_but_not_while_false(
         await change(customer_id, segment="enterprise")
         await h.until_step(handles[customer_id], "hold", step=timedelta(minutes=1))
         await change(customer_id, health_score=75)
-        goal = await h.result(handles[customer_id])
-        # The exit condition ends a wait as soon as it holds.
+        # The exit condition ends a wait as soon as it holds. Sent before awaiting any
+        # result: the time-skipping server skips ahead while a result is awaited, and
+        # could run out this wait's timeout first.
         await change(exits, segment="churned")
+        goal = await h.result(handles[customer_id])
         exited = await h.result(handles[exits])
         # The customer whose changes kept the conditions false waited out its timeout.
         stayed = await h.result(handles[stays])
