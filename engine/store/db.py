@@ -37,6 +37,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # How long one try of a writer that polls for the lock waits (`poll_sqlite_lock`).
 SQLITE_LOCK_POLL_MS = 2
 _POLLING = "playbook_polls_lock"
+_USUAL_TIMEOUT = "playbook_busy_timeout"
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -101,9 +102,10 @@ def poll_sqlite_lock(session: Session) -> bool:
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         return False
-    if _POLLING not in connection.info:
+    if _USUAL_TIMEOUT not in connection.info:  # once per connection, not per write
         usual = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
-        connection.info[_POLLING] = usual
+        connection.info[_USUAL_TIMEOUT] = usual
+    connection.info[_POLLING] = True
     # Any engine, not only `create_engine_for`'s (the book simulation makes its own): a
     # connection left polling would fail every later caller's write after 2 ms.
     if not event.contains(connection.engine, "checkin", _restore_busy_timeout):
@@ -115,11 +117,10 @@ def poll_sqlite_lock(session: Session) -> bool:
 def _restore_busy_timeout(dbapi_connection: Any, record: Any) -> None:
     """Back to the connection's own busy timeout when a `poll_sqlite_lock` connection is
     returned to the pool."""
-    usual = record.info.pop(_POLLING, None)
-    if usual is not None:
+    if record.info.pop(_POLLING, False):
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout={int(usual)}")
+            cursor.execute(f"PRAGMA busy_timeout={int(record.info[_USUAL_TIMEOUT])}")
         finally:
             cursor.close()
 

@@ -15,11 +15,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.language.health import EventFact, HealthResult, Scorecard, score_customer
 from engine.store.models import Customer, Event, HealthChange, HealthScore
+from engine.store.repository import dialect_insert
 
 PAGE = 1000
 
@@ -266,7 +266,6 @@ def recompute_page(
     moved = [r for r in recorded if r.changed]
     existing = {cid for cid, (last, _) in previous.items() if last == day}
     customers_table = cast(Table, Customer.__table__)
-    scores_table = cast(Table, HealthScore.__table__)
     if moved:
         session.execute(
             update(customers_table)
@@ -305,7 +304,7 @@ def recompute_page(
     if points:
         # An upsert, not insert-or-update by what was read: two writers scoring the same
         # customer at once (two event batches) both find no point for today.
-        upsert = _insert_for(session)(scores_table)
+        upsert = dialect_insert(session, HealthScore)
         session.execute(
             upsert.on_conflict_do_update(
                 index_elements=["customer_id", "day"],
@@ -318,13 +317,6 @@ def recompute_page(
         )
     _expire(session, {r.customer_id for r in moved}, existing)
     return recorded
-
-
-def _insert_for(session: Session) -> Any:
-    """The dialect's ``INSERT`` with ``ON CONFLICT`` (the store is SQLite or PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
 
 
 def _previous_points(

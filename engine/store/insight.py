@@ -19,7 +19,7 @@ from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.store.models import EmailEngagement, EngagementEvent, StepVisit
-from engine.store.repository import _insert
+from engine.store.repository import dialect_insert
 
 # SendGrid event type -> the kind kept, and the `email_engagement` column of its first time.
 KINDS = {
@@ -56,7 +56,7 @@ def record_engagement(
     if kind is None:
         return False
     inserted = session.execute(
-        _insert(session, EngagementEvent)
+        dialect_insert(session, EngagementEvent)
         .values(id=event_id, outbox_id=outbox_id, kind=kind, at=at, url=url)
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(EngagementEvent.id)
@@ -70,7 +70,7 @@ def record_engagement(
         "opens": int(kind == "open"),
         "clicks": int(kind == "click"),
     }
-    stmt = _insert(session, EmailEngagement).values(**values)
+    stmt = dialect_insert(session, EmailEngagement).values(**values)
     table = EmailEngagement.__table__.c
     current, new = table[column], stmt.excluded[column]
     session.execute(
@@ -115,7 +115,7 @@ def record_step_visits(
     if not rows:
         return 0
     result = session.execute(
-        _insert(session, StepVisit)
+        dialect_insert(session, StepVisit)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["run_key", "step_id", "visit"])
         .returning(StepVisit.id)

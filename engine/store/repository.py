@@ -62,7 +62,7 @@ def _table(model: type[Base]) -> Table:
     return table
 
 
-def _insert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+def dialect_insert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
     """The dialect INSERT of `model`'s table, which supports ON CONFLICT and RETURNING."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -192,7 +192,9 @@ def upsert_customer(session: Session, data: CustomerData) -> Customer:
     now = utcnow()
     before = session.scalar(select(Customer.health_score).where(Customer.id == data.id))
     values = {name: getattr(data, name) for name in _CUSTOMER_FIELDS}
-    stmt = _insert(session, Customer).values(id=data.id, created_at=now, updated_at=now, **values)
+    stmt = dialect_insert(session, Customer).values(
+        id=data.id, created_at=now, updated_at=now, **values
+    )
     changed = {
         name: stmt.excluded[name] for name in _CUSTOMER_FIELDS if name in data.model_fields_set
     }
@@ -212,7 +214,7 @@ def upsert_customer(session: Session, data: CustomerData) -> Customer:
 
 def _upsert_contact(session: Session, customer_id: str, data: ContactData) -> None:
     fields = ("first_name", "last_name", "role", "timezone", "locale", "country")
-    stmt = _insert(session, Contact).values(
+    stmt = dialect_insert(session, Contact).values(
         customer_id=customer_id,
         email=data.email,
         unsubscribed=False,
@@ -270,7 +272,7 @@ def record_event(
             status = EventStatus.UNKNOWN_CUSTOMER
             note = note or f"no customer with id {customer_id!r}"
     stmt = (
-        _insert(session, Event)
+        dialect_insert(session, Event)
         .values(
             id=event_id,
             customer_id=customer_id,
@@ -416,7 +418,7 @@ def record_milestones(session: Session, reached: Sequence[dict[str, Any]]) -> No
     dialect = session.get_bind().dialect.name
     stmt = _MILESTONE_UPSERTS.get(dialect)
     if stmt is None:  # built once per dialect: building it cost more than running it
-        insert = _insert(session, MilestoneState).values(
+        insert = dialect_insert(session, MilestoneState).values(
             customer_id=bindparam("customer_id"),
             milestone=bindparam("milestone"),
             reached_at=bindparam("at"),
@@ -470,7 +472,7 @@ def create_task(
     the `enrollment_key` of the run that created it (the reports' key to its version).
     """
     stmt = (
-        _insert(session, Task)
+        dialect_insert(session, Task)
         .values(
             id=task_id or uuid.uuid4().hex,
             idempotency_key=idempotency_key,
@@ -635,7 +637,7 @@ def insert_outbox(
     """
     now = utcnow()
     stmt = (
-        _insert(session, OutboxMessage)
+        dialect_insert(session, OutboxMessage)
         .values(
             idempotency_key=idempotency_key,
             enrollment_id=enrollment_id,
@@ -680,7 +682,7 @@ def lock_contact_budget(session: Session, email: str) -> None:
     dialect = session.get_bind().dialect.name
     stmt = _BUDGET_LOCKS.get(dialect)
     if stmt is None:  # built once per dialect: building it cost as much as running it
-        insert = _insert(session, ContactBudget).values(
+        insert = dialect_insert(session, ContactBudget).values(
             email=bindparam("email"), charged=1, updated_at=bindparam("now")
         )
         stmt = _BUDGET_LOCKS[dialect] = insert.on_conflict_do_update(
@@ -797,7 +799,7 @@ def suppress(session: Session, email: str, reason: str, *, source: str | None = 
     email = _check_email(email)
     now = utcnow()
     stmt = (
-        _insert(session, Suppression)
+        dialect_insert(session, Suppression)
         .values(email=email, reason=reason, source=source, created_at=now)
         .on_conflict_do_nothing(index_elements=["email"])
         .returning(_table(Suppression).c.email)
@@ -834,7 +836,7 @@ def register_playbook_version(
     or tampering), never a silent overwrite. The source may differ (comments, formatting).
     """
     stmt = (
-        _insert(session, PlaybookVersion)
+        dialect_insert(session, PlaybookVersion)
         .values(
             playbook_id=playbook_id,
             version=version,
@@ -910,7 +912,7 @@ def save_enrollment(
     """
     now = utcnow()
     key = enrollment_key or workflow_id
-    stmt = _insert(session, Enrollment).values(
+    stmt = dialect_insert(session, Enrollment).values(
         enrollment_key=key,
         workflow_id=workflow_id,
         playbook_id=playbook_id,
@@ -1017,7 +1019,7 @@ def list_enrollments(
 def record_webhook_event(session: Session, event_id: str) -> bool:
     """Remember a provider webhook event id; True the first time, False for a redelivery."""
     stmt = (
-        _insert(session, WebhookEvent)
+        dialect_insert(session, WebhookEvent)
         .values(id=event_id, received_at=utcnow())
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(_table(WebhookEvent).c.id)
