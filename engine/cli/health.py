@@ -24,7 +24,7 @@ TRENDS = (7, 30, 90)
 @format_option()
 def health_command(customer: str, root: Path, save: bool, fmt: str) -> None:
     """Show a customer's health: score, band, each measure with its value and
-    contribution, and the trend.
+    contribution, each risk signal (on, off or unknown) and the trend.
 
     \b
     Examples:
