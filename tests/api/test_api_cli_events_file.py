@@ -154,6 +154,21 @@ async def test_csv_columns_become_properties_and_stdin_reads_json_lines(
     with services.sessions() as session:
         assert repository.get_event(session, f"{tag}-4") is not None
 
+    batch_body = tmp_path / "batch.json"  # the API's batch body; problems by item number
+    batch_body.write_text(
+        json.dumps(
+            {
+                "events": [
+                    {"id": f"{tag}-5", "customer_id": customer, "name": "json.in"},
+                    {"id": f"{tag}-6", "customer_id": customer, "name": "json.in", "extra": 1},
+                ]
+            }
+        )
+    )
+    from_json = await playbook(services, "events", "send", "--file", str(batch_body))
+    assert from_json.exit_code == 1
+    assert f"{batch_body}:2: extra:" in from_json.stderr and "1 accepted" in from_json.stderr
+
     mixed = await playbook(services, "events", "send", customer, "x.y", "--file", str(file))
     assert mixed.exit_code == 2 and "--file" in mixed.output
     unknown_format = tmp_path / "events.txt"
