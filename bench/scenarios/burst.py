@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from bench.report import Metric
 from bench.scenarios.spec import ENGINE, BenchFailure, Progress, Sizes
@@ -52,6 +52,7 @@ from bench.scenarios.stack import BENCH_PLAYBOOKS, Stack, WorkerProcess
 from engine.client.deployment import deploy_working_copy
 from engine.messages import SWEEP_WORKFLOW_NAME, SweepInput, SweepResult
 from engine.project import load_project
+from engine.settings import load_settings
 from engine.statuses import EnrollmentStatus
 from engine.store.db import dispose_engines, migrate, resolve_url, session_factory
 from engine.store.models import Contact, Customer, Enrollment, OutboxMessage, utcnow
@@ -171,11 +172,11 @@ def deploy(sessions: sessionmaker[Session], root: Path) -> None:
 
 
 def poll_store(sessions: sessionmaker[Session]) -> tuple[int, int, int, int]:
-    """(enrollment rows, parked on the wait, ended some other way, outbox rows)."""
+    """(enrollment rows, parked on the wait, ended before it, outbox rows)."""
     parked = (Enrollment.status == EnrollmentStatus.RUNNING) & (
         Enrollment.current_step == PARK_STEP
     )
-    ended = Enrollment.status.not_in([EnrollmentStatus.RUNNING, EnrollmentStatus.COMPLETED])
+    ended = Enrollment.status != EnrollmentStatus.RUNNING
     with sessions() as session:
         rows, n_parked, n_ended = session.execute(
             select(
@@ -235,7 +236,12 @@ async def watch(
             if result.done():
                 if seen.sweep_done is None:
                     seen.sweep_done = now - began
-                result.result()  # raises if the sweep failed
+                try:
+                    enrolled = len(set(result.result().enrolled))
+                except WorkflowFailureError as exc:
+                    raise BenchFailure(f"burst: the sweep failed: {exc.cause}") from exc
+                if enrolled != n:
+                    raise BenchFailure(f"burst: the sweep enrolled {enrolled}, expected {n}")
             if parked >= n and seen.all_parked is None:
                 seen.all_parked = now - began
             if seen.all_parked is not None and seen.sweep_done is not None:
@@ -283,11 +289,11 @@ def check_emails(sessions: sessionmaker[Session], n: int) -> list[str]:
     return problems
 
 
-async def history_errors(client: Client, workflow_ids: list[str], sample: int) -> Counter[str]:
-    """Failure events (activity failed or timed out, workflow task failed or timed out) in
-    the histories of an even sample of the enrollments."""
+async def history_errors(client: Client, workflow_ids: list[str]) -> Counter[str]:
+    """Failure events (activity failed or timed out, workflow task failed or timed out,
+    workflow failed) in the histories of ``workflow_ids``."""
     found: Counter[str] = Counter()
-    for wid in workflow_ids[:: max(1, len(workflow_ids) // sample)][:sample]:
+    for wid in workflow_ids:
         history = await client.get_workflow_handle(wid).fetch_history()
         for event in history.events:
             if event.event_type in FAILURE_EVENTS:
@@ -360,11 +366,15 @@ async def burst(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
             problems.append(f"Temporal has {running_count} running workflows, expected {n}")
         if problems:
             raise BenchFailure(f"burst ({store}): " + "; ".join(problems[:8]))
-        sample = sorted(result.enrolled)
-        in_history = await history_errors(stack.client, sample, sizes.history_sample)
-        in_history += await history_errors(stack.client, [sweep.id], 1)
+        enrolled = sorted(result.enrolled)
+        # An even sample of the enrollments, and the sweep's own history.
+        sample = enrolled[:: max(1, n // sizes.history_sample)][: sizes.history_sample]
+        sample.append(sweep.id)
+        in_history = await history_errors(stack.client, sample)
     assert seen.all_parked is not None and seen.all_started is not None
     assert seen.sweep_done is not None
+    # What each worker process computes from the same settings (`bench/worker.py`).
+    slots = load_settings(playbook_home=stack.tmp, database_url=url).activity_slots
     size = f"{n} enrollments, {store}, {sizes.burst_workers} worker(s)"
     load = f"load {load_start} at the start, {load_end} at the end"
     errors = sum(in_history.values()) + logged["failed activities"]
@@ -389,7 +399,7 @@ async def burst(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
             float(errors),
             goal="0",
             met=errors == 0,
-            note=f"in {sizes.history_sample + 1} sampled histories: {history_note}; "
+            note=f"in {len(sample)} sampled histories: {history_note}; "
             f"in the workers' logs: {log_note}",
         ),
         Metric(
@@ -405,6 +415,7 @@ async def burst(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
             f"{size}: workers' peak RSS",
             "MB",
             peak_mb,
-            note=f"largest activity backlog on the task queue: {backlog}",
+            note=f"{slots} activity slots per worker; largest activity backlog on the task "
+            f"queue: {backlog}",
         ),
     ]
