@@ -357,11 +357,12 @@ async def burst(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
         problems = check_emails(sessions, n)
         if len(set(result.enrolled)) != n:
             problems.append(f"the sweep enrolled {len(set(result.enrolled))}, expected {n}")
-        running_count = (
-            await stack.client.count_workflows(
-                f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"
-            )
-        ).count
+        query = f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"
+        for _ in range(50):  # visibility can trail the workflows by a moment
+            running_count = (await stack.client.count_workflows(query)).count
+            if running_count == n:
+                break
+            await asyncio.sleep(0.1)
         if running_count != n:
             problems.append(f"Temporal has {running_count} running workflows, expected {n}")
         if problems:
