@@ -98,6 +98,16 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
 )
 @size_option("ingest_processes", click.IntRange(1, 16), "Ingest: API processes on one port.")
 @size_option(
+    "burst_enrollments", click.IntRange(1), "Burst: enrollments one schedule sweep starts at once."
+)
+@size_option("burst_workers", click.IntRange(1, 2), "Burst: worker processes on the task queue.")
+@size_option(
+    "burst_database",
+    click.STRING,
+    "Burst: a PostgreSQL server URL, where a throwaway database is created for the run. "
+    "Default: a fresh SQLite file.",
+)
+@size_option(
     "stall_timeout",
     click.FloatRange(min=1),
     "Fail a run when nothing progresses for this long (s).",
@@ -119,7 +129,8 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     "only",
     multiple=True,
     type=click.Choice(SCENARIOS),
-    help="Run only these scenarios (repeatable). Default: all but book, health, sweep and ingest.",
+    help="Run only these scenarios (repeatable). Default: all but book, health, sweep, ingest "
+    "and burst.",
 )
 @click.option(
     "--quick",

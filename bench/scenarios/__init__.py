@@ -7,8 +7,9 @@
   `delivery` (without it);
 - `book` (issue 13: a book of customers over a year), `health` (issue 15: scoring per
   event, the daily recompute of 10,000 customers), `sweep` (issue 20: one trigger sweep
-  over 100,000 customers) and `ingest` (issue 20: irrelevant events in batches over
-  HTTP), only when asked for.
+  over 100,000 customers), `ingest` (issue 20: irrelevant events in batches over
+  HTTP) and `burst` (issue 20: 10,000 enrollments started by one sweep), only when asked
+  for.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bench.report import Metric
 from bench.scenarios.book import book
+from bench.scenarios.burst import burst
 from bench.scenarios.compile import compile_scenario
 from bench.scenarios.delivery import delivery
 from bench.scenarios.health import health_scenario
@@ -43,10 +45,11 @@ SCENARIOS = (
     "health",
     "sweep",
     "ingest",
+    "burst",
 )
 # What runs without --only: the book simulation, the health recompute of 10,000 customers and
 # the sweep are long, and run on their own;
-# so does ingest (issue 20), which has its own section in RESULTS.md.
+# so do ingest and burst (issue 20), which have their own sections in RESULTS.md.
 DEFAULT_SCENARIOS = SCENARIOS[:7]
 
 
@@ -67,7 +70,7 @@ async def run_scenarios(
 
     if sizes.bytecode:
         compile_bytecode()
-    temporal = [s for s in ("throughput", "latency", "memory", "ingest") if s in scenarios]
+    temporal = [s for s in ("throughput", "latency", "memory", "ingest", "burst") if s in scenarios]
     if temporal:
         async with open_stack(sizes.temporal_db, sizes.bytecode) as stack:
             for name in temporal:
@@ -76,6 +79,7 @@ async def run_scenarios(
                     "latency": latency,
                     "memory": memory,
                     "ingest": ingest,
+                    "burst": burst,
                 }[name]
                 await guarded(name, functools.partial(scenario, stack, sizes, progress))
     if "simulation" in scenarios:

@@ -48,6 +48,9 @@ class Sizes:
     report_database: str = ""  # the reports scenario's store; "": a fresh SQLite file
     ingest_database: str = ""  # the ingest scenario's store; "": the run's SQLite file
     ingest_processes: int = 2  # the ingest scenario's API processes (one port, SO_REUSEPORT)
+    burst_enrollments: int = 10_000  # the burst scenario (issue 20): started by one sweep
+    burst_workers: int = 1  # the burst scenario's worker processes on the task queue
+    burst_database: str = ""  # the burst scenario's PostgreSQL server; "": a fresh SQLite file
 
 
 QUICK = {
@@ -68,6 +71,7 @@ QUICK = {
     "health_events": 50,
     "ingest_events": 5_000,
     "sweep_customers": 2_000,
+    "burst_enrollments": 20,
 }
 
 
