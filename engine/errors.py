@@ -26,7 +26,7 @@ Exception hierarchy (classes that also derive from a built-in say so, so an exis
     │   └── TokenRefused              an API token that is unknown, expired or revoked
     ├── AlreadyEnrolled               the customer is (or was) enrolled in the playbook
     ├── SimulationInputError          (ValueError) a simulator input that cannot be used
-    ├── ImportFileError               (ValueError) a customer file that cannot be imported
+    ├── ImportFileError               (ValueError) a customer or events file that cannot be read
     ├── BadToken                      (ValueError) a malformed or forged signed token
     └── ConfigError                   a setting cannot be used (a short signing secret)
 
@@ -177,7 +177,8 @@ class SimulationInputError(EngineError, ValueError):
 
 
 class ImportFileError(EngineError, ValueError):
-    """The file as a whole cannot be imported (not CSV/JSON, unknown columns...)."""
+    """The file as a whole cannot be imported (not CSV/JSON, unknown columns...): a
+    customers file (`playbook customers import`) or an events file (``events send --file``)."""
 
 
 class BadToken(EngineError, ValueError):

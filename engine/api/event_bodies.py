@@ -1,7 +1,8 @@
 """Reading a ``POST /api/events`` body: one event, or a batch whose items are judged one by one.
 
 A single event that does not validate is a 422, as any other body. A batch is judged item
-by item: a bad item does not spoil the good ones, which are stored and routed, while the bad
+by item (`engine.services.event_input.judge_items`, which the CLI's files use too): a bad
+item does not spoil the good ones, which are stored and routed, while the bad
 one is answered ``invalid`` with its errors, located as FastAPI locates them
 (``["body", "events", 3, "name"]``). Only a body that is not a batch at all (no
 ``events`` list of 1 to 1000 items, another key) is refused whole. The whole batch is
@@ -10,7 +11,6 @@ validated at once first, so a batch without a bad item costs one validation.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from engine.api.schemas import MAX_BATCH, EventIn, Strict
+from engine.services.event_input import judge_items, text
 
 
 class _BatchShape(Strict):
@@ -28,7 +29,6 @@ class _BatchShape(Strict):
 
 M = TypeVar("M", bound=BaseModel)
 _ONE = TypeAdapter(EventIn)
-_ITEMS = TypeAdapter(list[EventIn])
 _SHAPE = TypeAdapter(_BatchShape)
 
 
@@ -79,35 +79,20 @@ def _validate(adapter: TypeAdapter[M], body: Any) -> M:
 
 
 def _items(raw: list[Any]) -> list[EventIn | InvalidItem]:
-    try:
-        return list(_ITEMS.validate_python(raw))
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    bad: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for error in errors:
-        index, *loc = error["loc"]
-        assert isinstance(index, int)
-        bad[index].append(
-            {
-                "loc": ["body", "events", index, *(_text(p) for p in loc)],
-                "msg": _text(error["msg"]),
-                "type": error["type"],
-            }
-        )
     return [
-        InvalidItem(_item_id(item), errors=bad[n]) if n in bad else _ONE.validate_python(item)
-        for n, item in enumerate(raw)
+        InvalidItem(_item_id(item), errors=[_located(n, e) for e in judged])
+        if isinstance(judged, list)
+        else judged
+        for n, (item, judged) in enumerate(zip(raw, judge_items(raw), strict=True))
     ]
+
+
+def _located(index: int, error: dict[str, Any]) -> dict[str, Any]:
+    """An item's error located in the body, as FastAPI locates errors."""
+    return {**error, "loc": ["body", "events", index, *error["loc"]]}
 
 
 def _item_id(item: Any) -> str:
     """A bad item's ``id`` when it is text (to help find it), else empty."""
     value = item.get("id") if isinstance(item, dict) else None
-    return _text(value) if isinstance(value, str) else ""
-
-
-def _text(value: Any) -> Any:
-    """Text that can be written as JSON: lone surrogates shown escaped."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode()
-    return value
+    return text(value) if isinstance(value, str) else ""

@@ -8,35 +8,31 @@ Every field is bounded: text by length (names and other values that can reach an
 header are also one line), lists by count, and the free-form JSON objects (event
 ``properties``, customer ``attributes``) by their size as JSON, so a 422 names the field
 that is too large before anything is stored. The body as a whole is capped before it is
-parsed (`engine.api.limits`).
+parsed (`engine.api.limits`). An event's rules (`EventIn`, its limits) live in
+`engine.services.event_input`, shared with the CLI, and are re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from engine.addresses import MAX_EMAIL_LENGTH, NO_CONTROL, check_email
 from engine.scopes import Scope
+from engine.services.event_input import ID, MAX_BATCH, EventIn, storable_json
+from engine.services.event_input import MAX_PROPERTIES_BYTES as MAX_PROPERTIES_BYTES
+from engine.services.event_input import Properties as Properties
 from engine.services.tokens import DEFAULT_EXPIRY, TokenInfo
 
 _ADDRESS_PART = r'[^@\s\x00-\x1f\x7f"<>()\[\]\\,;:]+'
 EMAIL = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$"
 """A first sieve for addresses (no quotes, brackets, markup or whitespace); `Email` fields
 are then checked by ``email-validator`` (`engine.addresses.check_email`)."""
-ID = r"^[^\x00-\x1f\x7f]+$"
-"""Ids are any text without control characters (PostgreSQL refuses NUL in text)."""
-MAX_PROPERTIES_BYTES = 32 * 1024
-"""An event's ``properties``, as JSON (UTF-8)."""
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 """A customer's ``attributes``, as JSON (UTF-8)."""
-MAX_BATCH = 1000
-"""Events in one ``POST /api/events`` batch."""
 MAX_REASON_LENGTH = 1000
 """Free-text reasons (skip, cancel)."""
 
@@ -50,38 +46,7 @@ Line = Annotated[str, Field(pattern=NO_CONTROL)]
 Label = Annotated[str, Field(min_length=1, max_length=64, pattern=NO_CONTROL)]
 
 
-def _strict_json(limit: int) -> AfterValidator:
-    """Refuse what parses but cannot be stored as JSON (NaN, Infinity, lone surrogates),
-    and objects larger than ``limit`` bytes as JSON (``json.dumps``, UTF-8)."""
-
-    def check(value: dict[str, Any]) -> dict[str, Any]:
-        # pydantic-core's compact encoding first (several times faster): the standard
-        # library's adds at most one space per byte of it, so twice its size under the
-        # limit settles most objects; the rest, and NaN or surrogates, are measured exactly.
-        try:
-            compact = to_json(value, inf_nan_mode="constants")
-        except PydanticSerializationError:
-            compact = None
-        if (
-            compact is not None
-            and 2 * len(compact) <= limit
-            and b"NaN" not in compact
-            and b"Infinity" not in compact
-        ):
-            return value
-        try:
-            size = len(json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8"))
-        except ValueError as exc:  # UnicodeEncodeError is a ValueError
-            raise ValueError(f"not storable as JSON: {exc}") from None
-        if size > limit:
-            raise ValueError(f"{size} bytes as JSON; at most {limit} are accepted")
-        return value
-
-    return AfterValidator(check)
-
-
-Properties = Annotated[dict[str, Any], _strict_json(MAX_PROPERTIES_BYTES)]
-Attributes = Annotated[dict[str, Any], _strict_json(MAX_ATTRIBUTES_BYTES)]
+Attributes = Annotated[dict[str, Any], storable_json(MAX_ATTRIBUTES_BYTES)]
 
 
 class Strict(BaseModel):
@@ -92,26 +57,6 @@ class FromRow(BaseModel):
     """A response body read from a store row's attributes."""
 
     model_config = ConfigDict(from_attributes=True, populate_by_name=True)
-
-
-class EventIn(Strict):
-    """A lifecycle or usage event from the product or a CRM."""
-
-    id: str = Field(
-        min_length=1, max_length=255, pattern=ID, description="Sender's unique id (dedupe)."
-    )
-    customer_id: str = Field(min_length=1, max_length=255, pattern=ID)
-    name: str = Field(
-        min_length=1, max_length=255, pattern=r"^[\w.:-]+$", examples=["integration.connected"]
-    )
-    at: AwareDatetime | None = Field(
-        default=None,
-        description="When it happened, with a UTC offset (default: now).",
-        examples=["2026-01-05T10:00:00+01:00"],
-    )
-    properties: Properties = Field(
-        default_factory=dict, description=f"At most {MAX_PROPERTIES_BYTES} bytes as JSON."
-    )
 
 
 class EventBatch(Strict):

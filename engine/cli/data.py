@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from engine.cli.context import err_console, operator_root_option, run_with_temporal, store
+from engine.cli.context import (
+    err_console,
+    format_option,
+    operator_root_option,
+    run_with_temporal,
+    store,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +24,7 @@ if TYPE_CHECKING:
 
     from engine.client.routing import RoutedEvent
     from engine.services.customers_import import ImportResult
+    from engine.services.events_file import Judged
     from engine.settings import Settings
 
 
@@ -57,21 +64,45 @@ def _aware(value: str | None) -> datetime | None:
 
 
 @events_group.command("send")
-@click.argument("customer_id")
-@click.argument("name")
+@click.argument("customer_id", required=False)
+@click.argument("name", required=False)
 @click.argument("properties", nargs=-1)
 @click.option("--id", "event_id", help="The event's id (default: a new one); repeats are ignored.")
 @click.option("--at", "at", help="When it happened, ISO 8601 with offset (default: now).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="Send the events in FILE (.jsonl, .ndjson, .json, .csv; - for JSON Lines on stdin).",
+)
+@click.option(
+    "--generate-ids",
+    is_flag=True,
+    help="With --file: give an event without id a new one (sending again stores it again).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 1000),  # MAX_BATCH; not imported, to keep `playbook --help` fast
+    default=1000,
+    show_default=True,
+    help="With --file: events per store transaction.",
+)
+@format_option("With --file: json prints the summary and every event not accepted on stdout.")
 @operator_root_option
 def events_send(
-    customer_id: str,
-    name: str,
+    customer_id: str | None,
+    name: str | None,
     properties: tuple[str, ...],
     event_id: str | None,
     at: str | None,
+    file: str | None,
+    generate_ids: bool,
+    batch_size: int,
+    fmt: str,
     root: Path,
 ) -> None:
-    """Send event NAME for CUSTOMER_ID with optional key=value PROPERTIES.
+    """Send event NAME for CUSTOMER_ID with optional key=value PROPERTIES, or every event
+    in a file with --file.
 
     The event is stored, sent to the customer's running enrollments, and starts the
     deployed playbooks it triggers, exactly as POST /api/events does (the playbook files
@@ -79,10 +110,61 @@ def events_send(
     nobody, the notes say why. Exits 1 for an unknown customer (the event is stored all
     the same).
 
+    With --file, each event is checked with the API's rules and the good ones are sent
+    in batches (one store transaction each, as a POST /api/events batch). Formats, by
+    extension: JSON Lines (.jsonl, .ndjson: one event object per line; - reads them from
+    stdin), JSON (.json: a list of events or {"events": [...]}) and CSV (.csv: columns id,
+    customer_id, name, at, and any other column is a property; a cell that reads as JSON
+    is JSON). An event is {"id", "customer_id", "name", "at", "properties"}: id is
+    required (repeats are ignored) unless --generate-ids, at needs a UTC offset (default:
+    when its batch is sent). Each bad line is reported as FILE:LINE: field: message (in a
+    JSON list, the item's number), then a summary of accepted, duplicate,
+    unknown_customer and invalid events and of the enrollments signalled and started.
+
+    Exit status: 0 when every event was accepted or a duplicate; 1 when any was invalid
+    or for an unknown customer (the others are stored and routed all the same, and so
+    are the events for unknown customers); 2 for a usage error or a file that cannot be
+    read.
+
     \b
-    Example:
+    Examples:
       playbook events send acme integration.connected source=salesforce seats=12
+      playbook events send --file history.jsonl
+      playbook events send --file export.csv --generate-ids --format json
+      cat events.jsonl | playbook events send --file -
     """
+    if file is not None:
+        if customer_id is not None or event_id is not None or at is not None:
+            raise click.UsageError(
+                "--file sends the events in FILE: give no CUSTOMER_ID, NAME, PROPERTIES, "
+                "--id or --at with it"
+            )
+        _send_file(file, generate_ids, batch_size, fmt, root)
+        return
+    ctx = click.get_current_context()
+    given = [
+        option
+        for option, param in (("--generate-ids", "generate_ids"), ("--batch-size", "batch_size"))
+        if ctx.get_parameter_source(param) != click.core.ParameterSource.DEFAULT
+    ]
+    if fmt != "table":
+        given.append("--format")
+    if given:
+        raise click.UsageError(f"{', '.join(given)}: only with --file")
+    if customer_id is None or name is None:
+        raise click.UsageError("give CUSTOMER_ID and NAME, or --file FILE")
+    _send_one(customer_id, name, properties, event_id, at, root)
+
+
+def _send_one(
+    customer_id: str,
+    name: str,
+    properties: tuple[str, ...],
+    event_id: str | None,
+    at: str | None,
+    root: Path,
+) -> None:
+    """One event from the command line, through `EventRouter.handle`."""
     import uuid
 
     from temporalio.service import RPCError
@@ -115,6 +197,116 @@ def events_send(
         err_console.print(f"  {note}")
     if routed.status == "unknown_customer":
         sys.exit(1)
+
+
+def _read_file(file: str) -> tuple[str, str]:
+    """The text of ``file`` (``-``: stdin, as JSON Lines) and its format; exits 2 if the
+    file cannot be read."""
+    from engine.errors import ImportFileError
+    from engine.services.events_file import file_format
+
+    try:
+        if file == "-":
+            return sys.stdin.read(), "jsonl"
+        fmt = file_format(file)
+        return Path(file).read_text(encoding="utf-8-sig"), fmt
+    except (ImportFileError, OSError, UnicodeDecodeError) as exc:
+        click.echo(f"{file}: {exc}", err=True)
+        sys.exit(2)
+
+
+def _send_file(file: str, generate_ids: bool, batch_size: int, fmt: str, root: Path) -> None:
+    """Every event of ``file``: the bad ones reported by line, the good ones sent in batches
+    through `EventRouter.handle_batch`, then the summary."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from temporalio.service import RPCError
+
+    from engine.errors import ImportFileError
+    from engine.project import milestones_only
+    from engine.services import Services
+    from engine.services.events_file import judge, read_items, send_in_batches, summary
+
+    text, file_fmt = _read_file(file)
+    where = "<stdin>" if file == "-" else file
+    try:
+        judged = judge(read_items(text, file_fmt), generate_ids)
+    except ImportFileError as exc:
+        click.echo(f"{where}: {exc}", err=True)
+        sys.exit(2)
+    good = [j for j in judged if j.event is not None]
+    events = [j.event for j in good if j.event is not None]
+    answers: list[RoutedEvent] = []
+    if events:
+        project = milestones_only(root)
+        settings, sessions = store()
+        columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=err_console, transient=True) as progress:
+            bar = progress.add_task("send", total=len(events))
+
+            async def send(client: Client) -> list[RoutedEvent]:
+                svc = Services(settings=settings, sessions=sessions, client=client, project=project)
+                return await send_in_batches(
+                    svc.router, events, batch_size, lambda done: progress.advance(bar, len(done))
+                )
+
+            try:
+                answers = run_with_temporal(settings, send)
+            except RPCError as exc:
+                raise click.ClickException(
+                    f"Temporal: {exc.message}; the events of the batches sent so far, and of "
+                    "the one that failed, are stored (sent again, they are duplicates)"
+                ) from None
+    counts = summary(judged, answers)
+    lines = [j.item.line for j in good]
+    refused: list[tuple[int, dict[str, Any]]] = [
+        (j.item.line, {"line": j.item.line, "status": "invalid", "errors": _errors(j.errors)})
+        for j in judged
+        if j.event is None
+    ]
+    refused += [
+        (line, {"line": line, "id": a.id, "status": a.status, "notes": a.notes})
+        for line, a in zip(lines, answers, strict=True)
+        if a.status != "accepted"
+    ]
+    results = [result for _, result in sorted(refused, key=lambda r: r[0])]
+    failed = counts["invalid"] + counts["unknown_customer"] > 0
+    if fmt == "json":
+        click.echo(json.dumps({"summary": counts, "results": results}, indent=2))
+    else:
+        _print_file_result(where, judged, lines, answers, counts, failed)
+    if failed:
+        sys.exit(1)
+
+
+def _errors(errors: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"field": where, "message": message} for where, message in errors]
+
+
+def _print_file_result(
+    where: str,
+    judged: list[Judged],
+    lines: list[int],
+    answers: list[RoutedEvent],
+    counts: dict[str, int],
+    failed: bool,
+) -> None:
+    """The bad lines, FILE:LINE: field: message, in order, then the summary line."""
+    problems = [(j.item.line, f"{field}: {message}") for j in judged for field, message in j.errors]
+    problems += [
+        (line, f"customer_id: {note}")
+        for line, a in zip(lines, answers, strict=True)
+        if a.status == "unknown_customer"
+        for note in a.notes
+    ]
+    for line, problem in sorted(problems, key=lambda p: p[0]):
+        click.echo(f"{where}:{line}: {problem}", err=True)
+    colour = "red" if failed else "green"
+    err_console.print(
+        f"[{colour}]{counts['events']} event(s) from {where}: {counts['accepted']} accepted, "
+        f"{counts['duplicate']} duplicate, {counts['unknown_customer']} unknown customer, "
+        f"{counts['invalid']} invalid; {counts['signalled']} enrollment(s) signalled, "
+        f"{counts['started']} started[/]"
+    )
 
 
 def _react_to_import(

@@ -12,6 +12,9 @@ it is refused; the caller turns that into a status code, an error page or an exi
   field changed (the API's `PUT /api/customers` and the import).
 - `engine.services.customers_import`: bulk customer import from CSV or JSON (needs only
   the store's sessions, so it takes those rather than a `Services`).
+- `engine.services.event_input`: what an incoming event must be (`EventIn`), for the API
+  and the CLI alike; `engine.services.events_file`: a file of events read, checked and sent
+  in batches (`playbook events send --file`).
 - `engine.services.tokens`: API tokens: issue, list, revoke, authenticate (needs only a
   store session).
 - `engine.services.team`: create, update, disable, enable and remove team members, ending

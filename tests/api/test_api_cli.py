@@ -21,8 +21,8 @@ from tests.helpers.api import outbox_rows, seed
 from tests.helpers.polling import eventually
 
 
-async def playbook(services: Services, *args: str) -> Result:
-    """Run `playbook ARGS...` configured like the app under test."""
+async def playbook(services: Services, *args: str, stdin: str | None = None) -> Result:
+    """Run `playbook ARGS...` configured like the app under test (``stdin``: its input)."""
     settings = services.settings
 
     def run() -> Result:
@@ -34,7 +34,7 @@ async def playbook(services: Services, *args: str) -> Result:
             temporal_task_queue=settings.temporal_task_queue,
             signing_secret=settings.signing_secret,
         ):
-            return CliRunner().invoke(main, list(args), catch_exceptions=False)
+            return CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
 
     return await asyncio.to_thread(run)
 
