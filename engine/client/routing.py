@@ -40,7 +40,7 @@ from engine.store.events import IncomingEvent, Ingested, ingest_events
 from engine.store.health import Recorded
 
 
-@dataclass
+@dataclass(slots=True)
 class RoutedEvent:
     """The answer to one posted event."""
 
