@@ -40,7 +40,7 @@ from engine.store.events import IncomingEvent, Ingested, ingest_events
 from engine.store.health import Recorded
 
 
-@dataclass
+@dataclass(slots=True)
 class RoutedEvent:
     """The answer to one posted event."""
 
@@ -226,18 +226,18 @@ class EventRouter:
         a millisecond after each refusal for up to the usual busy timeout: the worker's
         activities write often, and SQLite's own waits, growing to 100 ms a try, left an
         event waiting behind them for hundreds of milliseconds (bench/RESULTS.md, "The
-        tail"). The writes are short, so polling costs little.
+        tail"). The lock is taken before any read (`poll_sqlite_lock`), so a refused try
+        has done no work, and the writes are short, so polling costs little.
         """
         milestones = self.milestones() if callable(self.milestones) else self.milestones
         deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
         while True:
-            polling = False
             try:
                 with self.sessions.begin() as session:
-                    polling = poll_sqlite_lock(session)
+                    poll_sqlite_lock(session)
                     return ingest_events(session, events, milestones=milestones, plans=plans)
             except OperationalError as exc:
-                if not polling or "locked" not in str(exc) or time.monotonic() > deadline:
+                if "database is locked" not in str(exc) or time.monotonic() > deadline:
                     raise
             time.sleep(0.001)
 

@@ -93,12 +93,12 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def poll_sqlite_lock(session: Session) -> bool:
-    """Under SQLite, make the session's connection give up on the writer lock after
-    `SQLITE_LOCK_POLL_MS` instead of `SQLITE_BUSY_TIMEOUT_MS`; True if it did (else nothing
-    changes). For a short write whose caller retries at once on "database is locked":
-    SQLite's own busy handler sleeps 1, 2, 5 ... up to 100 ms between tries and keeps no
-    queue, so a waiter can lose the lock to other writers many times in a row. The
-    connection's usual timeout comes back when it returns to the pool."""
+    """Under SQLite, take the writer lock for the session's transaction, giving up after
+    `SQLITE_LOCK_POLL_MS` instead of `SQLITE_BUSY_TIMEOUT_MS` ("database is locked"); True
+    if it did (else nothing changes). For a short write whose caller retries at once on
+    "database is locked": SQLite's own busy handler sleeps 1, 2, 5 ... up to 100 ms
+    between tries and keeps no queue, so a waiter can lose the lock to other writers many
+    times in a row. The connection's usual timeout comes back when it returns to the pool."""
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         return False
@@ -111,6 +111,12 @@ def poll_sqlite_lock(session: Session) -> bool:
     if not event.contains(connection.engine, "checkin", _restore_busy_timeout):
         event.listen(connection.engine, "checkin", _restore_busy_timeout)
     connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_LOCK_POLL_MS}")
+    # The lock is taken now, as BEGIN IMMEDIATE does, not at the first write: a refusal
+    # then comes before the caller has done any work (a retried batch redid its reads and
+    # routing on each try, which cost more CPU than storing it when two API processes
+    # shared the writer), and the reads that follow see the latest commit.
+    if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     return True
 
 

@@ -43,7 +43,7 @@ _REGISTERED: dict[tuple[str, str], frozenset[str]] = {}
 the hash of its plan, so it never changes."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IncomingEvent:
     """One event as a sender posted it (``at`` timezone-aware)."""
 
@@ -54,7 +54,7 @@ class IncomingEvent:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Ingested:
     """What became of one event."""
 
@@ -131,15 +131,17 @@ def _route(
 ) -> dict[str, Any]:
     """Name in ``result`` the enrollments (of ``heard``, the customer's) that listen to the
     new event; return the event's row, with its status."""
-    if result.known_customer:
+    if not result.known_customer:
+        status, note = _UNKNOWN_CUSTOMER, f"no customer '{event.customer_id}'"
+    elif heard:
         result.enrollments = [
             workflow_id
             for workflow_id, names in heard.items()
             if names is None or event.name in names
         ]
-        status, note = (EventStatus.ROUTED if result.enrollments else EventStatus.STORED), None
-    else:
-        status, note = EventStatus.UNKNOWN_CUSTOMER, f"no customer '{event.customer_id}'"
+        status, note = (_ROUTED if result.enrollments else _STORED), None
+    else:  # most events of a large batch: no enrollment at all
+        status, note = _STORED, None
     return {
         "id": event.id,
         "customer_id": event.customer_id,
@@ -147,9 +149,14 @@ def _route(
         "at": event.at,
         "properties": event.properties,
         "received_at": received,
-        "status": str(status),
+        "status": status,
         "note": note,
     }
+
+
+# The statuses as stored, converted once (an enum's str() is a Python call per event).
+_ROUTED, _STORED = str(EventStatus.ROUTED), str(EventStatus.STORED)
+_UNKNOWN_CUSTOMER = str(EventStatus.UNKNOWN_CUSTOMER)
 
 
 _CUSTOMERS = (

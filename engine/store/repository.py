@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -370,8 +370,12 @@ _IN_CHUNK = 500
 
 def _sqlite_time(value: datetime) -> str:
     """An aware datetime as `UTCDateTime` stores it in SQLite: naive UTC, microseconds."""
-    _aware(value, "at")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError(f"at must be timezone-aware, got naive {value!r}")
+    if offset:  # at UTC (the usual case) nothing is converted
+        value = value - offset
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _json_text(value: Any) -> str:

@@ -67,6 +67,20 @@ def test_a_polling_write_gives_up_at_once_and_the_timeout_comes_back(
     assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
 
 
+def test_the_lock_is_taken_before_any_write(sessions: sessionmaker[Session]) -> None:
+    """A polling transaction holds the writer lock from its start, so a try that is refused
+    has done no work (the router's batch used to redo its reads and routing on each try)
+    and its reads see the latest commit."""
+    path = sqlite_file(sessions)
+    with sessions.begin() as session:
+        assert poll_sqlite_lock(session)
+        session.execute(select(Event.id)).all()  # only a read so far
+        other = sqlite3.connect(path, timeout=0.01)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("DELETE FROM events")
+        other.close()
+
+
 async def test_the_router_stores_an_event_once_the_lock_is_free(
     sessions: sessionmaker[Session],
 ) -> None:
