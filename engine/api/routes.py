@@ -34,7 +34,7 @@ from sqlalchemy import select
 from temporalio.service import RPCError
 
 from engine.api.auth import Caller, Requires, hash_password, require_token
-from engine.api.event_bodies import InvalidItem, read_events
+from engine.api.event_bodies import InvalidItem, PostedEvents, read_events
 from engine.api.schemas import (
     EMAIL,
     ID,
@@ -152,22 +152,35 @@ async def post_events(
     not validate is answered `invalid` with its errors, and the others are kept; a batch
     without a valid item is a 422.
     """
-    # The body is validated here (`read_events`), not by FastAPI: item by item in a batch.
-    posted = read_events(body)
-    events = posted.valid
-    if not events:
-        raise RequestValidationError(posted.errors())
     now = datetime.now(UTC)
+    # Validating a batch is CPU work too: under the router's one-batch-at-a-time lock, with
+    # storing and sorting it (see `EventRouter.handle_batch`); not waiting on Temporal.
+    async with svc.router.storing:
+        # The body is validated here (`read_events`), not by FastAPI: item by item in a batch.
+        posted = read_events(body)
+        events = posted.valid
+        if not events:
+            raise RequestValidationError(posted.errors())
+        incoming = [
+            IncomingEvent(e.id, e.customer_id, e.name, e.at or now, e.properties) for e in events
+        ]
+        delivery = svc.router.sort(incoming, await svc.router.store(incoming))
+        if not delivery.waits:  # nothing for Temporal: answered under the lock too
+            return _events_answer(posted, await svc.router.deliver(delivery, now))
     try:
-        routed = await svc.router.handle_batch(
-            [IncomingEvent(e.id, e.customer_id, e.name, e.at or now, e.properties) for e in events],
-            now,
-        )
+        routed = await svc.router.deliver(delivery, now)
     except RPCError as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"Temporal is unavailable: {exc.message}; the events are stored",
         ) from None
+    return _events_answer(posted, routed)
+
+
+def _events_answer(posted: PostedEvents, routed: list[RoutedEvent]) -> Response:
+    """The answer to a POST /api/events: 404 for a lone event of an unknown customer, else
+    each item's answer, the invalid items in their places."""
+    events = posted.valid
     if not posted.batch and routed[0].status == "unknown_customer":
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,

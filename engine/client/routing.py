@@ -53,6 +53,36 @@ class RoutedEvent:
     health: Recorded | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A batch just stored: the plans it was routed with, and what became of each event."""
+
+    plans: Mapping[str, CompiledPlan]
+    ingested: list[Ingested]
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A stored batch sorted: the answers, and what is left to do in Temporal."""
+
+    plans: Mapping[str, CompiledPlan]
+    triggers: dict[str, list[CompiledPlan]]
+    """The plans each event name starts (``on_event`` triggers)."""
+    answers: list[RoutedEvent] = field(default_factory=list)
+    routes: list[tuple[IncomingEvent, Ingested, RoutedEvent]] = field(default_factory=list)
+    """The new events some enrollment listens to or some plan triggers on, in order."""
+    rescore: dict[str, tuple[set[str], RoutedEvent]] = field(default_factory=dict)
+    """Per customer, the names of its new events and its last answer."""
+    waits: bool = False
+    """Whether delivering waits on anything (Temporal, or a health recompute in the store):
+    if not, it is quick CPU work that the caller may do while holding `storing`."""
+
+
+def _names(rescore: Mapping[str, tuple[set[str], RoutedEvent]]) -> set[str]:
+    """Every event name of a batch's new events."""
+    return set().union(*(names for names, _ in rescore.values()))
+
+
 PlanSource = Mapping[str, CompiledPlan] | Callable[[], Mapping[str, CompiledPlan]]
 """The plans to route with: a mapping, or a function that reads the deployed set (blocking,
 called in a thread for each event, so a deploy takes effect on the next one)."""
@@ -83,6 +113,9 @@ class EventRouter:
         # The health scorecard: an event it measures recomputes the customer's score, and
         # the ``on_change`` triggers judge the change (engine/client/changes.py).
         self.scorecard = scorecard
+        self.storing = asyncio.Lock()
+        """Held while a batch is read, stored and sorted: one at a time in this process (see
+        `handle_batch`). The API holds it from validating a body to sorting its events."""
 
     async def handle(
         self,
@@ -108,17 +141,35 @@ class EventRouter:
         conditions and ``reenroll`` gaps are judged. The store's transaction is committed
         before anything waits on Temporal, so SQLite's writer lock is never held across a
         signal or a start. A customer's health is recomputed once per batch.
+
+        Batches are stored and sorted one at a time in a process (`storing`), which is
+        released before anything waits on Temporal or the store's health recompute (a batch
+        that waits on neither is answered under it): two at once only compete for the GIL,
+        and under SQLite the one holding the writer lock then holds it while it waits for
+        the GIL, which kept the other API processes waiting twice as long
+        (bench/RESULTS.md, "Events at product scale").
         """
-        now = now or datetime.now(UTC)
+        async with self.storing:
+            delivery = self.sort(events, await self.store(events))
+            if not delivery.waits:  # nothing for Temporal: done under the lock
+                return await self.deliver(delivery, now)
+        return await self.deliver(delivery, now)
+
+    async def store(self, events: Sequence[IncomingEvent]) -> StoredBatch:
+        """Store the events in one transaction (the first step of `handle_batch`; the
+        caller holds `storing`)."""
         # The store is blocking (SQLAlchemy): in a thread, so a wait for SQLite's writer
         # lock does not stall every other request on the event loop.
-        plans, ingested = await asyncio.to_thread(self._store, events)
-        answers: list[RoutedEvent] = []
-        rescore: dict[str, tuple[set[str], RoutedEvent]] = {}
-        triggers = _event_triggers(plans)
-        for event, result in zip(events, ingested, strict=True):
+        return StoredBatch(*await asyncio.to_thread(self._store, events))
+
+    def sort(self, events: Sequence[IncomingEvent], stored: StoredBatch) -> Delivery:
+        """Answer each stored event and set aside what needs Temporal (the second step of
+        `handle_batch`, CPU only: the caller still holds `storing`)."""
+        delivery = Delivery(stored.plans, _event_triggers(stored.plans))
+        triggers = delivery.triggers
+        for event, result in zip(events, stored.ingested, strict=True):
             if not result.known_customer:
-                answers.append(
+                delivery.answers.append(
                     RoutedEvent(
                         event.id,
                         "unknown_customer",
@@ -127,21 +178,36 @@ class EventRouter:
                 )
                 continue
             if not result.new:
-                answers.append(
+                delivery.answers.append(
                     RoutedEvent(event.id, "duplicate", notes=["already received; ignored"])
                 )
                 continue
             routed = RoutedEvent(event.id, "accepted")
-            answers.append(routed)
+            delivery.answers.append(routed)
             if result.enrollments or event.name in triggers:
-                await self._route(event, result, triggers.get(event.name, []), routed, now)
+                delivery.routes.append((event, result, routed))
+            else:
+                routed.notes.append(f"no deployed playbook triggers on {event.name}")
+            names, _ = delivery.rescore.get(event.customer_id, (set(), routed))
+            delivery.rescore[event.customer_id] = (names | {event.name}, routed)
+        card = self.scorecard
+        delivery.waits = bool(delivery.routes) or (
+            card is not None and any(card.reads(name) for name in _names(delivery.rescore))
+        )
+        return delivery
+
+    async def deliver(self, delivery: Delivery, now: datetime | None = None) -> list[RoutedEvent]:
+        """Signal and start what the stored events reach, then rescore their customers (the
+        last step of `handle_batch`, without `storing`); the answers, in order."""
+        now = now or datetime.now(UTC)
+        triggers = delivery.triggers
+        for event, result, routed in delivery.routes:
+            await self._route(event, result, triggers.get(event.name, []), routed, now)
             if event.name not in triggers:
                 routed.notes.append(f"no deployed playbook triggers on {event.name}")
-            names, _ = rescore.get(event.customer_id, (set(), routed))
-            rescore[event.customer_id] = (names | {event.name}, routed)
-        for customer_id, (names, routed) in rescore.items():
-            await self._rescore(customer_id, names, plans, routed, now)
-        return answers
+        for customer_id, (names, routed) in delivery.rescore.items():
+            await self._rescore(customer_id, names, delivery.plans, routed, now)
+        return delivery.answers
 
     async def _route(
         self,

@@ -9,6 +9,7 @@ the project on disk; the project gives the milestone definitions and templates f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
@@ -41,8 +42,10 @@ class Services:
         deployed plans carry taking precedence (they are what the enrollments run)."""
         return {**self.project.milestones, **self.deployed.milestones()}
 
-    @property
+    @cached_property
     def router(self) -> EventRouter:
+        """The event router, one per `Services`: its `EventRouter.storing` lock is what
+        keeps this process storing one batch at a time."""
         return EventRouter(
             self.sessions,
             self.client,

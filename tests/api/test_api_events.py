@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 
 from engine.api.schemas import EventsResponse
 from engine.client.playbook import EnrollmentHandle
+from engine.client.routing import Delivery, EventRouter
 from engine.services import Services
 from engine.store import repository
 from tests.helpers.polling import eventually
@@ -257,3 +260,60 @@ async def test_only_enrollments_that_listen_are_signalled(
         return names if connected["name"] in names else set()
 
     assert viewed["name"] not in await eventually(heard, what="integration.connected heard")
+
+
+async def test_a_process_stores_one_batch_at_a_time(
+    api: httpx.AsyncClient, customer: str, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches posted at once to one process are stored one after the other: two at once
+    only compete for the GIL, and under SQLite the one holding the writer lock would hold
+    it while it waits (bench/RESULTS.md). The lock is the router's, one per `Services`."""
+    assert services.router is services.router
+    inside, most = 0, 0
+    real_store = EventRouter._store
+
+    def store(self: EventRouter, events: Any) -> Any:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        time.sleep(0.05)  # long enough for the others to start if they could
+        try:
+            return real_store(self, events)
+        finally:
+            inside -= 1
+
+    monkeypatch.setattr(EventRouter, "_store", store)
+    answers = await asyncio.gather(
+        *(api.post("/api/events", json={"events": [event(customer)]}) for _ in range(4))
+    )
+    assert [a.status_code for a in answers] == [202] * 4
+    assert most == 1
+
+
+async def test_a_batch_waiting_on_temporal_does_not_hold_up_the_next(
+    api: httpx.AsyncClient, customer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-batch-at-a-time lock is released before a batch waits on Temporal (signals,
+    starts): a slow Temporal must not stop the process from storing other events."""
+    temporal_answers = asyncio.Event()
+    real_sort, real_deliver = EventRouter.sort, EventRouter.deliver
+
+    def sort(self: EventRouter, events: Any, stored: Any) -> Delivery:
+        delivery = real_sort(self, events, stored)
+        delivery.waits = events[0].name == "slow.event"  # as if it had enrollments to signal
+        return delivery
+
+    async def deliver(self: EventRouter, delivery: Delivery, now: Any = None) -> Any:
+        if delivery.waits:
+            await asyncio.wait_for(temporal_answers.wait(), 10)
+        return await real_deliver(self, delivery, now)
+
+    monkeypatch.setattr(EventRouter, "sort", sort)
+    monkeypatch.setattr(EventRouter, "deliver", deliver)
+    slow = asyncio.create_task(api.post("/api/events", json=event(customer, "slow.event")))
+    await asyncio.sleep(0.2)  # the slow batch is stored and waiting
+    assert not slow.done()
+    quick = await asyncio.wait_for(api.post("/api/events", json=event(customer)), 5)
+    assert quick.status_code == 202
+    temporal_answers.set()
+    assert (await slow).status_code == 202
