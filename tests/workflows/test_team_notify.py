@@ -8,7 +8,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import SecretStr
@@ -46,11 +47,13 @@ def hooks() -> Iterator[WebhookStandIn]:
         yield standin
 
 
-def _seed(sessions: sessionmaker[Session], now: datetime) -> None:
+def _seed(
+    sessions: sessionmaker[Session], now: datetime, due_in: timedelta = timedelta(hours=5)
+) -> None:
     with sessions.begin() as session:
         session.add(TeamMember(email=CSM, name="Casey", timezone="Europe/Berlin"))
         task, _ = repository.create_task(
-            session, "k1", "Kickoff call", assignee_email=CSM, due_at=now + timedelta(hours=5)
+            session, "k1", "Kickoff call", assignee_email=CSM, due_at=now + due_in
         )
         task.created_at = now - timedelta(hours=1)
 
@@ -123,7 +126,12 @@ async def test_each_run_delivers_new_events_once_and_the_digest_from_the_working
 async def test_the_team_notify_schedule_starts_the_workflow(
     sessions, hooks: WebhookStandIn, sendgrid: SendGridStandIn
 ) -> None:
-    _seed(sessions, datetime.now(UTC))
+    # Due later today in Casey's zone whatever the hour the suite runs at (5 hours from now
+    # is tomorrow in Berlin after 19:00 there, and then the task is not "due today").
+    now = datetime.now(UTC)
+    local = now.astimezone(ZoneInfo("Europe/Berlin"))
+    midnight = datetime.combine(local.date() + timedelta(days=1), time(), local.tzinfo)
+    _seed(sessions, now, due_in=(midnight - local) / 2)
     settings = Settings(notify_webhook_url=f"{hooks.url}/hook")
     env = await start_dev_server(ui=False)
     task_queue = f"notify-{uuid.uuid4().hex[:8]}"
