@@ -30,16 +30,14 @@ import asyncio
 import dataclasses
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import EventType, TaskQueueType, TimeoutType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -47,6 +45,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from bench.report import Metric
+from bench.scenarios.databases import fresh_database
 from bench.scenarios.spec import ENGINE, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import BENCH_PLAYBOOKS, Stack, WorkerProcess
 from engine.client.deployment import deploy_working_copy
@@ -54,7 +53,7 @@ from engine.messages import SWEEP_WORKFLOW_NAME, SweepInput, SweepResult
 from engine.project import load_project
 from engine.settings import load_settings
 from engine.statuses import EnrollmentStatus
-from engine.store.db import dispose_engines, migrate, resolve_url, session_factory
+from engine.store.db import migrate, session_factory
 from engine.store.models import Contact, Customer, Enrollment, OutboxMessage, utcnow
 
 PLAYBOOK_ID = "bench_burst"
@@ -105,34 +104,6 @@ class Progressed:
     all_parked: float | None = None
     sweep_done: float | None = None
     max_backlog: int | None = None
-
-
-@contextmanager
-def burst_store(server: str) -> Iterator[str]:
-    """A fresh store: a new SQLite file, or a throwaway database on the PostgreSQL server
-    ``server`` (created here, dropped at the end). A sweep enrolls every due customer of
-    the store, so the store must hold this run's customers only."""
-    if not server:
-        folder = tempfile.mkdtemp(prefix="bench-burst-")
-        try:
-            yield f"sqlite:///{folder}/store.db"
-        finally:
-            dispose_engines()
-            shutil.rmtree(folder, ignore_errors=True)
-        return
-    if make_url(server).get_backend_name() != "postgresql":
-        raise BenchFailure(f"--burst-database must name a PostgreSQL server, not {server!r}")
-    admin = create_engine(resolve_url(server), isolation_level="AUTOCOMMIT")
-    name = f"bench_burst_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield resolve_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_engines()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def seed(sessions: sessionmaker[Session], n: int) -> None:
@@ -336,7 +307,7 @@ def _load() -> str:
 async def burst(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
     """Seed and deploy, start the workers, sweep once, wait for every enrollment to park."""
     n = sizes.burst_enrollments
-    with burst_store(sizes.burst_database) as url:
+    with fresh_database(sizes.burst_database, "burst") as url:
         store = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
         migrate(url)
         sessions = session_factory(url)

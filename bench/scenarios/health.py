@@ -21,15 +21,14 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from bench.report import Metric
+from bench.scenarios.databases import fresh_database
 from bench.scenarios.health_book import seed_book
 from bench.scenarios.spec import SHIPPED, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import BENCH_PLAYBOOKS, _start_dev_server
@@ -40,7 +39,7 @@ from engine.project import load_project
 from engine.services import Services
 from engine.settings import load_settings
 from engine.store import health
-from engine.store.db import dispose_engines, migrate, resolve_url, session_factory
+from engine.store.db import dispose_engines, migrate, session_factory
 from engine.store.models import HealthScore
 
 GOAL_SECONDS = 30.0
@@ -166,7 +165,7 @@ def _recompute(
     sizes: Sizes, card: Scorecard, backend: str, server: str | None, progress: Progress
 ) -> list[Metric]:
     now = datetime.now(UTC).replace(hour=5, minute=0, second=0, microsecond=0)
-    with _database(server) as url:
+    with fresh_database(server, "health") as url:
         migrate(url)
         sessions = session_factory(url)
         seeding = time.perf_counter()
@@ -209,26 +208,6 @@ def _recompute(
             )
         dispose_engines()
     return metrics
-
-
-@contextmanager
-def _database(server: str | None) -> Iterator[str]:
-    """A fresh SQLite file, or a throwaway database on the PostgreSQL server ``server``."""
-    if server is None:
-        with tempfile.TemporaryDirectory(prefix="bench-health-") as folder:
-            yield f"sqlite:///{folder}/store.db"
-        return
-    admin = create_engine(resolve_url(server), isolation_level="AUTOCOMMIT")
-    name = f"bench_health_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield resolve_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_engines()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _load() -> str:
