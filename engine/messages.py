@@ -170,6 +170,13 @@ class StepEntry(BaseModel):
     at: datetime
 
 
+class LocalTime(BaseModel):
+    """A date at a time of day, to be read in each recipient's own zone (`wait: ... at:`)."""
+
+    day: str
+    minute: int
+
+
 class InterpreterState(BaseModel):
     """Everything the interpreter needs to resume, carried across continue-as-new."""
 
@@ -283,13 +290,6 @@ class DecideResult(BaseModel):
     errors: list[str | None] = Field(default_factory=list)
     # The contacts' zones (their own, else the customer's), sorted; when asked for.
     zones: list[str] = Field(default_factory=list)
-
-
-class LocalTime(BaseModel):
-    """A date at a time of day, to be read in each recipient's own zone (`wait: ... at:`)."""
-
-    day: str
-    minute: int
 
 
 class SendEmailInput(BaseModel):
