@@ -381,9 +381,26 @@ def health_value(session: Session, customer: Any, today: date) -> dict[str, Any]
     """What expressions and templates see as ``health``: score, band, known share, each
     measure (value, points, weight), the raw values (``raw``), each risk signal's on/off/
     unknown (``signals``) and its value and text (``details``), and ``trend(days)``."""
-    points = history(session, customer.id, today - timedelta(days=366))
-    latest = points[-1] if points else None
-    measures = dict(latest.measures) if latest else {}
+    # Every decision, email and task reads this: the year's (day, score) pairs for the trend,
+    # and only the latest point's measures and signals (decoding a year of JSON per read made
+    # a simulated year of a book spend a quarter of its time here).
+    points = session.execute(
+        select(HealthScore.day, HealthScore.score)
+        .where(
+            HealthScore.customer_id == customer.id, HealthScore.day >= today - timedelta(days=366)
+        )
+        .order_by(HealthScore.day)
+    ).all()
+    latest = (
+        session.execute(
+            select(HealthScore.known, HealthScore.measures, HealthScore.signals).where(
+                HealthScore.customer_id == customer.id, HealthScore.day == points[-1].day
+            )
+        ).one()
+        if points
+        else None
+    )
+    measures = dict(latest.measures or {}) if latest else {}
     signals = dict(latest.signals or {}) if latest else {}
     return {
         "signals": {name: s.get("on") for name, s in signals.items()},
@@ -393,5 +410,5 @@ def health_value(session: Session, customer: Any, today: date) -> dict[str, Any]
         "known": latest.known if latest else 0.0,
         "measures": measures,
         "raw": {name: m.get("value") for name, m in measures.items()},
-        "trend": trend_of([(p.day, p.score) for p in points], today),
+        "trend": trend_of([(day, score) for day, score in points], today),
     }
