@@ -377,13 +377,34 @@ def trend_of(points: Iterable[tuple[date, int | None]], today: date) -> Callable
     return trend
 
 
+_POINTS = cast(Table, HealthScore.__table__)
+# `health_value`'s two reads, built once (a customer's points since a day): the latest
+# point's measures and signals through the ORM (which flushes pending points first), and
+# the (day, score) pairs as plain rows.
+_LATEST_POINT = (
+    select(HealthScore.known, HealthScore.measures, HealthScore.signals)
+    .where(HealthScore.customer_id == bindparam("customer"), HealthScore.day >= bindparam("since"))
+    .order_by(HealthScore.day.desc())
+    .limit(1)
+)
+_SCORES = (
+    select(_POINTS.c.day, _POINTS.c.score)
+    .where(_POINTS.c.customer_id == bindparam("customer"), _POINTS.c.day >= bindparam("since"))
+    .order_by(_POINTS.c.day)
+)
+
+
 def health_value(session: Session, customer: Any, today: date) -> dict[str, Any]:
     """What expressions and templates see as ``health``: score, band, known share, each
     measure (value, points, weight), the raw values (``raw``), each risk signal's on/off/
     unknown (``signals``) and its value and text (``details``), and ``trend(days)``."""
-    points = history(session, customer.id, today - timedelta(days=366))
-    latest = points[-1] if points else None
-    measures = dict(latest.measures) if latest else {}
+    # Every decision, email and task reads this: only the latest point's JSON, and the
+    # year's scores as plain rows (a year of objects and their JSON decoded per read made a
+    # simulated year of a book spend a quarter of its time here).
+    params = {"customer": customer.id, "since": today - timedelta(days=366)}
+    latest = session.execute(_LATEST_POINT, params).first()
+    points = session.execute(_SCORES, params).all() if latest is not None else []
+    measures = dict(latest.measures or {}) if latest else {}
     signals = dict(latest.signals or {}) if latest else {}
     return {
         "signals": {name: s.get("on") for name, s in signals.items()},
@@ -393,5 +414,5 @@ def health_value(session: Session, customer: Any, today: date) -> dict[str, Any]
         "known": latest.known if latest else 0.0,
         "measures": measures,
         "raw": {name: m.get("value") for name, m in measures.items()},
-        "trend": trend_of([(p.day, p.score) for p in points], today),
+        "trend": trend_of([(day, score) for day, score in points], today),
     }

@@ -3,18 +3,22 @@ dev server, `playbook status` (which asks the workflow) exits 0 every time and l
 Temporal core thread running when the interpreter finalizes.
 
 A native thread still running Python code at exit aborted the process with "Fatal Python
-error: PyGILState_Release" (exit 134) in about one run in fifteen under load.
+error: PyGILState_Release" (exit 134) in about one run in fifteen under load; each command
+waits for the core's threads to leave Python (`settle_core_threads`), and only for them.
 """
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from engine.client.runtime import settle_core_threads
 from engine.services import Services
 from tests.api.test_api_cli import playbook
 
@@ -80,3 +84,38 @@ async def test_status_exits_cleanly_every_time(services: Services, customer: str
             assert "Fatal Python error" not in err, err
             assert code == 0, err
             assert f"probe_twice/{customer}" in out
+
+
+def test_settling_waits_for_core_callbacks_not_for_other_untracked_threads() -> None:
+    """A thread `threading` does not know that is inside event-loop code (as a core thread
+    handing back a result is) holds `settle_core_threads`; one that other code started with
+    `_thread` and that stays in Python (pytest-xdist's execnet does) does not: each in-process
+    command under `pytest -n 2` used to wait the whole 2 s timeout for it."""
+    entered, release = _thread.allocate_lock(), _thread.allocate_lock()
+    entered.acquire()
+    release.acquire()
+
+    def park() -> None:
+        entered.release()
+        release.acquire()  # in Python, in this module, until the test ends
+        release.release()
+
+    _thread.start_new_thread(park, ())
+    entered.acquire()
+    began = time.monotonic()
+    assert settle_core_threads(timeout=2.0)
+    assert time.monotonic() - began < 1.0
+
+    # An event loop run by a thread `threading` never hears of (the outermost frame is
+    # asyncio's, as in a core callback); `asyncio.run` would register the thread.
+    loop = asyncio.new_event_loop()
+    release.release()
+    _thread.start_new_thread(loop.run_forever, ())
+    loop.call_soon_threadsafe(entered.release)
+    entered.acquire()
+    try:
+        assert not settle_core_threads(timeout=0.3)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+    assert settle_core_threads(timeout=2.0)  # once the loop has stopped
+    loop.close()
