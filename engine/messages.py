@@ -33,6 +33,10 @@ SA_VERSION = "PlaybookVersion"
 SA_CUSTOMER = "CustomerId"
 SA_STEP = "PlaybookStep"
 SEARCH_ATTRIBUTES = (SA_PLAYBOOK, SA_VERSION, SA_CUSTOMER, SA_STEP)
+# What new enrollments are started with (`EnrollmentInput.generation`). Raise it, and list the
+# patches it makes unconditional in `workflows/interpreter.py` (`PATCH_GENERATIONS`), to spare
+# new histories the marker and search-attribute upsert each `workflow.patched` records.
+INTERPRETER_GENERATION: Final = 1
 
 
 class SignalName:
@@ -239,6 +243,13 @@ class EnrollmentInput(BaseModel):
     )
     state: InterpreterState | None = None
     dates: EnrollmentDates | None = None
+    generation: int = Field(
+        default=0,
+        description="The interpreter behaviour the enrollment started with "
+        "(`INTERPRETER_GENERATION`): the changes `workflow.patched` guards up to this "
+        "generation apply without a patch marker in its history. 0 in payloads from before "
+        "generations, which keep asking `workflow.patched`.",
+    )
 
 
 class EnrollmentSnapshot(BaseModel):

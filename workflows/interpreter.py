@@ -107,6 +107,20 @@ MIGRATES_WAITS = ("wait", "wait_for")
 # The outcome of a date-triggered enrollment whose cycle a moved anchor date ended (a renewal
 # that happened: the renewal date moved a year ahead).
 ANCHOR_MOVED = "anchor_moved"
+# The generation (`EnrollmentInput.generation`, `INTERPRETER_GENERATION`) from which each
+# change is the only behaviour: an enrollment started at that generation or later has it from
+# its first step, so its history carries no patch marker (nor the search-attribute upsert that
+# comes with one) and is as long as a hand-written workflow's. Older histories, generation 0,
+# still ask `workflow.patched`. `PATCH_MIGRATE` stays out: it marks the histories it acts in.
+PATCH_GENERATIONS: dict[str, int] = {
+    PATCH_EVENTS_BEFORE_WAIT: 1,
+    PATCH_PAUSED_WAKES_ON_EVENTS: 1,
+    PATCH_TASK_UNDO: 1,
+    PATCH_PER_RECIPIENT_DELIVERY: 1,
+    PATCH_RECIPIENT_LOCAL_AT: 1,
+    PATCH_DATES_FOLLOW_CUSTOMER: 1,
+    PATCH_CHANGE_CONDITIONS: 1,
+}
 # A `_step_<kind>` method: runs one step and returns the id of the next.
 StepHandler = Callable[[StepPlan, int, list[Any]], Awaitable[str]]
 
@@ -199,9 +213,9 @@ class Interpreter:
 
     def customer_changed(self, change: CustomerChanged) -> None:
         """The customer's data changed: the running wait re-evaluates its date."""
-        if change.dates_may_have_moved and workflow.patched(PATCH_DATES_FOLLOW_CUSTOMER):
+        if change.dates_may_have_moved and self._patched(PATCH_DATES_FOLLOW_CUSTOMER):
             self.customer_changed_pending = True
-        if self._change_conditions() and workflow.patched(PATCH_CHANGE_CONDITIONS):
+        if self._change_conditions() and self._patched(PATCH_CHANGE_CONDITIONS):
             self.conditions_pending = True
 
     def pause(self) -> EnrollmentSnapshot:
@@ -311,7 +325,7 @@ class Interpreter:
                     # the top of the loop drain them. Before this fix a paused enrollment
                     # ignored `customer.churned` until resumed; guarded by a patch so
                     # histories recorded before it still replay.
-                    wake_on_events = workflow.patched(PATCH_PAUSED_WAKES_ON_EVENTS)
+                    wake_on_events = self._patched(PATCH_PAUSED_WAKES_ON_EVENTS)
 
                     def unpaused(wake: bool = wake_on_events) -> bool:
                         return (
@@ -428,7 +442,7 @@ class Interpreter:
     # -- step kinds ----------------------------------------------------------------------
     async def _step_email(self, step: StepPlan, iteration: int, values: list[Any]) -> str:
         assert step.email is not None
-        if workflow.patched(PATCH_PER_RECIPIENT_DELIVERY):
+        if self._patched(PATCH_PER_RECIPIENT_DELIVERY):
             return await self._deliver_email(step, iteration)
         now = self._now()
         opens = next_opening(now, self.state.timezone, step.email.window)
@@ -564,7 +578,7 @@ class Interpreter:
             if outcome == "timed_out":
                 return await self._task_timed_out(step, ref)
             completion = self.completions[ref.task_id]
-            if completion.undo_seconds and workflow.patched(PATCH_TASK_UNDO):
+            if completion.undo_seconds and self._patched(PATCH_TASK_UNDO):
                 held = await self._hold_for_undo(step.id, ref, completion.undo_seconds)
                 if held == "reopened":
                     continue
@@ -755,7 +769,7 @@ class Interpreter:
         started since (None: the customer's zone, as before)."""
         if value is None or not self._before_contact_email(step) or not self.zones:
             return None
-        if not workflow.patched(PATCH_RECIPIENT_LOCAL_AT):
+        if not self._patched(PATCH_RECIPIENT_LOCAL_AT):
             return None
         assert step.wait is not None and step.wait.at_minute is not None
         return LocalTime(day=str(value), minute=step.wait.at_minute)
@@ -819,7 +833,7 @@ class Interpreter:
             )
         else:
             assert wf.event is not None
-            if workflow.patched(PATCH_EVENTS_BEFORE_WAIT):
+            if self._patched(PATCH_EVENTS_BEFORE_WAIT):
                 early = await self._claim_early_event(wf.event, wf.condition)
                 if early is not None:
                     self._record(
@@ -1244,6 +1258,14 @@ class Interpreter:
         await self._project(EnrollmentStatus.RUNNING, step_id)
 
     # -- bookkeeping ---------------------------------------------------------------------
+    def _patched(self, patch_id: str) -> bool:
+        """Whether this enrollment has the change ``patch_id``: always, when it started at
+        the change's generation or later (`PATCH_GENERATIONS`), else as its history says."""
+        since = PATCH_GENERATIONS.get(patch_id)
+        if since is not None and self.input.generation >= since:
+            return True
+        return workflow.patched(patch_id)
+
     def _now(self) -> datetime:
         """Workflow time, shifted by the simulation clock offset (zero in production)."""
         offset = self.input.clock_offset_seconds

@@ -29,6 +29,7 @@ from engine.client.playbook import start_enrollment
 from engine.errors import AlreadyEnrolled
 from engine.language.plan import CompiledPlan
 from engine.messages import (
+    INTERPRETER_GENERATION,
     SA_CUSTOMER,
     SA_PLAYBOOK,
     SA_STEP,
@@ -106,6 +107,7 @@ async def enroll(
         started_at=started_at or datetime.now(UTC),
         clock_offset_seconds=clock_offset_seconds,
         dates=dates,
+        generation=INTERPRETER_GENERATION,
     )
     if continue_as_new_after_events is not None:
         payload.continue_as_new_after_events = continue_as_new_after_events

@@ -36,6 +36,7 @@ from engine.language.health import Scorecard
 from engine.language.plan import CompiledPlan
 from engine.language.sendwindow import zone
 from engine.messages import (
+    INTERPRETER_GENERATION,
     CustomerChanged,
     DecideInput,
     EnrollmentInput,
@@ -348,6 +349,7 @@ class Simulator:
                 started_at=at,
                 use_search_attributes=False,
                 clock_offset_seconds=offset.total_seconds(),
+                generation=INTERPRETER_GENERATION,
             ),
             id=f"sim-{uuid.uuid4().hex}",
             task_queue=self._queue,

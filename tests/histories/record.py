@@ -71,6 +71,7 @@ async def onboarding_completed(h: Harness, project: Project) -> Handle:
 
 
 @scenario("onboarding_nudged", segment="smb")
+@scenario("onboarding_nudged_gen1", segment="smb")
 async def onboarding_nudged(h: Harness, project: Project) -> Handle:
     """SMB: no kickoff, paused and resumed, never connected (nudge, help task), skip ahead.
 
@@ -182,6 +183,7 @@ async def renewal_at_risk(h: Harness, project: Project) -> Handle:
 
 
 @scenario("renewal_late_moved", health=90, timezone=RENEWAL_ZONE)
+@scenario("renewal_late_moved_gen1", health=90, timezone=RENEWAL_ZONE)
 async def renewal_late_moved(h: Harness, project: Project) -> Handle:
     """Imported 70 days out: enrolled late by the sweep, past the 90-day touch; the CRM moves
     the renewal 10 days (the wait follows), then a year ahead: `anchor_moved`."""
