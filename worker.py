@@ -22,6 +22,7 @@ from activities.notifier import HttpNotifier
 from activities.registry import PlaybookActivities
 from activities.sweep import SweepActivities
 from activities.team_notify import TeamNotifyActivities
+from engine.client.sandbox import workflow_runner
 from engine.language.jinja_env import RenderLimits, set_render_limits
 from engine.settings import Settings, get_settings
 from engine.store.db import migrate, session_factory
@@ -109,6 +110,7 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=settings.activity_slots,
         graceful_shutdown_timeout=timedelta(seconds=30),
+        workflow_runner=workflow_runner(),
     )
 
 

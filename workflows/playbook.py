@@ -7,10 +7,11 @@ decision over customer data, goes through activities.
 
 This module is only the workflow's shell: its name, its input, and the signals, updates
 and query it answers, each delegating to an `Interpreter` (`workflows/interpreter.py`),
-which holds the state and the logic. Temporal's sandbox imports this module again for
-every workflow instance; the interpreter is imported passed through, so its code is loaded
-once per worker process rather than once per cached workflow. Neither module imports
-jinja2, yaml or database code.
+which holds the state and the logic. Temporal's sandbox would import a workflow module
+again for every workflow instance; every worker passes this one and the interpreter
+through (`engine/client/sandbox.py`), so their code and this class are built once per
+worker process rather than once per cached workflow. Neither module imports jinja2, yaml
+or database code.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ from engine.client.deployment import deploy_working_copy
 from engine.client.enrollment import enroll, reenroll_allowed
 from engine.client.playbook import EnrollmentHandle
 from engine.client.routing import EventRouter
+from engine.client.sandbox import workflow_runner
 from engine.client.sweeps import sweep
 from engine.errors import AlreadyEnrolled, ConflictError, PlaybookError, SimulationInputError
 from engine.language.delivery import Send, cap_violations
@@ -414,6 +415,7 @@ async def _run(
             workflows=[PlaybookWorkflow],
             activities=activities.all(),
             activity_executor=pool,
+            workflow_runner=workflow_runner(),
         ):
             reported = -1
             index = 0

@@ -31,6 +31,7 @@ from activities.registry import PlaybookActivities
 from engine.client.changes import change_refusal, snapshot_before
 from engine.client.connection import find_binary, quiet_runtime
 from engine.client.playbook import EnrollmentHandle, start_enrollment
+from engine.client.sandbox import workflow_runner
 from engine.errors import SimulationInputError
 from engine.language.health import Scorecard
 from engine.language.plan import CompiledPlan
@@ -147,6 +148,7 @@ class Simulator:
             workflows=[PlaybookWorkflow],
             activities=self._activities.all(),
             activity_executor=self._pool,
+            workflow_runner=workflow_runner(),
         )
         await self._worker.__aenter__()
         return self

@@ -33,6 +33,7 @@ from temporalio.worker import Worker
 from activities.mailer import Mailer
 from activities.registry import PlaybookActivities
 from engine.client.enrollment import enroll
+from engine.client.sandbox import workflow_runner
 from engine.language.plan import CompiledPlan
 from engine.messages import (
     EnrollmentResult,
@@ -415,6 +416,7 @@ async def playbook_worker(
             workflows=[PlaybookWorkflow],
             activities=activities.all(),
             activity_executor=pool,
+            workflow_runner=workflow_runner(),
         ) as worker:
             yield worker
 

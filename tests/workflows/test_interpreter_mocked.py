@@ -23,6 +23,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from engine.client.sandbox import workflow_runner
 from engine.language.plan import CompiledPlan
 from engine.messages import (
     ActivityName,
@@ -202,6 +203,7 @@ async def mocked_worker(
         task_queue=task_queue,
         workflows=[PlaybookWorkflow],
         activities=mocks.all(),
+        workflow_runner=workflow_runner(),
     ):
         yield start
 

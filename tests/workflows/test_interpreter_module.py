@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from temporalio.workflow import _Definition
 
+from engine.client.sandbox import workflow_runner
 from workflows.playbook import PlaybookWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,8 +154,10 @@ def test_interpreter_imports_only_the_allow_list():
     assert seen - {"workflows.interpreter"} == PROJECT_MODULES
 
 
-def test_interpreter_calls_no_clock_randomness_or_io():
-    tree = ast.parse(INTERPRETER.read_text(encoding="utf-8"), str(INTERPRETER))
+@pytest.mark.parametrize("module", [INTERPRETER, WORKFLOW], ids=lambda path: path.name)
+def test_the_passed_through_modules_call_no_clock_randomness_or_io(module: Path):
+    """Both are passed through the sandbox (`engine/client/sandbox.py`), so it checks neither."""
+    tree = ast.parse(module.read_text(encoding="utf-8"), str(module))
     problems: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
@@ -168,7 +171,7 @@ def test_interpreter_calls_no_clock_randomness_or_io():
             and node.func.id in FORBIDDEN_BUILTINS
         ):
             problems.append(f"line {node.lineno}: calls {node.func.id}()")
-    assert not problems, "workflows/interpreter.py must stay deterministic:\n" + "\n".join(problems)
+    assert not problems, f"workflows/{module.name} must stay deterministic:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize("source", ["datetime.now()", "time.time()", "print(1)", "random.random()"])
@@ -231,3 +234,34 @@ def test_the_workflow_interface_is_unchanged():
         *("pause", "resume", "skip_to_step", "cancel", "reopen_task", "migrate"),
     }
     assert all(update.validator is not None for update in definition.updates.values())
+
+
+def test_every_worker_of_the_playbook_workflow_passes_it_through():
+    """Each Worker or Replayer that registers `PlaybookWorkflow` uses `workflow_runner()`:
+    one that does not would build the workflow's class again for every instance."""
+    assert {"workflows.playbook", "workflows.interpreter"} <= set(
+        workflow_runner().restrictions.passthrough_modules
+    )
+    sources = [
+        REPO / "worker.py",
+        *(REPO / "engine").rglob("*.py"),
+        *(REPO / "tests").rglob("*.py"),
+    ]
+    found: list[str] = []
+    for path in sources:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("Worker", "Replayer")
+            ):
+                continue
+            keywords = {k.arg: ast.unparse(k.value) for k in node.keywords}
+            if "PlaybookWorkflow" not in keywords.get("workflows", ""):
+                continue
+            where = f"{path.relative_to(REPO)}:{node.lineno}"
+            found.append(where)
+            assert keywords.get("workflow_runner") == "workflow_runner()", where
+    assert any(f.startswith("worker.py:") for f in found)
+    assert any(f.startswith("engine/simulation/") for f in found)

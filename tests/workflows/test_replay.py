@@ -17,6 +17,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from engine.client.sandbox import workflow_runner
 from tests.helpers.paths import PLAYBOOKS
 from workflows.playbook import PlaybookWorkflow
 
@@ -40,6 +41,10 @@ async def test_recorded_history_replays(path: Path):
         "record finished enrollments only, so the whole run is replayed"
     )
     history = WorkflowHistory.from_json(path.stem, text)
-    replayer = Replayer(workflows=[PlaybookWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[PlaybookWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
     result = await replayer.replay_workflow(history)
     assert result.replay_failure is None

@@ -15,6 +15,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Replayer
 
 from activities.tasks import TaskActivities, member_calendar
+from engine.client.sandbox import workflow_runner
 from engine.errors import Conflict
 from engine.language.plan import TaskPlan
 from engine.messages import CreateTaskInput, EscalateTaskInput
@@ -155,7 +156,11 @@ async def test_role_tasks_go_round_robin_or_to_the_least_busy_and_replay_the_sam
 
 
 async def _replays(histories: list[WorkflowHistory]) -> None:
-    replayer = Replayer(workflows=[PlaybookWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[PlaybookWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
     for history in histories:
         result = await replayer.replay_workflow(history)
         assert result.replay_failure is None
