@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         SendEmailInput,
         SendEmailResult,
         SignalName,
+        StepEntry,
         TaskRef,
     )
     from engine.statuses import EnrollmentStatus
@@ -77,12 +78,16 @@ EFFECT_RETRY = RetryPolicy(
 LOCAL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
+# Effect activities heartbeat (activities/heartbeat.py); a killed worker is noticed this soon.
+EFFECT_HEARTBEAT = timedelta(seconds=10)
 STEP_KEY = SearchAttributeKey.for_keyword(SA_STEP)
 
 
 class BaselineInput(BaseModel):
     customer_id: str
     enrollment_id: str
+    # The run's key, the prefix of its email and task idempotency keys (as `enroll` sets it).
+    enrollment_key: str
     started_at: datetime
 
 
@@ -98,6 +103,9 @@ class BaselineWorkflow:
     def __init__(self, input: BaselineInput) -> None:
         self.input = input
         self.activated = False
+        # Steps entered since the last projection write: the reports' step visits ride along
+        # with the next `record_enrollment`, as the interpreter sends them.
+        self.entered: list[StepEntry] = []
 
     @workflow.signal(name=SignalName.EVENT)
     def event(self, event: EventSignal) -> None:
@@ -121,14 +129,17 @@ class BaselineWorkflow:
         )
         if not decision.found:
             return "exited"
-        await self._project(EnrollmentStatus.RUNNING, "welcome")
+        await self._project(EnrollmentStatus.RUNNING, "welcome", started=True)
 
+        self._enter("welcome")
         await self._email("welcome", WELCOME)
 
+        self._enter("kickoff")
         await workflow.execute_activity(
             ActivityName.CREATE_TASK,
             CreateTaskInput(
                 enrollment_id=input.enrollment_id,
+                enrollment_key=input.enrollment_key,
                 playbook=PLAYBOOK,
                 step_id="kickoff",
                 iteration=1,
@@ -139,15 +150,18 @@ class BaselineWorkflow:
             result_type=TaskRef,
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=EFFECT_RETRY,
+            heartbeat_timeout=EFFECT_HEARTBEAT,
         )
 
         # The wait counts from the start of the step, as the playbook's does: a slow
         # projection write before the timer does not make the wait longer.
+        self._enter("pause")
         until = workflow.now() + PAUSE
         await self._mark("pause")
         if until > workflow.now():
             await workflow.sleep(until - workflow.now())
 
+        self._enter("await_activation")
         reached: bool = await workflow.execute_local_activity(
             ActivityName.CHECK_MILESTONE,
             CheckMilestoneInput(
@@ -166,12 +180,13 @@ class BaselineWorkflow:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self.activated, timeout=ACTIVATION_TIMEOUT)
 
+        self._enter("activated")
         await self._email("activated", ACTIVATED)
 
         workflow.upsert_search_attributes([STEP_KEY.value_set("end")])
-        await self._project(
-            EnrollmentStatus.COMPLETED, None, outcome="completed", close_open_tasks=True
-        )
+        # Like the interpreter: a completed enrollment leaves its tasks open (only one cut
+        # short closes them).
+        await self._project(EnrollmentStatus.COMPLETED, None, outcome="completed")
         return "completed"
 
     async def _email(self, step_id: str, email: EmailPlan) -> SendEmailResult:
@@ -179,6 +194,7 @@ class BaselineWorkflow:
             ActivityName.SEND_EMAIL,
             SendEmailInput(
                 enrollment_id=self.input.enrollment_id,
+                enrollment_key=self.input.enrollment_key,
                 playbook=PLAYBOOK,
                 version=VERSION,
                 step_id=step_id,
@@ -187,13 +203,20 @@ class BaselineWorkflow:
                 email=email,
                 templates={name: TEMPLATES[name] for name in email.files},
                 now=workflow.now(),
+                # Each recipient's own send window and the delivery policy (none here), as
+                # the interpreter asks for every enrollment started since respectful delivery.
+                per_recipient=True,
             ),
             result_type=SendEmailResult,
             start_to_close_timeout=timedelta(minutes=2),
             schedule_to_close_timeout=timedelta(days=1),
             retry_policy=EFFECT_RETRY,
+            heartbeat_timeout=EFFECT_HEARTBEAT,
         )
         return result
+
+    def _enter(self, step_id: str) -> None:
+        self.entered.append(StepEntry(step=step_id, visit=1, at=workflow.now()))
 
     async def _mark(self, step_id: str) -> None:
         workflow.upsert_search_attributes([STEP_KEY.value_set(step_id)])
@@ -205,11 +228,14 @@ class BaselineWorkflow:
         step: str | None,
         outcome: str | None = None,
         close_open_tasks: bool = False,
+        started: bool = False,
     ) -> None:
+        visits, self.entered = self.entered, []
         await workflow.execute_local_activity(
             ActivityName.RECORD_ENROLLMENT,
             RecordEnrollmentInput(
                 enrollment_id=self.input.enrollment_id,
+                enrollment_key=self.input.enrollment_key,
                 playbook=PLAYBOOK,
                 version=VERSION,
                 customer_id=self.input.customer_id,
@@ -218,6 +244,8 @@ class BaselineWorkflow:
                 outcome=outcome,
                 at=workflow.now(),
                 close_open_tasks=close_open_tasks,
+                started=started,
+                visits=visits,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=LOCAL_RETRY,

@@ -43,7 +43,7 @@ from bench.baseline import (
 from bench.report import Metric, median
 from bench.scenarios.spec import BASELINE, CODES, ENGINE, BenchFailure, Progress, Sizes
 from bench.scenarios.stack import Stack, WorkerProcess
-from engine.client.enrollment import enroll, enrollment_id
+from engine.client.enrollment import enroll, enrollment_id, new_enrollment_key
 from engine.client.playbook import EnrollmentHandle
 from engine.messages import SA_CUSTOMER, SA_PLAYBOOK, SA_STEP, SA_VERSION, EventSignal
 from engine.store.models import OutboxMessage, Task
@@ -101,7 +101,10 @@ async def start_enrollments(
             await stack.client.start_workflow(
                 BASELINE_WORKFLOW,
                 BaselineInput(
-                    customer_id=customer_id, enrollment_id=wid, started_at=datetime.now(UTC)
+                    customer_id=customer_id,
+                    enrollment_id=wid,
+                    enrollment_key=new_enrollment_key(wid),
+                    started_at=datetime.now(UTC),
                 ),
                 id=wid,
                 task_queue=queue,
