@@ -7,15 +7,13 @@ daily recompute scores every customer) need a store holding their own rows only.
 from __future__ import annotations
 
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.scenarios.spec import BenchFailure
-from engine.store.db import dispose_engines, resolve_url
+from engine.store.db import dispose_engines, throwaway_database
 
 
 @contextmanager
@@ -31,14 +29,5 @@ def fresh_database(server: str | None, scenario: str) -> Iterator[str]:
         return
     if make_url(server).get_backend_name() != "postgresql":
         raise BenchFailure(f"{server!r} is not a PostgreSQL server's URL")
-    admin = create_engine(resolve_url(server), isolation_level="AUTOCOMMIT")
-    name = f"bench_{scenario}_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield resolve_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_engines()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database(server, f"bench_{scenario}") as url:
+        yield url

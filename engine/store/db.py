@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.settings import get_settings
@@ -182,6 +184,27 @@ def dispose_engines() -> None:
         _factories.clear()
     for engine in engines:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def throwaway_database(server: str | URL, prefix: str) -> Iterator[str]:
+    """Create a database named ``<prefix>_<random>`` on the PostgreSQL server of ``server``
+    (a URL of any database on it), yield its URL, then drop it, closing every cached
+    engine's connections to it first: for benchmarks and tests that need a store holding
+    their own rows only. The admin connection is checked before each use, so the drop
+    works even after the server was restarted meanwhile."""
+    base = resolve_url(server)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def alembic_config(url: str | URL | None = None) -> Config:

@@ -12,32 +12,15 @@ The fixtures over these live in tests/conftest.py; tests/store/ runs on both bac
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from engine.store.db import dispose_engines, resolve_url
+from engine.store.db import dispose_engines, throwaway_database
 
 POSTGRES_ENV = "DATABASE_URL_POSTGRES"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-def _postgres_database(base_url: str) -> Iterator[str]:
-    """Create a throwaway database next to `base_url`, yield its URL, then drop it."""
-    admin = create_engine(resolve_url(base_url), isolation_level="AUTOCOMMIT")
-    name = f"store_test_{uuid.uuid4().hex[:16]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield resolve_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_engines()  # the cached engines hold connections to the database
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def fresh_database(backend: str, folder: Path) -> Iterator[str]:
@@ -50,4 +33,5 @@ def fresh_database(backend: str, folder: Path) -> Iterator[str]:
     base_url = os.environ.get(POSTGRES_ENV)
     if not base_url:
         pytest.skip(f'{POSTGRES_ENV} is not set; run `eval "$(.ci/postgres.sh)"` to enable')
-    yield from _postgres_database(base_url)
+    with throwaway_database(base_url, "store_test") as url:
+        yield url

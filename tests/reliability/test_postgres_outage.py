@@ -13,13 +13,17 @@ import glob
 import os
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from engine.store.db import dispose_engines, migrate, resolve_url, session_factory
+from engine.store.db import (
+    dispose_engines,
+    migrate,
+    resolve_url,
+    session_factory,
+    throwaway_database,
+)
 from tests.helpers.harness import write_project
 from tests.helpers.polling import eventually
 from tests.helpers.reliability import (
@@ -64,17 +68,9 @@ def _pg_ctl(bindir: Path, data: Path, port: int, action: str) -> None:
 @pytest.fixture
 def postgres_url():
     base, data, bindir = _cluster()
-    admin = create_engine(resolve_url(base), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    name = f"reliability_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = resolve_url(base).set(database=name).render_as_string(hide_password=False)
-    migrate(url)
-    yield url, data, bindir, resolve_url(base).port or 5432
-    dispose_engines()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with throwaway_database(base, "reliability") as url:
+        migrate(url)
+        yield url, data, bindir, resolve_url(base).port or 5432
 
 
 async def test_postgres_outage_loses_and_duplicates_nothing(
