@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.api.auth import require_token
+from engine.api.auth import authenticate
 from engine.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False)
@@ -177,7 +177,7 @@ async def _unauthenticated(scope: Scope) -> JSONResponse | None:
         credentials = await _bearer(request)
         # The route's own `require_token` dependency reuses this caller (`request.state`
         # lives in the ASGI scope), so a request costs one token lookup, not two.
-        request.state.api_caller = await run_in_threadpool(require_token, request, credentials)
+        request.state.api_caller = await run_in_threadpool(authenticate, request, credentials)
     except HTTPException as exc:
         return _answer(exc)
     return None

@@ -120,7 +120,7 @@ Admin = [Depends(Requires(Scope.ADMIN))]
 Authed = Annotated[Caller, Depends(require_token)]
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
