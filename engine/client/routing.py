@@ -35,7 +35,12 @@ from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.messages import EventSignal
 from engine.store import health
 from engine.store.context import condition_values, decide
-from engine.store.db import SQLITE_BUSY_TIMEOUT_MS, poll_sqlite_lock
+from engine.store.db import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    SQLITE_LOCK_POLL_MS,
+    is_sqlite,
+    poll_sqlite_lock,
+)
 from engine.store.events import IncomingEvent, Ingested, ingest_events
 from engine.store.health import Recorded
 
@@ -85,7 +90,18 @@ def _names(rescore: Mapping[str, tuple[set[str], RoutedEvent]]) -> set[str]:
 
 PlanSource = Mapping[str, CompiledPlan] | Callable[[], Mapping[str, CompiledPlan]]
 """The plans to route with: a mapping, or a function that reads the deployed set (blocking,
-called in a thread for each event, so a deploy takes effect on the next one)."""
+called for each batch, so a deploy takes effect on the next one)."""
+
+MilestoneSource = (
+    Mapping[str, MilestonePlan]
+    | Callable[[Mapping[str, CompiledPlan]], Mapping[str, MilestonePlan]]
+)
+"""The milestones to record events against: a mapping, or a function of the plans the batch
+is routed with (so the deployed set is read once a batch, not twice)."""
+
+INLINE_BATCH = 50
+"""Under SQLite, a batch of at most this many events is stored on the event loop (see
+`EventRouter.store`); a bigger one in a thread."""
 
 
 class EventRouter:
@@ -96,7 +112,7 @@ class EventRouter:
         sessions: sessionmaker[Session],
         client: Client,
         plans: PlanSource,
-        milestones: Mapping[str, MilestonePlan] | Callable[[], Mapping[str, MilestonePlan]],
+        milestones: MilestoneSource,
         task_queue: str,
         use_search_attributes: bool = True,
         clock_offset_seconds: float = 0.0,
@@ -113,6 +129,10 @@ class EventRouter:
         # The health scorecard: an event it measures recomputes the customer's score, and
         # the ``on_change`` triggers judge the change (engine/client/changes.py).
         self.scorecard = scorecard
+        self._sqlite = is_sqlite(sessions)
+        self.lock_wait_seconds = SQLITE_BUSY_TIMEOUT_MS / 1000
+        """How long an event write polls for SQLite's writer lock before it gives up
+        ("database is locked": the API answers 503, to be retried)."""
         self.storing = asyncio.Lock()
         """Held while a batch is read, stored and sorted: one at a time in this process (see
         `handle_batch`). The API holds it from validating a body to sorting its events."""
@@ -157,10 +177,33 @@ class EventRouter:
 
     async def store(self, events: Sequence[IncomingEvent]) -> StoredBatch:
         """Store the events in one transaction (the first step of `handle_batch`; the
-        caller holds `storing`)."""
-        # The store is blocking (SQLAlchemy): in a thread, so a wait for SQLite's writer
-        # lock does not stall every other request on the event loop.
+        caller holds `storing`).
+
+        The store is blocking (SQLAlchemy). Under SQLite a small batch is stored right here,
+        on the event loop: its write is about a millisecond of CPU that waits on nothing
+        once the writer lock is held, and the lock is polled for without blocking
+        (`_store_polling`). In a thread, each of its statements waited for the GIL again
+        and the thread's answer for the loop, which under load cost more than the write
+        (bench/RESULTS.md, "The event path"). A big batch, and any batch on another
+        database (whose statements wait on the network), goes to a thread so that other
+        requests go on meanwhile.
+        """
+        if self._sqlite and len(events) <= INLINE_BATCH:
+            return await self._store_polling(events)
         return StoredBatch(*await asyncio.to_thread(self._store, events))
+
+    async def _store_polling(self, events: Sequence[IncomingEvent]) -> StoredBatch:
+        """`_ingest` on the event loop: a refused try of the writer lock gives the loop
+        back for a millisecond instead of sleeping in SQLite's busy handler."""
+        plans = self._plans()  # a read: in WAL mode it never waits for the writer
+        deadline = time.monotonic() + self.lock_wait_seconds
+        while True:
+            try:
+                return StoredBatch(plans, self._try_ingest(events, plans, wait_ms=0))
+            except OperationalError as exc:
+                if not _locked(exc) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.001)
 
     def sort(self, events: Sequence[IncomingEvent], stored: StoredBatch) -> Delivery:
         """Answer each stored event and set aside what needs Temporal (the second step of
@@ -276,6 +319,9 @@ class EventRouter:
     def _plans(self) -> Mapping[str, CompiledPlan]:
         return self.plans() if callable(self.plans) else self.plans
 
+    def _milestones(self, plans: Mapping[str, CompiledPlan]) -> Mapping[str, MilestonePlan]:
+        return self.milestones(plans) if callable(self.milestones) else self.milestones
+
     def _store(
         self, events: Sequence[IncomingEvent]
     ) -> tuple[Mapping[str, CompiledPlan], list[Ingested]]:
@@ -286,26 +332,33 @@ class EventRouter:
     def _ingest(
         self, events: Sequence[IncomingEvent], plans: Mapping[str, CompiledPlan]
     ) -> list[Ingested]:
-        """The events stored in one transaction, committed on return.
+        """The events stored in one transaction, committed on return (blocking).
 
         Under SQLite the write polls for the writer lock (`poll_sqlite_lock`), tried again
-        a millisecond after each refusal for up to the usual busy timeout: the worker's
+        a millisecond after each refusal for up to `lock_wait_seconds`: the worker's
         activities write often, and SQLite's own waits, growing to 100 ms a try, left an
         event waiting behind them for hundreds of milliseconds (bench/RESULTS.md, "The
         tail"). The lock is taken before any read (`poll_sqlite_lock`), so a refused try
         has done no work, and the writes are short, so polling costs little.
         """
-        milestones = self.milestones() if callable(self.milestones) else self.milestones
-        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + self.lock_wait_seconds
         while True:
             try:
-                with self.sessions.begin() as session:
-                    poll_sqlite_lock(session)
-                    return ingest_events(session, events, milestones=milestones, plans=plans)
+                return self._try_ingest(events, plans, wait_ms=SQLITE_LOCK_POLL_MS)
             except OperationalError as exc:
-                if "database is locked" not in str(exc) or time.monotonic() > deadline:
+                if not _locked(exc) or time.monotonic() > deadline:
                     raise
             time.sleep(0.001)
+
+    def _try_ingest(
+        self, events: Sequence[IncomingEvent], plans: Mapping[str, CompiledPlan], wait_ms: int
+    ) -> list[Ingested]:
+        """One try of `_ingest`: under SQLite, "database is locked" when the writer lock
+        is not free within ``wait_ms``."""
+        milestones = self._milestones(plans)
+        with self.sessions.begin() as session:
+            poll_sqlite_lock(session, wait_ms)
+            return ingest_events(session, events, milestones=milestones, plans=plans)
 
     def _why_not_enroll(
         self, plan: CompiledPlan, customer_id: str, signal: EventSignal, now: datetime
@@ -355,6 +408,11 @@ class EventRouter:
             routed.enrolled.append(workflow_id)
         except AlreadyEnrolled as exc:
             routed.notes.append(f"{plan.playbook}: not enrolled ({exc})")
+
+
+def _locked(exc: OperationalError) -> bool:
+    """Whether the store refused a write because SQLite's writer lock is taken."""
+    return "database is locked" in str(exc)
 
 
 def _event_triggers(plans: Mapping[str, CompiledPlan]) -> dict[str, list[CompiledPlan]]:

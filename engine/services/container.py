@@ -8,6 +8,7 @@ the project on disk; the project gives the milestone definitions and templates f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from engine.client.routing import EventRouter
-from engine.language.plan import MilestonePlan
+from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.project import Project
 from engine.settings import Settings
 from engine.store.deployments import DeployedPlans
@@ -29,6 +30,9 @@ class Services:
     project: Project
     use_search_attributes: bool = True
     _deployed: DeployedPlans | None = field(default=None, repr=False)
+    _milestones: tuple[Mapping[str, CompiledPlan], dict[str, MilestonePlan]] | None = field(
+        default=None, repr=False
+    )
 
     @property
     def deployed(self) -> DeployedPlans:
@@ -37,10 +41,16 @@ class Services:
             self._deployed = DeployedPlans(self.sessions)
         return self._deployed
 
-    def milestones(self) -> dict[str, MilestonePlan]:
-        """Milestones to record events against: the project's definitions, with those the
-        deployed plans carry taking precedence (they are what the enrollments run)."""
-        return {**self.project.milestones, **self.deployed.milestones()}
+    def milestones_for(self, plans: Mapping[str, CompiledPlan]) -> Mapping[str, MilestonePlan]:
+        """The milestones to record events against, given the deployed plans (the router
+        reads them once a batch): the project's definitions, with those the plans carry
+        taking precedence (they are what the enrollments run). Merged once per deployed
+        set, not per event."""
+        merged = self._milestones
+        if merged is None or merged[0] is not plans:
+            own = {name: m for plan in plans.values() for name, m in plan.milestones.items()}
+            merged = self._milestones = (plans, {**self.project.milestones, **own})
+        return merged[1]
 
     @cached_property
     def router(self) -> EventRouter:
@@ -50,7 +60,7 @@ class Services:
             self.sessions,
             self.client,
             self.deployed.plans,
-            self.milestones,
+            self.milestones_for,
             self.settings.temporal_task_queue,
             self.use_search_attributes,
             scorecard=self.project.scorecard,

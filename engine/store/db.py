@@ -94,9 +94,9 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def poll_sqlite_lock(session: Session) -> bool:
+def poll_sqlite_lock(session: Session, wait_ms: int = SQLITE_LOCK_POLL_MS) -> bool:
     """Under SQLite, take the writer lock for the session's transaction, giving up after
-    `SQLITE_LOCK_POLL_MS` instead of `SQLITE_BUSY_TIMEOUT_MS` ("database is locked"); True
+    ``wait_ms`` instead of `SQLITE_BUSY_TIMEOUT_MS` ("database is locked"); True
     if it did (else nothing changes). For a short write whose caller retries at once on
     "database is locked": SQLite's own busy handler sleeps 1, 2, 5 ... up to 100 ms
     between tries and keeps no queue, so a waiter can lose the lock to other writers many
@@ -112,7 +112,7 @@ def poll_sqlite_lock(session: Session) -> bool:
     # connection left polling would fail every later caller's write after 2 ms.
     if not event.contains(connection.engine, "checkin", _restore_busy_timeout):
         event.listen(connection.engine, "checkin", _restore_busy_timeout)
-    connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_LOCK_POLL_MS}")
+    connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_ms)}")
     # The lock is taken now, as BEGIN IMMEDIATE does, not at the first write: a refusal
     # then comes before the caller has done any work (a retried batch redid its reads and
     # routing on each try, which cost more CPU than storing it when two API processes
@@ -120,6 +120,12 @@ def poll_sqlite_lock(session: Session) -> bool:
     if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     return True
+
+
+def is_sqlite(sessions: sessionmaker[Session]) -> bool:
+    """Whether the sessions' engine is SQLite's."""
+    bind = getattr(sessions, "kw", {}).get("bind")
+    return isinstance(bind, Engine) and bind.dialect.name == "sqlite"
 
 
 def _restore_busy_timeout(dbapi_connection: Any, record: Any) -> None:

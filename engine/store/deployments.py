@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import ConflictError, NotFoundError
-from engine.language.plan import CompiledPlan, MilestonePlan
+from engine.language.plan import CompiledPlan
 from engine.store.models import Deployment, PlaybookVersion, utcnow
 
 
@@ -163,10 +163,3 @@ class DeployedPlans:
     def plan(self, playbook_id: str) -> CompiledPlan | None:
         """One playbook's deployed plan, or None if it was never deployed."""
         return self.plans().get(playbook_id)
-
-    def milestones(self) -> dict[str, MilestonePlan]:
-        """The milestone definitions the deployed plans carry (each plan its own)."""
-        merged: dict[str, MilestonePlan] = {}
-        for plan in self.plans().values():
-            merged.update(plan.milestones)
-        return merged

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -172,22 +171,23 @@ async def test_customer_created_starts_onboarding_and_the_repeat_does_not(
 async def test_a_locked_store_is_a_503_to_retry_and_the_retry_is_stored(
     api: httpx.AsyncClient, services: Services, customer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite's writer lock held past the busy timeout (heavy load) is not a 500: the client
+    """SQLite's writer lock held past the router's wait (heavy load) is not a 500: the client
     is told to retry, and the retry of the same event id is stored once."""
     import sqlite3
 
     from sqlalchemy.exc import OperationalError
 
-    from engine.client.routing import EventRouter
+    from engine.client import routing
 
-    def locked(*_: Any) -> None:
+    def locked(*_: Any, **__: Any) -> None:
         raise OperationalError(
             "INSERT INTO events", {}, sqlite3.OperationalError("database is locked")
         )
 
     body = event(customer)
     with monkeypatch.context() as patch:
-        patch.setattr(EventRouter, "_ingest", locked)
+        patch.setattr(routing, "ingest_events", locked)
+        patch.setattr(services.router, "lock_wait_seconds", 0.05)
         response = await api.post("/api/events", json=body)
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "1"
@@ -270,19 +270,19 @@ async def test_a_process_stores_one_batch_at_a_time(
     it while it waits (bench/RESULTS.md). The lock is the router's, one per `Services`."""
     assert services.router is services.router
     inside, most = 0, 0
-    real_store = EventRouter._store
+    real_store = EventRouter.store
 
-    def store(self: EventRouter, events: Any) -> Any:
+    async def store(self: EventRouter, events: Any) -> Any:
         nonlocal inside, most
         inside += 1
         most = max(most, inside)
-        time.sleep(0.05)  # long enough for the others to start if they could
+        await asyncio.sleep(0.05)  # long enough for the others to start if they could
         try:
-            return real_store(self, events)
+            return await real_store(self, events)
         finally:
             inside -= 1
 
-    monkeypatch.setattr(EventRouter, "_store", store)
+    monkeypatch.setattr(EventRouter, "store", store)
     answers = await asyncio.gather(
         *(api.post("/api/events", json={"events": [event(customer)]}) for _ in range(4))
     )

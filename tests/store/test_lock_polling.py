@@ -1,10 +1,12 @@
 """The API's event write polls for SQLite's writer lock (`engine.store.db.poll_sqlite_lock`,
-`EventRouter._ingest`) instead of sleeping in SQLite's growing busy-handler waits: a try
-gives up after a few milliseconds, the router tries again until the lock is free, and the
-connection goes back to the pool with the usual 30 s busy timeout."""
+`EventRouter.store`) instead of sleeping in SQLite's growing busy-handler waits: a try
+gives up at once (a small batch, on the event loop) or after a few milliseconds (a big one,
+in a thread), the router tries again until the lock is free, and the connection goes back
+to the pool with the usual 30 s busy timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -16,7 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.client.routing import EventRouter
+from engine.client.routing import INLINE_BATCH, EventRouter
 from engine.store.db import SQLITE_BUSY_TIMEOUT_MS, poll_sqlite_lock
 from engine.store.events import IncomingEvent
 from engine.store.models import Event
@@ -91,6 +93,44 @@ async def test_the_router_stores_an_event_once_the_lock_is_free(
     assert answer.status == "unknown_customer"
     with sessions() as session:
         assert session.scalars(select(Event.id)).all() == ["e1"]
+    assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
+
+
+async def test_a_small_batch_waits_for_the_lock_without_stalling_the_event_loop(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Under SQLite a small batch is stored on the event loop (`EventRouter.store`): while
+    another writer holds the lock, the loop must go on serving other requests."""
+    holder = hold_writer_lock(sqlite_file(sessions), 0.4)
+    router = EventRouter(sessions, None, {}, {}, "queue")  # type: ignore[arg-type]
+    ticks = 0
+    storing = asyncio.create_task(
+        router.handle_batch([IncomingEvent("e1", "nobody", "page.viewed", AT)])
+    )
+    while not storing.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    holder.join()
+    assert (await storing)[0].status == "unknown_customer"
+    assert ticks >= 15  # about 40 in the 0.4 s the lock was held
+    with sessions() as session:
+        assert session.scalars(select(Event.id)).all() == ["e1"]
+    assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
+
+
+async def test_a_big_batch_is_stored_in_a_thread_once_the_lock_is_free(
+    sessions: sessionmaker[Session],
+) -> None:
+    holder = hold_writer_lock(sqlite_file(sessions), 0.3)
+    router = EventRouter(sessions, None, {}, {}, "queue")  # type: ignore[arg-type]
+    events = [
+        IncomingEvent(f"e{i:03}", "nobody", "page.viewed", AT) for i in range(INLINE_BATCH + 1)
+    ]
+    answers = await router.handle_batch(events)
+    holder.join()
+    assert [a.status for a in answers] == ["unknown_customer"] * len(events)
+    with sessions() as session:
+        assert len(session.scalars(select(Event.id)).all()) == len(events)
     assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
 
 
