@@ -88,9 +88,10 @@ def _names(rescore: Mapping[str, tuple[set[str], RoutedEvent]]) -> set[str]:
     return set().union(*(names for names, _ in rescore.values()))
 
 
-PlanSource = Mapping[str, CompiledPlan] | Callable[[], Mapping[str, CompiledPlan]]
-"""The plans to route with: a mapping, or a function that reads the deployed set (blocking,
-called for each batch, so a deploy takes effect on the next one)."""
+PlanSource = Mapping[str, CompiledPlan] | Callable[[Session], Mapping[str, CompiledPlan]]
+"""The plans to route with: a mapping, or a function that reads the deployed set in the
+batch's transaction (`DeployedPlans.plans`: called for each batch, so a deploy takes effect
+on the next one)."""
 
 MilestoneSource = (
     Mapping[str, MilestonePlan]
@@ -190,16 +191,15 @@ class EventRouter:
         """
         if self._sqlite and len(events) <= INLINE_BATCH:
             return await self._store_polling(events)
-        return StoredBatch(*await asyncio.to_thread(self._store, events))
+        return await asyncio.to_thread(self._ingest, events)
 
     async def _store_polling(self, events: Sequence[IncomingEvent]) -> StoredBatch:
         """`_ingest` on the event loop: a refused try of the writer lock gives the loop
         back for a millisecond instead of sleeping in SQLite's busy handler."""
-        plans = self._plans()  # a read: in WAL mode it never waits for the writer
         deadline = time.monotonic() + self.lock_wait_seconds
         while True:
             try:
-                return StoredBatch(plans, self._try_ingest(events, plans, wait_ms=0))
+                return self._try_ingest(events, wait_ms=0)
             except OperationalError as exc:
                 if not _locked(exc) or time.monotonic() > deadline:
                     raise
@@ -316,22 +316,13 @@ class EventRouter:
         with self.sessions() as session:
             return bool(running_enrollments(session, customer_id))
 
-    def _plans(self) -> Mapping[str, CompiledPlan]:
-        return self.plans() if callable(self.plans) else self.plans
+    def _plans(self, session: Session) -> Mapping[str, CompiledPlan]:
+        return self.plans(session) if callable(self.plans) else self.plans
 
     def _milestones(self, plans: Mapping[str, CompiledPlan]) -> Mapping[str, MilestonePlan]:
         return self.milestones(plans) if callable(self.milestones) else self.milestones
 
-    def _store(
-        self, events: Sequence[IncomingEvent]
-    ) -> tuple[Mapping[str, CompiledPlan], list[Ingested]]:
-        """The plans to route with, then the events stored (blocking)."""
-        plans = self._plans()
-        return plans, self._ingest(events, plans)
-
-    def _ingest(
-        self, events: Sequence[IncomingEvent], plans: Mapping[str, CompiledPlan]
-    ) -> list[Ingested]:
+    def _ingest(self, events: Sequence[IncomingEvent]) -> StoredBatch:
         """The events stored in one transaction, committed on return (blocking).
 
         Under SQLite the write polls for the writer lock (`poll_sqlite_lock`), tried again
@@ -344,21 +335,23 @@ class EventRouter:
         deadline = time.monotonic() + self.lock_wait_seconds
         while True:
             try:
-                return self._try_ingest(events, plans, wait_ms=SQLITE_LOCK_POLL_MS)
+                return self._try_ingest(events, wait_ms=SQLITE_LOCK_POLL_MS)
             except OperationalError as exc:
                 if not _locked(exc) or time.monotonic() > deadline:
                     raise
             time.sleep(0.001)
 
-    def _try_ingest(
-        self, events: Sequence[IncomingEvent], plans: Mapping[str, CompiledPlan], wait_ms: int
-    ) -> list[Ingested]:
+    def _try_ingest(self, events: Sequence[IncomingEvent], wait_ms: int) -> StoredBatch:
         """One try of `_ingest`: under SQLite, "database is locked" when the writer lock
-        is not free within ``wait_ms``."""
-        milestones = self._milestones(plans)
+        is not free within ``wait_ms``. The deployed plans are read in the same
+        transaction: a session of their own cost as much as storing a lone event."""
         with self.sessions.begin() as session:
             poll_sqlite_lock(session, wait_ms)
-            return ingest_events(session, events, milestones=milestones, plans=plans)
+            plans = self._plans(session)
+            milestones = self._milestones(plans)
+            return StoredBatch(
+                plans, ingest_events(session, events, milestones=milestones, plans=plans)
+            )
 
     def _why_not_enroll(
         self, plan: CompiledPlan, customer_id: str, signal: EventSignal, now: datetime

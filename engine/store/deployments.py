@@ -45,9 +45,15 @@ def record_deployment(
     return row
 
 
+_LATEST = select(func.max(Deployment.id))
+
+
 def latest_deployment_id(session: Session) -> int:
-    """The id of the newest deployment of any playbook (0 if none): a cheap change check."""
-    return int(session.scalar(select(func.max(Deployment.id))) or 0)
+    """The id of the newest deployment of any playbook (0 if none): a cheap change check.
+
+    Run on the session's connection, past the ORM: it is read for every event batch, and
+    the ORM's statement handling cost more than the query."""
+    return int(session.connection().execute(_LATEST).scalar() or 0)
 
 
 def current_deployments(session: Session) -> dict[str, Deployment]:
@@ -151,13 +157,17 @@ class DeployedPlans:
         self._seen = -1
         self._plans: dict[str, CompiledPlan] = {}
 
-    def plans(self) -> dict[str, CompiledPlan]:
-        """Every deployed playbook's plan, by playbook id (blocking: the store is)."""
-        with self.sessions() as session:
-            latest = latest_deployment_id(session)
-            if latest != self._seen:
-                self._plans = deployed_plans(session)
-                self._seen = latest
+    def plans(self, session: Session | None = None) -> dict[str, CompiledPlan]:
+        """Every deployed playbook's plan, by playbook id (blocking: the store is); read
+        in ``session`` when given (the event router's batch transaction), else in a
+        session of its own."""
+        if session is None:
+            with self.sessions() as own:
+                return self.plans(own)
+        latest = latest_deployment_id(session)
+        if latest != self._seen:
+            self._plans = deployed_plans(session)
+            self._seen = latest
         return self._plans
 
     def plan(self, playbook_id: str) -> CompiledPlan | None:

@@ -159,6 +159,7 @@ _ROUTED, _STORED = str(EventStatus.ROUTED), str(EventStatus.STORED)
 _UNKNOWN_CUSTOMER = str(EventStatus.UNKNOWN_CUSTOMER)
 
 
+# Built once: an IN list given as values is coerced value by value on every call.
 _CUSTOMERS = (
     select(Customer.id, Enrollment.workflow_id, Enrollment.playbook_id, Enrollment.version)
     .outerjoin(
@@ -177,8 +178,6 @@ _EARLIER = select(Event.id, Event.customer_id, Event.name, Event.properties).whe
     Event.customer_id.in_(bindparam("ids", expanding=True)),
     Event.name.in_(bindparam("names", expanding=True)),
 )
-# Built once: an IN list given as values is coerced value by value on every call.
-# Built once: an IN list given as values is coerced value by value on every call.
 
 
 def _customers(
@@ -189,8 +188,9 @@ def _customers(
     known: set[str] = set()
     running: list[tuple[str, str, str, str]] = []
     ordered = sorted(customer_ids)
+    connection = session.connection()  # past the ORM: plain rows, read for every batch
     for start in range(0, len(ordered), IN_CHUNK):
-        for customer_id, workflow_id, pid, version in session.execute(
+        for customer_id, workflow_id, pid, version in connection.execute(
             _CUSTOMERS, {"ids": ordered[start : start + IN_CHUNK]}
         ):
             known.add(customer_id)
