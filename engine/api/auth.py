@@ -19,12 +19,13 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import TokenRefused
 from engine.scopes import Scope, grants
 from engine.services import tokens
 from engine.services.tokens import DEFAULT_EXPIRY
+from engine.store.db import is_sqlite
 from engine.store.models import ApiToken
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `playbook token create`.")
@@ -88,31 +89,71 @@ async def require_token(
     checked = getattr(request.state, "api_caller", None)
     if isinstance(checked, Caller):
         return checked
-    return await run_in_threadpool(authenticate, request, credentials)
+    return await caller_for(request, credentials)
+
+
+async def caller_for(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+    """The caller a bearer token names, else 401 saying why (see `authenticate`).
+
+    Under SQLite the token is read right here, on the event loop: a read in WAL mode never
+    waits for the writer, and a hop to a thread and back cost more than the read (and, on
+    a busy process, waited for the GIL and the loop again). Noting the use, once a minute
+    per token, is a write, so that is done in a thread, where a wait for SQLite's writer
+    lock holds up no other request; so is any lookup on another database."""
+    services = request.app.state.services
+    if not is_sqlite(services.sessions):
+        return await run_in_threadpool(authenticate, request, credentials)
+    secret = _bearer_secret(credentials)
+    try:
+        with services.sessions() as session:
+            row = tokens.check(session, secret)
+            caller, unnoted = _caller(row), tokens.use_unnoted(row)
+    except TokenRefused as exc:
+        raise _refused(exc) from None
+    if unnoted:
+        await run_in_threadpool(_note_use, services.sessions, row.id)
+    return caller
+
+
+def _note_use(sessions: sessionmaker[Session], token_id: int) -> None:
+    with sessions.begin() as session:
+        tokens.note_use(session, token_id)
 
 
 def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
-    """The caller a bearer token names, else 401 saying why (blocking: reads the store)."""
+    """The caller a bearer token names, noting the use, else 401 saying why (blocking:
+    reads and may write the store)."""
+    secret = _bearer_secret(credentials)
+    try:
+        with request.app.state.services.sessions.begin() as session:
+            return _caller(tokens.authenticate(session, secret))
+    except TokenRefused as exc:
+        raise _refused(exc) from None
+
+
+def _bearer_secret(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "an API token is required (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    services = request.app.state.services
-    try:
-        with services.sessions.begin() as session:
-            row = tokens.authenticate(session, credentials.credentials)
-            return Caller(
-                name=row.name,
-                is_admin=grants(row.scopes, Scope.ADMIN),
-                token_id=row.id,
-                scopes=frozenset(row.scopes),
-            )
-    except TokenRefused as exc:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
-        ) from None
+    return credentials.credentials
+
+
+def _caller(row: ApiToken) -> Caller:
+    return Caller(
+        name=row.name,
+        is_admin=grants(row.scopes, Scope.ADMIN),
+        token_id=row.id,
+        scopes=frozenset(row.scopes),
+    )
+
+
+def _refused(exc: TokenRefused) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, str(exc), headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 class Requires:

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, status
 from fastapi.security import HTTPBearer
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.api.auth import authenticate
+from engine.api.auth import caller_for
 from engine.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False)
@@ -177,7 +176,7 @@ async def _unauthenticated(scope: Scope) -> JSONResponse | None:
         credentials = await _bearer(request)
         # The route's own `require_token` dependency reuses this caller (`request.state`
         # lives in the ASGI scope), so a request costs one token lookup, not two.
-        request.state.api_caller = await run_in_threadpool(authenticate, request, credentials)
+        request.state.api_caller = await caller_for(request, credentials)
     except HTTPException as exc:
         return _answer(exc)
     return None

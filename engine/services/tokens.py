@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine.errors import DurationError, Invalid, NotFound, TokenRefused
@@ -147,6 +147,14 @@ def revoke(session: Session, token_id: int) -> TokenInfo:
 def authenticate(session: Session, secret: str) -> ApiToken:
     """The token's row if it may be used now, noting when it was used (to the minute);
     else `TokenRefused` saying whether it is unknown, expired or revoked."""
+    row = check(session, secret)
+    if use_unnoted(row):
+        row.last_used_at = utcnow()
+    return row
+
+
+def check(session: Session, secret: str) -> ApiToken:
+    """`authenticate` without noting the use: only reads the store."""
     row = session.scalars(
         select(ApiToken).where(ApiToken.token_hash == ApiToken.hash_token(secret))
     ).first()
@@ -158,10 +166,18 @@ def authenticate(session: Session, secret: str) -> ApiToken:
     expires = _aware_or_none(row.expires_at)
     if expires is not None and expires <= now:
         raise TokenRefused(f"API token '{row.name}' (id {row.id}) expired")
-    last = _aware_or_none(row.last_used_at)
-    if last is None or now - last >= LAST_USED_RESOLUTION:
-        row.last_used_at = now
     return row
+
+
+def note_use(session: Session, token_id: int) -> None:
+    """Note that the token was used now (what `authenticate` does, after a `check`)."""
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+
+
+def use_unnoted(row: ApiToken) -> bool:
+    """Whether `authenticate` would note this use (the last one noted is a minute old)."""
+    last = _aware_or_none(row.last_used_at)
+    return last is None or utcnow() - last >= LAST_USED_RESOLUTION
 
 
 def ensure(

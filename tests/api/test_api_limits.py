@@ -94,13 +94,13 @@ async def test_one_token_lookup_per_request(
 ) -> None:
     """The middleware checks the token before the body; the route reuses that check."""
     lookups: list[str] = []
-    real = tokens.authenticate
+    real = tokens.check
 
     def counted(session: Session, secret: str) -> ApiToken:
         lookups.append(secret)
         return real(session, secret)
 
-    monkeypatch.setattr(tokens, "authenticate", counted)
+    monkeypatch.setattr(tokens, "check", counted)
     assert (await api.get(f"/api/customers/{customer}")).status_code == 200
     assert len(lookups) == 1
 
