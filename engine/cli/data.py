@@ -240,7 +240,12 @@ def _send_file(file: str, generate_ids: bool, batch_size: int, fmt: str, root: P
         project = milestones_only(root)
         settings, sessions = store()
         columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, console=err_console, transient=True) as progress:
+        with Progress(
+            *columns,
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,  # piped: no bar, and no blank line left
+        ) as progress:
             bar = progress.add_task("send", total=len(events))
 
             async def send(client: Client) -> list[RoutedEvent]:
@@ -402,7 +407,12 @@ def customers_import(file: Path, fmt: str | None, dry_run: bool, root: Path) -> 
     else:
         settings, sessions = store()
         columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, console=err_console, transient=True) as progress:
+        with Progress(
+            *columns,
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,  # piped: no bar, and no blank line left
+        ) as progress:
             bar = progress.add_task("import", total=len(plan.customers))
             result = run_import(sessions, plan, lambda _: progress.advance(bar))
         _react_to_import(settings, sessions, root, result)

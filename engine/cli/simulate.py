@@ -300,7 +300,9 @@ async def _simulate_all(root: Path, team: Path | None, fmt: str) -> bool:
     summaries: list[dict[str, object]] = []
     runs = [(plan, c) for plan in project.plans.values() for c in customers]
     async with Simulator() as sim:
-        with Progress(console=err_console, transient=True) as progress:
+        with Progress(
+            console=err_console, transient=True, disable=not err_console.is_terminal
+        ) as progress:
             bar = progress.add_task("simulating", total=len(runs))
             for plan, customer in runs:
                 timeline = await sim.run(plan, customer, team=members)

@@ -218,3 +218,36 @@ async def test_a_large_file_goes_in_batches_of_a_thousand(
             select(Event.received_at).where(Event.customer_id == customer).distinct()
         ).all()
     assert len(received) == 3  # one store transaction (one received_at) per batch
+
+
+async def test_the_docs_sample_is_what_a_mixed_file_prints(
+    services: Services, customer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/api.md shows `playbook events send --file history.jsonl` on a file with a bad
+    name, an unknown customer, an event without an id and a repeat: this sends such a file
+    and compares what is printed, line for line."""
+    block = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    shown = block.split("$ playbook events send --file history.jsonl\n", 1)[1].split("```")[0]
+    root = str(services.project.root)
+    enrolled = await playbook(
+        services, "enroll", "probe_twice", "--customer", customer, "--root", root
+    )
+    assert enrolled.exit_code == 0, enrolled.output
+    tag = uuid.uuid4().hex[:6]
+    (tmp_path / "history.jsonl").write_text(
+        _jsonl(
+            {"id": f"{tag}-1", "customer_id": customer, "name": "probe.go"},  # heard
+            {"id": f"{tag}-2", "customer_id": customer, "name": "no spaces"},
+            {"id": f"{tag}-3", "customer_id": customer, "name": "feature.used"},
+            {"id": f"{tag}-4", "customer_id": customer, "name": "feature.used"},
+            {"id": f"{tag}-1", "customer_id": customer, "name": "probe.go"},  # repeat
+            {"id": f"{tag}-6", "customer_id": customer, "name": "page.viewed"},
+            {"id": f"{tag}-7", "customer_id": "nobody-here", "name": "page.viewed"},
+            {"customer_id": customer, "name": "page.viewed"},  # no id
+            {"id": f"{tag}-9", "customer_id": customer, "name": "page.viewed"},
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    sent = await playbook(services, "events", "send", "--file", "history.jsonl", "--root", root)
+    assert sent.exit_code == 1, sent.output
+    assert sent.stderr == shown
