@@ -124,7 +124,7 @@ def poll_sqlite_lock(session: Session, wait_ms: int = SQLITE_LOCK_POLL_MS) -> bo
 
 def is_sqlite(sessions: sessionmaker[Session]) -> bool:
     """Whether the sessions' engine is SQLite's."""
-    bind = getattr(sessions, "kw", {}).get("bind")
+    bind = sessions.kw.get("bind")
     return isinstance(bind, Engine) and bind.dialect.name == "sqlite"
 
 

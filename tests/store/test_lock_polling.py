@@ -83,24 +83,12 @@ def test_the_lock_is_taken_before_any_write(sessions: sessionmaker[Session]) -> 
         other.close()
 
 
-async def test_the_router_stores_an_event_once_the_lock_is_free(
-    sessions: sessionmaker[Session],
-) -> None:
-    holder = hold_writer_lock(sqlite_file(sessions), 0.3)
-    router = EventRouter(sessions, None, {}, {}, "queue")  # type: ignore[arg-type]
-    (answer,) = await router.handle_batch([IncomingEvent("e1", "nobody", "page.viewed", AT)])
-    holder.join()
-    assert answer.status == "unknown_customer"
-    with sessions() as session:
-        assert session.scalars(select(Event.id)).all() == ["e1"]
-    assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
-
-
 async def test_a_small_batch_waits_for_the_lock_without_stalling_the_event_loop(
     sessions: sessionmaker[Session],
 ) -> None:
     """Under SQLite a small batch is stored on the event loop (`EventRouter.store`): while
-    another writer holds the lock, the loop must go on serving other requests."""
+    another writer holds the lock, the loop must go on serving other requests, and the event
+    is stored once the lock is free."""
     holder = hold_writer_lock(sqlite_file(sessions), 0.4)
     router = EventRouter(sessions, None, {}, {}, "queue")  # type: ignore[arg-type]
     ticks = 0
