@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.health import HealthActivities
 from activities.mailer import mailer_from_settings
@@ -23,6 +23,7 @@ from activities.registry import PlaybookActivities
 from activities.sweep import SweepActivities
 from activities.team_notify import TeamNotifyActivities
 from engine.client.sandbox import workflow_runner
+from engine.gc_freeze import freeze_startup_objects
 from engine.language.jinja_env import RenderLimits, set_render_limits
 from engine.settings import Settings, get_settings
 from engine.store.db import migrate, session_factory
@@ -109,6 +110,7 @@ def build_worker(
         ],
         activity_executor=executor,
         max_concurrent_activities=settings.activity_slots,
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(settings.activity_pollers),
         graceful_shutdown_timeout=timedelta(seconds=30),
         workflow_runner=workflow_runner(),
     )
@@ -130,6 +132,7 @@ async def run_worker(settings: Settings | None = None) -> None:
     with ThreadPoolExecutor(max_workers=settings.activity_slots) as pool:
         worker = build_worker(client, settings, build_activities(settings, client), pool)
         async with worker:
+            freeze_startup_objects()
             logging.getLogger(__name__).info(
                 "worker polling %s on %s/%s",
                 settings.temporal_task_queue,

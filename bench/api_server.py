@@ -25,6 +25,7 @@ from engine.api.app import create_app
 from engine.api.processes import shared_socket, start_api_processes
 from engine.api.serving import server_config
 from engine.client.connection import quiet_runtime
+from engine.gc_freeze import freeze_startup_objects
 from engine.project import load_project
 from engine.services import Services
 from engine.settings import load_settings
@@ -65,6 +66,7 @@ async def serve(args: argparse.Namespace) -> None:
             port=args.port,
             temporal_address=args.temporal_address,
         )
+        freeze_startup_objects()  # as `playbook up` does
         print("ready", os.getpid(), *pids, flush=True)
         await serving
 

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.registry import PlaybookActivities
 from bench.baseline import BaselineWorkflow
 from engine.client.connection import quiet_runtime
+from engine.gc_freeze import freeze_startup_objects
 from engine.settings import Settings, load_settings
 from worker import build_activities, build_worker
 
@@ -38,6 +39,7 @@ def baseline_worker(
         activities=activities.all(),
         activity_executor=executor,
         max_concurrent_activities=settings.activity_slots,
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(settings.activity_pollers),
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
 
@@ -56,6 +58,7 @@ async def serve(variant: str, settings: Settings) -> None:
     build = build_worker if variant == "engine" else baseline_worker
     with ThreadPoolExecutor(max_workers=settings.activity_slots) as pool:
         async with build(client, settings, build_activities(settings, client), pool):
+            freeze_startup_objects()  # as `playbook worker` does
             print("ready", flush=True)
             await stop.wait()
 

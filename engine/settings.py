@@ -128,6 +128,14 @@ class Settings(BaseSettings):
         "one writer at a time, so more only queue on its lock (a burst of enrollments then "
         "waits in Temporal's task queue instead of failing with 'database is locked').",
     )
+    worker_activity_pollers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Activity task polls a worker keeps open (default: a quarter of its "
+        "activity slots, from 1 to 5). Each open poll holds one slot; a slot left free lets "
+        "an activity start in the reply to the workflow task that scheduled it, without a "
+        "trip through Temporal's task queue.",
+    )
     render_cpu_seconds: float = Field(
         default=1.0,
         gt=0,
@@ -149,6 +157,21 @@ class Settings(BaseSettings):
                 self.worker_sqlite_max_concurrent_activities,
             )
         return self.worker_max_concurrent_activities
+
+    @property
+    def activity_pollers(self) -> int:
+        """How many activity task polls a worker keeps open: `worker_activity_pollers`, or a
+        quarter of `activity_slots` (1 to 5), never more than the slots.
+
+        Temporal's worker takes a slot for every open poll before it polls, so the SDK's
+        default of 5 polls held 5 of SQLite's 8 slots: with two activities running, the next
+        one could not start eagerly and went through the task queue, up to ~55 ms later on
+        the dev server (bench/RESULTS.md, "Eager activity starts").
+        """
+        slots = self.activity_slots
+        if self.worker_activity_pollers is not None:
+            return min(self.worker_activity_pollers, slots)
+        return max(1, min(5, slots // 4))
 
     @field_validator("signing_secrets_previous", mode="before")
     @classmethod

@@ -42,6 +42,7 @@ from engine.client.registration import (
     ensure_team_notify_schedule,
 )
 from engine.errors import PlaybookError
+from engine.gc_freeze import freeze_startup_objects
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import Project, load_project
 from engine.services import Services
@@ -187,6 +188,7 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
                     "for another: playbook token create NAME --scope ingest --scope operate"
                 )
             demo_task = asyncio.create_task(run_demo(services, stop))
+        freeze_startup_objects()
         base = f"http://{options.host}:{options.port}"
         console.print(f"\n[bold]ready[/]  app: {base}/   API docs: {base}/docs")
         if options.dev_server:

@@ -35,6 +35,7 @@ from bench.scenarios.spec import ENGINE, ENGINE_SIGNAL, ROOT, BenchFailure
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
 from engine.client.connection import find_binary, quiet_runtime
+from engine.gc_freeze import freeze_startup_objects
 from engine.language.plan import CompiledPlan
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.project import load_project
@@ -142,6 +143,9 @@ async def open_stack(temporal_db: str = "memory", bytecode: bool = True) -> Asyn
         ) as http:
             stack = Stack(tmp, env, address, db_url, sessions, plan, http, token, bytecode)
             stack.server = server_pid()
+            # This process serves the API as `playbook up` does, which freezes its
+            # start-up objects out of the collector's scans once it is ready.
+            freeze_startup_objects()
             try:
                 yield stack
             finally:

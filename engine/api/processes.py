@@ -27,6 +27,7 @@ from engine.api.app import create_app
 from engine.api.serving import server_config
 from engine.client.connection import connect, quiet_runtime
 from engine.errors import EngineError
+from engine.gc_freeze import freeze_startup_objects
 from engine.project import load_project
 from engine.services import Services
 from engine.settings import Settings, load_settings
@@ -111,6 +112,7 @@ async def serve(settings: Settings, root: Path, host: str, port: int) -> None:
     while not server.started and not serving.done():
         await asyncio.sleep(0.05)
     if not serving.done():
+        freeze_startup_objects()
         sys.stdout.buffer.write(READY + b"\n")
         sys.stdout.flush()
     await serving
