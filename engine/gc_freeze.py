@@ -4,9 +4,9 @@ A worker or API process imports temporalio, pydantic, SQLAlchemy, FastAPI and th
 and builds their schemas and validators: about 190,000 objects that live as long as the
 process. Python's oldest-generation collection walks every one of them each time it runs,
 and while it runs no thread of the process moves. Measured in a benchmark worker, each such
-collection stopped the process for 90 to 125 ms, about once every five to ten seconds under
-load: an event that arrived just then waited that long for its email, which alone set the
-p99 of event -> email latency (bench/RESULTS.md, "Collector pauses").
+collection stopped the process for 88 to 125 ms, three times in a 20-second run: an event
+that arrived just then waited that long for its email, which alone could set the p99 of
+event -> email latency (bench/RESULTS.md, "Eager starts and collector pauses").
 
 `freeze_startup_objects`, called once a process has finished starting, collects what is
 garbage by then and moves everything left into the collector's permanent generation

@@ -166,7 +166,7 @@ class Settings(BaseSettings):
         Temporal's worker takes a slot for every open poll before it polls, so the SDK's
         default of 5 polls held 5 of SQLite's 8 slots: with two activities running, the next
         one could not start eagerly and went through the task queue, up to ~55 ms later on
-        the dev server (bench/RESULTS.md, "Eager activity starts").
+        the dev server (bench/RESULTS.md, "Eager starts and collector pauses").
         """
         slots = self.activity_slots
         if self.worker_activity_pollers is not None:
