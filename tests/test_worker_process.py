@@ -92,7 +92,8 @@ def test_start_up_objects_are_frozen_and_later_garbage_is_still_collected() -> N
     kept.other = kept
     frozen = freeze_startup_objects()
     assert before_garbage() is None
-    assert frozen == gc.get_freeze_count() > 0
+    # Frozen objects still go when their last reference does, so the count can only shrink.
+    assert 0 < gc.get_freeze_count() <= frozen
     assert not any(o is kept for o in gc.get_objects())  # no collection walks it any more
 
     later_garbage = cycle()
