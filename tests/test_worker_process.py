@@ -61,7 +61,8 @@ async def test_the_production_worker_uses_the_slots_and_polls_of_the_settings(
     )
     with ThreadPoolExecutor(max_workers=settings.activity_slots) as pool:
         client = temporal_env.client
-        config = build_worker(client, settings, build_activities(settings), pool).config()
+        async with build_worker(client, settings, build_activities(settings), pool) as worker:
+            config = worker.config()
     assert config.get("max_concurrent_activities") == 8
     assert config.get("activity_task_poller_behavior") == PollerBehaviorSimpleMaximum(2)
 
