@@ -12,9 +12,10 @@ import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import TypedDict
 
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import PollerBehavior, PollerBehaviorSimpleMaximum, Worker
 
 from activities.health import HealthActivities
 from activities.mailer import mailer_from_settings
@@ -80,6 +81,24 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
     )
 
 
+class ActivityLimits(TypedDict):
+    """How a worker runs activities: the same for every worker of the engine, and for the
+    benchmark's hand-written baseline (`bench/worker.py`)."""
+
+    max_concurrent_activities: int
+    activity_task_poller_behavior: PollerBehavior
+    graceful_shutdown_timeout: timedelta
+
+
+def activity_limits(settings: Settings) -> ActivityLimits:
+    """The slots and open polls of the settings; activities in flight get 30 s at shutdown."""
+    return ActivityLimits(
+        max_concurrent_activities=settings.activity_slots,
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(settings.activity_pollers),
+        graceful_shutdown_timeout=timedelta(seconds=30),
+    )
+
+
 def build_worker(
     client: Client, settings: Settings, activities: PlaybookActivities, executor: ThreadPoolExecutor
 ) -> Worker:
@@ -109,10 +128,8 @@ def build_worker(
             scorer.recompute_health,
         ],
         activity_executor=executor,
-        max_concurrent_activities=settings.activity_slots,
-        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(settings.activity_pollers),
-        graceful_shutdown_timeout=timedelta(seconds=30),
         workflow_runner=workflow_runner(),
+        **activity_limits(settings),
     )
 
 

@@ -13,19 +13,18 @@ import argparse
 import asyncio
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import Worker
 
 from activities.registry import PlaybookActivities
 from bench.baseline import BaselineWorkflow
 from engine.client.connection import quiet_runtime
 from engine.gc_freeze import freeze_startup_objects
 from engine.settings import Settings, load_settings
-from worker import build_activities, build_worker
+from worker import activity_limits, build_activities, build_worker
 
 
 def baseline_worker(
@@ -38,9 +37,7 @@ def baseline_worker(
         workflows=[BaselineWorkflow],
         activities=activities.all(),
         activity_executor=executor,
-        max_concurrent_activities=settings.activity_slots,
-        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(settings.activity_pollers),
-        graceful_shutdown_timeout=timedelta(seconds=30),
+        **activity_limits(settings),
     )
 
 
