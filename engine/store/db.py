@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,6 +124,47 @@ def poll_sqlite_lock(session: Session, wait_ms: int = SQLITE_LOCK_POLL_MS) -> bo
     return True
 
 
+# The statements before which Python's sqlite3 module begins a transaction on its own (in its
+# default, legacy transaction control): the ones `_take_writer_lock` takes the lock for.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _take_writer_lock(conn: Any, _cursor: Any, statement: str, *_args: Any, **_kwargs: Any) -> None:
+    """Before a transaction's first write, take SQLite's writer lock by polling for it.
+
+    Left to itself, the write would wait in SQLite's busy handler, whose sleeps grow to 25,
+    50 and 100 ms and which keeps no queue: a worker's activity then took the lock long
+    after it was free, while the API, polling every millisecond (`poll_sqlite_lock`), took
+    it first again and again (p99 waits of 550 to 850 ms at 25 events/s, bench/RESULTS.md,
+    "Waiting for SQLite's writer lock"). Here ``BEGIN IMMEDIATE`` is tried with a
+    `SQLITE_LOCK_POLL_MS` busy timeout, again and again, until the connection's own timeout
+    has passed; after that the write waits, and fails, as it would have.
+    """
+    dbapi = conn.connection.dbapi_connection
+    if (
+        dbapi.in_transaction
+        or dbapi.isolation_level is None  # autocommit: nobody would commit what began here
+        or getattr(dbapi, "autocommit", -1) != -1  # Python 3.12's explicit modes
+        or not statement.lstrip()[:7].upper().startswith(_WRITES)
+    ):
+        return
+    usual = conn.info.get(_USUAL_TIMEOUT)
+    if usual is None:
+        usual = conn.info[_USUAL_TIMEOUT] = dbapi.execute("PRAGMA busy_timeout").fetchone()[0]
+    deadline = time.monotonic() + usual / 1000
+    dbapi.execute(f"PRAGMA busy_timeout = {SQLITE_LOCK_POLL_MS}")
+    try:
+        while time.monotonic() < deadline:
+            try:
+                dbapi.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    return  # the write itself meets the error, and SQLAlchemy reports it
+    finally:
+        dbapi.execute(f"PRAGMA busy_timeout = {int(usual)}")
+
+
 def is_sqlite(sessions: sessionmaker[Session]) -> bool:
     """Whether the sessions' engine is SQLite's."""
     bind = sessions.kw.get("bind")
@@ -152,6 +195,7 @@ def create_engine_for(url: str | URL | None = None, **kwargs: Any) -> Engine:
             _create_private(path.expanduser())
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _take_writer_lock)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,38 +21,9 @@ from engine.client.routing import INLINE_BATCH, EventRouter
 from engine.store.db import SQLITE_BUSY_TIMEOUT_MS, poll_sqlite_lock
 from engine.store.events import IncomingEvent
 from engine.store.models import Event
+from tests.helpers.sqlite_lock import busy_timeout, hold_writer_lock, sqlite_file
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def sqlite_file(sessions: sessionmaker[Session]) -> str:
-    url = sessions.kw["bind"].url
-    if url.get_backend_name() != "sqlite":
-        pytest.skip("SQLite's writer lock")
-    return str(url.database)
-
-
-def hold_writer_lock(path: str, seconds: float) -> threading.Thread:
-    """Another writer that holds the lock for ``seconds`` (started when this returns)."""
-    taken = threading.Event()
-
-    def hold() -> None:
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        taken.set()
-        time.sleep(seconds)
-        other.execute("COMMIT")
-        other.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    taken.wait(5)
-    return thread
-
-
-def busy_timeout(sessions: sessionmaker[Session]) -> int:
-    with sessions() as session:
-        return int(session.execute(text("PRAGMA busy_timeout")).scalar_one())
 
 
 def test_a_polling_write_gives_up_at_once_and_the_timeout_comes_back(

@@ -1,0 +1,94 @@
+"""Every SQLite writer made by `engine.store.db.create_engine_for` waits for the writer lock
+by polling it (the first write of a transaction takes the lock with ``BEGIN IMMEDIATE``,
+tried every couple of milliseconds) rather than in SQLite's busy handler, whose sleeps grow
+to 25, 50 and 100 ms: a waiting activity then took the lock long after it was free, while
+the API, polling for it every millisecond, took it first again and again."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, event, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.store.db import create_engine_for, migrate
+from engine.store.models import Event
+from tests.helpers.sqlite_lock import busy_timeout, free_lock_at, hold_writer_lock, sqlite_file
+
+# SQLite's busy handler tries again 1, 3, 8, 18, 33, 53, 78, 103, 128, 178 and 228 ms after
+# a write first finds the lock taken: a lock freed at 185 ms is taken 43 ms late that way.
+FREED_AT = 0.185
+
+
+def test_a_write_takes_the_lock_soon_after_it_is_freed(sessions: sessionmaker[Session]) -> None:
+    path = sqlite_file(sessions)
+    late: list[float] = []
+    for _ in range(3):  # the best of three: a loaded machine can delay any one thread
+        holder, freed = free_lock_at(path, FREED_AT)
+        with sessions.begin() as session:
+            session.execute(text("DELETE FROM events WHERE id = 'none'"))
+            taken = time.monotonic()
+        holder.join()
+        late.append(taken - freed[0])
+    assert min(late) < 0.02, late  # SQLite's own waits: about 0.043 s
+    assert busy_timeout(sessions) == 30_000  # the usual timeout is back after the write
+
+
+def test_reads_do_not_wait_for_the_writer_lock(sessions: sessionmaker[Session]) -> None:
+    holder = hold_writer_lock(sqlite_file(sessions), 1.0)
+    began = time.monotonic()
+    with sessions.begin() as session:
+        assert session.scalars(select(Event.id)).all() == []
+    assert time.monotonic() - began < 0.5
+    holder.join()
+
+
+@pytest.fixture
+def short_timeout(tmp_path: Path) -> Engine:
+    """A store whose connections wait 300 ms for the lock, not 30 s."""
+    url = f"sqlite:///{tmp_path / 'short.db'}"
+    migrate(url)
+    engine = create_engine_for(url)
+
+    @event.listens_for(engine, "connect")
+    def _short(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout = 300")
+
+    return engine
+
+
+def test_a_write_still_fails_once_its_busy_timeout_has_passed(
+    short_timeout: Engine, tmp_path: Path
+) -> None:
+    holder = hold_writer_lock(str(tmp_path / "short.db"), 2.0)
+    began = time.monotonic()
+    with (
+        pytest.raises(OperationalError, match="database is locked"),
+        short_timeout.begin() as connection,
+    ):
+        connection.execute(text("DELETE FROM events"))
+    waited = time.monotonic() - began
+    holder.join()
+    assert 0.3 <= waited < 1.9, waited
+    with short_timeout.connect() as connection:
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar_one() == 300
+    short_timeout.dispose()
+
+
+def test_an_autocommit_write_leaves_no_transaction_open(
+    short_timeout: Engine, tmp_path: Path
+) -> None:
+    """In autocommit mode nobody commits: a transaction begun for such a write would keep
+    the lock until the connection closed."""
+    with short_timeout.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("DELETE FROM events WHERE id = 'none'"))
+        assert not connection.connection.dbapi_connection.in_transaction  # type: ignore[union-attr]
+        other = sqlite3.connect(str(tmp_path / "short.db"), timeout=0.05)
+        other.execute("DELETE FROM events WHERE id = 'none'")
+        other.commit()
+        other.close()
+    short_timeout.dispose()
