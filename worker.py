@@ -25,6 +25,7 @@ from activities.sweep import SweepActivities
 from activities.team_notify import TeamNotifyActivities
 from engine.client.sandbox import workflow_runner
 from engine.gc_freeze import freeze_startup_objects
+from engine.language.health import Scorecard
 from engine.language.jinja_env import RenderLimits, set_render_limits
 from engine.settings import Settings, get_settings
 from engine.store.db import migrate, session_factory
@@ -34,8 +35,11 @@ from workflows.sweep import TriggerSweepWorkflow
 from workflows.team_notify import TeamNotifyWorkflow
 
 
-def build_activities(settings: Settings, client: Client | None = None) -> PlaybookActivities:
-    """The activities wired to the configured store and mail provider."""
+def build_activities(
+    settings: Settings, client: Client | None = None, scorecard: Scorecard | None = None
+) -> PlaybookActivities:
+    """The activities wired to the configured store and mail provider; ``update`` steps
+    recompute health with ``scorecard`` (the project's ``health.yaml``)."""
     from engine.client.enrollment import enroll, reenroll_allowed
     from engine.errors import AlreadyEnrolled
     from engine.store import deployments
@@ -76,6 +80,7 @@ def build_activities(settings: Settings, client: Client | None = None) -> Playbo
         enroller=enroller,
         client=client,
         task_queue=settings.temporal_task_queue,
+        scorecard=scorecard,
         notifier=HttpNotifier(secret.get_secret_value().encode() if secret else None),
         endpoints=endpoints,
     )
@@ -133,8 +138,8 @@ def build_worker(
     )
 
 
-async def run_worker(settings: Settings | None = None) -> None:
-    """Run until SIGINT/SIGTERM, then drain and stop."""
+async def run_worker(settings: Settings | None = None, scorecard: Scorecard | None = None) -> None:
+    """Run until SIGINT/SIGTERM, then drain and stop; ``scorecard`` as `build_activities`."""
     from engine.client.connection import connect
     from engine.client.registration import ensure_team_notify_schedule
 
@@ -147,7 +152,8 @@ async def run_worker(settings: Settings | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=settings.activity_slots) as pool:
-        worker = build_worker(client, settings, build_activities(settings, client), pool)
+        activities = build_activities(settings, client, scorecard)
+        worker = build_worker(client, settings, activities, pool)
         async with worker:
             freeze_startup_objects()
             logging.getLogger(__name__).info(

@@ -1,7 +1,9 @@
 """The activities that change the customer: `update_customer` (attributes and tags) and
 `enroll_customer` (start another playbook for them).
 
-With a Temporal client, an update emits its change as an API save does
+With the project's health scorecard, an update recomputes the customer's health in the same
+transaction, as a save through the API does: a measure may read the fields it set. With a
+Temporal client, an update emits its change as an API save does
 (`engine.client.changes.emit_change`): the customer's running enrollments get the
 ``customer_changed`` signal and the deployed ``on_change`` playbooks it makes true start.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,19 +23,23 @@ from temporalio.client import Client
 from activities.base import StoreActivities, require_customer
 from activities.heartbeat import heartbeating
 from engine.client.changes import change_plans, emit_change, snapshot_before
+from engine.language.health import Scorecard
 from engine.language.templates import render_text
 from engine.messages import ActivityName, EnrollCustomerInput, UpdateCustomerInput
 from engine.statuses import EventStatus
-from engine.store import deployments, repository
+from engine.store import deployments, health, repository
 from engine.store.context import customer_snapshot, evaluation_context
 
 # (playbook, customer id, enrolling enrollment id) -> what happened, for the history.
 Enroller = Callable[[str, str, str], Awaitable[str]]
+# Told of each health an update step recomputed, and when (the simulator's timeline).
+HealthWatcher = Callable[[health.Recorded, datetime], None]
 
 
 class CustomerActivities(StoreActivities):
     """Customer data updates, and enrollments in other playbooks through ``enroller``; with
-    a ``client``, updates emit their changes (enrollments started on ``task_queue``)."""
+    a ``client``, updates emit their changes (enrollments started on ``task_queue``); with a
+    ``scorecard``, they recompute health (``on_health`` told of each computation)."""
 
     def __init__(
         self,
@@ -41,12 +48,15 @@ class CustomerActivities(StoreActivities):
         client: Client | None = None,
         task_queue: str | None = None,
         use_search_attributes: bool = True,
+        scorecard: Scorecard | None = None,
     ) -> None:
         super().__init__(sessions)
         self.enroller = enroller
         self.client = client
         self.task_queue = task_queue
         self.use_search_attributes = use_search_attributes
+        self.scorecard = scorecard
+        self.on_health: HealthWatcher | None = None
 
     @activity.defn(name=ActivityName.UPDATE_CUSTOMER)
     async def update_customer(self, input: UpdateCustomerInput) -> None:
@@ -107,6 +117,11 @@ class CustomerActivities(StoreActivities):
             tags += [t for t in input.add_tags if t not in tags]
             customer.attributes = attributes
             customer.tags = tags
+            if self.scorecard is not None:
+                session.flush()
+                recorded = health.recompute(session, self.scorecard, customer.id, input.now)
+                if recorded is not None and self.on_health is not None:
+                    self.on_health(recorded, input.now)
         return True
 
     @activity.defn(name=ActivityName.ENROLL_CUSTOMER)

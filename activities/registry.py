@@ -21,6 +21,7 @@ from activities.mailer import Mailer
 from activities.notifications import NotifyActivities
 from activities.notifier import Notifier
 from activities.tasks import TaskActivities
+from engine.language.health import Scorecard
 
 
 class PlaybookActivities:
@@ -37,14 +38,16 @@ class PlaybookActivities:
         client: Client | None = None,
         task_queue: str | None = None,
         use_search_attributes: bool = True,
+        scorecard: Scorecard | None = None,
         **email: Unpack[EmailOptions],
     ) -> None:
         self.decisions = DecisionActivities(sessions)
         self.email = EmailActivities(sessions, mailer, **email)
         self.tasks = TaskActivities(sessions)
-        # With a client, `update` steps emit their changes (engine/client/changes.py).
+        # With a client, `update` steps emit their changes (engine/client/changes.py); with
+        # the scorecard, they recompute health.
         self.customers = CustomerActivities(
-            sessions, enroller, client, task_queue, use_search_attributes
+            sessions, enroller, client, task_queue, use_search_attributes, scorecard
         )
         # No notifier (the simulator, tests): notify and webhook steps are captured.
         self.notify = NotifyActivities(sessions, notifier, endpoints)

@@ -77,6 +77,10 @@ def _root_option(help_text: str) -> Callable[[F], F]:
 root_option = _root_option("Project folder: playbooks, milestones.yaml, templates/ and examples/.")
 # The operator commands (enroll, events send) say it more briefly.
 operator_root_option = _root_option("Project folder.")
+# A worker takes its playbooks from the database; only the scorecard comes from the folder.
+worker_root_option = _root_option(
+    "Project folder: its health.yaml is the scorecard `update` steps recompute health with."
+)
 
 
 def format_option(help_text: str | None = None) -> Callable[[F], F]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from engine.cli.context import err_console, root_option
+from engine.cli.context import err_console, root_option, worker_root_option
 from engine.errors import PlaybookError
 
 
@@ -75,15 +75,34 @@ def up(
 
 
 @click.command()
-def worker() -> None:
-    """Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE until Ctrl-C."""
+@worker_root_option
+def worker(root: Path) -> None:
+    """Run a worker against TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE until Ctrl-C.
+
+    Playbooks come from the database (what `playbook deploy` or `playbook up` deployed);
+    only the health scorecard is read from --root, so that an `update` step setting a field
+    a measure reads moves the customer's score at once, as on `playbook up`.
+    """
     import asyncio
     import logging
 
+    from engine.language.health import HEALTH_FILE, load_scorecard
+    from engine.project import display_path
     from worker import run_worker
 
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(run_worker())
+    path = root / HEALTH_FILE
+    loaded = load_scorecard(path, display_path(path)) if path.is_file() else None
+    for diag in loaded.diagnostics if loaded else []:
+        click.echo(str(diag), err=True)
+    if loaded is not None and loaded.model is None:
+        # Steps still run; the daily recompute (its Schedule carries its own copy) scores.
+        click.echo(
+            f"{path}: not valid: `update` steps will not recompute health "
+            "(the daily recompute still does)",
+            err=True,
+        )
+    asyncio.run(run_worker(scorecard=loaded.model if loaded else None))
     _exit_after_clean_shutdown()
 
 

@@ -51,6 +51,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.customers import CustomerActivities
 from activities.mailer import CaptureMailer
 from activities.registry import PlaybookActivities
 from engine.client.changes import change_plans, rescore_all
@@ -279,6 +280,8 @@ class _Book:
     delivery: dict[str, DeliveryPlan | None] = field(default_factory=dict)
     begin: datetime | None = None
     health: list[BookHealthChange] = field(default_factory=list)
+    # The activities' `update` steps, which recompute health with the scorecard in use.
+    updates: CustomerActivities | None = None
 
     async def now(self) -> datetime:
         return await self.env.get_current_time() + self.offset
@@ -405,7 +408,10 @@ async def _run(
         CaptureMailer(),
         public_base_url="https://sim.invalid",
         enroller=_enroller(state),
+        scorecard=project.scorecard,
     )
+    activities.customers.on_health = lambda recorded, at: _note_health(state, recorded, [], at)
+    state.updates = activities.customers
     moments = _moments(book, events, days, begin, switches, sweep_hours)
     horizon = begin + timedelta(days=days)
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -515,6 +521,8 @@ async def _perform(state: _Book, moment: _Moment) -> None:
         _deploy(state, what.project, f"day {what.day} of the book")
         state.router.milestones = what.project.milestones
         state.router.scorecard = what.project.scorecard
+        if state.updates is not None:
+            state.updates.scorecard = what.project.scorecard
     elif isinstance(what, BookCustomer):
         _add_customer(state.sessions, what, moment.at)
     elif isinstance(what, BookEvent):

@@ -94,6 +94,10 @@ class _Health:
             self.note(recorded, at, [])
         return recorded
 
+    def noted(self, recorded: health.Recorded, at: datetime) -> None:
+        """`note` for a health an `update` step recomputed (it starts nothing)."""
+        self.note(recorded, at, [])
+
     def note(self, recorded: health.Recorded | None, at: datetime, started: list[str]) -> None:
         line = health_move(recorded, started) if recorded is not None else None
         if line is None:
@@ -262,6 +266,9 @@ class Simulator:
             )
         _added_at(sessions, customer.id, start)
         scoring = _Health(sessions, scorecard, customer.id, start, tz) if scorecard else None
+        # An `update` step recomputes health as on a live worker; its moves join the timeline.
+        self._activities.customers.scorecard = scorecard
+        self._activities.customers.on_health = scoring.noted if scoring else None
         moments: list[tuple[datetime, Action]] = list(schedule(start, tz, events, completions))
         if scoring is not None:  # the daily recompute, after the moment's events
             span = (horizon - start).days

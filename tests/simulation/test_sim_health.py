@@ -1,13 +1,15 @@
 """Health in `playbook simulate` (docs/health.md): the project's scorecard scores the events
-given, each move is a ``health`` row of the timeline, and the ``on_change`` risk play
-starts on the day weekly active users fall, not at the start."""
+given and the ``update`` steps' fields, each move is a ``health`` row of the timeline, and
+the ``on_change`` risk play starts on the day weekly active users fall, not at the start."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from engine.simulation import ScheduledEvent, load_customer
+from tests.helpers.harness import write_project
 from tests.helpers.paths import EXAMPLES
+from tests.helpers.simulation import show
 
 USAGE = [(1, 11), (8, 9), (15, 8), (17, 4)]  # (day, weekly active users)
 
@@ -80,3 +82,35 @@ async def test_a_recovery_in_the_simulation_ends_the_risk_plays_wait(sim, projec
     )
     assert timeline.outcome == "recovered", [(e.day, e.kind, e.detail) for e in timeline.timeline]
     assert timeline.timeline[-1].day == 19
+
+
+SURVEY = """\
+playbook: survey
+name: Record a detractor's survey answer
+trigger: {manual: true}
+steps:
+  - id: wait_for_the_survey
+    wait: {for: 2d}
+  - id: record
+    update: {set: {nps: -20}}
+  - id: done
+    end: {outcome: recorded}
+"""
+
+
+async def test_an_update_step_moves_health_on_its_day(sim, project, team, tmp_path):
+    """The scorecard measures ``attributes.nps``: the step that sets it moves the score at
+    once, as on a live worker, not at the next day's recompute."""
+    survey = write_project(tmp_path / "project", {"survey": SURVEY}).plan("survey")
+    timeline = await sim.run(
+        survey,
+        load_customer(EXAMPLES / "brightpath-health.yaml"),
+        team=team,
+        start=datetime(2027, 4, 5, 9, 0),
+        days=5,
+        scorecard=project.scorecard,
+    )
+    assert [(e.day, e.detail) for e in timeline.timeline if e.kind == "health"] == [
+        (2, "health 64 -> 10 (red)")
+    ], show(timeline)
+    assert timeline.outcome == "recorded"

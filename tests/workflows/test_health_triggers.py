@@ -1,7 +1,7 @@
 """``on_change`` triggers on a real Temporal server: a health score crossing below 40 enrolls
 the risk play once, staying low does not enroll again, recovering and falling again (after
-the cooldown) does; a customer save recomputes health and a segment change fires its
-trigger (docs/health.md)."""
+the cooldown) does; a customer save and an ``update`` step recompute health, and a segment
+change fires its trigger (docs/health.md)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,16 @@ steps:
     wait: {for: 30d}
   - id: done
     end: {outcome: waited}
+"""
+SURVEY = """\
+playbook: survey
+name: Record the survey's answer
+trigger: {manual: true}
+steps:
+  - id: record
+    update: {set: {nps: 5}}
+  - id: done
+    end: {outcome: recorded}
 """
 NPS = Scorecard.model_validate(
     {"measures": {"nps": {"field": "attributes.nps", "linear": {"from": 0, "to": 60}}}}
@@ -221,3 +231,43 @@ async def test_the_daily_recompute_workflow_scores_every_customer_and_fires_on_c
                 )
     assert (result.customers, result.changed) == (1, 1)
     assert [w.split("/")[0] for w in result.enrolled] == ["risk"]  # nps 10 -> 17: red
+
+
+async def test_an_update_step_recomputes_health_and_fires_on_change(
+    temporal_env, sessions, task_queue, tmp_path, customer_id
+):
+    """The scorecard measures ``attributes.nps``; a step setting it to 5 moves the score
+    from 100 to 8 at once (not at the next daily recompute), and the fall starts the risk
+    play, as a save through the API would."""
+    from activities.registry import PlaybookActivities
+    from engine.client.deployment import deploy_new_playbooks
+    from tests.helpers.harness import Harness, playbook_worker
+
+    project = write_project(tmp_path / "project", {"survey": SURVEY, "risk": RISK})
+    deploy_new_playbooks(sessions, project, by="test", commit=None)
+    seed_customer(sessions, customer_id, health=100, attributes={"nps": 60})
+    activities = PlaybookActivities(
+        sessions,
+        client=temporal_env.client,
+        task_queue=task_queue,
+        use_search_attributes=False,
+        scorecard=NPS,
+    )
+    async with playbook_worker(temporal_env, task_queue, activities):
+        h = Harness(temporal_env, sessions, task_queue, customer_id)
+        try:
+            handle = await h.start(project.plans["survey"], customer_id)
+            assert (await h.result(handle)).outcome == "recorded"
+            customer = h.customer()
+            assert (customer.health_score, customer.health_band) == (8, "red")
+
+            def risk_runs() -> list[str]:
+                with sessions() as session:
+                    runs = repository.list_enrollments(
+                        session, playbook_id="risk", customer_id=customer_id, limit=5
+                    )
+                    return [run.status for run in runs]
+
+            await h.until(risk_runs, step=timedelta(minutes=1), limit=timedelta(hours=1))
+        finally:
+            await h.stop_leftovers()
