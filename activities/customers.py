@@ -22,7 +22,7 @@ from temporalio.client import Client
 
 from activities.base import StoreActivities, require_customer
 from activities.heartbeat import heartbeating
-from engine.client.changes import change_plans, emit_change, snapshot_before
+from engine.client.changes import ChangeTarget, change_plans, emit_change, snapshot_before
 from engine.language.health import Scorecard
 from engine.language.templates import render_text
 from engine.messages import ActivityName, EnrollCustomerInput, UpdateCustomerInput
@@ -77,16 +77,10 @@ class CustomerActivities(StoreActivities):
         activity.heartbeat()
         with self.sessions() as session:
             plans = {p.playbook: p for p in change_plans(deployments.deployed_plans(session))}
-        await emit_change(
-            self.client,
-            self.sessions,
-            plans,
-            input.customer_id,
-            before,
-            input.now,
-            self.task_queue,
-            self.use_search_attributes,
+        target = ChangeTarget(
+            self.client, self.sessions, self.task_queue, self.use_search_attributes
         )
+        await emit_change(target, plans, input.customer_id, before, input.now)
 
     @heartbeating
     def _apply(self, input: UpdateCustomerInput, info: activity.Info) -> bool:

@@ -232,15 +232,12 @@ async def put_customer(customer_id: CustomerId, body: CustomerIn, svc: Svc) -> C
     try:
         await customers.notify_changed(svc.client, svc.sessions, customer_id, changed)
         await customers.react_to_save(
-            svc.client,
-            svc.sessions,
+            svc.change_target,
             await asyncio.to_thread(svc.deployed.plans),
             svc.project.scorecard,
             customer_id,
             before,
             now,
-            svc.settings.temporal_task_queue,
-            svc.use_search_attributes,
             told=changed,
         )
     except RPCError as exc:

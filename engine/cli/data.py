@@ -323,6 +323,7 @@ def _react_to_import(
 
     from temporalio.service import RPCError
 
+    from engine.client.changes import ChangeTarget
     from engine.project import milestones_only
     from engine.services import Services
     from engine.services.customers import import_needs_temporal, react_to_import
@@ -335,16 +336,16 @@ def _react_to_import(
 
     async def react(client: Client) -> tuple[list[str], list[str], list[str]]:
         svc = Services(settings=settings, sessions=sessions, client=client, project=project)
+        target = ChangeTarget(
+            client, sessions, settings.temporal_task_queue, svc.use_search_attributes
+        )
         return await react_to_import(
-            client,
-            sessions,
+            target,
             plans,
             project.scorecard,
             result.befores,
             result.date_changes,
             datetime.now(UTC),
-            settings.temporal_task_queue,
-            svc.use_search_attributes,
         )
 
     try:

@@ -35,6 +35,20 @@ from engine.store.context import customer_snapshot, decide_snapshot
 from engine.store.models import Enrollment
 
 
+@dataclass(frozen=True)
+class ChangeTarget:
+    """Where a change of customer data goes: the Temporal ``client`` that tells running
+    enrollments and starts the ``on_change`` ones (on ``task_queue``, with search
+    attributes or not, and the simulation's ``clock_offset_seconds``), and the store the
+    customer's data is read from."""
+
+    client: Client
+    sessions: sessionmaker[Session]
+    task_queue: str
+    use_search_attributes: bool = True
+    clock_offset_seconds: float = 0.0
+
+
 def change_plans(plans: Mapping[str, CompiledPlan]) -> list[CompiledPlan]:
     """The plans with an ``on_change`` trigger, by id."""
     return [
@@ -101,35 +115,33 @@ def change_refusal(
 
 
 async def fire_changes(
-    client: Client,
-    sessions: sessionmaker[Session],
+    target: ChangeTarget,
     plans: Mapping[str, CompiledPlan],
     customer_id: str,
     before: dict[str, Any] | None,
     now: datetime,
-    task_queue: str,
-    use_search_attributes: bool = True,
-    clock_offset_seconds: float = 0.0,
 ) -> tuple[list[str], list[str]]:
     """Enroll the customer in each ``on_change`` playbook whose condition just became true;
     (workflow ids started, notes on those that did not)."""
     started: list[str] = []
     notes: list[str] = []
     for plan in change_plans(plans):
-        why = await asyncio.to_thread(change_refusal, sessions, plan, customer_id, before, now)
+        why = await asyncio.to_thread(
+            change_refusal, target.sessions, plan, customer_id, before, now
+        )
         if why is not None:
             notes.append(f"{plan.playbook}: not enrolled ({why})")
             continue
         try:
             started.append(
                 await enroll(
-                    client,
+                    target.client,
                     plan,
                     customer_id,
-                    task_queue=task_queue,
-                    use_search_attributes=use_search_attributes,
+                    task_queue=target.task_queue,
+                    use_search_attributes=target.use_search_attributes,
                     started_at=now,
-                    clock_offset_seconds=clock_offset_seconds,
+                    clock_offset_seconds=target.clock_offset_seconds,
                 )
             )
         except AlreadyEnrolled as exc:
@@ -200,50 +212,31 @@ class Emitted:
 
 
 async def emit_change(
-    client: Client,
-    sessions: sessionmaker[Session],
+    target: ChangeTarget,
     plans: Mapping[str, CompiledPlan],
     customer_id: str,
     before: dict[str, Any] | None,
     now: datetime,
-    task_queue: str,
-    use_search_attributes: bool = True,
-    clock_offset_seconds: float = 0.0,
     told: Iterable[str] = (),
 ) -> Emitted:
     """After a change of the customer's data (``before``: `snapshot_before`): tell its
     running enrollments what moved (except the ``told`` fields, signalled already), then
     enroll it in the ``on_change`` playbooks the change made true. Raises Temporal's
     `RPCError` if Temporal cannot be reached (the data is saved already)."""
-    after = await asyncio.to_thread(snapshot_before, sessions, customer_id, now)
+    after = await asyncio.to_thread(snapshot_before, target.sessions, customer_id, now)
     emitted = Emitted(fields=changed_fields(before, after))
     already = set(told)
     if any(name not in already for name in emitted.fields):
-        emitted.signalled = await tell_running(client, sessions, customer_id, emitted.fields)
-    if change_plans(plans):
-        emitted.started, emitted.notes = await fire_changes(
-            client,
-            sessions,
-            plans,
-            customer_id,
-            before,
-            now,
-            task_queue,
-            use_search_attributes=use_search_attributes,
-            clock_offset_seconds=clock_offset_seconds,
+        emitted.signalled = await tell_running(
+            target.client, target.sessions, customer_id, emitted.fields
         )
+    if change_plans(plans):
+        emitted.started, emitted.notes = await fire_changes(target, plans, customer_id, before, now)
     return emitted
 
 
 async def rescore_pages(
-    client: Client,
-    sessions: sessionmaker[Session],
-    card: Scorecard,
-    plans: Mapping[str, CompiledPlan],
-    now: datetime,
-    task_queue: str,
-    use_search_attributes: bool = True,
-    clock_offset_seconds: float = 0.0,
+    target: ChangeTarget, card: Scorecard, plans: Mapping[str, CompiledPlan], now: datetime
 ) -> AsyncIterator[list[tuple[health.Recorded, list[str]]]]:
     """The daily recompute, a page of customers at a time (`health.recompute_book`: one
     transaction per page): every customer's health computed and recorded at ``now``, then
@@ -258,48 +251,24 @@ async def rescore_pages(
 
     # A moving customer's data is read as it was, in its page's transaction before the
     # page is written, only when an on_change playbook judges it.
-    pages = health.recompute_book(sessions, card, now, before=before if changing else None)
+    pages = health.recompute_book(target.sessions, card, now, before=before if changing else None)
     while (recorded_page := await asyncio.to_thread(next, pages, None)) is not None:
         out: list[tuple[health.Recorded, list[str]]] = []
         for recorded in recorded_page:
             started: list[str] = []
             if recorded.moved:
-                await tell_running(client, sessions, recorded.customer_id, ["health"])
+                await tell_running(target.client, target.sessions, recorded.customer_id, ["health"])
                 if changing:
                     started, _ = await fire_changes(
-                        client,
-                        sessions,
-                        changing,
-                        recorded.customer_id,
-                        recorded.before,
-                        now,
-                        task_queue,
-                        use_search_attributes,
-                        clock_offset_seconds,
+                        target, changing, recorded.customer_id, recorded.before, now
                     )
             out.append((recorded, started))
         yield out
 
 
 async def rescore_all(
-    client: Client,
-    sessions: sessionmaker[Session],
-    card: Scorecard,
-    plans: Mapping[str, CompiledPlan],
-    now: datetime,
-    task_queue: str,
-    use_search_attributes: bool = True,
-    clock_offset_seconds: float = 0.0,
+    target: ChangeTarget, card: Scorecard, plans: Mapping[str, CompiledPlan], now: datetime
 ) -> list[tuple[health.Recorded, list[str]]]:
     """`rescore_pages`, every page in one list (the simulations, whose books are small)."""
-    pages = rescore_pages(
-        client,
-        sessions,
-        card,
-        plans,
-        now,
-        task_queue,
-        use_search_attributes,
-        clock_offset_seconds,
-    )
+    pages = rescore_pages(target, card, plans, now)
     return [done async for page in pages for done in page]

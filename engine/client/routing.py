@@ -26,7 +26,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from engine.client.changes import change_plans, emit_change, running_enrollments, snapshot_before
+from engine.client.changes import (
+    ChangeTarget,
+    change_plans,
+    emit_change,
+    running_enrollments,
+    snapshot_before,
+)
 from engine.client.enrollment import enroll, reenroll_refusal
 from engine.client.playbook import EnrollmentHandle
 from engine.errors import AlreadyEnrolled
@@ -137,6 +143,17 @@ class EventRouter:
         self.storing = asyncio.Lock()
         """Held while a batch is read, stored and sorted: one at a time in this process (see
         `handle_batch`). The API holds it from validating a body to sorting its events."""
+
+    @property
+    def change_target(self) -> ChangeTarget:
+        """Where the changes the router's events make (a health move) go."""
+        return ChangeTarget(
+            self.client,
+            self.sessions,
+            self.task_queue,
+            self.use_search_attributes,
+            self.clock_offset_seconds,
+        )
 
     async def handle(
         self,
@@ -293,17 +310,7 @@ class EventRouter:
             return
         before = await asyncio.to_thread(snapshot_before, self.sessions, customer_id, now)
         routed.health = await asyncio.to_thread(self._recompute, card, customer_id, now)
-        emitted = await emit_change(
-            self.client,
-            self.sessions,
-            plans,
-            customer_id,
-            before,
-            now,
-            self.task_queue,
-            self.use_search_attributes,
-            self.clock_offset_seconds,
-        )
+        emitted = await emit_change(self.change_target, plans, customer_id, before, now)
         routed.enrolled += emitted.started
         routed.notes += emitted.notes
 

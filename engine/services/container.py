@@ -15,6 +15,7 @@ from functools import cached_property
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from engine.client.changes import ChangeTarget
 from engine.client.routing import EventRouter
 from engine.language.plan import CompiledPlan, MilestonePlan
 from engine.project import Project
@@ -51,6 +52,16 @@ class Services:
             own = {name: m for plan in plans.values() for name, m in plan.milestones.items()}
             merged = self._milestones = (plans, {**self.project.milestones, **own})
         return merged[1]
+
+    @property
+    def change_target(self) -> ChangeTarget:
+        """Where a save's changes go: this process's client, store and task queue."""
+        return ChangeTarget(
+            self.client,
+            self.sessions,
+            self.settings.temporal_task_queue,
+            self.use_search_attributes,
+        )
 
     @cached_property
     def router(self) -> EventRouter:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from engine.client.changes import Emitted, change_plans, emit_change, tell_running
+from engine.client.changes import ChangeTarget, Emitted, change_plans, emit_change, tell_running
 from engine.language.health import Scorecard
 from engine.language.plan import CompiledPlan
 from engine.messages import DATE_FIELDS
@@ -64,15 +64,12 @@ async def notify_changed(
 
 
 async def react_to_save(
-    client: Client,
-    sessions: sessionmaker[Session],
+    target: ChangeTarget,
     plans: Mapping[str, CompiledPlan],
     scorecard: Scorecard | None,
     customer_id: str,
     before: dict[str, Any] | None,
     now: datetime,
-    task_queue: str,
-    use_search_attributes: bool = True,
     told: Iterable[str] = (),
 ) -> tuple[list[str], list[str]]:
     """After a save: recompute the customer's health (its fields may be measured), tell its
@@ -81,47 +78,23 @@ async def react_to_save(
     notes).
 
     ``before`` is `engine.client.changes.snapshot_before`, taken before the save."""
-    emitted = await _rescore_and_emit(
-        client,
-        sessions,
-        plans,
-        scorecard,
-        customer_id,
-        before,
-        now,
-        task_queue,
-        use_search_attributes,
-        told,
-    )
+    emitted = await _rescore_and_emit(target, plans, scorecard, customer_id, before, now, told)
     return emitted.started, emitted.notes
 
 
 async def _rescore_and_emit(
-    client: Client,
-    sessions: sessionmaker[Session],
+    target: ChangeTarget,
     plans: Mapping[str, CompiledPlan],
     scorecard: Scorecard | None,
     customer_id: str,
     before: dict[str, Any] | None,
     now: datetime,
-    task_queue: str,
-    use_search_attributes: bool,
     told: Iterable[str],
 ) -> Emitted:
     if scorecard is not None:
-        with sessions.begin() as session:
+        with target.sessions.begin() as session:
             health.recompute(session, scorecard, customer_id, now)
-    return await emit_change(
-        client,
-        sessions,
-        plans,
-        customer_id,
-        before,
-        now,
-        task_queue,
-        use_search_attributes=use_search_attributes,
-        told=told,
-    )
+    return await emit_change(target, plans, customer_id, before, now, told=told)
 
 
 async def notify_all_changed(
@@ -135,15 +108,12 @@ async def notify_all_changed(
 
 
 async def react_to_import(
-    client: Client,
-    sessions: sessionmaker[Session],
+    target: ChangeTarget,
     plans: Mapping[str, CompiledPlan],
     scorecard: Scorecard | None,
     befores: Mapping[str, dict[str, Any] | None],
     date_changes: Mapping[str, list[str]],
     now: datetime,
-    task_queue: str,
-    use_search_attributes: bool = True,
 ) -> tuple[list[str], list[str], list[str]]:
     """After an import, for each customer it saved, what an API save does: tell the
     running enrollments of moved dates, recompute health, tell them what else moved and
@@ -153,19 +123,8 @@ async def react_to_import(
     notes: list[str] = []
     for customer_id, before in befores.items():
         dates = date_changes.get(customer_id, [])
-        signalled += await notify_changed(client, sessions, customer_id, dates)
-        emitted = await _rescore_and_emit(
-            client,
-            sessions,
-            plans,
-            scorecard,
-            customer_id,
-            before,
-            now,
-            task_queue,
-            use_search_attributes,
-            dates,
-        )
+        signalled += await notify_changed(target.client, target.sessions, customer_id, dates)
+        emitted = await _rescore_and_emit(target, plans, scorecard, customer_id, before, now, dates)
         signalled += [s for s in emitted.signalled if s not in signalled]
         started += emitted.started
         notes += [f"{customer_id}: {note}" for note in emitted.notes]

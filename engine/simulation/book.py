@@ -621,16 +621,8 @@ async def _rescore(state: _Book, at: datetime) -> None:
     card = state.router.scorecard
     if card is None:
         return
-    done = await rescore_all(
-        state.client,
-        state.sessions,
-        card,
-        state.plans,
-        at,
-        state.queue,
-        use_search_attributes=False,
-        clock_offset_seconds=state.offset.total_seconds(),
-    )
+    # The router's target: the book's client, store and queue, its clock's offset.
+    done = await rescore_all(state.router.change_target, card, state.plans, at)
     for recorded, started in done:
         _note_health(state, recorded, started, at)
 

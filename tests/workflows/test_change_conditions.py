@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.registry import PlaybookActivities
-from engine.client.changes import snapshot_before
+from engine.client.changes import ChangeTarget, snapshot_before
 from engine.client.deployment import deploy_new_playbooks
 from engine.services.customers import react_to_import, react_to_save
 from engine.services.customers_import import plan_import, read_rows, run_import
@@ -82,15 +82,12 @@ async def test_an_import_that_drops_health_fires_the_on_change_trigger_once(
             result = run_import(sessions, plan_import(rows), now=now)
             assert not result.errors, result.errors
             _, enrolled, _ = await react_to_import(
-                temporal_env.client,
-                sessions,
+                ChangeTarget(temporal_env.client, sessions, task_queue, False),
                 project.plans,
                 None,
                 result.befores,
                 result.date_changes,
                 now,
-                task_queue,
-                use_search_attributes=False,
             )
             started.append(enrolled)
             h.started += enrolled
@@ -147,9 +144,8 @@ async def test_changes_end_a_wait_a_goal_and_an_exit_but_not_while_false(
             now = await h.now()
             before = snapshot_before(sessions, cid, now)
             _save(sessions, cid, **values)
-            await react_to_save(
-                temporal_env.client, sessions, {}, None, cid, before, now, task_queue, False
-            )
+            target = ChangeTarget(temporal_env.client, sessions, task_queue, False)
+            await react_to_save(target, {}, None, cid, before, now)
 
         handles = {cid: await h.start(plan, cid) for cid in (customer_id, stays, exits)}
         for handle in handles.values():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from engine.client.changes import snapshot_before
+from engine.client.changes import ChangeTarget, snapshot_before
 from engine.client.routing import EventRouter
 from engine.language.health import Scorecard
 from engine.services.customers import react_to_save
@@ -171,15 +171,12 @@ async def test_a_segment_change_fires_its_trigger_once(
                     ),
                 )
             started, notes = await react_to_save(
-                temporal_env.client,
-                sessions,
+                ChangeTarget(temporal_env.client, sessions, task_queue, False),
                 project.plans,
                 NPS,
                 customer_id,
                 before,
                 now,
-                task_queue,
-                use_search_attributes=False,
             )
             fired.append((len(started), notes))
     assert [n for n, _ in fired] == [0, 1, 0], fired
