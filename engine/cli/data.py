@@ -323,7 +323,6 @@ def _react_to_import(
 
     from temporalio.service import RPCError
 
-    from engine.client.changes import ChangeTarget
     from engine.project import milestones_only
     from engine.services import Services
     from engine.services.customers import import_needs_temporal, react_to_import
@@ -336,11 +335,8 @@ def _react_to_import(
 
     async def react(client: Client) -> tuple[list[str], list[str], list[str]]:
         svc = Services(settings=settings, sessions=sessions, client=client, project=project)
-        target = ChangeTarget(
-            client, sessions, settings.temporal_task_queue, svc.use_search_attributes
-        )
         return await react_to_import(
-            target,
+            svc.change_target,
             plans,
             project.scorecard,
             result.befores,
