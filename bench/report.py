@@ -6,7 +6,9 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -164,6 +166,37 @@ def percentile(values: list[float], pct: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def ratio_interval(
+    engine: Sequence[Sequence[float]],
+    baseline: Sequence[Sequence[float]],
+    pct: float,
+    draws: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """How far the ratio of two percentiles could be from what one run measured: the
+    ``confidence`` interval of engine / baseline ``pct``-th percentile, by block bootstrap.
+
+    Each side is a list of blocks: samples that go together, such as the events sent in
+    one second of one round. A high percentile of a few hundred samples is set by a handful
+    of them, and slow samples come in runs (a collector pause or a busy second slows every
+    event in flight), so whole blocks are drawn with replacement, not single samples, which
+    would make the interval look narrower than it is. Seeded: the same samples give the same
+    interval.
+    """
+    if not engine or not baseline:
+        raise ValueError("both sides need at least one block of samples")
+    rng = random.Random(seed)
+
+    def draw(blocks: Sequence[Sequence[float]]) -> float:
+        picked = [x for _ in blocks for x in blocks[rng.randrange(len(blocks))]]
+        return percentile(picked, pct)
+
+    ratios = sorted(draw(engine) / draw(baseline) for _ in range(draws))
+    tail = (1 - confidence) / 2 * 100
+    return percentile(ratios, tail), percentile(ratios, 100 - tail)
 
 
 def median(values: list[float]) -> float | None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from bench.report import Metric, percentile
+from bench.report import Metric, percentile, ratio_interval
 from bench.scenarios.driver import (
     EMAIL_STEPS,
     PARK_STEP,
@@ -32,6 +32,7 @@ from engine.store.models import OutboxMessage
 @dataclass
 class LatencyRun:
     latencies_ms: list[float]
+    """In the order the events were sent."""
     post_ms: list[float]
     cpu_ms: float
     server_cpu_ms: float
@@ -107,7 +108,8 @@ async def latency_run(
                 OutboxMessage.step_id == EMAIL_STEPS[-1],
             )
         ).all()
-    latencies = [(at - sent[c]).total_seconds() * 1000 for c, at in rows if c]
+    emailed = sorted(((c, at) for c, at in rows if c), key=lambda row: sent[row[0]])
+    latencies = [(at - sent[c]).total_seconds() * 1000 for c, at in emailed]
     return LatencyRun(latencies, post_ms, cpu * 1000 / n, server * 1000 / n, driver * 1000 / n)
 
 
@@ -123,6 +125,17 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
         Metric("latency", f"{label}, p50", "ms", pct(ENGINE, 50), pct(BASELINE, 50)),
         Metric("latency", f"{label}, p95", "ms", pct(ENGINE, 95), pct(BASELINE, 95)),
     ]
+    # A second's events of one round go together: what slows one slows its neighbours.
+    block = max(1, round(sizes.rate))
+
+    def blocks(variant: str) -> list[list[float]]:
+        return [
+            r.latencies_ms[i : i + block]
+            for r in runs[variant]
+            for i in range(0, len(r.latencies_ms), block)
+        ]
+
+    low, high = ratio_interval(blocks(ENGINE), blocks(BASELINE), 99)
     p99 = Metric(
         "latency",
         f"{label}, p99",
@@ -130,7 +143,8 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
         pct(ENGINE, 99),
         pct(BASELINE, 99),
         goal="ratio <= 1.2, < 250 ms",
-        note="baseline: signal straight to workflow",
+        note=f"baseline: signal straight to workflow; ratio's 95% interval {low:.2f} to "
+        f"{high:.2f}, seconds of events resampled",
     )
     p99.met = p99.ratio is not None and p99.ratio <= 1.2 and (p99.engine or 0) < 250
     metrics.append(p99)
