@@ -35,6 +35,7 @@ from bench.scenarios.spec import ENGINE, ENGINE_SIGNAL, ROOT, BenchFailure
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
 from engine.client.connection import find_binary, quiet_runtime
+from engine.client.deployment import deploy_new_playbooks
 from engine.gc_freeze import freeze_startup_objects
 from engine.language.plan import CompiledPlan
 from engine.messages import SEARCH_ATTRIBUTES
@@ -133,6 +134,9 @@ async def open_stack(temporal_db: str = "memory", bytecode: bool = True) -> Asyn
             raise BenchFailure("bench playbooks: " + "; ".join(map(str, project.errors)))
         plan = project.plan(PLAYBOOK)
         check_matches_plan(plan)
+        # Deployed, as `playbook up` deploys a project's new playbooks: the API routes each
+        # event with the deployed set (which events each running plan listens to).
+        deploy_new_playbooks(sessions, project, by="bench")
         env = await _start_dev_server(tmp, temporal_db)
         address = env.client.service_client.config.target_host
         settings = load_settings(playbook_home=tmp, database_url=db_url, temporal_address=address)
