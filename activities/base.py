@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from engine.client.changes import ChangeTarget
 from engine.errors import ErrorType
 from engine.store import repository
 from engine.store.models import Customer
@@ -37,6 +38,12 @@ class EnrollingActivities(StoreActivities):
         self.client = client
         self.task_queue = task_queue
         self.use_search_attributes = use_search_attributes
+
+    @property
+    def change_target(self) -> ChangeTarget:
+        """Where the changes these activities make go; built on each use, since the
+        simulator replaces ``sessions`` between runs."""
+        return ChangeTarget(self.client, self.sessions, self.task_queue, self.use_search_attributes)
 
 
 def require_customer(session: Session, customer_id: str) -> Customer:

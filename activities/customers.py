@@ -64,23 +64,27 @@ class CustomerActivities(StoreActivities):
 
         A retry after the update was applied emits nothing: the data before it is gone.
         """
-        emits = self.client is not None and self.task_queue is not None
+        target = self.change_target
         before = (
             await asyncio.to_thread(snapshot_before, self.sessions, input.customer_id, input.now)
-            if emits
+            if target is not None
             else None
         )
         applied = await asyncio.to_thread(self._apply, input, activity.info())
-        if not (applied and emits):
+        if not (applied and target is not None):
             return
-        assert self.client is not None and self.task_queue is not None
         activity.heartbeat()
         with self.sessions() as session:
             plans = {p.playbook: p for p in change_plans(deployments.deployed_plans(session))}
-        target = ChangeTarget(
-            self.client, self.sessions, self.task_queue, self.use_search_attributes
-        )
         await emit_change(target, plans, input.customer_id, before, input.now)
+
+    @property
+    def change_target(self) -> ChangeTarget | None:
+        """Where an update's change goes; None without a client (nothing is emitted). Built
+        on each use, since the simulator replaces ``sessions`` between runs."""
+        if self.client is None or self.task_queue is None:
+            return None
+        return ChangeTarget(self.client, self.sessions, self.task_queue, self.use_search_attributes)
 
     @heartbeating
     def _apply(self, input: UpdateCustomerInput, info: activity.Info) -> bool:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 
 from activities.base import EnrollingActivities
-from engine.client.changes import ChangeTarget, rescore_pages
+from engine.client.changes import rescore_pages
 from engine.language.health import Scorecard
 from engine.messages import ActivityName, HealthRecomputeInput, HealthRecomputeResult
 from engine.store import deployments
@@ -25,10 +25,7 @@ class HealthActivities(EnrollingActivities):
         result = HealthRecomputeResult()
         # A page at a time (one transaction each), its changes told and fired before the next
         # page is read, so memory stays bounded by a page.
-        target = ChangeTarget(
-            self.client, self.sessions, self.task_queue, self.use_search_attributes
-        )
-        async for page in rescore_pages(target, card, plans, now):
+        async for page in rescore_pages(self.change_target, card, plans, now):
             result.customers += len(page)
             for recorded, started in page:
                 if recorded.moved:
