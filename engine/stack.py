@@ -29,7 +29,13 @@ from temporalio.testing import WorkflowEnvironment
 from engine.api.app import create_app
 from engine.api.processes import shared_socket, start_api_processes
 from engine.api.serving import server_config
-from engine.client.connection import connect, find_binary, quiet_runtime, register_search_attributes
+from engine.client.connection import (
+    connect,
+    dev_server_args,
+    find_binary,
+    quiet_runtime,
+    register_search_attributes,
+)
 from engine.client.deployment import (
     DeployResult,
     deploy_new_playbooks,
@@ -82,6 +88,7 @@ async def _temporal(
         search_attributes=[SearchAttributeKey.for_keyword(n) for n in SEARCH_ATTRIBUTES],
         dev_server_existing_path=str(find_binary("temporal")),
         dev_server_database_filename=str(home / "temporal.db"),
+        dev_server_extra_args=dev_server_args(),
         dev_server_log_level="error",
         runtime=quiet_runtime(),
     )

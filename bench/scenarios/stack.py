@@ -34,7 +34,7 @@ from bench.baseline import PLAYBOOK, check_matches_plan
 from bench.scenarios.spec import ENGINE, ENGINE_SIGNAL, ROOT, BenchFailure
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
-from engine.client.connection import find_binary, quiet_runtime
+from engine.client.connection import dev_server_args, find_binary, quiet_runtime
 from engine.client.deployment import deploy_new_playbooks
 from engine.gc_freeze import freeze_startup_objects
 from engine.language.plan import CompiledPlan
@@ -180,6 +180,7 @@ async def _start_dev_server(tmp: Path, temporal_db: str) -> WorkflowEnvironment:
                     str(tmp / "temporal.db") if temporal_db == "file" else None
                 ),
                 dev_server_log_level="error",
+                dev_server_extra_args=dev_server_args(),
                 runtime=quiet_runtime(),
             )
         finally:

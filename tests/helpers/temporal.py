@@ -14,7 +14,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from engine.client.connection import find_binary
+from engine.client.connection import dev_server_args, find_binary
 from engine.messages import SEARCH_ATTRIBUTES
 
 
@@ -35,6 +35,7 @@ async def start_dev_server(
         dev_server_existing_path=str(find_binary("temporal")),
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
+        dev_server_extra_args=dev_server_args(),
         **kwargs,
     )
 
