@@ -24,9 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.errors import TokenRefused
 from engine.scopes import Scope, grants
 from engine.services import tokens
-from engine.services.tokens import DEFAULT_EXPIRY
-from engine.store.db import is_sqlite
-from engine.store.models import ApiToken
+from engine.services.tokens import DEFAULT_EXPIRY, UsableToken
+from engine.store.db import engine_of, is_sqlite
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `playbook token create`.")
 
@@ -39,8 +38,8 @@ def create_api_token(
     return tokens.issue(session, name, scopes, tokens.expiry(expires)).secret
 
 
-def check_api_token(session: Session, token: str) -> ApiToken | None:
-    """The token's row if it may be used now (see `engine.services.tokens.authenticate`)."""
+def check_api_token(session: Session, token: str) -> UsableToken | None:
+    """The token if it may be used now (see `engine.services.tokens.authenticate`)."""
     try:
         return tokens.authenticate(session, token)
     except TokenRefused:
@@ -95,24 +94,24 @@ async def require_token(
 async def caller_for(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
     """The caller a bearer token names, else 401 saying why (see `authenticate`).
 
-    Under SQLite the token is read right here, on the event loop: a read in WAL mode never
-    waits for the writer, and a hop to a thread and back cost more than the read (and, on
-    a busy process, waited for the GIL and the loop again). Noting the use, once a minute
-    per token, is a write, so that is done in a thread, where a wait for SQLite's writer
-    lock holds up no other request; so is any lookup on another database."""
+    Under SQLite the token is read right here, on the event loop, on a bare connection: a
+    read in WAL mode never waits for the writer, and a hop to a thread and back cost more
+    than the read (and, on a busy process, waited for the GIL and the loop again). Noting
+    the use, once a minute per token, is a write, so that is done in a thread, where a
+    wait for SQLite's writer lock holds up no other request; so is any lookup on another
+    database."""
     services = request.app.state.services
     if not is_sqlite(services.sessions):
         return await run_in_threadpool(authenticate, request, credentials)
     secret = _bearer_secret(credentials)
     try:
-        with services.sessions() as session:
-            row = tokens.check(session, secret)
-            caller, unnoted = _caller(row), tokens.use_unnoted(row)
+        with engine_of(services.sessions).connect() as connection:
+            token = tokens.check(connection, secret)
     except TokenRefused as exc:
         raise _refused(exc) from None
-    if unnoted:
-        await run_in_threadpool(_note_use, services.sessions, row.id)
-    return caller
+    if token.use_unnoted:
+        await run_in_threadpool(_note_use, services.sessions, token.id)
+    return _caller(token)
 
 
 def _note_use(sessions: sessionmaker[Session], token_id: int) -> None:
@@ -141,12 +140,12 @@ def _bearer_secret(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def _caller(row: ApiToken) -> Caller:
+def _caller(token: UsableToken) -> Caller:
     return Caller(
-        name=row.name,
-        is_admin=grants(row.scopes, Scope.ADMIN),
-        token_id=row.id,
-        scopes=frozenset(row.scopes),
+        name=token.name,
+        is_admin=grants(token.scopes, Scope.ADMIN),
+        token_id=token.id,
+        scopes=frozenset(token.scopes),
     )
 
 

@@ -165,6 +165,14 @@ def _take_writer_lock(conn: Any, _cursor: Any, statement: str, *_args: Any, **_k
         dbapi.execute(f"PRAGMA busy_timeout = {int(usual)}")
 
 
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    """The engine ``sessions`` are bound to (for a read that needs no session)."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, Engine):
+        raise TypeError(f"sessions bound to {bind!r}, not to an engine")
+    return bind
+
+
 def is_sqlite(sessions: sessionmaker[Session]) -> bool:
     """Whether the sessions' engine is SQLite's."""
     bind = sessions.kw.get("bind")

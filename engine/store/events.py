@@ -277,12 +277,13 @@ def _record_milestones(
         if _needed(milestones[key]) > 1
         for n in _names(milestones[key])
     }
+    connection = session.connection()  # past the ORM, as `_customers`: plain rows
     for start in range(0, len(customers), IN_CHUNK):
         chunk = customers[start : start + IN_CHUNK]
-        reached.update(session.execute(_REACHED, {"ids": chunk}).all())
+        reached.update((c, m) for c, m in connection.execute(_REACHED, {"ids": chunk}))
         if not names:
             continue
-        earlier = session.execute(_EARLIER, {"ids": chunk, "names": sorted(names)}).all()
+        earlier = connection.execute(_EARLIER, {"ids": chunk, "names": sorted(names)}).all()
         for event_id, customer_id, name, properties in earlier:
             if event_id in inserted:
                 continue

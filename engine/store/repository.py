@@ -433,7 +433,10 @@ def record_milestones(session: Session, reached: Sequence[dict[str, Any]]) -> No
             index_elements=["customer_id", "milestone"],
             set_={"count": MilestoneState.count + 1, "value": insert.excluded.value},
         )
-    session.execute(stmt, [{**row, "at": _aware(row["at"], "at")} for row in reached])
+    # On the session's connection, past the ORM's bulk-insert handling: an event batch runs
+    # it inside SQLite's writer lock, and nothing here needs the identity map (the states
+    # are not read back; `record_milestone` reloads its one).
+    session.connection().execute(stmt, [{**row, "at": _aware(row["at"], "at")} for row in reached])
 
 
 _MILESTONE_UPSERTS: dict[str, Executable] = {}

@@ -16,13 +16,15 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from engine.api.schemas import MAX_ATTRIBUTES_BYTES, MAX_PROPERTIES_BYTES
 from engine.api.serving import server_config
 from engine.services import Services, tokens
+from engine.services.tokens import UsableToken
 from engine.settings import Settings
-from engine.store.models import ApiToken, Customer, TeamMember
+from engine.store.models import Customer, TeamMember
 
 HUNDRED_MB = 100 * 1024 * 1024
 XSS_EMAIL = '"><img/src=x/onerror=alert(1)>@xss.example'
@@ -96,7 +98,7 @@ async def test_one_token_lookup_per_request(
     lookups: list[str] = []
     real = tokens.check
 
-    def counted(session: Session, secret: str) -> ApiToken:
+    def counted(session: Session | Connection, secret: str) -> UsableToken:
         lookups.append(secret)
         return real(session, secret)
 

@@ -137,8 +137,8 @@ def test_tokens_from_before_scopes_keep_ingest_and_operate_not_admin(empty_db_ur
             )
         migrate(empty_db_url)
         with Session(engine) as session:
-            row = tokens.authenticate(session, "pbk_old")
-            assert row.scopes == ["ingest", "operate"]
-            assert row.expires_at is None and row.revoked_at is None
+            assert tokens.authenticate(session, "pbk_old").scopes == ["ingest", "operate"]
+            [info] = tokens.list_tokens(session)
+            assert info.expires_at is None and info.revoked_at is None
     finally:
         engine.dispose()
