@@ -372,7 +372,11 @@ class Harness:
                 if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
                     break
                 if _at_rest(await handle.fetch_history()):
-                    await handle.terminate(reason="test finished")
+                    try:
+                        await handle.terminate(reason="test finished")
+                    except RPCError as exc:  # it ended between the look and the terminate
+                        if exc.status != RPCStatusCode.NOT_FOUND:
+                            raise
                     break
                 await asyncio.sleep(0.05)
 
