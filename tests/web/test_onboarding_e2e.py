@@ -161,9 +161,15 @@ def test_event_to_browser_completion_moves_the_enrollment_on(
         assert "Completed" in flash.text and "held" in flash.text
         assert not browser.find_all(f'tr[data-task="{task.id}"]')  # no longer open
 
-        # The enrollment continues: it now waits for the integration milestone.
+        # The enrollment continues: it now waits for the integration milestone. (It enters
+        # the step, records it in the store, then starts waiting: a status read in between
+        # names the step and no wait yet.)
         status = wait_until(
-            lambda: (s := stack.status(enrollment_id)).current_step == "await_integration" and s,
+            lambda: (
+                (s := stack.status(enrollment_id)).current_step == "await_integration"
+                and s.waiting_for is not None
+                and s
+            ),
             what="the enrollment to move past the kickoff",
             context=lambda: stack.status(enrollment_id),
         )

@@ -88,7 +88,11 @@ async def test_the_chain_fires_on_working_days_and_the_timeout_assumes_an_outcom
         owner = _zone_owner(sessions, zone, (start + timedelta(days=1), start + timedelta(days=3)))
         handle = await h.start(project.plan("lifecycle"))
         [task] = await h.until(lambda: h.tasks("call"), step=timedelta(minutes=1))
-        status = await h.status(handle)
+        # The task's row is written by the activity; the enrollment records it once the
+        # activity's result reaches it, a moment later.
+        status = await h.until_status(
+            handle, lambda s: bool(records(s, "task", "call")), step=SECOND, limit=MINUTE
+        )
         created = records(status, "task", "call")[0]
         calendar = member_calendar(owner)
         expected, at = [], created.at
