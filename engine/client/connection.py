@@ -28,8 +28,7 @@ read at most 20 times a second by default. Past 20 such tasks a second, each wai
 50 ms for the next read: a signal's workflow task started 0 to 50 ms after the signal,
 spread evenly, for the engine and a hand-written workflow alike (bench/RESULTS.md, "Where
 the two latency modes came from"). A cluster spreads its workflows over hundreds of shards,
-so no shard meets that limit at this rate; a read per batch of new tasks is what the
-limit's default intends there, and what this gives the one shard here."""
+so no one shard meets that limit at these rates; the dev server's one shard did."""
 
 
 def dev_server_args() -> list[str]:

@@ -195,9 +195,9 @@ def check(store: Session | Connection, secret: str) -> UsableToken:
     return UsableToken(token_id, name, list(scopes), _aware_or_none(last_used_at))
 
 
-def note_use(session: Session | Connection, token_id: int) -> None:
+def note_use(store: Session | Connection, token_id: int) -> None:
     """Note that the token was used now (what `authenticate` does, after a `check`)."""
-    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
+    store.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
 
 
 def ensure(
