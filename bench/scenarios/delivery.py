@@ -76,7 +76,7 @@ def _run(customers: int, *, with_policy: bool) -> float:
     from activities.mailer import CaptureMailer
     from engine.messages import SendEmailInput
     from engine.store import repository
-    from engine.store.db import migrate, session_factory
+    from engine.store.db import engine_of, migrate, session_factory
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "project"
@@ -132,5 +132,5 @@ def _run(customers: int, *, with_policy: bool) -> float:
             if any(d.status != "captured" for d in result.deliveries):
                 raise BenchFailure(f"delivery: not captured: {result.summary}")
         elapsed = time.perf_counter() - began
-        sessions.kw["bind"].dispose()
+        engine_of(sessions).dispose()
     return customers * CONTACTS / elapsed
