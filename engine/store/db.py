@@ -21,6 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ _POLLING = "playbook_polls_lock"
 _USUAL_TIMEOUT = "playbook_busy_timeout"
 
 _lock = threading.Lock()
+_turns: weakref.WeakKeyDictionary[Engine, _WriterTurn] = weakref.WeakKeyDictionary()
 _engines: dict[str, Engine] = {}
 _factories: dict[str, sessionmaker[Session]] = {}
 
@@ -129,8 +131,41 @@ def poll_sqlite_lock(session: Session, wait_ms: int = SQLITE_LOCK_POLL_MS) -> bo
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
+class _WriterTurn:
+    """Whose turn it is, among this process's threads, to write to one SQLite database.
+
+    SQLite lets one connection write at a time. A worker's activities (up to
+    `worker_sqlite_max_concurrent_activities` threads) each polled for that lock on their
+    own: when the lock was free, one of eight pollers took it, and the API's single poller
+    (another process) lost to them again and again, an event's write waiting 10 ms and more
+    at 25 events/s while the worker fell behind (bench/RESULTS.md, "The writer's turn").
+    With a turn, the process's writers queue on a lock that costs no CPU while they wait,
+    and only the thread whose turn it is polls SQLite, against the other processes.
+
+    A turn is taken before a transaction's first write (`_take_writer_lock`) and given back
+    when the transaction commits or rolls back, or at the latest when its connection goes
+    back to the pool; a thread waits for the turn no longer than its busy timeout, then
+    writes as it would have without one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def take(self, conn: Any, timeout: float) -> None:
+        if self._lock.acquire(timeout=max(timeout, 0.0)):
+            conn.info[_TURN] = self
+
+    def give_back(self, info: dict[str, Any]) -> None:
+        if info.pop(_TURN, None) is self:
+            self._lock.release()
+
+
+_TURN = "playbook_writer_turn"
+
+
 def _take_writer_lock(conn: Any, _cursor: Any, statement: str, *_args: Any, **_kwargs: Any) -> None:
-    """Before a transaction's first write, take SQLite's writer lock by polling for it.
+    """Before a transaction's first write, take this process's writer turn (`_WriterTurn`),
+    then SQLite's writer lock, by polling for it.
 
     Left to itself, the write would wait in SQLite's busy handler, whose sleeps grow to 25,
     50 and 100 ms and which keeps no queue: a worker's activity then took the lock long
@@ -152,6 +187,9 @@ def _take_writer_lock(conn: Any, _cursor: Any, statement: str, *_args: Any, **_k
     if usual is None:
         usual = conn.info[_USUAL_TIMEOUT] = dbapi.execute("PRAGMA busy_timeout").fetchone()[0]
     deadline = time.monotonic() + usual / 1000
+    turn = _turns.get(conn.engine)
+    if turn is not None and _TURN not in conn.info:
+        turn.take(conn, deadline - time.monotonic())
     dbapi.execute(f"PRAGMA busy_timeout = {SQLITE_LOCK_POLL_MS}")
     try:
         while time.monotonic() < deadline:
@@ -203,7 +241,12 @@ def create_engine_for(url: str | URL | None = None, **kwargs: Any) -> Engine:
             _create_private(path.expanduser())
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _set_sqlite_pragmas)
+        turn = _turns[engine] = _WriterTurn()
         event.listen(engine, "before_cursor_execute", _take_writer_lock)
+        for ended in ("commit", "rollback"):  # the Connection's transaction ends
+            event.listen(engine, ended, lambda conn: turn.give_back(conn.info))
+        for returned in ("checkin", "invalidate"):  # at the latest: the DBAPI connection's end
+            event.listen(engine, returned, lambda _dbapi, record, *_: turn.give_back(record.info))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)

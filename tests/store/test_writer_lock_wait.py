@@ -7,6 +7,7 @@ the API, polling for it every millisecond, took it first again and again."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, event, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store.db import create_engine_for, migrate
+from engine.store.db import _turns, create_engine_for, migrate
 from engine.store.models import Event
 from tests.helpers.sqlite_lock import busy_timeout, free_lock_at, hold_writer_lock, sqlite_file
 
@@ -92,3 +93,111 @@ def test_an_autocommit_write_leaves_no_transaction_open(
         other.commit()
         other.close()
     short_timeout.dispose()
+
+
+def _turn_taken(engine: Engine) -> bool:
+    """Whether some connection of the process holds the engine's writer turn. (A turn left
+    with a pooled connection would pass to the next thread that gets that connection, so
+    timing the next writer alone would not show it was never given back.)"""
+    return _turns[engine]._lock.locked()
+
+
+def _begin_tries(engine: Engine) -> dict[int, int]:
+    """Per thread, how many ``BEGIN IMMEDIATE`` its connections send to SQLite from now on."""
+    tries: dict[int, int] = {}
+
+    def trace(statement: str) -> None:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            ident = threading.get_ident()
+            tries[ident] = tries.get(ident, 0) + 1
+
+    engine.dispose()  # connections made from here on are traced
+    event.listen(
+        engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(trace), insert=True
+    )
+    return tries
+
+
+def test_a_process_s_writers_wait_their_turn_instead_of_polling(
+    sessions: sessionmaker[Session],
+) -> None:
+    """While one thread of the process writes, another waits for its turn on a lock, not by
+    trying SQLite's writer lock every couple of milliseconds; it writes as soon as the
+    first commits."""
+    sqlite_file(sessions)
+    engine = sessions.kw["bind"]
+    tries = _begin_tries(engine)
+    writing, committed = threading.Event(), threading.Event()
+    done_at: list[float] = []
+
+    def first() -> None:
+        with sessions.begin() as session:
+            session.execute(text("DELETE FROM events WHERE id = 'first'"))
+            writing.set()
+            time.sleep(0.3)
+            committed.set()
+
+    def second() -> None:
+        writing.wait()
+        with sessions.begin() as session:
+            session.execute(text("DELETE FROM events WHERE id = 'second'"))
+        done_at.append(time.monotonic())
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    second_ident = threads[1].ident
+    assert committed.is_set() and done_at
+    # Polling every 2 ms for 0.3 s would have been about 150 tries.
+    assert tries.get(second_ident or 0, 0) <= 3, tries
+
+
+def test_a_rolled_back_write_gives_the_turn_back(sessions: sessionmaker[Session]) -> None:
+    """A transaction that fails after its first write leaves the turn free: the next writer
+    of the process goes at once, not after its 30 s busy timeout."""
+    sqlite_file(sessions)
+    with pytest.raises(RuntimeError), sessions.begin() as session:
+        session.execute(text("DELETE FROM events WHERE id = 'none'"))
+        assert _turn_taken(sessions.kw["bind"])
+        raise RuntimeError("the activity failed mid-transaction")
+    assert not _turn_taken(sessions.kw["bind"])
+    began = time.monotonic()
+    result: list[float] = []
+
+    def other() -> None:
+        with sessions.begin() as session:
+            session.execute(text("DELETE FROM events WHERE id = 'none'"))
+        result.append(time.monotonic() - began)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(10)
+    assert result and result[0] < 1.0, result
+
+
+def test_a_connection_returned_mid_transaction_gives_the_turn_back(
+    sessions: sessionmaker[Session],
+) -> None:
+    """At the latest, the turn comes back with the connection (a Core connection closed
+    without a commit: the pool rolls it back)."""
+    sqlite_file(sessions)
+    engine: Engine = sessions.kw["bind"]
+    connection = engine.connect()
+    connection.execute(text("DELETE FROM events WHERE id = 'none'"))
+    assert _turn_taken(engine)
+    connection.close()
+    assert not _turn_taken(engine)
+    result: list[float] = []
+    began = time.monotonic()
+
+    def other() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM events WHERE id = 'none'"))
+        result.append(time.monotonic() - began)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(10)
+    assert result and result[0] < 1.0, result
