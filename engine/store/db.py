@@ -28,7 +28,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Engine, create_engine, event, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.settings import get_settings
@@ -159,6 +160,18 @@ class _WriterTurn:
         if info.pop(_TURN, None) is self:
             self._lock.release()
 
+    def transaction_ended(self, conn: Connection) -> None:
+        """The ``commit`` and ``rollback`` events of the engine's connections."""
+        try:
+            info = conn.info
+        except SQLAlchemyError:
+            return  # an invalidated connection: its ``invalidate`` event gives the turn back
+        self.give_back(info)
+
+    def connection_returned(self, _dbapi: Any, record: Any, *_: Any) -> None:
+        """The pool's ``checkin`` and ``invalidate`` events."""
+        self.give_back(record.info)
+
 
 _TURN = "playbook_writer_turn"
 
@@ -244,9 +257,9 @@ def create_engine_for(url: str | URL | None = None, **kwargs: Any) -> Engine:
         turn = _turns[engine] = _WriterTurn()
         event.listen(engine, "before_cursor_execute", _take_writer_lock)
         for ended in ("commit", "rollback"):  # the Connection's transaction ends
-            event.listen(engine, ended, lambda conn: turn.give_back(conn.info))
+            event.listen(engine, ended, turn.transaction_ended)
         for returned in ("checkin", "invalidate"):  # at the latest: the DBAPI connection's end
-            event.listen(engine, returned, lambda _dbapi, record, *_: turn.give_back(record.info))
+            event.listen(engine, returned, turn.connection_returned)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)

@@ -102,6 +102,22 @@ def _turn_taken(engine: Engine) -> bool:
     return _turns[engine]._lock.locked()
 
 
+def _write_in_another_thread(engine: Engine) -> float | None:
+    """Seconds a write in a new thread took (None: not done within 10 s)."""
+    took: list[float] = []
+    began = time.monotonic()
+
+    def write() -> None:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM events WHERE id = 'none'"))
+        took.append(time.monotonic() - began)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join(10)
+    return took[0] if took else None
+
+
 def _begin_tries(engine: Engine) -> dict[int, int]:
     """Per thread, how many ``BEGIN IMMEDIATE`` its connections send to SQLite from now on."""
     tries: dict[int, int] = {}
@@ -163,18 +179,8 @@ def test_a_rolled_back_write_gives_the_turn_back(sessions: sessionmaker[Session]
         assert _turn_taken(sessions.kw["bind"])
         raise RuntimeError("the activity failed mid-transaction")
     assert not _turn_taken(sessions.kw["bind"])
-    began = time.monotonic()
-    result: list[float] = []
-
-    def other() -> None:
-        with sessions.begin() as session:
-            session.execute(text("DELETE FROM events WHERE id = 'none'"))
-        result.append(time.monotonic() - began)
-
-    thread = threading.Thread(target=other)
-    thread.start()
-    thread.join(10)
-    assert result and result[0] < 1.0, result
+    took = _write_in_another_thread(sessions.kw["bind"])
+    assert took is not None and took < 1.0, took
 
 
 def test_a_connection_returned_mid_transaction_gives_the_turn_back(
@@ -189,15 +195,21 @@ def test_a_connection_returned_mid_transaction_gives_the_turn_back(
     assert _turn_taken(engine)
     connection.close()
     assert not _turn_taken(engine)
-    result: list[float] = []
-    began = time.monotonic()
+    took = _write_in_another_thread(engine)
+    assert took is not None and took < 1.0, took
 
-    def other() -> None:
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM events WHERE id = 'none'"))
-        result.append(time.monotonic() - began)
 
-    thread = threading.Thread(target=other)
-    thread.start()
-    thread.join(10)
-    assert result and result[0] < 1.0, result
+def test_an_invalidated_connection_gives_the_turn_back(sessions: sessionmaker[Session]) -> None:
+    """A connection invalidated mid-transaction (a lost DBAPI connection) gives the turn back
+    through the pool, and rolling its transaction back afterwards still works."""
+    sqlite_file(sessions)
+    engine: Engine = sessions.kw["bind"]
+    connection = engine.connect()
+    connection.execute(text("DELETE FROM events WHERE id = 'none'"))
+    assert _turn_taken(engine)
+    connection.invalidate()
+    assert not _turn_taken(engine)
+    connection.rollback()
+    connection.close()
+    took = _write_in_another_thread(engine)
+    assert took is not None and took < 1.0, took
