@@ -14,7 +14,8 @@ The sandbox also runs a small snippet of code, with `exec`, each time it steps i
 instance: at every activation and, in temporalio 1.35 (the pinned version), several more
 times per activation and per completion, to find the serialization context of their
 payloads. `exec` of a string compiles it again each time: those compiles were about 7 % of a
-benchmark worker's Python CPU (py-spy; bench/RESULTS.md, "The sandbox's compiles").
+benchmark worker's Python CPU (py-spy; bench/RESULTS.md, "The writer's turn and the
+sandbox's compiles").
 `CompiledOnceRunner` hands the sandbox each snippet compiled once per process; what runs,
 and in which namespace, is unchanged.
 """

@@ -44,6 +44,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_LOCK_POLL_MS = 2
 _POLLING = "playbook_polls_lock"
 _USUAL_TIMEOUT = "playbook_busy_timeout"
+_TURN = "playbook_writer_turn"
 
 _lock = threading.Lock()
 _turns: weakref.WeakKeyDictionary[Engine, _WriterTurn] = weakref.WeakKeyDictionary()
@@ -139,7 +140,8 @@ class _WriterTurn:
     `worker_sqlite_max_concurrent_activities` threads) each polled for that lock on their
     own: when the lock was free, one of eight pollers took it, and the API's single poller
     (another process) lost to them again and again, an event's write waiting 10 ms and more
-    at 25 events/s while the worker fell behind (bench/RESULTS.md, "The writer's turn").
+    at 25 events/s while the worker fell behind (bench/RESULTS.md, "The writer's turn and
+    the sandbox's compiles").
     With a turn, the process's writers queue on a lock that costs no CPU while they wait,
     and only the thread whose turn it is polls SQLite, against the other processes.
 
@@ -171,9 +173,6 @@ class _WriterTurn:
     def connection_returned(self, _dbapi: Any, record: Any, *_: Any) -> None:
         """The pool's ``checkin`` and ``invalidate`` events."""
         self.give_back(record.info)
-
-
-_TURN = "playbook_writer_turn"
 
 
 def _take_writer_lock(conn: Any, _cursor: Any, statement: str, *_args: Any, **_kwargs: Any) -> None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import Connection, Engine, event, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -100,6 +100,14 @@ def _turn_taken(engine: Engine) -> bool:
     with a pooled connection would pass to the next thread that gets that connection, so
     timing the next writer alone would not show it was never given back.)"""
     return _turns[engine]._lock.locked()
+
+
+def _connection_mid_write(engine: Engine) -> Connection:
+    """A Core connection whose transaction has written, so it holds the writer turn."""
+    connection = engine.connect()
+    connection.execute(text("DELETE FROM events WHERE id = 'none'"))
+    assert _turn_taken(engine)
+    return connection
 
 
 def _write_in_another_thread(engine: Engine) -> float | None:
@@ -190,9 +198,7 @@ def test_a_connection_returned_mid_transaction_gives_the_turn_back(
     without a commit: the pool rolls it back)."""
     sqlite_file(sessions)
     engine: Engine = sessions.kw["bind"]
-    connection = engine.connect()
-    connection.execute(text("DELETE FROM events WHERE id = 'none'"))
-    assert _turn_taken(engine)
+    connection = _connection_mid_write(engine)
     connection.close()
     assert not _turn_taken(engine)
     took = _write_in_another_thread(engine)
@@ -204,9 +210,7 @@ def test_an_invalidated_connection_gives_the_turn_back(sessions: sessionmaker[Se
     through the pool, and rolling its transaction back afterwards still works."""
     sqlite_file(sessions)
     engine: Engine = sessions.kw["bind"]
-    connection = engine.connect()
-    connection.execute(text("DELETE FROM events WHERE id = 'none'"))
-    assert _turn_taken(engine)
+    connection = _connection_mid_write(engine)
     connection.invalidate()
     assert not _turn_taken(engine)
     connection.rollback()
