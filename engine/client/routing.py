@@ -46,6 +46,8 @@ from engine.store.db import (
     SQLITE_LOCK_POLL_MS,
     is_sqlite,
     poll_sqlite_lock,
+    sqlite_locked_error,
+    try_sqlite_lock,
 )
 from engine.store.events import IncomingEvent, Ingested, ingest_events
 from engine.store.health import Recorded
@@ -211,16 +213,17 @@ class EventRouter:
         return await asyncio.to_thread(self._ingest, events)
 
     async def _store_polling(self, events: Sequence[IncomingEvent]) -> StoredBatch:
-        """`_ingest` on the event loop: a refused try of the writer lock gives the loop
-        back for a millisecond instead of sleeping in SQLite's busy handler."""
+        """`_ingest` on the event loop: while another writer holds SQLite's writer lock,
+        the loop is given back for a millisecond between tries (`try_sqlite_lock`), instead
+        of sleeping in SQLite's busy handler. Every try is made in the same transaction, on
+        the same connection, so a refused one costs a statement, not a session."""
         deadline = time.monotonic() + self.lock_wait_seconds
-        while True:
-            try:
-                return self._try_ingest(events, wait_ms=0)
-            except OperationalError as exc:
-                if not _locked(exc) or time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(0.001)
+        with self.sessions.begin() as session:
+            while not try_sqlite_lock(session):
+                if time.monotonic() > deadline:
+                    raise sqlite_locked_error()
+                await asyncio.sleep(0.001)
+            return self._ingest_in(session, events)
 
     def sort(self, events: Sequence[IncomingEvent], stored: StoredBatch) -> Delivery:
         """Answer each stored event and set aside what needs Temporal (the second step of
@@ -350,15 +353,20 @@ class EventRouter:
 
     def _try_ingest(self, events: Sequence[IncomingEvent], wait_ms: int) -> StoredBatch:
         """One try of `_ingest`: under SQLite, "database is locked" when the writer lock
-        is not free within ``wait_ms``. The deployed plans are read in the same
-        transaction: a session of their own cost as much as storing a lone event."""
+        is not free within ``wait_ms``."""
         with self.sessions.begin() as session:
             poll_sqlite_lock(session, wait_ms)
-            plans = self._plans(session)
-            milestones = self._milestones(plans)
-            return StoredBatch(
-                plans, ingest_events(session, events, milestones=milestones, plans=plans)
-            )
+            return self._ingest_in(session, events)
+
+    def _ingest_in(self, session: Session, events: Sequence[IncomingEvent]) -> StoredBatch:
+        """Store the events in the session's transaction (the writer lock taken). The
+        deployed plans are read in the same transaction: a session of their own cost as
+        much as storing a lone event."""
+        plans = self._plans(session)
+        milestones = self._milestones(plans)
+        return StoredBatch(
+            plans, ingest_events(session, events, milestones=milestones, plans=plans)
+        )
 
     def _why_not_enroll(
         self, plan: CompiledPlan, customer_id: str, signal: EventSignal, now: datetime

@@ -29,7 +29,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.settings import get_settings
@@ -110,15 +110,7 @@ def poll_sqlite_lock(session: Session, wait_ms: int = SQLITE_LOCK_POLL_MS) -> bo
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         return False
-    if _USUAL_TIMEOUT not in connection.info:  # once per connection, not per write
-        usual = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
-        connection.info[_USUAL_TIMEOUT] = usual
-    connection.info[_POLLING] = True
-    # Any engine, not only `create_engine_for`'s (the book simulation makes its own): a
-    # connection left polling would fail every later caller's write after 2 ms.
-    if not event.contains(connection.engine, "checkin", _restore_busy_timeout):
-        event.listen(connection.engine, "checkin", _restore_busy_timeout)
-    connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    _poll_with(connection, wait_ms)
     # The lock is taken now, as BEGIN IMMEDIATE does, not at the first write: a refusal
     # then comes before the caller has done any work (a retried batch redid its reads and
     # routing on each try, which cost more CPU than storing it when two API processes
@@ -126,6 +118,55 @@ def poll_sqlite_lock(session: Session, wait_ms: int = SQLITE_LOCK_POLL_MS) -> bo
     if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     return True
+
+
+def try_sqlite_lock(session: Session) -> bool:
+    """Under SQLite, one try at the writer lock for the session's transaction, without
+    waiting: True if the transaction holds it now (or the store is not SQLite's), False
+    if another writer has it. A refusal leaves the session as it was, so the caller can
+    try again on the same connection after a pause of its own.
+
+    `poll_sqlite_lock` in a loop began a new session for every try: a checkout, two
+    pragmas, a failed statement and a rollback, about half a millisecond of the event
+    loop each time while the worker's writers held the lock (bench/RESULTS.md, "One
+    connection for all of an event's tries"). Here a refused try is one statement."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return True
+    dbapi = connection.connection.dbapi_connection
+    if dbapi.in_transaction:  # type: ignore[union-attr]
+        return True
+    _poll_with(connection, 0)
+    try:
+        dbapi.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            return False
+        raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+    return True
+
+
+def sqlite_locked_error() -> OperationalError:
+    """The error a write that waited its whole time for SQLite's writer lock fails with
+    (the API answers it 503, to be retried)."""
+    cause = sqlite3.OperationalError("database is locked")
+    return OperationalError("BEGIN IMMEDIATE", None, cause)
+
+
+def _poll_with(connection: Connection, wait_ms: int) -> None:
+    """Give the connection a busy timeout of ``wait_ms`` until it returns to the pool, where
+    `_restore_busy_timeout` gives it back its own."""
+    if connection.info.get(_POLLING) == wait_ms:
+        return
+    if _USUAL_TIMEOUT not in connection.info:  # once per connection, not per write
+        usual = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        connection.info[_USUAL_TIMEOUT] = usual
+    connection.info[_POLLING] = wait_ms
+    # Any engine, not only `create_engine_for`'s (the book simulation makes its own): a
+    # connection left polling would fail every later caller's write after 2 ms.
+    if not event.contains(connection.engine, "checkin", _restore_busy_timeout):
+        event.listen(connection.engine, "checkin", _restore_busy_timeout)
+    connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_ms)}")
 
 
 # The statements before which Python's sqlite3 module begins a transaction on its own (in its
@@ -232,7 +273,7 @@ def is_sqlite(sessions: sessionmaker[Session]) -> bool:
 def _restore_busy_timeout(dbapi_connection: Any, record: Any) -> None:
     """Back to the connection's own busy timeout when a `poll_sqlite_lock` connection is
     returned to the pool."""
-    if record.info.pop(_POLLING, False):
+    if record.info.pop(_POLLING, None) is not None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout={int(record.info[_USUAL_TIMEOUT])}")

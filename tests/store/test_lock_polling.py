@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,6 +73,47 @@ async def test_a_small_batch_waits_for_the_lock_without_stalling_the_event_loop(
     assert ticks >= 15  # about 40 in the 0.4 s the lock was held
     with sessions() as session:
         assert session.scalars(select(Event.id)).all() == ["e1"]
+    assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
+
+
+async def test_every_try_of_a_small_batch_is_made_on_one_connection(
+    sessions: sessionmaker[Session],
+) -> None:
+    """While the lock is held, a refused try must cost a statement, not a new session: a
+    checkout, pragmas and a rollback for each of some 300 tries took half a millisecond of
+    the event loop each (bench/RESULTS.md, "One connection for all of an event's tries")."""
+    engine = sessions.kw["bind"]
+    checkouts: list[object] = []
+
+    def count(*_: object) -> None:
+        checkouts.append(None)
+
+    holder = hold_writer_lock(sqlite_file(sessions), 0.3)
+    router = EventRouter(sessions, None, {}, {}, "queue")  # type: ignore[arg-type]
+    event.listen(engine, "checkout", count)
+    try:
+        answers = await router.handle_batch([IncomingEvent("e1", "nobody", "page.viewed", AT)])
+    finally:
+        event.remove(engine, "checkout", count)
+    holder.join()
+    assert [a.status for a in answers] == ["unknown_customer"]
+    assert len(checkouts) == 1
+    assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
+
+
+async def test_a_small_batch_that_never_gets_the_lock_fails_as_locked(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Past its wait the write fails with "database is locked" (the API answers 503, to be
+    retried), stores nothing, and leaves the connection its usual timeout."""
+    holder = hold_writer_lock(sqlite_file(sessions), 0.5)
+    router = EventRouter(sessions, None, {}, {}, "queue")  # type: ignore[arg-type]
+    router.lock_wait_seconds = 0.1
+    with pytest.raises(OperationalError, match="database is locked"):
+        await router.handle_batch([IncomingEvent("e1", "nobody", "page.viewed", AT)])
+    holder.join()
+    with sessions() as session:
+        assert session.scalars(select(Event.id)).all() == []
     assert busy_timeout(sessions) == SQLITE_BUSY_TIMEOUT_MS
 
 
