@@ -21,7 +21,7 @@ import uvicorn
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from engine.api.app import create_app
+from engine.api.app import create_app, warm_routes
 from engine.api.processes import shared_socket, start_api_processes
 from engine.api.serving import server_config
 from engine.client.connection import quiet_runtime
@@ -66,7 +66,8 @@ async def serve(args: argparse.Namespace) -> None:
             port=args.port,
             temporal_address=args.temporal_address,
         )
-        freeze_startup_objects()  # as `playbook up` does
+        warm_routes(app)  # as `playbook up` does
+        freeze_startup_objects()
         print("ready", os.getpid(), *pids, flush=True)
         await serving
 

@@ -26,7 +26,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from engine.api.app import create_app
+from engine.api.app import create_app, warm_routes
 from engine.api.processes import shared_socket, start_api_processes
 from engine.api.serving import server_config
 from engine.client.connection import (
@@ -196,6 +196,7 @@ async def up(settings: Settings, options: UpOptions, console: Console) -> None:
                     "for another: playbook token create NAME --scope ingest --scope operate"
                 )
             demo_task = asyncio.create_task(run_demo(services, stop))
+        warm_routes(app)
         freeze_startup_objects()
         base = f"http://{options.host}:{options.port}"
         console.print(f"\n[bold]ready[/]  app: {base}/   API docs: {base}/docs")

@@ -34,7 +34,7 @@ from temporalio.testing import WorkflowEnvironment
 from bench.baseline import PLAYBOOK, check_matches_plan
 from bench.baseline_api import create_baseline_api
 from bench.scenarios.spec import ROOT, BenchFailure, runs_as
-from engine.api.app import create_app
+from engine.api.app import create_app, warm_routes
 from engine.api.auth import create_api_token
 from engine.client.connection import dev_server_args, find_binary, quiet_runtime
 from engine.client.deployment import deploy_new_playbooks
@@ -160,8 +160,11 @@ async def open_stack(temporal_db: str = "memory", bytecode: bool = True) -> Asyn
                 tmp, env, address, db_url, sessions, plan, http, token, baseline_http, bytecode
             )
             stack.server = server_pid()
-            # This process serves the API as `playbook up` does, which freezes its
-            # start-up objects out of the collector's scans once it is ready.
+            # This process serves the API as `playbook up` does, which builds its routes
+            # and then freezes its start-up objects out of the collector's scans once it
+            # is ready; the baseline's endpoint gets the same head start.
+            warm_routes(app)
+            warm_routes(baseline_app)
             freeze_startup_objects()
             try:
                 yield stack

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import TokenRefused
@@ -26,6 +28,8 @@ from engine.scopes import Scope, grants
 from engine.services import tokens
 from engine.services.tokens import DEFAULT_EXPIRY, UsableToken
 from engine.store.db import engine_of, is_sqlite
+
+log = logging.getLogger(__name__)
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `playbook token create`.")
 
@@ -91,7 +95,9 @@ async def require_token(
     return await caller_for(request, credentials)
 
 
-async def caller_for(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+async def caller_for(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, *, note_later: bool = False
+) -> Caller:
     """The caller a bearer token names, else 401 saying why (see `authenticate`).
 
     Under SQLite the token is read right here, on the event loop, on a bare connection: a
@@ -99,7 +105,11 @@ async def caller_for(request: Request, credentials: HTTPAuthorizationCredentials
     than the read (and, on a busy process, waited for the GIL and the loop again). Noting
     the use, once a minute per token, is a write, so that is done in a thread, where a
     wait for SQLite's writer lock holds up no other request; so is any lookup on another
-    database."""
+    database.
+
+    With ``note_later`` a use to note under SQLite is left on ``request.state`` for
+    `note_token_use`, which the limits middleware calls once the response is sent: the
+    request does not wait for a bookkeeping write, nor for the writer lock it needs."""
     services = request.app.state.services
     if not is_sqlite(services.sessions):
         return await run_in_threadpool(authenticate, request, credentials)
@@ -110,8 +120,29 @@ async def caller_for(request: Request, credentials: HTTPAuthorizationCredentials
     except TokenRefused as exc:
         raise _refused(exc) from None
     if token.use_unnoted:
-        await run_in_threadpool(_note_use, services.sessions, token.id)
+        if note_later:
+            request.state.unnoted_token_id = token.id
+        else:
+            await run_in_threadpool(_note_use, services.sessions, token.id)
     return _caller(token)
+
+
+async def note_token_use(request: Request) -> None:
+    """Note the use `caller_for` left for later, if it left one.
+
+    A store too busy to take the write is logged, not raised: the use is noted by a later
+    request (the token's `last_used_at` is still over a minute old then), and the request
+    it came from has had its answer."""
+    token_id = getattr(request.state, "unnoted_token_id", None)
+    if token_id is None:
+        return
+    del request.state.unnoted_token_id
+    try:
+        await run_in_threadpool(_note_use, request.app.state.services.sessions, token_id)
+    except OperationalError as exc:
+        log.warning(
+            "API token %s: its use was not noted (%s); a later request notes it", token_id, exc.orig
+        )
 
 
 def _note_use(sessions: sessionmaker[Session], token_id: int) -> None:

@@ -4,7 +4,8 @@
 
 - ``/api/*`` needs a valid bearer token (``engine.api.auth.require_token``) before a single
   body byte is read: an anonymous 100 MB upload is answered 401 from its headers, and
-  malformed JSON without a token is a 401, not a 422.
+  malformed JSON without a token is a 401, not a 422. The token's use, noted once a minute,
+  is written after the response is sent (`engine.api.auth.note_token_use`).
 - Every body is capped while it streams, chunked uploads included: a declared
   ``Content-Length`` over the cap is refused at once, and a body that grows past it is
   refused at the first byte too many, so nothing larger is ever buffered (413). The cap
@@ -24,7 +25,7 @@ from fastapi.security import HTTPBearer
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.api.auth import caller_for
+from engine.api.auth import caller_for, note_token_use
 from engine.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False)
@@ -98,19 +99,24 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         path = _route_path(scope)
-        if path == "/api" or path.startswith("/api/"):
+        api = path == "/api" or path.startswith("/api/")
+        if api:
             refusal = await _unauthenticated(scope)
             if refusal is not None:
                 if _has_body(scope):  # unread: close rather than drain it
                     refusal.headers["Connection"] = "close"
                 await refusal(scope, receive, send)
                 return
-        limit = self.limits.for_path(path)
-        declared = _content_length(scope)
-        if declared is not None and declared > limit:
-            await _answer(BodyTooLarge(limit))(scope, receive, send)
-            return
-        await self._guarded(scope, receive, send, limit)
+        try:
+            limit = self.limits.for_path(path)
+            declared = _content_length(scope)
+            if declared is not None and declared > limit:
+                await _answer(BodyTooLarge(limit))(scope, receive, send)
+                return
+            await self._guarded(scope, receive, send, limit)
+        finally:
+            if api:  # the response is sent: now note the token's use, if it is due
+                await note_token_use(Request(scope))
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """Run the app with a ``receive`` that counts and times the body as it arrives."""
@@ -176,7 +182,7 @@ async def _unauthenticated(scope: Scope) -> JSONResponse | None:
         credentials = await _bearer(request)
         # The route's own `require_token` dependency reuses this caller (`request.state`
         # lives in the ASGI scope), so a request costs one token lookup, not two.
-        request.state.api_caller = await caller_for(request, credentials)
+        request.state.api_caller = await caller_for(request, credentials, note_later=True)
     except HTTPException as exc:
         return _answer(exc)
     return None

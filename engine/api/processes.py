@@ -23,7 +23,7 @@ from pathlib import Path
 
 import uvicorn
 
-from engine.api.app import create_app
+from engine.api.app import create_app, warm_routes
 from engine.api.serving import server_config
 from engine.client.connection import connect, quiet_runtime
 from engine.errors import EngineError
@@ -112,6 +112,7 @@ async def serve(settings: Settings, root: Path, host: str, port: int) -> None:
     while not server.started and not serving.done():
         await asyncio.sleep(0.05)
     if not serving.done():
+        warm_routes(app)
         freeze_startup_objects()
         sys.stdout.buffer.write(READY + b"\n")
         sys.stdout.flush()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from engine.api.app import create_app
@@ -121,6 +122,95 @@ async def test_token_use_is_noted_to_the_minute_without_a_write_per_request(
         stale = last_used()
         assert (await c.get("/api/tasks")).status_code == 200
         assert last_used() > stale  # a minute later it is noted again
+
+
+async def test_a_token_use_is_noted_after_the_response_is_sent(
+    app: FastAPI, services: Services
+) -> None:
+    """The once-a-minute note of a token's use is a write (under SQLite it waits for the
+    writer lock): the request that triggers it has its whole answer first."""
+    from sqlalchemy import select
+
+    from engine.store.models import ApiToken
+
+    token = new_token(services, "noted-after-the-answer", "operate")
+
+    def last_used() -> object:
+        with services.sessions() as session:
+            return session.scalars(
+                select(ApiToken.last_used_at).where(ApiToken.name == "noted-after-the-answer")
+            ).one()
+
+    seen_when_answered: list[object] = []
+    status: list[int] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(int(message["status"]))  # type: ignore[call-overload]
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            seen_when_answered.append(last_used())
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/api/tasks",
+        "raw_path": b"/api/tasks",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    assert status == [200]
+    assert seen_when_answered == [None]  # the answer went out before the write
+    assert last_used() is not None  # and the use is noted once it has
+
+
+async def test_a_store_too_busy_to_note_a_use_does_not_fail_the_request(
+    app: FastAPI,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Noting a use is bookkeeping: when the store refuses the write, the request still
+    has its answer, the refusal is logged, and a later request notes the use."""
+    import sqlite3
+
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+
+    from engine.services import tokens
+    from engine.store.models import ApiToken
+
+    token = new_token(services, "noted-when-the-store-is-free", "operate")
+    real_note_use = tokens.note_use
+
+    def locked(store: object, token_id: int) -> None:
+        raise OperationalError(
+            "UPDATE api_tokens", {}, sqlite3.OperationalError("database is locked")
+        )
+
+    def last_used() -> object:
+        with services.sessions() as session:
+            return session.scalars(
+                select(ApiToken.last_used_at).where(ApiToken.name == "noted-when-the-store-is-free")
+            ).one()
+
+    async with client_for(app, token) as client:
+        monkeypatch.setattr(tokens, "note_use", locked)
+        assert (await client.get("/api/tasks")).status_code == 200
+        assert last_used() is None
+        assert "its use was not noted (database is locked)" in caplog.text
+        monkeypatch.setattr(tokens, "note_use", real_note_use)
+        assert (await client.get("/api/tasks")).status_code == 200
+        assert last_used() is not None
 
 
 async def test_every_api_route_refuses_a_token_without_its_scope(
