@@ -29,6 +29,16 @@ def new_token(services: Services, name: str, *scopes: str, expires: str | None =
         return create_api_token(session, name, scopes, expires)
 
 
+def last_used_of(services: Services, name: str) -> object:
+    """The `last_used_at` of the token called ``name``."""
+    from sqlalchemy import select
+
+    from engine.store.models import ApiToken
+
+    with services.sessions() as session:
+        return session.scalars(select(ApiToken.last_used_at).where(ApiToken.name == name)).one()
+
+
 async def test_every_api_route_refuses_a_request_without_a_token(
     app: FastAPI, anon: httpx.AsyncClient
 ) -> None:
@@ -129,17 +139,10 @@ async def test_a_token_use_is_noted_after_the_response_is_sent(
 ) -> None:
     """The once-a-minute note of a token's use is a write (under SQLite it waits for the
     writer lock): the request that triggers it has its whole answer first."""
-    from sqlalchemy import select
-
-    from engine.store.models import ApiToken
-
     token = new_token(services, "noted-after-the-answer", "operate")
 
     def last_used() -> object:
-        with services.sessions() as session:
-            return session.scalars(
-                select(ApiToken.last_used_at).where(ApiToken.name == "noted-after-the-answer")
-            ).one()
+        return last_used_of(services, "noted-after-the-answer")
 
     seen_when_answered: list[object] = []
     status: list[int] = []
@@ -183,11 +186,9 @@ async def test_a_store_too_busy_to_note_a_use_does_not_fail_the_request(
     has its answer, the refusal is logged, and a later request notes the use."""
     import sqlite3
 
-    from sqlalchemy import select
     from sqlalchemy.exc import OperationalError
 
     from engine.services import tokens
-    from engine.store.models import ApiToken
 
     token = new_token(services, "noted-when-the-store-is-free", "operate")
     real_note_use = tokens.note_use
@@ -198,10 +199,7 @@ async def test_a_store_too_busy_to_note_a_use_does_not_fail_the_request(
         )
 
     def last_used() -> object:
-        with services.sessions() as session:
-            return session.scalars(
-                select(ApiToken.last_used_at).where(ApiToken.name == "noted-when-the-store-is-free")
-            ).one()
+        return last_used_of(services, "noted-when-the-store-is-free")
 
     async with client_for(app, token) as client:
         monkeypatch.setattr(tokens, "note_use", locked)

@@ -4,6 +4,8 @@ token, store an event once, signal only a new one) or the row compares with less
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from sqlalchemy import select
@@ -19,10 +21,12 @@ from tests.helpers.sqlite_lock import sqlite_file
 @pytest.fixture
 async def posting(
     sessions: sessionmaker[Session], temporal_env: WorkflowEnvironment
-) -> httpx.AsyncClient:
+) -> AsyncIterator[httpx.AsyncClient]:
     sqlite_file(sessions)  # the bench's store: SQLite (skips on another database)
     app = create_baseline_api(sessions, temporal_env.client)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b.invalid")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://b.invalid") as client:
+        yield client
 
 
 def token(sessions: sessionmaker[Session]) -> dict[str, str]:
