@@ -56,6 +56,13 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
 @size_option("rate", click.FloatRange(min=0.1), "Latency: events posted per second.")
 @size_option("events", click.IntRange(2), "Latency: events (parked customers) per run.")
 @size_option(
+    "latency_slice",
+    click.IntRange(0),
+    "Latency: the variants take turns sending, this many seconds of events each, so what "
+    "slows the machine for a while slows them alike; 0: each variant's round whole, one "
+    "after the other (as before 2026-12-05).",
+)
+@size_option(
     "parked",
     click.IntRange(1),
     "Memory: enrollments parked on a wait per run (the issue's full size: 10000).",

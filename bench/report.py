@@ -175,6 +175,8 @@ def ratio_interval(
     draws: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    *,
+    paired: bool = False,
 ) -> tuple[float, float]:
     """How far the ratio of two percentiles could be from what one run measured: the
     ``confidence`` interval of engine / baseline ``pct``-th percentile, by block bootstrap.
@@ -185,16 +187,29 @@ def ratio_interval(
     event in flight), so whole blocks are drawn with replacement, not single samples, which
     would make the interval look narrower than it is. Seeded: the same samples give the same
     interval.
+
+    ``paired``: block ``i`` of each side was measured at about the same time (the variants
+    took turns), so both sides draw the same block numbers, and what slowed both at once
+    does not widen the interval.
     """
     if not engine or not baseline:
         raise ValueError("both sides need at least one block of samples")
+    if paired and len(engine) != len(baseline):
+        raise ValueError(f"paired blocks differ in number: {len(engine)} and {len(baseline)}")
     rng = random.Random(seed)
 
-    def draw(blocks: Sequence[Sequence[float]]) -> float:
-        picked = [x for _ in blocks for x in blocks[rng.randrange(len(blocks))]]
-        return percentile(picked, pct)
+    def draw(blocks: Sequence[Sequence[float]], picks: Sequence[int]) -> float:
+        return percentile([x for i in picks for x in blocks[i]], pct)
 
-    ratios = sorted(draw(engine) / draw(baseline) for _ in range(draws))
+    def ratio() -> float:
+        picks = [rng.randrange(len(engine)) for _ in engine]
+        if not paired:
+            return draw(engine, picks) / draw(
+                baseline, [rng.randrange(len(baseline)) for _ in baseline]
+            )
+        return draw(engine, picks) / draw(baseline, picks)
+
+    ratios = sorted(ratio() for _ in range(draws))
     tail = (1 - confidence) / 2 * 100
     return percentile(ratios, tail), percentile(ratios, 100 - tail)
 

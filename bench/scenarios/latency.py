@@ -1,12 +1,21 @@
 """Scenario 2, event -> action latency: events posted at a steady rate to parked
-enrollments, timed from the POST (or signal) to the email row it causes."""
+enrollments, timed from the POST (or signal) to the email row it causes.
+
+By default a round's variants take turns in slices of a few seconds at the same steady
+rate (`interleaved_round`): whatever slows the whole machine for a while, a noisy
+neighbour or a server's housekeeping, then falls on every variant alike instead of on
+whichever variant's round it struck. ``--latency-slice 0`` runs each variant's round whole,
+one after the other (`latency_run`), as the figures before 2026-12-05 were measured."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import select
 
@@ -15,6 +24,7 @@ from bench.scenarios.driver import (
     EMAIL_STEPS,
     PARK_STEP,
     post_event,
+    round_order,
     run_median,
     run_rounds,
     seed_run,
@@ -27,6 +37,8 @@ from bench.scenarios.driver import (
 from bench.scenarios.spec import BASELINE, BASELINE_API, ENGINE, ENGINE_SIGNAL, Progress, Sizes
 from bench.scenarios.stack import Stack, WorkerProcess, cpu_seconds
 from engine.store.models import OutboxMessage
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -46,78 +58,221 @@ class LatencyRun:
 async def latency_run(
     stack: Stack, variant: str, sizes: Sizes, round_no: int, progress: Progress
 ) -> LatencyRun:
+    """One variant's round on its own: park, then send all of its events."""
     n = sizes.events
     prefix, queue, customers = seed_run(stack, "lat", round_no, variant, n)
     async with WorkerProcess(stack, variant, queue) as worker:
-        parking = progress.phase(f"latency {variant} round {round_no}: parking", n)
-        starting = asyncio.create_task(start_enrollments(stack, variant, customers, queue))
-        try:
-            await wait_for_projection(
-                stack,
-                prefix,
-                n,
-                lambda status, step: step == PARK_STEP,
-                worker,
-                parking,
-                sizes.stall_timeout,
-            )
-        finally:
-            await starting
+        lane = _Lane(variant, prefix, queue, customers, worker)
+        await _park(stack, lane, sizes, round_no, progress)
         await asyncio.sleep(1.0)  # let the worker go idle: measure events, not the backlog
-        sent: dict[str, datetime] = {}
-        post_ms: list[float] = []
-
-        async def send(customer_id: str) -> None:
-            sent[customer_id] = datetime.now(UTC)
-            if variant in (ENGINE, BASELINE_API):
-                post_ms.append(await post_event(stack, customer_id, variant) * 1000)
-            else:
-                await signal_event(stack, variant, customer_id)
-
         report = progress.phase(f"latency {variant} round {round_no}: {sizes.rate:g} events/s", n)
         cpu_before = worker.cpu_seconds()
-        server_before = cpu_seconds(stack.server) if stack.server else 0.0
-        driver_before = cpu_seconds(os.getpid())
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        sending: list[asyncio.Task[None]] = []
-        for index, customer_id in enumerate(customers):  # open loop: a steady rate
-            delay = began + index / sizes.rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sending.append(asyncio.create_task(send(customer_id)))
-            report(index + 1)
-        await asyncio.gather(*sending)
+        shared = _SharedCpu(stack)
+        await _send_all(stack, [(lane, c) for c in customers], sizes.rate, report, shared)
+        await _completed(stack, lane, sizes)
+        shared.charge(lane)
+        worker_cpu = worker.cpu_seconds() - cpu_before
+    await verify(stack, variant, prefix, customers, queue, completed=True)
+    return lane.result(stack, worker_cpu)
+
+
+async def interleaved_round(
+    stack: Stack, variants: Sequence[str], sizes: Sizes, round_no: int, progress: Progress
+) -> dict[str, LatencyRun]:
+    """Every variant's round at once: all park, then they take turns sending, a slice of
+    `Sizes.latency_slice` seconds each, the events one steady stream at `Sizes.rate`.
+
+    Each variant's CPU in the shared processes (the Temporal server, this one) is what they
+    spent during its turns; its worker's is its own process's.
+    """
+    n = sizes.events
+    per_turn = _block(sizes) * sizes.latency_slice
+    async with AsyncExitStack() as running:
+        lanes: list[_Lane] = []
+        for variant in round_order(variants, round_no):
+            prefix, queue, customers = seed_run(stack, "lat", round_no, variant, n)
+            worker = await running.enter_async_context(WorkerProcess(stack, variant, queue))
+            lanes.append(_Lane(variant, prefix, queue, customers, worker))
+        for lane in lanes:
+            await _park(stack, lane, sizes, round_no, progress)
+        await asyncio.sleep(1.0)  # let the workers go idle: measure events, not the backlog
+        turns = in_turns([[(lane, c) for c in lane.customers] for lane in lanes], per_turn)
+        report = progress.phase(
+            f"latency round {round_no}: {sizes.rate:g} events/s, variants in turns of "
+            f"{sizes.latency_slice} s",
+            len(turns),
+        )
+        cpu_before = {lane.variant: lane.worker.cpu_seconds() for lane in lanes}
+        shared = _SharedCpu(stack)
+        last = await _send_all(stack, turns, sizes.rate, report, shared)
+        await _completed(stack, last, sizes)
+        shared.charge(last)
+        for lane in lanes:
+            await _completed(stack, lane, sizes)
+        worker_cpu = {
+            lane.variant: lane.worker.cpu_seconds() - cpu_before[lane.variant] for lane in lanes
+        }
+    results: dict[str, LatencyRun] = {}
+    for lane in lanes:
+        await verify(stack, lane.variant, lane.prefix, lane.customers, lane.queue, completed=True)
+        results[lane.variant] = lane.result(stack, worker_cpu[lane.variant])
+    return results
+
+
+def in_turns(queues: Sequence[Sequence[T]], per_turn: int) -> list[T]:
+    """Every queue's items in one stream: ``per_turn`` of the first queue's, then of the
+    next one's, and round again until all are out, each queue's in its own order."""
+    longest = max((len(q) for q in queues), default=0)
+    return [
+        item
+        for start in range(0, longest, per_turn)
+        for queue in queues
+        for item in queue[start : start + per_turn]
+    ]
+
+
+@dataclass
+class _Lane:
+    """One variant's part of a round: its customers, its worker, what its sends saw."""
+
+    variant: str
+    prefix: str
+    queue: str
+    customers: list[str]
+    worker: WorkerProcess
+    sent: dict[str, datetime] = field(default_factory=dict)
+    post_ms: list[float] = field(default_factory=list)
+    server_cpu: float = 0.0
+    driver_cpu: float = 0.0
+
+    def result(self, stack: Stack, worker_cpu: float) -> LatencyRun:
+        """The lane's latencies, from its send times to its last email rows."""
+        with stack.sessions() as session:
+            rows = session.execute(
+                select(OutboxMessage.customer_id, OutboxMessage.created_at).where(
+                    OutboxMessage.customer_id.like(f"{self.prefix}-%"),
+                    OutboxMessage.step_id == EMAIL_STEPS[-1],
+                )
+            ).all()
+        sent = self.sent
+        emailed = sorted(((c, at) for c, at in rows if c), key=lambda row: sent[row[0]])
+        latencies = [(at - sent[c]).total_seconds() * 1000 for c, at in emailed]
+        n = len(self.customers)
+        server = self.server_cpu if stack.server else float("nan")
+        return LatencyRun(
+            latencies,
+            self.post_ms,
+            worker_cpu * 1000 / n,
+            server * 1000 / n,
+            self.driver_cpu * 1000 / n,
+        )
+
+
+class _SharedCpu:
+    """The CPU the Temporal server and this process (the API, the load) spend, charged to
+    the lane that was sending since the last charge."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.server, self.driver = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        server = cpu_seconds(self.stack.server) if self.stack.server else 0.0
+        return server, cpu_seconds(os.getpid())
+
+    def charge(self, lane: _Lane) -> None:
+        server, driver = self._read()
+        lane.server_cpu += server - self.server
+        lane.driver_cpu += driver - self.driver
+        self.server, self.driver = server, driver
+
+
+def _block(sizes: Sizes) -> int:
+    """A second's events: the unit of a turn, and of the p99 ratio's resampling."""
+    return max(1, round(sizes.rate))
+
+
+async def _park(stack: Stack, lane: _Lane, sizes: Sizes, round_no: int, progress: Progress) -> None:
+    """Start the lane's enrollments and wait until all wait for the milestone."""
+    n = len(lane.customers)
+    parking = progress.phase(f"latency {lane.variant} round {round_no}: parking", n)
+    starting = asyncio.create_task(
+        start_enrollments(stack, lane.variant, lane.customers, lane.queue)
+    )
+    try:
         await wait_for_projection(
             stack,
-            prefix,
+            lane.prefix,
             n,
-            lambda status, _: status == "completed",
-            worker,
-            lambda _: None,
+            lambda status, step: step == PARK_STEP,
+            lane.worker,
+            parking,
             sizes.stall_timeout,
         )
-        cpu = worker.cpu_seconds() - cpu_before
-        server = cpu_seconds(stack.server) - server_before if stack.server else float("nan")
-        driver = cpu_seconds(os.getpid()) - driver_before
-    await verify(stack, variant, prefix, customers, queue, completed=True)
-    with stack.sessions() as session:
-        rows = session.execute(
-            select(OutboxMessage.customer_id, OutboxMessage.created_at).where(
-                OutboxMessage.customer_id.like(f"{prefix}-%"),
-                OutboxMessage.step_id == EMAIL_STEPS[-1],
-            )
-        ).all()
-    emailed = sorted(((c, at) for c, at in rows if c), key=lambda row: sent[row[0]])
-    latencies = [(at - sent[c]).total_seconds() * 1000 for c, at in emailed]
-    return LatencyRun(latencies, post_ms, cpu * 1000 / n, server * 1000 / n, driver * 1000 / n)
+    finally:
+        await starting
+
+
+async def _send_all(
+    stack: Stack,
+    turns: Sequence[tuple[_Lane, str]],
+    rate: float,
+    report: Callable[[float], None],
+    shared: _SharedCpu,
+) -> _Lane:
+    """Send each (lane, customer)'s event at ``rate`` (an open loop), charging the shared
+    CPU to a lane when its turn ends; returns the last lane, whose turn has not ended."""
+
+    async def send(lane: _Lane, customer_id: str) -> None:
+        lane.sent[customer_id] = datetime.now(UTC)
+        if lane.variant in (ENGINE, BASELINE_API):
+            lane.post_ms.append(await post_event(stack, customer_id, lane.variant) * 1000)
+        else:
+            await signal_event(stack, lane.variant, customer_id)
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    sending: list[asyncio.Task[None]] = []
+    current = turns[0][0]
+    for index, (lane, customer_id) in enumerate(turns):
+        delay = began + index / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if lane is not current:
+            shared.charge(current)
+            current = lane
+        sending.append(asyncio.create_task(send(lane, customer_id)))
+        report(index + 1)
+    await asyncio.gather(*sending)
+    return current
+
+
+async def _completed(stack: Stack, lane: _Lane, sizes: Sizes) -> None:
+    """Wait until every enrollment of the lane has completed."""
+    await wait_for_projection(
+        stack,
+        lane.prefix,
+        len(lane.customers),
+        lambda status, _: status == "completed",
+        lane.worker,
+        lambda _: None,
+        sizes.stall_timeout,
+    )
 
 
 async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric]:
     retries = stack.api_retries
-    runs = await run_rounds(
-        latency_run, stack, sizes, progress, [ENGINE, BASELINE, ENGINE_SIGNAL, BASELINE_API]
-    )
+    variants = [ENGINE, BASELINE, ENGINE_SIGNAL, BASELINE_API]
+    interleaved = sizes.latency_slice > 0
+    if interleaved:
+        runs: dict[str, list[LatencyRun]] = {v: [] for v in variants}
+        for round_no in range(1, sizes.rounds + 1):
+            for variant, run in (
+                await interleaved_round(stack, variants, sizes, round_no, progress)
+            ).items():
+                runs[variant].append(run)
+    else:
+        runs = await run_rounds(latency_run, stack, sizes, progress, variants)
 
     def pct(variant: str, p: float) -> float:
         return percentile([x for r in runs[variant] for x in r.latencies_ms], p)
@@ -128,7 +283,7 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
         Metric("latency", f"{label}, p95", "ms", pct(ENGINE, 95), pct(BASELINE, 95)),
     ]
     # A second's events of one round go together: what slows one slows its neighbours.
-    block = max(1, round(sizes.rate))
+    block = _block(sizes)
 
     def blocks(variant: str) -> list[list[float]]:
         """A variant's latencies, a second's events of a round to a block."""
@@ -139,10 +294,20 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
         ]
 
     def interval(reference: str) -> str:
-        """The p99 ratio's 95% interval against ``reference``, as the notes give it."""
-        low, high = ratio_interval(blocks(ENGINE), blocks(reference), 99)
+        """The p99 ratio's 95% interval against ``reference``, as the notes give it. In
+        turns, a second of each variant's events is paired with the other's of the same
+        turn number: they were sent seconds apart, so they are resampled together."""
+        low, high = ratio_interval(blocks(ENGINE), blocks(reference), 99, paired=interleaved)
         return f"ratio's 95% interval {low:.2f} to {high:.2f}"
 
+    def by_round(variant: str) -> str:
+        return ", ".join(f"{percentile(r.latencies_ms, 99):.0f}" for r in runs[variant])
+
+    how = (
+        f"variants in turns of {sizes.latency_slice} s"
+        if interleaved
+        else "each variant's round whole, one after the other"
+    )
     p99 = Metric(
         "latency",
         f"{label}, p99",
@@ -150,8 +315,8 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
         pct(ENGINE, 99),
         pct(BASELINE, 99),
         goal="ratio <= 1.2, < 250 ms",
-        note=f"baseline: signal straight to workflow; {interval(BASELINE)}, seconds of "
-        "events resampled",
+        note=f"baseline: signal straight to workflow; {how}; {interval(BASELINE)}, seconds "
+        f"of events resampled; each round's p99: {by_round(ENGINE)} / {by_round(BASELINE)} ms",
     )
     p99.met = p99.ratio is not None and p99.ratio <= 1.2 and (p99.engine or 0) < 250
     metrics.append(p99)

@@ -49,3 +49,24 @@ def test_the_interval_is_reproducible() -> None:
 def test_an_empty_side_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one block"):
         ratio_interval([], seconds_of(latencies(1)), 99)
+
+
+def test_a_slow_second_both_sides_shared_does_not_widen_a_paired_interval() -> None:
+    """Variants that took turns were slowed together: drawn as pairs, the shared burst is in
+    both sides of a draw or in neither, so the ratio stays near one."""
+    burst = [400.0] * 10
+
+    def slowed(samples: list[float]) -> list[list[float]]:
+        return seconds_of(samples[:200] + burst + samples[210:])
+
+    engine, baseline = slowed(latencies(1)), slowed(latencies(2))
+    apart = ratio_interval(engine, baseline, 99)
+    paired = ratio_interval(engine, baseline, 99, paired=True)
+    assert apart[0] < 0.5 and apart[1] > 2  # drawn apart, the burst lands on one side only
+    assert 0.7 < paired[0] < 1.0 < paired[1] < 1.4
+    assert paired[1] - paired[0] < (apart[1] - apart[0]) / 3
+
+
+def test_paired_sides_need_as_many_blocks() -> None:
+    with pytest.raises(ValueError, match="differ in number: 18 and 17"):
+        ratio_interval(seconds_of(latencies(1)), seconds_of(latencies(2, n=425)), 99, paired=True)
