@@ -58,9 +58,9 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
 @size_option(
     "latency_slice",
     click.IntRange(0),
-    "Latency: the variants take turns sending, this many seconds of events each, so what "
-    "slows the machine for a while slows them alike; 0: each variant's round whole, one "
-    "after the other (as before 2026-12-05).",
+    "Latency: the variants take turns sending, this many seconds of events each, so a "
+    "spell that slows the machine shows in all of them (a diagnosis; see bench/README.md). "
+    "0: each variant's round whole, one after the other.",
 )
 @size_option(
     "parked",

@@ -1,11 +1,10 @@
 """Scenario 2, event -> action latency: events posted at a steady rate to parked
 enrollments, timed from the POST (or signal) to the email row it causes.
 
-By default a round's variants take turns in slices of a few seconds at the same steady
-rate (`interleaved_round`): whatever slows the whole machine for a while, a noisy
-neighbour or a server's housekeeping, then falls on every variant alike instead of on
-whichever variant's round it struck. ``--latency-slice 0`` runs each variant's round whole,
-one after the other (`latency_run`), as the figures before 2026-12-05 were measured."""
+A round runs each variant's events whole, one variant after the other (`latency_run`).
+With ``--latency-slice N`` the variants take turns instead, N seconds of events each in one
+steady stream at the same rate (`interleaved_round`): a spell that slows the whole machine
+then shows in every variant's events, which tells such spells from a variant's own tail."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ class Sizes:
     enrollments: int = 250  # the full size: 1000
     rate: float = 50.0
     events: int = 150
-    latency_slice: int = 2  # seconds of one variant's events before the next one's turn
+    latency_slice: int = 0  # seconds of one variant's events before the next one's turn
     parked: int = 300  # the full size: 10000
     rounds: int = 2
     sim_runs: int = 5
