@@ -101,7 +101,7 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
     "ingest_database",
     click.STRING,
     "Ingest: the store's database URL (e.g. PostgreSQL), migrated and seeded with fresh "
-    "customers. Default: the run's SQLite file.",
+    "customers. Default: the run's store (see --store-database).",
 )
 @size_option("ingest_processes", click.IntRange(1, 16), "Ingest: API processes on one port.")
 @size_option(
@@ -127,8 +127,9 @@ def size_option(name: str, kind: click.ParamType, help: str) -> Callable[[FC], F
 @size_option(
     "store_database",
     click.STRING,
-    "Throughput, latency, memory: the store on this PostgreSQL server (a throwaway database "
-    "made for the run and dropped after it). Default: a fresh SQLite file.",
+    "Throughput, latency, memory (and ingest, without --ingest-database): the store on this "
+    "PostgreSQL server, a throwaway database made for the run and dropped after it. "
+    "Default: a fresh SQLite file.",
 )
 @click.option(
     "--bytecode/--no-bytecode",

@@ -58,7 +58,7 @@ class Sizes:
     ingest_events: int = 50_000  # the ingest scenario (issue 20), in batches of 1,000
     sweep_customers: int = 100_000  # the sweep scenario (issue 20)
     report_database: str = ""  # the reports scenario's store; "": a fresh SQLite file
-    ingest_database: str = ""  # the ingest scenario's store; "": the run's SQLite file
+    ingest_database: str = ""  # the ingest scenario's store; "": the run's store
     ingest_processes: int = 2  # the ingest scenario's API processes (one port, SO_REUSEPORT)
     burst_enrollments: int = 10_000  # the burst scenario (issue 20): started by one sweep
     burst_workers: int = 1  # the burst scenario's worker processes on the task queue
