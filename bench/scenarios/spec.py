@@ -46,9 +46,7 @@ class Sizes:
     replays: int = 3
     stall_timeout: float = 60.0
     temporal_db: str = "memory"
-    store_database: str = (
-        ""  # the Temporal scenarios' store: "": a SQLite file; or a PostgreSQL server
-    )
+    store_database: str = ""  # the Temporal scenarios' PostgreSQL server; "": SQLite
     bytecode: bool = True
     report_customers: int = 10_000  # the reports scenario (issue 19)
     health_customers: int = 10_000  # the health scenario (issue 15): the daily recompute
