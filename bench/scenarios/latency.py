@@ -4,7 +4,10 @@ enrollments, timed from the POST (or signal) to the email row it causes.
 A round runs each variant's events whole, one variant after the other (`latency_run`).
 With ``--latency-slice N`` the variants take turns instead, N seconds of events each in one
 steady stream at the same rate (`interleaved_round`): a spell that slows the whole machine
-then shows in every variant's events, which tells such spells from a variant's own tail."""
+then shows in every variant's events, which tells such spells from a variant's own tail.
+
+After each round the slowest events are taken apart from their histories (`segments`): the
+"slowest 1%" rows say which part of an event's path the tail is spent in."""
 
 from __future__ import annotations
 
@@ -32,7 +35,9 @@ from bench.scenarios.driver import (
     start_enrollments,
     verify,
     wait_for_projection,
+    workflow_id,
 )
+from bench.scenarios.segments import Traced, segment_metrics, trace, traced_count
 from bench.scenarios.spec import BASELINE, BASELINE_API, ENGINE, ENGINE_SIGNAL, Progress, Sizes
 from bench.scenarios.stack import Stack, WorkerProcess, cpu_seconds
 from engine.store.models import OutboxMessage
@@ -48,6 +53,8 @@ class LatencyRun:
     cpu_ms: float
     server_cpu_ms: float
     driver_cpu_ms: float
+    traced: Traced
+    """The round's slowest events and a few typical ones, taken apart (`segments`)."""
 
     @property
     def total_cpu_ms(self) -> float:
@@ -72,7 +79,7 @@ async def latency_run(
         shared.charge(lane)
         worker_cpu = worker.cpu_seconds() - cpu_before
     await verify(stack, variant, prefix, customers, queue, completed=True)
-    return lane.result(stack, worker_cpu)
+    return await lane.result(stack, worker_cpu, sizes)
 
 
 async def interleaved_round(
@@ -114,7 +121,7 @@ async def interleaved_round(
     results: dict[str, LatencyRun] = {}
     for lane in lanes:
         await verify(stack, lane.variant, lane.prefix, lane.customers, lane.queue, completed=True)
-        results[lane.variant] = lane.result(stack, worker_cpu[lane.variant])
+        results[lane.variant] = await lane.result(stack, worker_cpu[lane.variant], sizes)
     return results
 
 
@@ -144,8 +151,9 @@ class _Lane:
     server_cpu: float = 0.0
     driver_cpu: float = 0.0
 
-    def result(self, stack: Stack, worker_cpu: float) -> LatencyRun:
-        """The lane's latencies, from its send times to its last email rows."""
+    async def result(self, stack: Stack, worker_cpu: float, sizes: Sizes) -> LatencyRun:
+        """The lane's latencies, from its send times to its last email rows, and its
+        slowest events taken apart from their histories (outside any timing)."""
         with stack.sessions() as session:
             rows = session.execute(
                 select(OutboxMessage.customer_id, OutboxMessage.created_at).where(
@@ -156,6 +164,13 @@ class _Lane:
         sent = self.sent
         emailed = sorted(((c, at) for c, at in rows if c), key=lambda row: sent[row[0]])
         latencies = [(at - sent[c]).total_seconds() * 1000 for c, at in emailed]
+        traced = await trace(
+            stack.client,
+            {c: workflow_id(self.variant, c) for c, _ in emailed},
+            sent,
+            dict(emailed),
+            traced_count(sizes.events, sizes.rounds),
+        )
         n = len(self.customers)
         server = self.server_cpu if stack.server else float("nan")
         return LatencyRun(
@@ -164,6 +179,7 @@ class _Lane:
             worker_cpu * 1000 / n,
             server * 1000 / n,
             self.driver_cpu * 1000 / n,
+            traced,
         )
 
 
@@ -389,4 +405,11 @@ async def latency(stack: Stack, sizes: Sizes, progress: Progress) -> list[Metric
         f"the most the machine can take is about {1000 * cores / total[0]:.0f} / "
         f"{1000 * cores / total[1]:.0f} events/s",
     )
-    return [*metrics, direct, like, api, cpu, server, driver, demand]
+    parts = segment_metrics(
+        {v: [r.traced for r in runs[v]] for v in variants},
+        ENGINE,
+        BASELINE,
+        sizes.events,
+        also=BASELINE_API,
+    )
+    return [*metrics, direct, like, api, *parts, cpu, server, driver, demand]
