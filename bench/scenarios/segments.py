@@ -126,7 +126,7 @@ async def trace(
         return segments_of(sent[customer_id], history.events, emailed[customer_id])
 
     slow: list[tuple[float, Segments]] = []
-    for customer_id in reversed(by_latency[len(by_latency) - slowest :] if slowest else []):
+    for customer_id in by_latency[::-1][:slowest]:
         found = await parts(customer_id)
         if found is not None:
             slow.append((_ms(emailed[customer_id], sent[customer_id]), found))
