@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import BindParameter, Executable, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.store.models import EmailEngagement, EngagementEvent, StepVisit
@@ -87,6 +87,46 @@ def record_engagement(
     return True
 
 
+_VISIT_STATEMENTS: dict[str, tuple[Executable, Executable]] = {}
+
+
+def _visit_statements(session: Session) -> tuple[Executable, Executable]:
+    """`record_step_visits`' two statements for the session's dialect, built once, their
+    values given when they run: the insert of new visits (which returns the ids it
+    stored), and the update that marks the run's newest visit as its latest.
+
+    The worker runs them at every step, under SQLite inside the writer lock; built on
+    each call (a multi-row ``VALUES`` is compiled anew every time), they took longer than
+    the statements themselves (bench/RESULTS.md, "The worker's longest hold of the
+    writer lock")."""
+    dialect = session.get_bind().dialect.name
+    cached = _VISIT_STATEMENTS.get(dialect)
+    if cached is None:
+        # Not named "run_key": an UPDATE keeps its table's column names for SET values.
+        run_key: BindParameter[str] = bindparam("visits_run_key")
+        newest = (
+            select(StepVisit.id)
+            .where(StepVisit.run_key == run_key)
+            .order_by(StepVisit.entered_at.desc(), StepVisit.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        cached = _VISIT_STATEMENTS[dialect] = (
+            dialect_insert(session, StepVisit)
+            .on_conflict_do_nothing(index_elements=["run_key", "step_id", "visit"])
+            .returning(StepVisit.id),
+            # One statement (under SQLite the writer lock is held until the commit): the
+            # newest becomes latest, any other that was latest no longer is.
+            update(StepVisit)
+            .where(
+                StepVisit.run_key == run_key,
+                or_(StepVisit.latest.is_(True), StepVisit.id == newest),
+            )
+            .values(latest=StepVisit.id == newest),
+        )
+    return cached
+
+
 def record_step_visits(
     session: Session,
     *,
@@ -114,28 +154,7 @@ def record_step_visits(
     ]
     if not rows:
         return 0
-    result = session.execute(
-        dialect_insert(session, StepVisit)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["run_key", "step_id", "visit"])
-        .returning(StepVisit.id)
-    )
-    added = len(result.all())
-    # Mark the run's latest visit (a retried call finds the same one).
-    newest = (
-        select(StepVisit.id)
-        .where(StepVisit.run_key == run_key)
-        .order_by(StepVisit.entered_at.desc(), StepVisit.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    # One statement (under SQLite the writer lock is held until the commit): the newest
-    # becomes latest, any other that was latest no longer is.
-    session.execute(
-        update(StepVisit)
-        .where(
-            StepVisit.run_key == run_key, or_(StepVisit.latest.is_(True), StepVisit.id == newest)
-        )
-        .values(latest=StepVisit.id == newest)
-    )
+    insert_visits, mark_latest = _visit_statements(session)
+    added = len(session.execute(insert_visits, rows).all())
+    session.execute(mark_latest, {"visits_run_key": run_key})
     return added

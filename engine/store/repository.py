@@ -919,21 +919,6 @@ def save_enrollment(
     """
     now = utcnow()
     key = enrollment_key or workflow_id
-    stmt = dialect_insert(session, Enrollment).values(
-        enrollment_key=key,
-        workflow_id=workflow_id,
-        playbook_id=playbook_id,
-        version=version,
-        customer_id=customer_id,
-        cycle_key=cycle_key,
-        status=str(status),
-        current_step=current_step,
-        outcome=outcome,
-        started_at=_aware(started_at, "started_at") or now,
-        ended_at=_aware(ended_at, "ended_at"),
-        updated_at=now,
-    )
-    always = ("playbook_id", "version", "customer_id", "status", "updated_at")
     optional = {
         "cycle_key": cycle_key,
         "current_step": current_step,
@@ -941,12 +926,54 @@ def save_enrollment(
         "started_at": started_at,
         "ended_at": ended_at,
     }
-    set_ = {name: stmt.excluded[name] for name in always}
-    set_.update({name: stmt.excluded[name] for name, v in optional.items() if v is not None})
-    if new:
-        set_.update({name: stmt.excluded[name] for name in ("started_at", "ended_at", "outcome")})
-    session.execute(stmt.on_conflict_do_update(index_elements=["enrollment_key"], set_=set_))
+    updated = frozenset(name for name, v in optional.items() if v is not None) | (
+        _RESTARTED if new else frozenset()
+    )
+    session.execute(
+        _enrollment_upsert(session, updated),
+        {
+            "enrollment_key": key,
+            "workflow_id": workflow_id,
+            "playbook_id": playbook_id,
+            "version": version,
+            "customer_id": customer_id,
+            "cycle_key": cycle_key,
+            "status": str(status),
+            "current_step": current_step,
+            "outcome": outcome,
+            "started_at": _aware(started_at, "started_at") or now,
+            "ended_at": _aware(ended_at, "ended_at"),
+            "updated_at": now,
+        },
+    )
     return key
+
+
+_ALWAYS_UPDATED = ("playbook_id", "version", "customer_id", "status", "updated_at")
+_RESTARTED = frozenset(("started_at", "ended_at", "outcome"))
+_ENROLLMENT_UPSERTS: dict[tuple[str, frozenset[str]], postgresql.Insert | sqlite.Insert] = {}
+
+
+def _enrollment_upsert(
+    session: Session, updated: frozenset[str]
+) -> postgresql.Insert | sqlite.Insert:
+    """`save_enrollment`'s statement, built once per dialect and set of updated columns,
+    its values given when it runs.
+
+    The worker records an enrollment's progress at every step, under SQLite inside the
+    writer lock: building the statement (``excluded`` and its column collection) on each
+    call took longer than running it, and kept the API's event writes waiting
+    (bench/RESULTS.md, "The worker's longest hold of the writer lock")."""
+    dialect = session.get_bind().dialect.name
+    cached = _ENROLLMENT_UPSERTS.get((dialect, updated))
+    if cached is None:
+        stmt = dialect_insert(session, Enrollment)
+        names = [*_ALWAYS_UPDATED, *sorted(updated)]
+        cached = stmt.on_conflict_do_update(
+            index_elements=["enrollment_key"], set_={n: stmt.excluded[n] for n in names}
+        )
+        _ENROLLMENT_UPSERTS[(dialect, updated)] = cached
+    return cached
 
 
 def upsert_enrollment(
