@@ -155,6 +155,9 @@ def record_step_visits(
     if not rows:
         return 0
     insert_visits, mark_latest = _visit_statements(session)
-    added = len(session.execute(insert_visits, rows).all())
-    session.execute(mark_latest, {"visits_run_key": run_key})
+    # On the session's connection, past the ORM's execute: nothing here is read back into
+    # the identity map (as `repository.record_milestones`).
+    connection = session.connection()
+    added = len(connection.execute(insert_visits, rows).all())
+    connection.execute(mark_latest, {"visits_run_key": run_key})
     return added

@@ -929,7 +929,7 @@ def save_enrollment(
     updated = frozenset(name for name, v in optional.items() if v is not None) | (
         _RESTARTED if new else frozenset()
     )
-    session.execute(
+    session.connection().execute(  # past the ORM's execute, as `record_milestones`
         _enrollment_upsert(session, updated),
         {
             "enrollment_key": key,
