@@ -116,7 +116,8 @@ def _visit_statements(session: Session) -> tuple[Executable, Executable]:
             .on_conflict_do_nothing(index_elements=["run_key", "step_id", "visit"])
             .returning(StepVisit.id),
             # One statement (under SQLite the writer lock is held until the commit): the
-            # newest becomes latest, any other that was latest no longer is.
+            # newest becomes latest, any other that was latest no longer is; a retried call
+            # finds the same newest.
             update(StepVisit)
             .where(
                 StepVisit.run_key == run_key,
