@@ -349,9 +349,23 @@ def run_median(runs: Sequence[Any], attr: str) -> float:
 
 
 def round_order(variants: Sequence[str], round_no: int) -> list[str]:
-    """Alternate who goes first, so drift (a warming server, a growing database) is shared."""
-    shift = (round_no - 1) % len(variants)
-    return [*variants[shift:], *variants[:shift]]
+    """The order the variants run in, round ``round_no``: drift (a warming server, a
+    growing database) shared between the variants compared.
+
+    The variants go in pairs, as listed: the first and second, the third and fourth...,
+    each pair the two a goal compares. The two of a pair always run back to back, which
+    of them goes first alternating from round to round, and the pairs take turns going
+    first every two rounds. Over any even number of rounds both of a pair have the same
+    mean place, and over a multiple of ``2 x pairs`` rounds every variant has.
+
+    A run's later rounds are slower than its first ones (the in-memory dev server keeps
+    every history), so a variant that ran later on average, or last, would pay for it.
+    """
+    pairs = [list(variants[i : i + 2]) for i in range(0, len(variants), 2)]
+    if round_no % 2 == 0:
+        pairs = [pair[::-1] for pair in pairs]
+    shift = (round_no - 1) // 2 % len(pairs)
+    return [v for pair in [*pairs[shift:], *pairs[:shift]] for v in pair]
 
 
 async def run_rounds(
