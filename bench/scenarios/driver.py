@@ -352,8 +352,8 @@ def round_order(variants: Sequence[str], round_no: int) -> list[str]:
     """The order the variants run in, round ``round_no``: drift (a warming server, a
     growing database) shared between the variants compared.
 
-    The variants go in pairs, as listed: the first and second, the third and fourth...,
-    each pair the two a goal compares. The two of a pair always run back to back, which
+    The variants go in pairs, as listed: the first and second, the third and fourth...;
+    list the two a goal compares first. The two of a pair always run back to back, which
     of them goes first alternating from round to round, and the pairs take turns going
     first every two rounds. Over any even number of rounds both of a pair have the same
     mean place, and over a multiple of ``2 x pairs`` rounds every variant has.
